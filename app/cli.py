@@ -1,0 +1,315 @@
+"""The ``stitch`` command: parse arguments, build the engine's objects, run one thing, and
+map the error families to messages and exit codes (the table is in README.md).
+
+With no arguments (or ``gui``) it opens the updater window; ``--update`` runs the same
+update silently for launchers. Nothing here imports Qt unless the window is asked for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from app.report import Reporter
+from core.errors import (
+    CancelledError,
+    ConfigError,
+    ContentError,
+    DownloadError,
+    StitchError,
+)
+from core.progress import CancelToken
+
+VERSION = "0.1.0"
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_CONFIG = 2  # bad arguments or configuration file
+EXIT_NETWORK = 3  # server unreachable, HTTP error, broken range answers
+EXIT_REJECTED = 4  # the release failed a check: signature, hash, format, downgrade, path
+EXIT_DISK = 5  # local disk: not writable, full, missing
+EXIT_CANCELLED = 6
+
+
+def exit_code_for(exc: BaseException) -> int:
+    if isinstance(exc, CancelledError):
+        return EXIT_CANCELLED
+    if isinstance(exc, ConfigError):
+        return EXIT_CONFIG
+    if isinstance(exc, DownloadError):
+        return EXIT_NETWORK
+    if isinstance(exc, ContentError):
+        return EXIT_REJECTED
+    if isinstance(exc, OSError):
+        return EXIT_DISK
+    return EXIT_INTERNAL
+
+
+def error_kind(exc: BaseException) -> str:
+    return {EXIT_CANCELLED: "cancelled", EXIT_CONFIG: "config", EXIT_NETWORK: "network",
+            EXIT_REJECTED: "rejected", EXIT_DISK: "disk"}.get(exit_code_for(exc), "internal")
+
+
+def one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and not isinstance(exc, StitchError):
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _add_update_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", help="base URL of the release repository")
+    p.add_argument("--channel", help="release channel (default: stable)")
+    p.add_argument("--dir", type=Path, help="install folder")
+    p.add_argument("--pubkey", action="append", default=[],
+                   help="trusted minisign public key: a .pub file or its base64 (repeatable)")
+    p.add_argument("--progress", choices=["text", "json", "none"], default="text")
+    p.add_argument("--allow-downgrade", action="store_true")
+    p.add_argument("--wait-pid", type=int, help="wait for this process to exit first")
+    p.add_argument("--launch", action="store_true", help="start the configured program after")
+    p.add_argument("--connections", type=int, default=4, help="parallel HTTP requests")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stitch", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"stitch {VERSION}")
+    parser.add_argument("--config", type=Path, help="updater.toml to use")
+    parser.add_argument("--update", action="store_true",
+                        help="update silently (launcher mode); same options as 'update'")
+    _add_update_options(parser)
+    sub = parser.add_subparsers(dest="command")
+
+    p = sub.add_parser("publish", help="turn a folder into a release")
+    p.add_argument("src", type=Path)
+    p.add_argument("repo", type=Path)
+    p.add_argument("--version", dest="release_version", required=True)
+    p.add_argument("--channel", default="stable")
+    p.add_argument("--product", default="")
+    p.add_argument("--notes", default="", help="release notes (text, or @FILE)")
+    p.add_argument("--sign-key", type=Path, help="minisign secret key file")
+    p.add_argument("--expires-days", type=int)
+    p.add_argument("--files-url", default="", help="where the files are hosted, if elsewhere")
+    p.add_argument("--avg-chunk", type=int, help="average chunk size in bytes (power of 2)")
+    p.add_argument("--force", action="store_true", help="replace an existing version")
+
+    p = sub.add_parser("update", help="install or update a folder")
+    _add_update_options(p)
+
+    p = sub.add_parser("serve", help="serve a release folder over HTTP (ranges supported)")
+    p.add_argument("repo", type=Path)
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--bind", default="127.0.0.1")
+
+    p = sub.add_parser("keygen", help="make a minisign key pair for signing releases")
+    p.add_argument("keyfile", type=Path)
+    p.add_argument("--password", action="store_true", help="protect the key with a password")
+    p.add_argument("--force", action="store_true")
+
+    sub.add_parser("gui", help="open the updater window (the default)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "publish":
+            return cmd_publish(args)
+        if args.command == "serve":
+            from app.serve import run
+
+            return run(args.repo, args.bind, args.port)
+        if args.command == "keygen":
+            return cmd_keygen(args)
+        if args.command == "update" or args.update:
+            return cmd_update(args)
+        from app.gui import run as run_gui
+
+        return run_gui(args.config, sys.argv if argv is None else list(argv))
+    except KeyboardInterrupt:
+        print("stitch: cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    except (StitchError, OSError) as e:
+        print(f"stitch: {one_line(e)}", file=sys.stderr)
+        return exit_code_for(e)
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from core.chunker import DEFAULT_PARAMS, ChunkerParams
+    from core.publish import publish
+
+    params = DEFAULT_PARAMS
+    if args.avg_chunk:
+        a = args.avg_chunk
+        params = ChunkerParams(max(64, a // 4), a, min(16 << 20, a * 4))
+        try:
+            params.validate()
+        except ValueError as e:
+            raise ConfigError(f"--avg-chunk: {e}") from None
+    key = None
+    if args.sign_key:
+        key = _load_secret_key(args.sign_key)
+    notes = args.notes
+    if notes.startswith("@"):
+        notes = Path(notes[1:]).read_text(encoding="utf-8")
+    report = publish(args.src, args.repo, args.release_version, channel=args.channel,
+                     product=args.product, params=params, sign_key=key, notes=notes,
+                     expires_days=args.expires_days, files_url=args.files_url,
+                     force=args.force)
+    for line in report.lines():
+        print(line)
+    return EXIT_OK
+
+
+def _load_secret_key(path: Path) -> object:
+    from core import signing
+
+    data = path.read_bytes()
+    try:
+        return signing.load_secret_key(data, None)
+    except StitchError:
+        import getpass
+
+        pw = os.environ.get("STITCH_KEY_PASSWORD")
+        if pw is None:
+            pw = getpass.getpass(f"password for {path}: ")
+        return signing.load_secret_key(data, pw.encode())
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from core import signing
+
+    password = None
+    if args.password:
+        import getpass
+
+        pw = os.environ.get("STITCH_KEY_PASSWORD") or getpass.getpass("new key password: ")
+        password = pw.encode()
+    try:
+        pub = signing.keygen(args.keyfile, password, force=args.force)
+    except FileExistsError:
+        raise ConfigError(f"{args.keyfile} exists (use --force to replace it)") from None
+    print(f"secret key: {args.keyfile}\npublic key: {args.keyfile}.pub\n{pub.b64()}")
+    return EXIT_OK
+
+
+def _pubkey_arg(value: str) -> str:
+    """A --pubkey value: a .pub file path or the base64 key itself."""
+    p = Path(value)
+    if p.is_file():
+        from core import signing
+
+        return signing.parse_public_key(p.read_text(encoding="utf-8")).b64()
+    return value
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    from core.updater import Outcome, Updater, UpdaterConfig
+
+    reporter = Reporter(args.progress)
+    cfg_file = None
+    config_path = args.config
+    if config_path is None and not args.url:
+        from app.config import default_config_path
+
+        config_path = default_config_path()
+    try:
+        if config_path is not None:
+            from app.config import load_config
+
+            cfg_file = load_config(config_path)
+        url = args.url or (cfg_file.url if cfg_file else "")
+        install_dir = args.dir or (cfg_file.install_dir if cfg_file else None)
+        if not url:
+            raise ConfigError("no release URL: pass --url or a config file with url")
+        if install_dir is None:
+            raise ConfigError("no install folder: pass --dir (the config says 'ask')")
+        pubkeys = tuple(_pubkey_arg(k) for k in args.pubkey) or \
+            (cfg_file.pubkeys if cfg_file else ())
+        config = UpdaterConfig(
+            url=url, install_dir=Path(install_dir),
+            channel=args.channel or (cfg_file.channel if cfg_file else "stable"),
+            product=cfg_file.product if cfg_file else "",
+            pubkeys=pubkeys, allow_downgrade=args.allow_downgrade,
+            connections=args.connections,
+        )
+        if args.wait_pid:
+            _wait_pid(args.wait_pid)
+        cancel = CancelToken()
+        _cancel_on_signals(cancel)
+        updater = Updater(config, progress=reporter if args.progress != "none" else None,
+                          cancel=cancel)
+        try:
+            result = updater.update()
+        finally:
+            updater.close()
+    except (StitchError, OSError) as e:
+        code = exit_code_for(e)
+        if args.progress == "json":
+            reporter.emit({"event": "error", "kind": error_kind(e), "message": one_line(e),
+                           "exit_code": code})
+        print(f"stitch: {one_line(e)}", file=sys.stderr)
+        return code
+    for w in result.warnings:
+        print(f"stitch: warning: {w}", file=sys.stderr)
+    if args.progress == "json":
+        reporter.emit({
+            "event": "result", "outcome": result.outcome.value,
+            "from_version": result.from_version, "to_version": result.to_version,
+            "bytes_downloaded": result.bytes_downloaded, "bytes_reused": result.bytes_reused,
+            "files_changed": result.files_changed, "files_removed": result.files_removed,
+            "requests": result.requests, "warnings": list(result.warnings), "exit_code": 0,
+        })
+    elif args.progress == "text":
+        if result.outcome is Outcome.UP_TO_DATE:
+            reporter.line(f"up to date: {result.to_version}")
+        else:
+            total = result.bytes_downloaded + result.bytes_reused
+            saved = 100 * result.bytes_reused / total if total else 0.0
+            reporter.line(
+                f"updated {result.from_version or '(nothing)'} -> {result.to_version}: "
+                f"{result.files_changed} files changed, {result.files_removed} removed; "
+                f"downloaded {result.bytes_downloaded} bytes in {result.requests} requests, "
+                f"reused {result.bytes_reused} bytes from disk ({saved:.1f}% saved)")
+    if args.launch and cfg_file is not None and cfg_file.program:
+        _launch(cfg_file.program, cfg_file.args, Path(config.install_dir))
+    return EXIT_OK
+
+
+def _cancel_on_signals(cancel: CancelToken) -> None:
+    def handler(signum: int, frame: object) -> None:
+        cancel.cancel()
+
+    signal.signal(signal.SIGINT, handler)
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, handler)
+
+
+def _wait_pid(pid: int, timeout: float = 600.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            pass
+        time.sleep(0.2)
+    raise ConfigError(f"process {pid} did not exit within {timeout:.0f} s")
+
+
+def _launch(program: str, args: Sequence[str], install_dir: Path) -> None:
+    import subprocess
+
+    exe = Path(program)
+    if not exe.is_absolute():
+        exe = install_dir / exe
+    subprocess.Popen([str(exe), *args], cwd=install_dir, start_new_session=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Progress output for the command line and for launchers: ``--progress text|json|none``.
+
+``json`` prints one JSON object per line on stdout (documented in README.md): progress lines
+``{"event": "progress", ...}`` and one final ``{"event": "result", ...}`` or
+``{"event": "error", ...}`` line. ``text`` prints a human line to stderr, rewritten in place
+on a terminal. Speed and time left are computed from this session only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import IO, Any
+
+from core.progress import Phase, Progress
+
+PHASE_WORDS = {
+    Phase.CHECK: "checking for updates",
+    Phase.SCAN: "scanning local files",
+    Phase.PLAN: "planning",
+    Phase.DOWNLOAD: "downloading",
+    Phase.REBUILD: "rebuilding",
+    Phase.VERIFY: "verifying",
+    Phase.INSTALL: "installing",
+    Phase.DONE: "done",
+}
+
+
+class Rate:
+    """Exponentially smoothed speed of one counter (bytes per second)."""
+
+    def __init__(self, half_life: float = 2.0) -> None:
+        self.half_life = half_life
+        self._t: float | None = None
+        self._v = 0
+        self.speed = 0.0
+
+    def update(self, value: int, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        if self._t is None:
+            self._t, self._v = now, value
+            return self.speed
+        dt = now - self._t
+        if dt >= 0.2:
+            inst = (value - self._v) / dt
+            w = 0.5 ** (dt / self.half_life)
+            self.speed = inst if self.speed == 0 else w * self.speed + (1 - w) * inst
+            self._t, self._v = now, value
+        return self.speed
+
+
+class Reporter:
+    """Receives engine progress and writes it out in one of the three modes."""
+
+    def __init__(self, mode: str, out: IO[str] | None = None) -> None:
+        self.mode = mode
+        self.out = out if out is not None else (sys.stdout if mode == "json" else sys.stderr)
+        self.rate = Rate()
+        self._last_text = 0.0
+        self._tty = mode == "text" and self.out.isatty()
+        self._phase: Phase | None = None
+
+    def emit(self, obj: dict[str, Any]) -> None:
+        self.out.write(json.dumps(obj, separators=(",", ":")) + "\n")
+        self.out.flush()
+
+    def __call__(self, p: Progress) -> None:
+        speed = self.rate.update(p.bytes_network) if p.phase is Phase.DOWNLOAD else 0.0
+        eta = (p.total - p.done) / speed if speed > 0 and p.phase is Phase.DOWNLOAD else None
+        if self.mode == "json":
+            obj: dict[str, Any] = {
+                "event": "progress", "phase": p.phase.value, "done": p.done,
+                "total": p.total, "bytes_local": p.bytes_local,
+                "bytes_network": p.bytes_network, "speed": round(speed),
+                "eta": None if eta is None else round(eta, 1), "file": p.current,
+            }
+            if p.message:
+                obj["message"] = p.message
+            self.emit(obj)
+        elif self.mode == "text":
+            if p.message:
+                return
+            now = time.monotonic()
+            changed = p.phase is not self._phase
+            self._phase = p.phase
+            if not changed and now - self._last_text < (0.2 if self._tty else 2.0):
+                return
+            self._last_text = now
+            pct = f" {100 * p.done // p.total:3d}%" if p.total else ""
+            line = f"{PHASE_WORDS[p.phase]}{pct}"
+            if p.phase is Phase.DOWNLOAD:
+                line += f"  {mb(p.bytes_network)} from network, {mb(p.bytes_local)} from disk"
+                if speed:
+                    line += f", {mb(int(speed))}/s"
+            if self._tty:
+                self.out.write("\r\x1b[K" + line)
+                if p.phase is Phase.DONE:
+                    self.out.write("\n")
+            else:
+                self.out.write(line + "\n")
+            self.out.flush()
+
+    def line(self, text: str) -> None:
+        """A human message (not in json mode, where everything is structured)."""
+        if self.mode == "text":
+            if self._tty:
+                self.out.write("\r\x1b[K")
+            self.out.write(text + "\n")
+            self.out.flush()
+
+
+def mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"

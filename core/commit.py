@@ -1,0 +1,164 @@
+"""The journaled swap of staged files into the install folder.
+
+Every new file was built and verified (SHA-256) in ``.stitch/staging`` before this module
+runs. ``commit()`` first writes the journal (what goes where, and the new state) durably;
+from that moment the update is decided and every step is idempotent, so ``recover()`` rolls
+an interrupted commit forward whenever stitch runs next. Replaced and removed files are moved
+to ``.stitch/backup`` (a rename, no copy) and deleted only after the new state is written.
+If a staged file has vanished (the user deleted ``.stitch``), recovery rolls back instead,
+using those backups. Either way the install ends as the complete old or new release.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.errors import FormatError
+from core.fsutil import atomic_write, fsync_dir, inside
+from core.state import STATE_DIR, InstalledState, StateStore
+
+JOURNAL_FORMAT = "stitch.journal/1"
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """Put staged file ``staged`` (relative to .stitch) at ``path``, or remove ``path`` when
+    ``staged`` is None. ``had_old`` records whether ``path`` existed when the journal was
+    written, so a rollback knows whether to restore or delete."""
+
+    path: str
+    staged: str | None
+    executable: bool
+    had_old: bool
+    backup: str
+
+
+def _write_journal(store: StateStore, ops: list[Op], state: InstalledState,
+                   manifest: bytes, signature: bytes | None) -> None:
+    atomic_write(store.root / "staging" / "release.json", manifest)
+    if signature is not None:
+        atomic_write(store.root / "staging" / "release.json.minisig", signature)
+    obj = {
+        "format": JOURNAL_FORMAT,
+        "ops": [[o.path, o.staged, o.executable, o.had_old, o.backup] for o in ops],
+        "state": json.loads(state.to_json()),
+        "signed": signature is not None,
+    }
+    atomic_write(store.journal, json.dumps(obj).encode())
+
+
+def _read_journal(store: StateStore) -> tuple[list[Op], dict[str, Any], bool]:
+    try:
+        obj = json.loads(store.journal.read_bytes())
+        if obj["format"] != JOURNAL_FORMAT:
+            raise ValueError("unknown journal format")
+        ops = [Op(str(p), s, bool(x), bool(h), str(b)) for p, s, x, h, b in obj["ops"]]
+        return ops, obj["state"], bool(obj["signed"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise FormatError(f"commit journal is damaged: {e}", what="journal") from None
+
+
+def commit(store: StateStore, ops: list[Op], state: InstalledState, manifest: bytes,
+           signature: bytes | None, on_file: Callable[[int, str], None] | None = None) -> None:
+    """Swap staged files in (see module doc). ``state`` is the new state without
+    fingerprints for the files being placed; they are filled in after the swap."""
+    _write_journal(store, ops, state, manifest, signature)
+    _roll_forward(store, ops, on_file)
+    _finish(store, ops, state, manifest, signature)
+
+
+def recover(store: StateStore) -> bool:
+    """Finish (or undo) a commit that was interrupted. Returns True if there was one."""
+    if not store.journal.exists():
+        return False
+    ops, state_obj, signed = _read_journal(store)
+    staging = store.root / "staging"
+    manifest = (staging / "release.json").read_bytes() \
+        if (staging / "release.json").exists() else None
+    signature = (staging / "release.json.minisig").read_bytes() \
+        if signed and (staging / "release.json.minisig").exists() else None
+    missing = [o for o in ops if o.staged is not None
+               and not (store.root / o.staged).exists()
+               and not os.path.lexists(store.install_dir / o.path)]
+    if missing or manifest is None or (signed and signature is None):
+        _roll_back(store, ops)
+        return True
+    state = InstalledState.from_json(json.dumps(state_obj).encode())
+    _roll_forward(store, ops, None)
+    _finish(store, ops, state, manifest, signature)
+    return True
+
+
+def _roll_forward(store: StateStore, ops: list[Op],
+                  on_file: Callable[[int, str], None] | None) -> None:
+    root = store.install_dir
+    touched: set[Path] = set()
+    for i, op in enumerate(ops):
+        dest = inside(root, op.path)
+        backup = store.root / op.backup
+        staged = store.root / op.staged if op.staged else None
+        if staged is not None and not staged.exists():
+            continue  # already moved into place by an earlier, interrupted run
+        if os.path.lexists(dest) and not os.path.lexists(backup):
+            backup.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(dest, backup)
+        if staged is not None:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(staged, 0o755 if op.executable else 0o644)
+            os.replace(staged, dest)
+        touched.add(dest.parent)
+        if on_file is not None:
+            on_file(i + 1, op.path)
+    for d in touched:
+        with contextlib.suppress(OSError):
+            fsync_dir(d)
+
+
+def _finish(store: StateStore, ops: list[Op], state: InstalledState, manifest: bytes,
+            signature: bytes | None) -> None:
+    from core.state import InstalledFile  # local: only needed here
+
+    for op in ops:
+        if op.staged is None:
+            continue
+        st = os.stat(store.install_dir / op.path)
+        old = state.files[op.path]
+        state.files[op.path] = InstalledFile(old.sha256, st.st_size, st.st_mtime_ns, st.st_ino)
+    store.save(state, manifest, signature)
+    store.journal.unlink()
+    fsync_dir(store.root)
+    shutil.rmtree(store.root / "backup", ignore_errors=True)
+    _remove_empty_dirs(store.install_dir, [o.path for o in ops if o.staged is None])
+
+
+def _roll_back(store: StateStore, ops: list[Op]) -> None:
+    root = store.install_dir
+    for op in reversed(ops):
+        dest = root.joinpath(*op.path.split("/"))
+        backup = store.root / op.backup
+        if os.path.lexists(backup):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(backup, dest)
+        elif not op.had_old and op.staged is not None and os.path.lexists(dest):
+            os.unlink(dest)
+    store.journal.unlink()
+    shutil.rmtree(store.root / "backup", ignore_errors=True)
+
+
+def _remove_empty_dirs(root: Path, removed: list[str]) -> None:
+    for rel in removed:
+        parts = rel.split("/")[:-1]
+        while parts and parts[0] != STATE_DIR:
+            d = root.joinpath(*parts)
+            try:
+                d.rmdir()
+            except OSError:
+                break
+            parts.pop()

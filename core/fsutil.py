@@ -1,0 +1,68 @@
+"""Small file-system helpers every writer in the engine uses: atomic writes, fsync of
+folders, and the check that a path stays inside the install folder."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from core.errors import UnsafePathError
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or unlink in ``path`` durable (no-op where folders cannot be opened)."""
+    if os.name == "nt":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` so a reader sees the old file or the new one, never a mix:
+    temp file in the same folder, fsync, ``os.replace``, fsync of the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+
+
+def inside(root: Path, rel: str) -> Path:
+    """``root/rel`` after checking that no existing part of it is a symlink or leaves
+    ``root``; raises ``UnsafePathError``. ``rel`` was already checked by
+    ``manifest.check_path``; this guards against the disk (a symlinked folder), not the
+    manifest."""
+    root = root.resolve()
+    path = root.joinpath(*rel.split("/"))
+    cur = root
+    for part in rel.split("/")[:-1]:
+        cur = cur / part
+        if cur.is_symlink():
+            raise UnsafePathError(f"refusing to follow a symlinked folder: {cur}", path=rel)
+    if path.is_symlink():
+        # A symlink at the file's own place is replaced, never written through.
+        return path
+    if not str(path.resolve()).startswith(str(root) + os.sep):
+        raise UnsafePathError(f"path leaves the install folder: {rel}", path=rel)
+    return path
+
+
+def file_fingerprint(st: os.stat_result) -> tuple[int, int, int]:
+    """What the state cache compares to vouch that a file did not change: size, mtime in
+    nanoseconds, and inode (the file id on Windows)."""
+    return (st.st_size, st.st_mtime_ns, st.st_ino)

@@ -1,0 +1,49 @@
+"""Where things live in a release repository, on disk (publisher) and as URLs (client).
+
+    REPO/<channel>/latest.json
+    REPO/<channel>/<version>/release.json (+ .minisig)
+    REPO/<channel>/<version>/files/<path>  (+ <path>.fidx)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
+
+POINTER = "latest.json"
+MANIFEST = "release.json"
+SIGNATURE = "release.json.minisig"
+FILES = "files"
+FIDX_SUFFIX = ".fidx"
+
+
+def join_url(base: str, *parts: str) -> str:
+    """``base`` + '/'-joined parts, each percent-encoded (slashes inside a part are kept)."""
+    out = base.rstrip("/")
+    for p in parts:
+        out += "/" + quote(p, safe="/")
+    return out
+
+
+def channel_dir(repo: Path, channel: str) -> Path:
+    return repo / channel
+
+
+def version_dir(repo: Path, channel: str, version: str) -> Path:
+    return repo / channel / version
+
+
+def manifest_rel(version: str) -> str:
+    """Path of a version's manifest relative to its channel folder (as in latest.json)."""
+    return f"{version}/{MANIFEST}"
+
+
+def file_url(base: str, channel: str, version: str, path: str, files_url: str = "") -> str:
+    """URL of a release file's bytes; ``files_url`` (a mirror of the files/ folder) wins."""
+    if files_url:
+        return join_url(files_url, path)
+    return join_url(base, channel, version, FILES, path)
+
+
+def fidx_url(base: str, channel: str, version: str, path: str) -> str:
+    return join_url(base, channel, version, FILES, path + FIDX_SUFFIX)

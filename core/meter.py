@@ -1,0 +1,56 @@
+"""Turns the engine's byte counts into ``Progress`` reports at a sane rate.
+
+The engine calls ``add_*`` for every chunk; the meter keeps the running totals and calls the
+front end's callback on every phase change and otherwise at most every 50 ms, so a scan at
+GB/s does not flood a GUI or a JSON pipe.
+"""
+
+from __future__ import annotations
+
+import time
+
+from core.progress import Phase, Progress, ProgressCallback
+
+_INTERVAL = 0.05  # seconds between two reports within a phase
+
+
+class Meter:
+    def __init__(self, callback: ProgressCallback) -> None:
+        self._cb = callback
+        self.bytes_local = 0
+        self.bytes_network = 0
+        self._phase = Phase.CHECK
+        self._done = 0
+        self._total = 0
+        self.current = ""
+        self._last = 0.0
+
+    def _emit(self, message: str = "") -> None:
+        self._last = time.monotonic()
+        self._cb(Progress(self._phase, self._done, self._total, self.bytes_local,
+                          self.bytes_network, self.current, message))
+
+    def phase(self, phase: Phase, done: int, total: int, current: str = "") -> None:
+        """Enter (or report a step of) ``phase``: always reported."""
+        self._phase, self._done, self._total, self.current = phase, done, total, current
+        self._emit()
+
+    def _step(self, n: int) -> None:
+        self._done += n
+        if self._done >= self._total or time.monotonic() - self._last >= _INTERVAL:
+            self._emit()
+
+    def add_local(self, n: int) -> None:
+        self.bytes_local += n
+        self._step(n)
+
+    def add_network(self, n: int) -> None:
+        self.bytes_network += n
+        self._step(n)
+
+    def add_done(self, n: int) -> None:
+        self._step(n)
+
+    def log(self, message: str) -> None:
+        """A line for the details log, sent with the current progress."""
+        self._emit(message)

@@ -1,0 +1,87 @@
+"""Progress reporting and cancellation: the two things every long loop in the engine touches.
+
+The engine never draws anything. It calls one ``ProgressCallback`` with a frozen ``Progress``
+value and checks one ``CancelToken``; front ends decide how to show or throttle.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from core.errors import CancelledError
+
+
+class Phase(enum.Enum):
+    """The phases of an update, in the order they happen."""
+
+    CHECK = "check"  # fetch pointer and manifest, verify them
+    SCAN = "scan"  # chunk local files the state cache cannot vouch for
+    PLAN = "plan"  # decide local copies and remote ranges
+    DOWNLOAD = "download"  # fetch remote ranges into staging
+    REBUILD = "rebuild"  # copy reused chunks from local files into staging
+    VERIFY = "verify"  # whole-file SHA-256 of every staged file
+    INSTALL = "install"  # journaled swap into the install folder
+    DONE = "done"
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """One progress report. ``done``/``total`` are in the phase's unit (bytes, except CHECK
+    and INSTALL which count files); ``bytes_local``/``bytes_network`` are running totals for
+    the whole update."""
+
+    phase: Phase
+    done: int = 0
+    total: int = 0
+    bytes_local: int = 0
+    bytes_network: int = 0
+    current: str = ""  # the file being worked on, relative path, or ""
+    message: str = ""  # a line for the details log (ranges, retries), or ""
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def no_progress(_: Progress) -> None:
+    """The default progress callback: does nothing."""
+
+
+class CancelToken:
+    """Cancel and pause for one operation, shared between the engine and a front end.
+
+    ``check()`` is called in every long loop: it raises ``CancelledError`` once ``cancel()``
+    was called, and blocks while paused. Safe to use from any thread.
+    """
+
+    def __init__(self) -> None:
+        self._cancelled = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        self._running.set()  # wake a paused worker so it can see the cancel
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def check(self) -> None:
+        """Raise ``CancelledError`` if cancelled; wait here while paused."""
+        while not self._running.wait(0.1):
+            pass
+        if self._cancelled.is_set():
+            raise CancelledError("cancelled")

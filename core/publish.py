@@ -1,0 +1,208 @@
+"""``stitch publish``: turn a folder into a release in a repository folder.
+
+Owns the publisher side of the layout (``core.layout``): copy each file under
+``<channel>/<version>/files/``, write its ``.fidx`` beside it, write and optionally sign
+``release.json``, and switch ``latest.json`` last, atomically, so a client never sees a
+pointer to a half-written release. Also reports what the release costs a player who has the
+previous one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from core.chunker import DEFAULT_PARAMS, ChunkerParams, chunk_file
+from core.errors import ConfigError, FormatError
+from core.fidx import FileIndex, decode, encode
+from core.fsutil import atomic_write
+from core.layout import FIDX_SUFFIX, FILES, MANIFEST, POINTER, SIGNATURE, manifest_rel
+from core.manifest import (
+    FileEntry,
+    Manifest,
+    Pointer,
+    check_path,
+    encode_manifest,
+    encode_pointer,
+    format_time,
+    parse_manifest,
+    parse_pointer,
+)
+from core.planner import SeedSet
+from core.state import STATE_DIR
+
+PUBLIC_KEY = "minisign.pub"
+
+
+@dataclass(frozen=True)
+class PublishReport:
+    version: str
+    previous: str | None
+    files: int
+    total_bytes: int
+    chunks: int
+    index_bytes: int
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[str, ...]
+    new_bytes: int  # bytes of chunks not in the previous release: what an update costs
+    signed: bool
+
+    def lines(self) -> list[str]:
+        overhead = 100 * self.index_bytes / self.total_bytes if self.total_bytes else 0.0
+        out = [
+            f"published {self.version}: {self.files} files, {self.total_bytes} bytes, "
+            f"{self.chunks} chunks, index {self.index_bytes} bytes ({overhead:.2f}%)"
+            + (", signed" if self.signed else ", NOT signed"),
+        ]
+        if self.previous is not None:
+            out.append(
+                f"since {self.previous}: {len(self.added)} added, {len(self.changed)} changed, "
+                f"{len(self.removed)} removed; {self.new_bytes} bytes of new chunks")
+        return out
+
+
+def _source_files(src: Path) -> list[tuple[str, Path]]:
+    out: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(src):
+        dirnames[:] = sorted(d for d in dirnames if d != STATE_DIR)
+        for name in sorted(filenames):
+            p = Path(dirpath) / name
+            if p.is_symlink() or not p.is_file():
+                continue
+            rel = p.relative_to(src).as_posix()
+            check_path(rel)
+            out.append((rel, p))
+    return out
+
+
+def publish(
+    src: Path,
+    repo: Path,
+    version: str,
+    channel: str = "stable",
+    product: str = "",
+    params: ChunkerParams = DEFAULT_PARAMS,
+    sign_key: object | None = None,
+    notes: str = "",
+    expires_days: int | None = None,
+    files_url: str = "",
+    force: bool = False,
+) -> PublishReport:
+    """Publish ``src`` as ``version`` of ``channel`` in ``repo``. ``sign_key`` is a
+    ``core.signing.SecretKey``. Raises ``ConfigError`` for bad arguments (an existing
+    version without ``force``), ``UnsafePathError`` for file names that cannot be installed
+    everywhere, ``OSError`` for disk problems."""
+    if not src.is_dir():
+        raise ConfigError(f"source folder not found: {src}")
+    params.validate()
+    chan = repo / channel
+    previous = _previous(chan)
+    # A product name, once published, stays: clients refuse a manifest for another product.
+    product = product or (previous[0].product if previous else _default_product(repo))
+    final = chan / version
+    if final.exists() and not force:
+        raise ConfigError(f"version {version} already exists in {chan} (use --force)")
+    work = chan / f".{version}.publishing"
+    shutil.rmtree(work, ignore_errors=True)
+    (work / FILES).mkdir(parents=True)
+
+    entries: list[FileEntry] = []
+    indexes: dict[str, FileIndex] = {}
+    index_bytes = 0
+    for rel, path in _source_files(src):
+        dest = work / FILES / Path(*rel.split("/"))
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dest)
+        chunks, sha = chunk_file(dest, params)
+        idx = FileIndex.from_chunks(params, chunks, sha)
+        data = encode(idx)
+        (dest.parent / (dest.name + FIDX_SUFFIX)).write_bytes(data)
+        index_bytes += len(data)
+        indexes[rel] = idx
+        executable = bool(path.stat().st_mode & stat.S_IXUSR)
+        entries.append(FileEntry(rel, idx.file_size, sha.hex(),
+                                 _sha256(data), len(data), executable))
+
+    now = datetime.now(UTC)
+    manifest = Manifest(
+        product=product, channel=channel, version=version, created=format_time(now),
+        files=tuple(entries), notes=notes, files_url=files_url,
+        expires=format_time(now + timedelta(days=expires_days)) if expires_days else None,
+    )
+    manifest_bytes = encode_manifest(manifest)
+    parse_manifest(manifest_bytes)  # what we write, a client must accept
+    (work / MANIFEST).write_bytes(manifest_bytes)
+    if sign_key is not None:
+        from core import signing
+
+        assert isinstance(sign_key, signing.SecretKey)
+        sig = signing.sign(manifest_bytes, sign_key,
+                           f"stitch release {product} {channel} {version}")
+        (work / SIGNATURE).write_bytes(sig)
+        atomic_write(chan / PUBLIC_KEY, sign_key.public_key().to_file())
+
+    report = _report(manifest, indexes, index_bytes, previous, sign_key is not None)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(work, final)
+    atomic_write(chan / POINTER, encode_pointer(
+        Pointer(version, manifest_rel(version), _sha256(manifest_bytes))))
+    return report
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _default_product(src: Path) -> str:
+    name = "".join(c if c.isalnum() or c in "._-" else "-" for c in src.resolve().name)
+    return name.strip("-._")[:64] or "product"
+
+
+def _previous(chan: Path) -> tuple[Manifest, Path] | None:
+    try:
+        pointer = parse_pointer((chan / POINTER).read_bytes())
+        path = chan / pointer.manifest
+        return parse_manifest(path.read_bytes()), path.parent
+    except (OSError, FormatError):
+        return None
+
+
+def _report(manifest: Manifest, indexes: dict[str, FileIndex], index_bytes: int,
+            previous: tuple[Manifest, Path] | None, signed: bool) -> PublishReport:
+    chunks = sum(len(i) for i in indexes.values())
+    new_bytes = manifest.total_size
+    added = removed = changed = ()
+    prev_version = None
+    if previous is not None:
+        prev, prev_dir = previous
+        prev_version = prev.version
+        old = prev.by_path()
+        new = manifest.by_path()
+        added = tuple(sorted(set(new) - set(old)))
+        removed = tuple(sorted(set(old) - set(new)))
+        changed = tuple(sorted(p for p in set(new) & set(old) if new[p].sha256 != old[p].sha256))
+        seeds = []
+        for f in prev.files:
+            try:
+                idx = decode((prev_dir / FILES / (f.path + FIDX_SUFFIX)).read_bytes())
+            except (OSError, FormatError):
+                continue
+            seeds.append((f.path, idx.offsets()[:-1], idx.lengths, idx.ids))
+        seed_set = SeedSet.build(seeds)
+        new_bytes = 0
+        for idx in indexes.values():
+            missing = seed_set.lookup(idx.ids, idx.lengths) < 0
+            new_bytes += int(idx.lengths[missing].sum(dtype=np.uint64))
+    return PublishReport(manifest.version, prev_version, len(manifest.files),
+                         manifest.total_size, chunks, index_bytes, added, removed, changed,
+                         new_bytes, signed)

@@ -1,0 +1,197 @@
+"""Executing a ``FilePlan``: writing one new file into staging and proving it correct.
+
+Owns the staging file's bytes: local copies (each chunk re-hashed as it is copied, so a
+stale seed costs a download, never a wrong byte), remote ranges (each chunk checked against
+its xxh3-128 id before it is written) and the final whole-file SHA-256. It does not decide
+what to copy or fetch (``core.planner``) nor how bytes travel (``core.fetcher``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import xxhash
+
+from core.errors import HashMismatchError
+from core.fetcher import Fetcher
+from core.fidx import FileIndex
+from core.planner import FilePlan
+from core.progress import CancelToken
+
+_READ = 4 << 20  # bytes per read when copying or hashing
+
+
+class StagedFile:
+    """One file being built at ``path`` (a ``.part`` file in staging)."""
+
+    def __init__(self, path: Path, index: FileIndex, plan: FilePlan) -> None:
+        self.path = path
+        self.index = index
+        self.plan = plan
+        self.offsets = index.offsets()
+        self.retry_ranges: list[tuple[int, int]] = []  # local chunks that failed their check
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # O_CREAT without truncation: a .part left by an interrupted run keeps its bytes.
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
+        if os.fstat(self._fd).st_size != index.file_size:
+            os.ftruncate(self._fd, index.file_size)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def _chunk_range(self, start: int, end: int) -> tuple[int, int]:
+        """Chunk numbers [i, j) exactly covering target bytes [start, end)."""
+        i = int(np.searchsorted(self.offsets, start))
+        j = int(np.searchsorted(self.offsets, end))
+        return i, j
+
+    def copy_local(self, open_seed: Callable[[int], int], cancel: CancelToken,
+                   on_bytes: Callable[[int], None]) -> None:
+        """Copy every planned local run, checking each chunk's id on the way."""
+        digest = xxhash.xxh3_128_digest
+        for toff, seed, soff, length in self.plan.copies.tolist():
+            cancel.check()
+            fd = open_seed(seed)
+            i, j = self._chunk_range(toff, toff + length)
+            pos = 0
+            data = os.pread(fd, length, soff) if length <= _READ else None
+            for k in range(i, j):
+                clen = int(self.index.lengths[k])
+                if data is not None:
+                    chunk: bytes | memoryview = memoryview(data)[pos:pos + clen]
+                else:
+                    chunk = os.pread(fd, clen, soff + pos)
+                if digest(chunk) == self.index.ids[k].tobytes():
+                    os.pwrite(self._fd, chunk, toff + pos)
+                else:
+                    self.retry_ranges.append((toff + pos, toff + pos + clen))
+                pos += clen
+                on_bytes(clen)
+
+    def remote_ranges(self) -> list[tuple[int, int]]:
+        """Planned remote ranges plus local chunks that failed their check, merged."""
+        ranges = [(int(a), int(b)) for a, b in self.plan.remote.tolist()] + self.retry_ranges
+        ranges.sort()
+        merged: list[tuple[int, int]] = []
+        for a, b in ranges:
+            if merged and merged[-1][1] == a:
+                merged[-1] = (merged[-1][0], b)
+            else:
+                merged.append((a, b))
+        return merged
+
+    def download(self, fetcher: Fetcher, url: str, cancel: CancelToken,
+                 on_bytes: Callable[[int], None]) -> None:
+        """Fetch the remote ranges into the file, each chunk verified before it is written.
+
+        A chunk that arrives wrong is fetched once more (a flipped bit on the way); a second
+        failure is a ``HashMismatchError``: the server holds bad bytes."""
+        ranges = self.remote_ranges()
+        if not ranges:
+            return
+        bad = self._fetch(fetcher, url, ranges, cancel, on_bytes)
+        if bad:
+            bad = self._fetch(fetcher, url, bad, cancel, on_bytes)
+        if bad:
+            a, b = bad[0]
+            raise HashMismatchError(
+                f"{url}: bytes {a}-{b - 1} do not match the index (server content is bad)",
+                path=url)
+
+    def _fetch(self, fetcher: Fetcher, url: str, ranges: list[tuple[int, int]],
+               cancel: CancelToken, on_bytes: Callable[[int], None]) -> list[tuple[int, int]]:
+        digest = xxhash.xxh3_128_digest
+        pending: dict[int, tuple[int, bytearray]] = {}  # next expected offset -> (chunk start, buf)
+        bad: list[tuple[int, int]] = []
+        lengths = self.index.lengths
+        ids = self.index.ids
+        offsets = self.offsets
+
+        def sink(offset: int, data: bytes) -> None:
+            entry = pending.pop(offset, None)
+            if entry is None:
+                start, buf = offset, bytearray()
+            else:
+                start, buf = entry
+            buf += data
+            k = int(np.searchsorted(offsets, start))
+            if offsets[k] != start:
+                raise HashMismatchError(f"{url}: piece at {start} is not on a chunk boundary")
+            used = 0
+            while k < len(lengths):
+                clen = int(lengths[k])
+                if len(buf) - used < clen:
+                    break
+                chunk = memoryview(buf)[used:used + clen]
+                if digest(chunk) == ids[k].tobytes():
+                    os.pwrite(self._fd, chunk, start)
+                else:
+                    bad.append((start, start + clen))
+                on_bytes(clen)
+                start += clen
+                used += clen
+                k += 1
+            rest = buf[used:]
+            if rest:
+                pending[start + len(rest)] = (start, rest)
+
+        fetcher.fetch_ranges(url, ranges, sink, cancel)
+        if pending:
+            a = min(s for s, _ in pending.values())
+            raise HashMismatchError(f"{url}: a range ended inside a chunk at {a}")
+        return bad
+
+    def sha256(self, cancel: CancelToken, on_bytes: Callable[[int], None]) -> str:
+        h = hashlib.sha256()
+        pos = 0
+        while pos < self.index.file_size:
+            cancel.check()
+            data = os.pread(self._fd, min(_READ, self.index.file_size - pos), pos)
+            if not data:
+                break
+            h.update(data)
+            pos += len(data)
+            on_bytes(len(data))
+        return h.hexdigest()
+
+    def verify(self, expected: str, cancel: CancelToken,
+               on_bytes: Callable[[int], None]) -> None:
+        os.fsync(self._fd)
+        actual = self.sha256(cancel, on_bytes)
+        if actual != expected:
+            raise HashMismatchError(
+                f"rebuilt file does not match the release (SHA-256 {actual[:16]}…, "
+                f"expected {expected[:16]}…)", expected=expected, actual=actual,
+                path=str(self.path))
+
+
+def verify_known_chunks(path: Path, index: FileIndex, cancel: CancelToken) -> np.ndarray:
+    """Which chunks of ``index`` are already correct in the partial file ``path`` (bool
+    array): the resume case, where an interrupted run left a ``.part`` behind."""
+    ok = np.zeros(len(index), dtype=bool)
+    offsets = index.offsets()
+    digest = xxhash.xxh3_128_digest
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        return ok
+    try:
+        size = os.fstat(fd).st_size
+        for k in range(len(index)):
+            if k % 256 == 0:
+                cancel.check()
+            a, b = int(offsets[k]), int(offsets[k + 1])
+            if b > size:
+                break
+            data = os.pread(fd, b - a, a)
+            # An all-zero hole was never written; skip the hash unless the chunk is zeros.
+            ok[k] = digest(data) == index.ids[k].tobytes()
+    finally:
+        os.close(fd)
+    return ok

@@ -1,0 +1,164 @@
+"""Scanning local files: which files are already right, and which chunks are on disk.
+
+Owns the decision of what to read. A file whose size, mtime and file id match the state
+cache is never read: its chunk index comes from the index cache. Other files that may hold
+useful chunks (installed files, files already at a target path, ``.part`` files an
+interrupted run left in staging) are chunked once, and their SHA-256 tells whether they are
+already the target. Chunking itself is ``core.chunker``; the lookup structure is
+``core.planner.SeedSet``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.chunker import ChunkerParams, chunk_file
+from core.fidx import FileIndex
+from core.fsutil import file_fingerprint
+from core.manifest import FileEntry, Manifest
+from core.meter import Meter
+from core.planner import FilePlan, SeedSet
+from core.progress import CancelToken, Phase
+from core.rebuild import verify_known_chunks
+from core.state import InstalledFile, InstalledState, StateStore
+
+# A seed: local file name, and the offsets, lengths and ids of the chunks known to be there.
+Seed = tuple[str, np.ndarray, np.ndarray, np.ndarray]
+
+
+@dataclass
+class ScanResult:
+    unchanged: set[str]  # target paths whose file on disk is already the target
+    fingerprints: dict[str, InstalledFile]  # what is now known about files on disk
+    fingerprints_changed: bool
+    seeds: dict[ChunkerParams, list[Seed]]
+    _sets: dict[ChunkerParams, SeedSet] = field(default_factory=dict)
+    _fds: dict[str, int] = field(default_factory=dict)
+
+    def seeds_for(self, params: ChunkerParams, path: str) -> SeedSet:
+        """All local chunks cut with ``params`` (the set is global: any file feeds any)."""
+        if params not in self._sets:
+            self._sets[params] = SeedSet.build(self.seeds.get(params, []))
+        return self._sets[params]
+
+    def open_seed_for(self, plan: FilePlan) -> Callable[[int], int]:
+        def open_seed(i: int) -> int:
+            name = plan.seed_names[i]
+            fd = self._fds.get(name)
+            if fd is None:
+                fd = os.open(name, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+                self._fds[name] = fd
+            return fd
+        return open_seed
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+
+def _whole(name: str, idx: FileIndex) -> Seed:
+    return (name, idx.offsets()[:-1], idx.lengths, idx.ids)
+
+
+def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
+               targets: dict[str, FileIndex], changed: list[FileEntry],
+               cancel: CancelToken, meter: Meter,
+               part_path: Callable[[FileEntry], Path] | None = None) -> ScanResult:
+    root = store.install_dir
+    params_set = {idx.params for idx in targets.values()}
+    by_path = manifest.by_path()
+    fingerprints: dict[str, InstalledFile] = {}
+    unchanged: set[str] = set()
+    seeds: dict[ChunkerParams, list[Seed]] = {p: [] for p in params_set}
+    changed_fp = False
+
+    # Which local files to look at, and whether the state cache vouches for each.
+    candidates: dict[str, InstalledFile | None] = {}
+    for path, have in state.files.items():
+        candidates[path] = have
+    for f in changed:
+        candidates.setdefault(f.path, None)
+    work: list[tuple[str, Path, os.stat_result, InstalledFile | None]] = []
+    for path, have in sorted(candidates.items()):
+        abs_path = root.joinpath(*path.split("/"))
+        try:
+            st = abs_path.stat()
+        except OSError:
+            continue
+        if not abs_path.is_file():
+            continue
+        vouched = have is not None and file_fingerprint(st) == (have.size, have.mtime_ns,
+                                                                have.ino)
+        if vouched and have is not None:
+            fingerprints[path] = have
+        work.append((path, abs_path, st, have if vouched else None))
+
+    # Plan the reads first, so the scan phase has a total.
+    to_read: list[tuple[str, Path, os.stat_result]] = []
+    for path, abs_path, st, have in work:
+        if not params_set:
+            break
+        if have is not None:
+            cached = {p: store.cached_index(have.sha256, p) for p in params_set}
+            if all(v is not None for v in cached.values()):
+                for p, idx in cached.items():
+                    assert idx is not None
+                    seeds[p].append(_whole(str(abs_path), idx))
+                continue
+        to_read.append((path, abs_path, st))
+    parts: list[tuple[FileEntry, Path]] = []
+    if part_path is not None:
+        for f in changed:
+            pp = part_path(f)
+            if pp.exists():
+                parts.append((f, pp))
+    total = sum(st.st_size for _, _, st in to_read) + sum(p.stat().st_size for _, p in parts)
+    meter.phase(Phase.SCAN, 0, total)
+
+    for path, abs_path, st in to_read:
+        meter.current = path
+        sha = ""
+        for p in params_set:
+            done_before = meter_done = 0
+
+            def on_bytes(pos: int) -> None:
+                nonlocal meter_done
+                meter.add_done(pos - meter_done)
+                meter_done = pos
+
+            chunks, digest = chunk_file(abs_path, p, cancel, on_bytes)
+            del done_before
+            idx = FileIndex.from_chunks(p, chunks, digest)
+            store.cache_index(idx)
+            seeds[p].append(_whole(str(abs_path), idx))
+            sha = digest.hex()
+        fingerprints[path] = InstalledFile(sha, *file_fingerprint(st))
+        changed_fp = True
+        target = by_path.get(path)
+        if target is not None and target.sha256 == sha:
+            unchanged.add(path)
+
+    for f, pp in parts:
+        meter.current = f.path
+        idx = targets[f.path]
+        ok = verify_known_chunks(pp, idx, cancel)
+        meter.add_done(pp.stat().st_size)
+        if ok.any():
+            offs = idx.offsets()[:-1]
+            seeds[idx.params].append((str(pp), offs[ok], idx.lengths[ok], idx.ids[ok]))
+    return ScanResult(unchanged, fingerprints, changed_fp, seeds)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(4 << 20):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,124 @@
+"""Deciding whether to believe a release: pointer → manifest → signature → policy.
+
+Owns the client's trust decisions: fetch the channel pointer and the manifest it names,
+check the manifest's bytes against the signature made with a trusted key (configured, or
+pinned in the install's state on first contact), and refuse a manifest for another product
+or channel, an expired one, or a downgrade. Signature formats are ``core.signing``; what the
+files say once trusted is ``core.manifest``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from core import signing
+from core.errors import (
+    DowngradeError,
+    ExpiredError,
+    FormatError,
+    HashMismatchError,
+    HTTPStatusError,
+    SignatureError,
+)
+from core.fetcher import Fetcher
+from core.layout import MANIFEST, POINTER, SIGNATURE, join_url
+from core.manifest import (
+    MAX_MANIFEST_SIZE,
+    MAX_POINTER_SIZE,
+    Manifest,
+    parse_manifest,
+    parse_pointer,
+    version_key,
+)
+from core.meter import Meter
+from core.progress import CancelToken, Phase
+from core.state import InstalledState
+
+if TYPE_CHECKING:
+    from core.updater import UpdaterConfig
+
+MAX_SIGNATURE_SIZE = 4096
+PUBLIC_KEY = "minisign.pub"  # published beside latest.json for trust on first use
+
+
+@dataclass(frozen=True)
+class TrustedRelease:
+    manifest: Manifest
+    manifest_bytes: bytes
+    signature: bytes | None
+    key_id: str | None  # hex key id that signed it, None when unsigned
+    pinned_keys: list[str]  # public keys (base64) the install trusts from now on
+    warnings: tuple[str, ...] = field(default=())
+
+
+def verify_release(fetcher: Fetcher, cfg: UpdaterConfig, state: InstalledState,
+                   cancel: CancelToken, meter: Meter) -> TrustedRelease:
+    """Fetch and check the channel's current release (see module doc). Raises
+    ``DownloadError``, ``FormatError``, ``HashMismatchError``, ``SignatureError``,
+    ``ExpiredError`` or ``DowngradeError``."""
+    base = cfg.url
+    pointer_url = join_url(base, cfg.channel, POINTER)
+    pointer = parse_pointer(fetcher.fetch(pointer_url, MAX_POINTER_SIZE, cancel))
+    meter.phase(Phase.CHECK, 1, 3)
+    manifest_url = join_url(base, cfg.channel, pointer.manifest)
+    if not pointer.manifest.endswith("/" + MANIFEST):
+        raise FormatError(f"{pointer_url}: manifest path must end in {MANIFEST}",
+                          what="pointer")
+    data = fetcher.fetch(manifest_url, MAX_MANIFEST_SIZE, cancel)
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != pointer.sha256:
+        raise HashMismatchError(f"{manifest_url}: does not match latest.json",
+                                expected=pointer.sha256, actual=actual, path=manifest_url)
+    meter.phase(Phase.CHECK, 2, 3)
+
+    warnings: list[str] = []
+    keys = [signing.parse_public_key(k) for k in cfg.pubkeys]
+    pinned = list(state.pinned_keys)
+    if not keys and pinned:
+        keys = [signing.parse_public_key(k) for k in pinned]
+    sig_url = manifest_url[: -len(MANIFEST)] + SIGNATURE
+    signature: bytes | None
+    try:
+        signature = fetcher.fetch(sig_url, MAX_SIGNATURE_SIZE, cancel)
+    except HTTPStatusError as e:
+        if e.status_code not in (404, 410):
+            raise
+        signature = None
+    key_id: str | None = None
+    if signature is None:
+        if keys:
+            raise SignatureError(f"{manifest_url}: the release is not signed, and this "
+                                 "install only accepts signed releases")
+        warnings.append("the release is not signed: its origin cannot be checked")
+    else:
+        if not keys:
+            # Trust on first use: the key published with the channel is pinned from now on.
+            text = fetcher.fetch(join_url(base, cfg.channel, PUBLIC_KEY), 4096, cancel)
+            keys = [signing.parse_public_key(text.decode("ascii", "replace"))]
+            warnings.append("no publisher key configured: trusting the key the server "
+                            "published, and only that key from now on")
+        verified = signing.verify(data, signature, keys)
+        key_id = verified.key_id.hex()
+        if not cfg.pubkeys:
+            pinned = [k.b64() for k in keys if k.key_id == verified.key_id]
+
+    manifest = parse_manifest(data, cfg.max_file_size)
+    if manifest.channel != cfg.channel:
+        raise FormatError(f"manifest is for channel {manifest.channel!r}, not {cfg.channel!r}",
+                          what="manifest")
+    product = cfg.product or state.product
+    if product and manifest.product != product:
+        raise FormatError(f"manifest is for {manifest.product!r}, not {product!r}",
+                          what="manifest")
+    if manifest.version != pointer.version:
+        raise FormatError("manifest version differs from latest.json", what="manifest")
+    if manifest.expired():
+        raise ExpiredError(f"release {manifest.version} expired at {manifest.expires}")
+    if (state.version is not None and not cfg.allow_downgrade
+            and version_key(manifest.version) < version_key(state.version)):
+        raise DowngradeError(
+            f"offered release {manifest.version} is older than installed {state.version}",
+            installed=state.version, offered=manifest.version)
+    return TrustedRelease(manifest, data, signature, key_id, pinned, tuple(warnings))

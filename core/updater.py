@@ -1,0 +1,407 @@
+"""The update, phase by phase: check, scan, plan, download, rebuild, verify, install.
+
+This is the one object front ends drive. ``check()`` fetches and verifies the release,
+``prepare()`` scans local files and plans (nothing is downloaded yet, so a front end can show
+what will happen), ``apply()`` runs the plan and commits. ``update()`` does all three.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.commit import Op, commit, recover
+from core.errors import FormatError, HashMismatchError, NotEnoughSpaceError
+from core.fetcher import Fetcher
+from core.fidx import FileIndex, decode
+from core.fsutil import file_fingerprint
+from core.layout import fidx_url, file_url
+from core.manifest import FileEntry, Manifest
+from core.meter import Meter
+from core.planner import FilePlan, PlanOptions, plan_file
+from core.progress import CancelToken, Phase, ProgressCallback, no_progress
+from core.rebuild import StagedFile
+from core.scan import ScanResult, scan_local
+from core.state import InstalledFile, InstalledState, StateStore
+from core.trust import TrustedRelease, verify_release
+
+
+@dataclass(frozen=True)
+class UpdaterConfig:
+    """Where to update from and to. Sizes in bytes."""
+
+    url: str  # base URL of the release repository (the folder holding <channel>/)
+    install_dir: Path
+    channel: str = "stable"
+    product: str = ""  # when set, a manifest for another product is refused
+    pubkeys: tuple[str, ...] = ()  # trusted minisign public keys (base64); empty = unsigned ok
+    allow_downgrade: bool = False
+    max_file_size: int = 1 << 40  # ceiling for one file in a manifest (1 TiB)
+    connections: int = 4  # parallel HTTP requests
+    files_url: str = ""  # where file bytes live when not beside the manifest; "" = beside
+
+
+class Outcome(enum.Enum):
+    UPDATED = "updated"  # files were changed; the install is now the offered release
+    UP_TO_DATE = "up-to-date"  # nothing to do
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What the server offers compared with what is installed."""
+
+    installed_version: str | None  # None: nothing installed (first install)
+    offered_version: str
+    up_to_date: bool
+    notes: str  # release notes from the manifest, "" if none
+    files_changed: int  # added or changed files
+    files_removed: int
+    total_size: int  # size of the whole offered release
+    signed: bool  # the manifest was signed by a trusted key
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class UpdatePlan:
+    """What ``apply()`` will do, computed before any byte is downloaded."""
+
+    check: CheckResult
+    bytes_to_download: int  # remote bytes, including coalesced gaps
+    bytes_reused: int  # bytes copied from files already on disk
+    bytes_needed: int  # bytes the new files need in total (download + reuse)
+    disk_needed: int  # free space the update needs in the install folder's disk
+    disk_free: int
+    requests_estimate: int  # HTTP range requests the plan expects to make
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    outcome: Outcome
+    from_version: str | None
+    to_version: str
+    bytes_downloaded: int  # body bytes received from the network (all requests)
+    bytes_reused: int
+    files_changed: int
+    files_removed: int
+    requests: int
+    warnings: tuple[str, ...] = field(default=())
+
+
+class Updater:
+    """Updates one install folder from one release repository.
+
+    Collaborators are passed in; ``fetcher`` defaults to an ``HttpFetcher``, ``progress`` to
+    a no-op and ``cancel`` to a fresh token. Raises ``StitchError`` subclasses for anything
+    the release or the network did wrong and ``OSError`` for local disk problems; in every
+    case the install folder holds the old release or the new one.
+    """
+
+    def __init__(
+        self,
+        config: UpdaterConfig,
+        fetcher: Fetcher | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+        options: PlanOptions | None = None,
+    ) -> None:
+        self.config = config
+        self._own_fetcher = fetcher is None
+        self._fetcher = fetcher
+        self.cancel = cancel or CancelToken()
+        self.meter = Meter(progress or no_progress)
+        self.options = options or PlanOptions()
+        self.store = StateStore(config.install_dir)
+        self._check: _Checked | None = None
+        self._plan: _Planned | None = None
+
+    @property
+    def fetcher(self) -> Fetcher:
+        if self._fetcher is None:
+            from core.http import HttpFetcher  # only here: tests and tools pass their own
+
+            self._fetcher = HttpFetcher(connections=self.config.connections)
+        return self._fetcher
+
+    def close(self) -> None:
+        if self._own_fetcher and self._fetcher is not None:
+            self._fetcher.close()
+
+    # -- check ------------------------------------------------------------------------
+    def check(self) -> CheckResult:
+        if self._check is None:
+            self._check = self._do_check()
+        return self._check.result
+
+    def _do_check(self) -> _Checked:
+        m = self.meter
+        m.phase(Phase.CHECK, 0, 3)
+        recover(self.store)  # finish a commit an earlier run was interrupted in
+        state = self.store.load()
+        cfg = self.config
+        self.cancel.check()
+        trusted: TrustedRelease = verify_release(self.fetcher, cfg, state, self.cancel, m)
+        manifest = trusted.manifest
+        installed = state.files
+        changed: list[FileEntry] = []
+        for f in manifest.files:
+            have = installed.get(f.path)
+            if have is None or have.sha256 != f.sha256 or not self._vouched(f.path, have):
+                changed.append(f)
+        removed = sorted(set(installed) - {f.path for f in manifest.files})
+        result = CheckResult(
+            installed_version=state.version,
+            offered_version=manifest.version,
+            up_to_date=not changed and not removed and state.version == manifest.version,
+            notes=manifest.notes,
+            files_changed=len(changed),
+            files_removed=len(removed),
+            total_size=manifest.total_size,
+            signed=trusted.key_id is not None,
+            warnings=trusted.warnings,
+        )
+        m.phase(Phase.CHECK, 3, 3)
+        return _Checked(result, trusted, state, changed, removed)
+
+    def _vouched(self, path: str, have: InstalledFile) -> bool:
+        """The state cache vouches for a file whose size, mtime and file id did not change."""
+        try:
+            st = os.stat(self.config.install_dir.joinpath(*path.split("/")))
+        except OSError:
+            return False
+        return file_fingerprint(st) == (have.size, have.mtime_ns, have.ino)
+
+    # -- prepare: fetch indexes, scan, plan -----------------------------------------------
+    def prepare(self) -> UpdatePlan:
+        if self._plan is None:
+            self.check()
+            assert self._check is not None
+            self._plan = self._do_prepare(self._check)
+        return self._plan.plan
+
+    def _do_prepare(self, c: _Checked) -> _Planned:
+        cfg = self.config
+        man = c.trusted.manifest
+        targets: dict[str, FileIndex] = {}
+        raw_indexes: dict[str, bytes] = {}
+        for f in c.changed:
+            self.cancel.check()
+            url = fidx_url(cfg.url, cfg.channel, man.version, f.path)
+            data = self.fetcher.fetch(url, f.fidx_size, self.cancel)
+            if hashlib.sha256(data).hexdigest() != f.fidx_sha256:
+                raise HashMismatchError(f"{url}: index does not match the manifest",
+                                        expected=f.fidx_sha256, path=f.path)
+            idx = decode(data, cfg.max_file_size)
+            if idx.sha256.hex() != f.sha256 or idx.file_size != f.size:
+                raise FormatError(f"{url}: index describes another file", what="fidx")
+            targets[f.path] = idx
+            raw_indexes[f.path] = data
+            self.meter.add_network(len(data))
+
+        scan = scan_local(self.store, c.state, man, targets, c.changed, self.cancel, self.meter,
+                          self._part_path)
+        builds: list[_Build] = []
+        for f in c.changed:
+            if f.path in scan.unchanged:
+                continue
+            idx = targets[f.path]
+            seeds = scan.seeds_for(idx.params, f.path)
+            fplan = plan_file(idx, seeds, self.options)
+            builds.append(_Build(f, idx, raw_indexes[f.path], fplan))
+        self.meter.phase(Phase.PLAN, 1, 1)
+        to_download = sum(b.plan.bytes_remote for b in builds)
+        reused = sum(b.plan.bytes_local for b in builds)
+        part_bytes = sum(_size_or_zero(self._part_path(b.entry)) for b in builds)
+        needed = max(0, sum(b.entry.size for b in builds) - part_bytes)
+        plan = UpdatePlan(
+            check=c.result,
+            bytes_to_download=to_download,
+            bytes_reused=reused,
+            bytes_needed=to_download + reused,
+            disk_needed=needed,
+            disk_free=_free_space(cfg.install_dir),
+            requests_estimate=sum(b.plan.requests(self.options.ranges_per_request)
+                                  for b in builds),
+        )
+        return _Planned(plan, builds, scan)
+
+    def _part_path(self, f: FileEntry) -> Path:
+        key = hashlib.sha256(f.path.encode()).hexdigest()[:24]
+        return self.store.staging / f"{key}-{f.sha256[:24]}.part"
+
+    # -- apply ------------------------------------------------------------------------
+    def apply(self) -> UpdateResult:
+        self.prepare()
+        assert self._check is not None and self._plan is not None
+        c, p = self._check, self._plan
+        cfg = self.config
+        man = c.trusted.manifest
+        if c.result.up_to_date:
+            self.meter.phase(Phase.DONE, 1, 1)
+            return self._result(Outcome.UP_TO_DATE, c, p)
+        if p.plan.disk_needed > p.plan.disk_free:
+            raise NotEnoughSpaceError(p.plan.disk_needed, p.plan.disk_free,
+                                      str(cfg.install_dir))
+        self._clean_stale_staging({self._part_path(b.entry).name for b in p.builds})
+        staged = [StagedFile(self._part_path(b.entry), b.index, b.plan) for b in p.builds]
+        try:
+            self._rebuild(p, staged)
+            self._download(man, p, staged)
+            self._verify(p, staged)
+        finally:
+            for s in staged:
+                s.close()
+            p.scan.close()
+        self._install(c, p, staged)
+        self.meter.phase(Phase.DONE, 1, 1)
+        return self._result(Outcome.UPDATED, c, p)
+
+    def update(self) -> UpdateResult:
+        """Check, prepare and apply in one call."""
+        return self.apply()
+
+    def _rebuild(self, p: _Planned, staged: list[StagedFile]) -> None:
+        m = self.meter
+        total = sum(b.plan.bytes_local for b in p.builds)
+        m.phase(Phase.REBUILD, 0, total)
+        for b, s in zip(p.builds, staged, strict=True):
+            m.current = b.entry.path
+            s.copy_local(p.scan.open_seed_for(b.plan), self.cancel, m.add_local)
+
+    def _download(self, man: Manifest, p: _Planned, staged: list[StagedFile]) -> None:
+        cfg = self.config
+        m = self.meter
+        total = sum(sum(b - a for a, b in s.remote_ranges()) for s in staged)
+        m.phase(Phase.DOWNLOAD, 0, total)
+        files_url = cfg.files_url or man.files_url
+        for b, s in zip(p.builds, staged, strict=True):
+            if not s.remote_ranges():
+                continue
+            m.current = b.entry.path
+            url = file_url(cfg.url, cfg.channel, man.version, b.entry.path, files_url)
+            ranges = s.remote_ranges()
+            m.log(f"{b.entry.path}: {len(ranges)} ranges, {sum(y - x for x, y in ranges)} bytes")
+            s.download(self.fetcher, url, self.cancel, m.add_network)
+
+    def _verify(self, p: _Planned, staged: list[StagedFile]) -> None:
+        m = self.meter
+        m.phase(Phase.VERIFY, 0, sum(b.entry.size for b in p.builds))
+        for b, s in zip(p.builds, staged, strict=True):
+            m.current = b.entry.path
+            s.verify(b.entry.sha256, self.cancel, m.add_done)
+            s.close()
+            os.replace(s.path, s.path.with_suffix(".ready"))
+
+    def _install(self, c: _Checked, p: _Planned, staged: list[StagedFile]) -> None:
+        m = self.meter
+        man = c.trusted.manifest
+        self.cancel.check()  # the last point where cancel leaves the old release in place
+        ops: list[Op] = []
+        for i, (b, s) in enumerate(zip(p.builds, staged, strict=True)):
+            dest = self.config.install_dir.joinpath(*b.entry.path.split("/"))
+            ops.append(Op(b.entry.path, f"staging/{s.path.with_suffix('.ready').name}",
+                          b.entry.executable, os.path.lexists(dest), f"backup/{i}"))
+        for j, path in enumerate(c.removed):
+            dest = self.config.install_dir.joinpath(*path.split("/"))
+            ops.append(Op(path, None, False, os.path.lexists(dest), f"backup/r{j}"))
+        # Executable bits of unchanged files are part of the release too.
+        for f in man.files:
+            if f.path not in {b.entry.path for b in p.builds}:
+                _set_executable(self.config.install_dir.joinpath(*f.path.split("/")),
+                                f.executable)
+        state = InstalledState(
+            product=man.product, channel=man.channel, version=man.version,
+            files=dict(p.scan.fingerprints),
+            pinned_keys=c.trusted.pinned_keys,
+        )
+        for path in c.removed:
+            state.files.pop(path, None)
+        for b in p.builds:
+            state.files[b.entry.path] = InstalledFile(b.entry.sha256, 0, 0, 0)
+        m.phase(Phase.INSTALL, 0, len(ops))
+        for b in p.builds:
+            self.store.cache_index(b.index, b.raw_index)
+        commit(self.store, ops, state, c.trusted.manifest_bytes, c.trusted.signature,
+               lambda i, path: m.phase(Phase.INSTALL, i, len(ops), path))
+        self.store.prune_index_cache({f.sha256 for f in man.files})
+        self.store.clear_staging()
+
+    def _clean_stale_staging(self, keep: set[str]) -> None:
+        """Staging never grows: drop what belongs to no file of this update."""
+        if self.store.staging.is_dir():
+            for p in self.store.staging.iterdir():
+                if p.name not in keep:
+                    if p.is_dir():
+                        shutil.rmtree(p, ignore_errors=True)
+                    else:
+                        p.unlink(missing_ok=True)
+
+    def _result(self, outcome: Outcome, c: _Checked, p: _Planned) -> UpdateResult:
+        if outcome is Outcome.UP_TO_DATE and p.scan.fingerprints_changed:
+            # Files re-read during the scan proved unchanged: remember their fingerprints.
+            state = c.state
+            state.files.update(p.scan.fingerprints)
+            self.store.save(state)
+        stats = self.fetcher.stats if self._fetcher is not None else None
+        return UpdateResult(
+            outcome=outcome,
+            from_version=c.result.installed_version,
+            to_version=c.result.offered_version,
+            bytes_downloaded=stats.bytes_received if stats else 0,
+            bytes_reused=self.meter.bytes_local,
+            files_changed=len(p.builds),
+            files_removed=len(c.removed) if outcome is Outcome.UPDATED else 0,
+            requests=stats.requests if stats else 0,
+            warnings=c.result.warnings,
+        )
+
+
+@dataclass
+class _Checked:
+    result: CheckResult
+    trusted: TrustedRelease
+    state: InstalledState
+    changed: list[FileEntry]
+    removed: list[str]
+
+
+@dataclass
+class _Build:
+    entry: FileEntry
+    index: FileIndex
+    raw_index: bytes
+    plan: FilePlan
+
+
+@dataclass
+class _Planned:
+    plan: UpdatePlan
+    builds: list[_Build]
+    scan: ScanResult
+
+
+def _size_or_zero(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _free_space(path: Path) -> int:
+    p = path
+    while not p.exists() and p.parent != p:
+        p = p.parent
+    return shutil.disk_usage(p).free
+
+
+def _set_executable(path: Path, executable: bool) -> None:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    want = mode | 0o111 if executable else mode & ~0o111
+    if want != mode and os.name != "nt":
+        os.chmod(path, want)
