@@ -110,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password", action="store_true", help="protect the key with a password")
     p.add_argument("--force", action="store_true")
 
+    p = sub.add_parser("demo", help="publish, serve, install and update a demo game")
+    p.add_argument("--dir", type=Path, default=Path("demo"), help="work folder (replaced)")
+    p.add_argument("--scale", type=float, default=1.0, help="size factor (1.0 = about 5 MB)")
+
     sub.add_parser("gui", help="open the updater window (the default)")
     return parser
 
@@ -123,6 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from app.serve import run
 
             return run(args.repo, args.bind, args.port)
+        if args.command == "demo":
+            from app.demo import run_demo
+
+            return run_demo(args.dir, args.scale)
         if args.command == "keygen":
             return cmd_keygen(args)
         if args.command == "update" or args.update:
