@@ -1,0 +1,198 @@
+"""Shared fixtures: test vectors, generated game releases, and real servers on loopback
+(``stitch serve``, nginx from Debian's package, and Python's ``http.server`` which ignores
+Range headers)."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from app.demo import make_game
+from app.serve import make_server
+from core.fetcher import MemoryFetcher
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED = REPO_ROOT.parent / "shared"
+VECTORS = SHARED / "vectors"
+IN_CI = os.environ.get("CI") == "true"
+
+MEM = "mem://repo"
+
+
+def need_tool(name: str) -> str:
+    """The path of a system tool; in CI a missing tool fails the test instead of skipping."""
+    path = shutil.which(name) or (
+        f"/usr/sbin/{name}" if os.path.exists(f"/usr/sbin/{name}") else None
+    )
+    if path is None:
+        if IN_CI:
+            pytest.fail(f"{name} is not installed (.ci/run installs it)")
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+@pytest.fixture(scope="session")
+def game(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Version 1 and version 2 of the generated demo game (about 7 MB each)."""
+    base = tmp_path_factory.mktemp("game")
+    return make_game(base / "v1", 1), make_game(base / "v2", 2)
+
+
+def memory_fetcher(repo: Path, base: str = MEM) -> MemoryFetcher:
+    """A MemoryFetcher serving every file of ``repo`` under ``base``."""
+    files = {}
+    for p in repo.rglob("*"):
+        if p.is_file():
+            files[f"{base}/{p.relative_to(repo).as_posix()}"] = p.read_bytes()
+    return MemoryFetcher(files)
+
+
+def tree_digest(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (but .stitch) with its bytes, for exact comparisons."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".stitch" not in p.relative_to(root).parts
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on port {port}")
+
+
+@pytest.fixture
+def stitch_server(tmp_path: Path) -> Iterator[functools.partial[object]]:
+    """Start ``stitch serve`` on a folder: ``start(repo) -> server`` (url in ``.url``)."""
+    servers = []
+
+    def start(repo: Path, **kw: object) -> object:
+        server = make_server(repo, "127.0.0.1", 0, quiet=True, **kw)  # type: ignore[arg-type]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return server
+
+    yield functools.partial(start)
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+
+
+@dataclass
+class Nginx:
+    url: str
+    log: Path
+
+    def log_lines(self) -> list[str]:
+        return self.log.read_text().splitlines() if self.log.exists() else []
+
+    def bytes_sent(self, since: int = 0) -> int:
+        """Sum of ``$bytes_sent`` (headers + body) over log lines from ``since`` on."""
+        return sum(int(line.split()[0]) for line in self.log_lines()[since:])
+
+
+@pytest.fixture
+def nginx(tmp_path: Path) -> Iterator[functools.partial[Nginx]]:
+    """Start nginx (Debian's) serving a folder: ``start(root, max_ranges=64) -> Nginx``."""
+    binary = need_tool("nginx")
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(root: Path, max_ranges: int = 64) -> Nginx:
+        port = free_port()
+        prefix = tmp_path / f"nginx-{port}"
+        (prefix / "logs").mkdir(parents=True)
+        log = prefix / "logs" / "access.log"
+        user = "user root;" if os.geteuid() == 0 else ""
+        conf = prefix / "nginx.conf"
+        conf.write_text(f"""
+{user}
+worker_processes 1;
+error_log {prefix}/logs/error.log warn;
+pid {prefix}/nginx.pid;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/tmp;
+    proxy_temp_path {prefix}/tmp;
+    fastcgi_temp_path {prefix}/tmp;
+    uwsgi_temp_path {prefix}/tmp;
+    scgi_temp_path {prefix}/tmp;
+    types {{ application/json json; }}
+    default_type application/octet-stream;
+    log_format bytes '$bytes_sent $status "$request" "$http_range"';
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        autoindex on;
+        max_ranges {max_ranges};
+        access_log {log} bytes;
+    }}
+}}
+""")
+        proc = subprocess.Popen(
+            [binary, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
+            stderr=subprocess.PIPE,
+        )
+        procs.append(proc)
+        try:
+            wait_port(port)
+        except TimeoutError:
+            proc.kill()
+            _, err = proc.communicate(timeout=5)
+            raise RuntimeError(f"nginx did not start: {err.decode()}") from None
+        return Nginx(f"http://127.0.0.1:{port}", log)
+
+    yield functools.partial(start)
+    for p in procs:
+        p.terminate()
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def plain_server() -> Iterator[functools.partial[str]]:
+    """Python's http.server on a folder: a server that ignores Range (always 200)."""
+    servers = []
+
+    def start(root: Path) -> str:
+        handler = functools.partial(_QuietHandler, directory=str(root))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield functools.partial(start)
+    for s in servers:
+        s.shutdown()
+        s.server_close()
