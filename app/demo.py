@@ -9,7 +9,6 @@ Deterministic for a given seed and scale.
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import struct
@@ -52,7 +51,7 @@ def _lump_table(scale: float) -> list[tuple[str, str, int]]:
 
 
 def make_game(dest: Path, version: int, scale: float = 1.0, seed: int = 7) -> Path:
-    """Write version 1 or 2 of the demo game into ``dest`` (about 4 MB × ``scale``)."""
+    """Write version 1 or 2 of the demo game into ``dest`` (about 7 MB times ``scale``)."""
     rng = random.Random(seed)
     dest.mkdir(parents=True, exist_ok=True)
     lumps = [(name, _lump(rng, kind, size)) for name, kind, size in _lump_table(scale)]
@@ -116,7 +115,7 @@ def run_demo(workdir: Path, scale: float = 1.0) -> int:
     install = workdir / "install"
     print(f"demo folder: {workdir}")
     print(publish(v1, repo, "1.0.0", product="stitchquest").lines()[0])
-    server = make_server(repo, "127.0.0.1", 0)
+    server = make_server(repo, "127.0.0.1", 0, quiet=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
     print(f"serving {repo} at {url}")

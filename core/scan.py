@@ -10,7 +10,6 @@ already the target. Chunking itself is ``core.chunker``; the lookup structure is
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -85,6 +84,11 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
         candidates[path] = have
     for f in changed:
         candidates.setdefault(f.path, None)
+    if not state.files and params_set:
+        # Nothing installed by stitch yet (a reinstall, or a folder filled by other means):
+        # every file already in the folder may feed chunks, renamed ones included.
+        for rel in _existing_files(root):
+            candidates.setdefault(rel, None)
     work: list[tuple[str, Path, os.stat_result, InstalledFile | None]] = []
     for path, have in sorted(candidates.items()):
         abs_path = root.joinpath(*path.split("/"))
@@ -126,7 +130,7 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
         meter.current = path
         sha = ""
         for p in params_set:
-            done_before = meter_done = 0
+            meter_done = 0
 
             def on_bytes(pos: int) -> None:
                 nonlocal meter_done
@@ -134,7 +138,6 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
                 meter_done = pos
 
             chunks, digest = chunk_file(abs_path, p, cancel, on_bytes)
-            del done_before
             idx = FileIndex.from_chunks(p, chunks, digest)
             store.cache_index(idx)
             seeds[p].append(_whole(str(abs_path), idx))
@@ -156,9 +159,19 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
     return ScanResult(unchanged, fingerprints, changed_fp, seeds)
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(4 << 20):
-            h.update(block)
-    return h.hexdigest()
+MAX_FOREIGN_FILES = 100_000  # never walk a whole disk if pointed at one
+
+
+def _existing_files(root: Path) -> list[str]:
+    out: list[str] = []
+    if not root.is_dir():
+        return out
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not (dirpath == str(root) and d == ".stitch")]
+        for name in filenames:
+            p = Path(dirpath) / name
+            if not p.is_symlink():
+                out.append(p.relative_to(root).as_posix())
+            if len(out) >= MAX_FOREIGN_FILES:
+                return out
+    return out

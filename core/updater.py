@@ -314,7 +314,7 @@ class Updater:
                                 f.executable)
         state = InstalledState(
             product=man.product, channel=man.channel, version=man.version,
-            files=dict(p.scan.fingerprints),
+            files={k: v for k, v in p.scan.fingerprints.items() if k in man.by_path()},
             pinned_keys=c.trusted.pinned_keys,
         )
         for path in c.removed:
@@ -343,7 +343,8 @@ class Updater:
         if outcome is Outcome.UP_TO_DATE and p.scan.fingerprints_changed:
             # Files re-read during the scan proved unchanged: remember their fingerprints.
             state = c.state
-            state.files.update(p.scan.fingerprints)
+            paths = c.trusted.manifest.by_path()
+            state.files.update({k: v for k, v in p.scan.fingerprints.items() if k in paths})
             self.store.save(state)
         stats = self.fetcher.stats if self._fetcher is not None else None
         return UpdateResult(

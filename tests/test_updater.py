@@ -1,0 +1,313 @@
+"""The updater against an in-memory server: what it downloads, what it writes, and that a
+failure at any point leaves the old install as it was."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from core.errors import (
+    CancelledError,
+    DowngradeError,
+    HashMismatchError,
+    HTTPStatusError,
+    NotEnoughSpaceError,
+    UnsafePathError,
+)
+from core.fetcher import MemoryFetcher
+from core.progress import CancelToken, Phase, Progress
+from core.publish import publish
+from core.updater import Outcome, Updater, UpdaterConfig
+from tests.conftest import MEM, memory_fetcher, tree_digest
+
+
+def _update(install: Path, fetcher: MemoryFetcher, **kw: object):  # type: ignore[no-untyped-def]
+    progress: list[Progress] = kw.pop("progress_log", [])  # type: ignore[assignment]
+    up = Updater(UpdaterConfig(url=MEM, install_dir=install, **kw), fetcher=fetcher,  # type: ignore[arg-type]
+                 progress=progress.append)
+    return up, up.update()
+
+
+@pytest.fixture
+def releases(tmp_path: Path, game: tuple[Path, Path]) -> tuple[Path, Path, Path]:
+    v1, v2 = game
+    repo = tmp_path / "repo"
+    publish(v1, repo, "1.0.0", product="quest")
+    return repo, v1, v2
+
+
+def test_first_install_then_update_then_up_to_date(tmp_path: Path,
+                                                   releases: tuple[Path, Path, Path]) -> None:
+    repo, v1, v2 = releases
+    install = tmp_path / "install"
+    _, r = _update(install, memory_fetcher(repo))
+    assert r.outcome is Outcome.UPDATED and r.to_version == "1.0.0"
+    assert tree_digest(install) == tree_digest(v1)
+    assert os.access(install / "bin/stitchquest", os.X_OK)
+
+    report = publish(v2, repo, "1.1.0")
+    fetcher = memory_fetcher(repo)
+    log: list[Progress] = []
+    up, r = _update(install, fetcher, progress_log=log)
+    assert tree_digest(install) == tree_digest(v2)
+    assert not (install / "docs/changelog-1.txt").exists()
+    assert os.access(install / "bin/stitchquest", os.X_OK)
+    assert r.from_version == "1.0.0" and r.to_version == "1.1.0"
+
+    # Bytes asked of the server: exactly the planned ranges, which are the new chunks
+    # (plus gaps the cost model chose to bridge) — far less than the release.
+    file_ranges = [rs for url, rs in fetcher.requests if rs is not None]
+    ranged = sum(b - a for rs in file_ranges for a, b in rs)
+    plan = up.prepare()
+    assert ranged == plan.bytes_to_download
+    assert report.new_bytes <= ranged <= report.new_bytes * 1.25
+    assert plan.bytes_reused + plan.bytes_to_download == plan.bytes_needed
+    # Renamed textures come from the old files: none of them is fetched.
+    assert not [u for u, rs in fetcher.requests if rs and "stone0" in u]
+    # Phases in order, each at most once in sequence.
+    phases = [p.phase for p in log]
+    order = [Phase.CHECK, Phase.SCAN, Phase.PLAN, Phase.REBUILD, Phase.DOWNLOAD,
+             Phase.VERIFY, Phase.INSTALL, Phase.DONE]
+    seen = [ph for i, ph in enumerate(phases) if i == 0 or phases[i - 1] is not ph]
+    assert seen == order
+    assert log[-1].bytes_network == plan.bytes_to_download + sum(
+        len(fetcher.files[u]) for u, rs in fetcher.requests if u.endswith(".fidx"))
+
+    fetcher = memory_fetcher(repo)
+    _, r = _update(install, fetcher)
+    assert r.outcome is Outcome.UP_TO_DATE
+    assert all(not u.endswith(".fidx") and rs is None for u, rs in fetcher.requests)
+
+
+def test_unchanged_files_are_not_read_again(tmp_path: Path, releases: tuple[Path, Path, Path],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    repo, _, v2 = releases
+    install = tmp_path / "install"
+    _update(install, memory_fetcher(repo))
+    publish(v2, repo, "1.1.0")
+    import core.scan
+
+    read: list[str] = []
+    real = core.scan.chunk_file
+    monkeypatch.setattr(core.scan, "chunk_file",
+                        lambda p, *a, **k: (read.append(str(p)), real(p, *a, **k))[1])
+    _update(install, memory_fetcher(repo))
+    assert read == []  # every seed came from the index cache, vouched by the fingerprint
+    assert tree_digest(install) == tree_digest(v2)
+
+
+def test_repair_downloads_only_damaged_chunks(tmp_path: Path,
+                                              releases: tuple[Path, Path, Path]) -> None:
+    repo, v1, _ = releases
+    install = tmp_path / "install"
+    _update(install, memory_fetcher(repo))
+    wad = install / "data/game.wad"
+    data = bytearray(wad.read_bytes())
+    data[100_000:100_010] = b"corrupted!"
+    wad.write_bytes(bytes(data))
+    (install / "readme.txt").unlink()
+    fetcher = memory_fetcher(repo)
+    _, _r = _update(install, fetcher)
+    assert tree_digest(install) == tree_digest(v1)
+    ranged = sum(b - a for _, rs in fetcher.requests if rs for a, b in rs)
+    assert ranged <= (install / "readme.txt").stat().st_size + 2 * 65536
+
+
+def test_install_over_existing_files_reuses_them(tmp_path: Path,
+                                                 releases: tuple[Path, Path, Path]) -> None:
+    repo, v1, _ = releases
+    install = tmp_path / "install"
+    shutil.copytree(v1, install)  # a folder with the files but no .stitch state
+    fetcher = memory_fetcher(repo)
+    _, _r = _update(install, fetcher)
+    assert tree_digest(install) == tree_digest(v1)
+    assert not [rs for _, rs in fetcher.requests if rs]
+
+
+def _break(fetcher: MemoryFetcher, suffix: str, change) -> None:  # type: ignore[no-untyped-def]
+    url = next(u for u in fetcher.files if u.endswith(suffix))
+    fetcher.files[url] = change(fetcher.files[url])
+
+
+def _v1_installed_v2_published(tmp_path: Path, releases: tuple[Path, Path, Path]):  # type: ignore[no-untyped-def]
+    repo, _v1, v2 = releases
+    install = tmp_path / "install"
+    _update(install, memory_fetcher(repo))
+    publish(v2, repo, "1.1.0")
+    return repo, install, tree_digest(install)
+
+
+def _flip(data: bytes) -> bytes:
+    at = min(5000, len(data) // 2)
+    return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:]
+
+
+@pytest.mark.parametrize("what,change,error", [
+    ("1.1.0/files/data/game.wad", _flip, HashMismatchError),
+    ("1.1.0/files/data/game.wad.fidx", _flip, HashMismatchError),
+    ("1.1.0/release.json", lambda d: d.replace(b"1.1.0", b"1.1.1"), HashMismatchError),
+])
+def test_bad_server_content_changes_nothing(tmp_path: Path, releases: tuple[Path, Path, Path],
+                                            what: str, change, error: type) -> None:  # type: ignore[no-untyped-def]
+    repo, install, before = _v1_installed_v2_published(tmp_path, releases)
+    fetcher = memory_fetcher(repo)
+    _break(fetcher, what, change)
+    with pytest.raises(error):
+        _update(install, fetcher)
+    assert tree_digest(install) == before
+
+
+def test_missing_manifest_is_a_download_error(tmp_path: Path,
+                                              releases: tuple[Path, Path, Path]) -> None:
+    repo, install, before = _v1_installed_v2_published(tmp_path, releases)
+    fetcher = memory_fetcher(repo)
+    del fetcher.files[f"{MEM}/stable/1.1.0/release.json"]
+    with pytest.raises(HTTPStatusError) as e:
+        _update(install, fetcher)
+    assert e.value.status_code == 404
+    assert tree_digest(install) == before
+
+
+def _republish_with(repo: Path, mutate) -> None:  # type: ignore[no-untyped-def]
+    """Rewrite the current manifest (and the pointer's digest) as a hostile server would."""
+    from core.manifest import Pointer, encode_pointer, parse_pointer
+
+    chan = repo / "stable"
+    pointer = parse_pointer((chan / "latest.json").read_bytes())
+    path = chan / pointer.manifest
+    obj = json.loads(path.read_bytes())
+    mutate(obj)
+    data = json.dumps(obj).encode()
+    path.write_bytes(data)
+    (chan / "latest.json").write_bytes(encode_pointer(Pointer(
+        obj["version"], pointer.manifest, hashlib.sha256(data).hexdigest())))
+
+
+@pytest.mark.parametrize("evil", ["../../escaped.txt", "/etc/evil", "C:\\evil", "CON"])
+def test_unsafe_manifest_path_writes_nothing(tmp_path: Path, releases: tuple[Path, Path, Path],
+                                             evil: str) -> None:
+    repo, install, before = _v1_installed_v2_published(tmp_path, releases)
+    _republish_with(repo, lambda o: o["files"].__setitem__(0, {**o["files"][0], "path": evil}))
+    with pytest.raises(UnsafePathError):
+        _update(install, memory_fetcher(repo))
+    assert tree_digest(install) == before
+    assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_downgrade_refused_unless_allowed(tmp_path: Path,
+                                          releases: tuple[Path, Path, Path]) -> None:
+    repo, install, _ = _v1_installed_v2_published(tmp_path, releases)
+    _update(install, memory_fetcher(repo))
+    publish(releases[1], repo, "1.0.1")  # 1.0.1 < installed 1.1.0
+    with pytest.raises(DowngradeError):
+        _update(install, memory_fetcher(repo))
+    _, r = _update(install, memory_fetcher(repo), allow_downgrade=True)
+    assert r.to_version == "1.0.1" and tree_digest(install) == tree_digest(releases[1])
+
+
+class _CancelAfter(MemoryFetcher):
+    """Cancels the update after ``n`` range requests (as Ctrl+C would)."""
+
+    def __init__(self, files: dict[str, bytes], token: CancelToken, n: int) -> None:
+        super().__init__(files)
+        self.token, self.n = token, n
+        self.delivered = 0
+
+    def fetch_ranges(self, url, ranges, sink, cancel=None):  # type: ignore[no-untyped-def]
+        def counting(offset: int, data: bytes) -> None:
+            sink(offset, data)
+            self.delivered += len(data)
+
+        super().fetch_ranges(url, ranges, counting, cancel)
+        self.n -= 1
+        if self.n <= 0:
+            self.token.cancel()
+
+
+def test_cancel_keeps_install_and_resume_does_not_refetch(
+        tmp_path: Path, releases: tuple[Path, Path, Path]) -> None:
+    repo, install, before = _v1_installed_v2_published(tmp_path, releases)
+    baseline = tmp_path / "baseline"
+    shutil.copytree(install, baseline)
+    token = CancelToken()
+    first = _CancelAfter(memory_fetcher(repo).files, token, 2)
+    up = Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=first, cancel=token)
+    with pytest.raises(CancelledError):
+        up.update()
+    assert tree_digest(install) == before
+    got_first = first.delivered
+    assert got_first > 0
+
+    second = memory_fetcher(repo)
+    up2 = Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=second)
+    plan = up2.prepare()
+    up2.apply()
+    assert tree_digest(install) == tree_digest(releases[2])
+    got_second = sum(b - a for _, rs in second.requests if rs for a, b in rs)
+    # What the first run fetched is reused from the .part files, not downloaded again.
+    assert got_second == plan.bytes_to_download
+    f = memory_fetcher(repo)
+    _update(baseline, f)
+    assert got_second == sum(b - a for _, rs in f.requests if rs for a, b in rs) - got_first
+
+
+def test_not_enough_space_is_checked_before_writing(tmp_path: Path,
+                                                    releases: tuple[Path, Path, Path],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    repo, install, before = _v1_installed_v2_published(tmp_path, releases)
+    import core.updater
+
+    monkeypatch.setattr(core.updater, "_free_space", lambda p: 1000)
+    with pytest.raises(NotEnoughSpaceError):
+        _update(install, memory_fetcher(repo))
+    assert tree_digest(install) == before
+    assert not (install / ".stitch/staging").exists() or not any(
+        (install / ".stitch/staging").iterdir())
+
+
+def test_crash_during_commit_rolls_forward(tmp_path: Path, releases: tuple[Path, Path, Path],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    repo, install, _before = _v1_installed_v2_published(tmp_path, releases)
+    import core.commit
+
+    calls = {"n": 0}
+    real = os.replace
+
+    def dying_replace(a, b):  # type: ignore[no-untyped-def]
+        if str(a).endswith(".ready"):  # a staged file moving into place
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise OSError("simulated power cut")
+        return real(a, b)
+
+    monkeypatch.setattr(core.commit.os, "replace", dying_replace)
+    with pytest.raises(OSError, match="power cut"):
+        _update(install, memory_fetcher(repo))
+    assert (install / ".stitch/journal.json").exists()
+    monkeypatch.setattr(core.commit.os, "replace", real)
+    # The next run finishes the commit first, then finds itself up to date.
+    fetcher = memory_fetcher(repo)
+    _, r = _update(install, fetcher)
+    assert r.outcome is Outcome.UP_TO_DATE
+    assert tree_digest(install) == tree_digest(releases[2])
+    assert not (install / ".stitch/journal.json").exists()
+    assert not (install / ".stitch/backup").exists()
+
+
+def test_read_only_install_folder_fails_cleanly(tmp_path: Path,
+                                                releases: tuple[Path, Path, Path]) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root ignores folder permissions (tested in the CLI test with a rlimit)")
+    repo, install, before = _v1_installed_v2_published(tmp_path, releases)
+    install.chmod(0o555)
+    try:
+        with pytest.raises(OSError):
+            _update(install, memory_fetcher(repo))
+    finally:
+        install.chmod(0o755)
+    assert tree_digest(install) == before
