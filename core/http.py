@@ -1,0 +1,625 @@
+"""The real fetcher: HTTP(S) through httpx. The only module in stitch that imports httpx.
+
+Owns: one ``httpx.Client`` per origin, learning per origin how the server answers range
+requests (multipart multi-range, single ranges in parallel, or no ranges at all), checking
+every status, Content-Range and length against what was asked, retries with jittered
+back-off and ``Retry-After`` that resume where the sink left off, re-resolving an expired
+signed redirect, and translating every httpx exception into ``core.errors`` at one boundary
+(``_translate_errors``).
+
+Leaves out: which ranges to ask for and how to coalesce them (the planner), what the bytes
+mean (hash checks happen in the caller), and wire-format parsing (``core.multipart``).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import enum
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+
+import httpx
+
+from core.errors import DownloadError, HTTPStatusError, NetworkError, RangeError
+from core.fetcher import Fetcher, RangeSink
+from core.multipart import (
+    ByteRangesParser,
+    Coverage,
+    PartBody,
+    format_range_header,
+    multipart_boundary,
+    parse_content_range,
+)
+from core.progress import CancelToken
+
+try:
+    _VERSION = metadata.version("stitch")
+except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+    _VERSION = "dev"
+
+USER_AGENT = f"stitch/{_VERSION}"
+MAX_RANGES_PER_REQUEST = 32  # where multi-range starts; halved when a server balks
+
+
+def _translate_error(exc: Exception, url: str) -> DownloadError:
+    """The stitch error for an httpx exception (the one place this mapping lives)."""
+    message = f"{url}: {str(exc) or type(exc).__name__}"
+    if isinstance(exc, httpx.HTTPStatusError):
+        code = exc.response.status_code
+        return HTTPStatusError(message, url=url, status_code=code)
+    if isinstance(exc, httpx.TooManyRedirects):
+        return HTTPStatusError(f"{url}: too many redirects", url=url, status_code=0)
+    if isinstance(exc, httpx.DecodingError):
+        # A body that does not decode (bad gzip, bad chunking) is a broken transfer.
+        return NetworkError(f"{url}: response could not be decoded: {exc}", url=url)
+    # TransportError (timeouts, connect/read/write errors, protocol, proxy, unsupported
+    # scheme), InvalidURL, CookieConflict and the StreamError family (which only a bug of
+    # ours could raise) all mean "the transfer did not happen".
+    return NetworkError(message, url=url)
+
+
+_HTTPX_ERRORS = (httpx.HTTPError, httpx.InvalidURL, httpx.CookieConflict, httpx.StreamError)
+
+
+@contextmanager
+def _translate_errors(url: str) -> Iterator[None]:
+    """Re-raise any httpx exception as its stitch error (and give URL-less stitch errors the
+    URL); everything else, a sink's exception included, passes unchanged."""
+    try:
+        yield
+    except _HTTPX_ERRORS as exc:
+        raise _translate_error(exc, url) from exc
+    except DownloadError as exc:
+        if not exc.url:  # from core.multipart, which knows no URLs
+            exc.url = url
+        raise
+
+
+class _RetryableStatusError(HTTPStatusError):
+    """A 5xx or 429: worth another attempt, after ``retry_after`` seconds if the server said."""
+
+    def __init__(self, message: str, *, url: str, status_code: int, retry_after: float | None):
+        super().__init__(message, url=url, status_code=status_code)
+        self.retry_after = retry_after
+
+
+class _NoRangeSupport(Exception):
+    """Internal: the server answered a single range with 200; stream whole bodies instead."""
+
+
+class _FewerRanges(Exception):
+    """Internal: the server balked at a multi-range request; ask again with fewer ranges."""
+
+
+class _Resplit(Exception):
+    """Internal: the origin now takes fewer ranges per request; cut the batches again."""
+
+
+class _Stopped(Exception):
+    """Internal: another worker of the same call failed; stop quietly."""
+
+
+class _Mode(enum.Enum):
+    MULTI = "multipart multi-range"
+    SINGLE = "single ranges in parallel"
+    NONE = "no range support (whole bodies)"
+
+
+@dataclass
+class _Origin:
+    """What we learned about one scheme://host:port."""
+
+    client: httpx.Client
+    mode: _Mode = _Mode.MULTI
+    max_ranges: int = MAX_RANGES_PER_REQUEST
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta seconds or HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(int(value[:12]))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+class HttpFetcher(Fetcher):
+    """``Fetcher`` over HTTP(S). Thread-safe; one instance serves a whole update.
+
+    ``connections``: parallel requests per ``fetch_ranges`` call. ``attempts``: tries per
+    request before giving up on transport errors, 5xx and 429. ``backoff``/``backoff_max``:
+    first and largest back-off delay in seconds (jittered, doubling). ``retry_after_max``:
+    cap on a server's ``Retry-After`` in seconds. ``transport`` replaces the network (tests
+    pass ``httpx.MockTransport``); ``sleep`` replaces the back-off wait (tests).
+    """
+
+    def __init__(
+        self,
+        *,
+        connections: int = 4,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 30.0,
+        attempts: int = 4,
+        backoff: float = 0.5,
+        backoff_max: float = 10.0,
+        retry_after_max: float = 30.0,
+        max_ranges: int = MAX_RANGES_PER_REQUEST,
+        http2: bool = True,
+        user_agent: str = USER_AGENT,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        super().__init__()
+        if connections < 1 or attempts < 1 or max_ranges < 1:
+            raise ValueError("connections, attempts and max_ranges must be at least 1")
+        self._connections = connections
+        self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
+        self._attempts = attempts
+        self._backoff = backoff
+        self._backoff_max = backoff_max
+        self._retry_after_max = retry_after_max
+        self._max_ranges = max_ranges
+        self._http2 = http2
+        self._user_agent = user_agent
+        self._transport = transport
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._origins: dict[tuple[str, str, int | None], _Origin] = {}
+        self._resolved: dict[str, str] = {}  # URL asked -> URL it redirected to, once it worked
+        self._sizes: dict[str, int] = {}  # URL -> size from Content-Range, in this call
+
+    # -- public API -----------------------------------------------------------------------
+
+    def fetch(self, url: str, max_length: int, cancel: CancelToken | None = None) -> bytes:
+        """The whole body of ``url``. Raises ``RangeError`` if it is (or announces itself as)
+        longer than ``max_length``; ``NetworkError``/``HTTPStatusError`` after retries;
+        ``CancelledError``."""
+        cancel = cancel or CancelToken()
+        retry = _RetryState(self, url, cancel)
+        while True:
+            try:
+                return self._fetch_once(url, max_length, cancel)
+            except DownloadError as exc:
+                retry.failed(exc, progressed=False)
+
+    def fetch_ranges(
+        self,
+        url: str,
+        ranges: Sequence[tuple[int, int]],
+        sink: RangeSink,
+        cancel: CancelToken | None = None,
+    ) -> None:
+        """Deliver ``ranges`` of ``url`` to ``sink``, each byte once (see ``core.fetcher``).
+
+        Raises ``RangeError`` when the server answers ranges wrongly (416, a Content-Range
+        that was not asked, a body longer than its range), ``NetworkError`` or
+        ``HTTPStatusError`` after retries, ``CancelledError``; a sink exception propagates.
+        """
+        ranges = list(ranges)
+        if not ranges:
+            return
+        Coverage(ranges)  # validates: sorted, non-overlapping, non-empty (ValueError if not)
+        cancel = cancel or CancelToken()
+        with self._lock:
+            self._sizes.pop(url, None)  # the file may differ from an earlier call's, not within one
+        sink_lock = threading.Lock()
+
+        def locked_sink(offset: int, data: bytes) -> None:
+            with sink_lock:  # the contract: never two sink calls at once
+                sink(offset, data)
+
+        leftover = ranges
+        if self._origin(url).mode is not _Mode.NONE:
+            leftover = self._run_batches(url, ranges, locked_sink, cancel)
+        if leftover:
+            self._fetch_whole(url, leftover, locked_sink, cancel)
+
+    def close(self) -> None:
+        with self._lock:
+            origins, self._origins = list(self._origins.values()), {}
+        for origin in origins:
+            with _translate_errors(""):
+                origin.client.close()
+
+    # -- origins, requests, statuses --------------------------------------------------------
+
+    def _origin(self, url: str) -> _Origin:
+        """The origin state for where ``url`` is really served (after known redirects)."""
+        return self._origin_at(self._resolved.get(url, url))
+
+    def _origin_at(self, target: str) -> _Origin:
+        with self._lock:
+            with _translate_errors(target):
+                parsed = httpx.URL(target)
+            key = (parsed.scheme, parsed.host, parsed.port)
+            origin = self._origins.get(key)
+            if origin is None:
+                with _translate_errors(target):
+                    client = httpx.Client(
+                        http2=self._http2,
+                        trust_env=True,  # proxies from the environment
+                        timeout=self._timeout,
+                        follow_redirects=True,
+                        headers={"User-Agent": self._user_agent},
+                        limits=httpx.Limits(
+                            max_connections=self._connections * 2,
+                            max_keepalive_connections=self._connections,
+                        ),
+                        transport=self._transport,
+                    )
+                origin = self._origins[key] = _Origin(client=client, max_ranges=self._max_ranges)
+            return origin
+
+    def _set_mode(self, origin: _Origin, mode: _Mode, max_ranges: int, why: str) -> None:
+        with self._lock:
+            if origin.mode is _Mode.NONE or (origin.mode, origin.max_ranges) == (mode, max_ranges):
+                return
+            origin.mode, origin.max_ranges = mode, max_ranges
+        detail = f" ({max_ranges} per request)" if mode is _Mode.MULTI else ""
+        self.log(f"range mode: {mode.value}{detail}: {why}")
+
+    def _fewer_ranges(self, origin: _Origin, asked: int, why: str) -> None:
+        # Halve from what this request used, so workers failing at once halve only once.
+        n = min(origin.max_ranges, asked // 2)
+        self._set_mode(origin, _Mode.MULTI if n > 1 else _Mode.SINGLE, max(n, 1), why)
+
+    @contextmanager
+    def _get(self, url: str, headers: dict[str, str]) -> Iterator[httpx.Response]:
+        """GET ``url`` (streamed); yields only 200/206 responses, raises the rest.
+
+        Must run inside ``_translate_errors``. Requests go straight to where ``url`` last
+        redirected; if that answers 403/410 (a signed CDN URL expired), resolve once more
+        from ``url`` itself.
+        """
+        target = self._resolved.get(url, url)
+        while True:
+            origin = self._origin_at(target)
+            request = origin.client.build_request("GET", target, headers=headers)
+            response = origin.client.send(request, stream=True)
+            self.stats.add(requests=1)
+            if response.status_code in (403, 410) and target != url:
+                response.close()
+                self.log(f"{target}: {response.status_code}, resolving {url} again")
+                with self._lock:
+                    self._resolved.pop(url, None)
+                target = url
+                continue
+            break
+        try:
+            status = response.status_code
+            if status not in (200, 206):
+                raise self._status_error(url, response)
+            if str(response.url) != url:
+                with self._lock:
+                    self._resolved[url] = str(response.url)
+            yield response
+        finally:
+            response.close()
+
+    def _status_error(self, url: str, response: httpx.Response) -> DownloadError:
+        status = response.status_code
+        message = f"{url}: HTTP {status} {response.reason_phrase}"
+        if status == 429 or 500 <= status <= 599:
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            return _RetryableStatusError(
+                message, url=url, status_code=status, retry_after=retry_after
+            )
+        if status == 416:
+            size = response.headers.get("content-range", "")
+            return RangeError(f"{message}: range not satisfiable ({size})", url=url)
+        return HTTPStatusError(message, url=url, status_code=status)
+
+    def _check_total(self, url: str, total: int | None) -> None:
+        if total is None:
+            return
+        with self._lock:
+            known = self._sizes.setdefault(url, total)
+        if known != total:
+            raise RangeError(f"{url}: size changed on the server ({known} -> {total})", url=url)
+
+    # -- whole bodies -------------------------------------------------------------------------
+
+    def _fetch_once(self, url: str, max_length: int, cancel: CancelToken) -> bytes:
+        # identity: the length limit then applies to the bytes on the wire and in the file.
+        with _translate_errors(url), self._get(url, {"Accept-Encoding": "identity"}) as resp:
+            if resp.status_code != 200:
+                raise RangeError(f"{url}: 206 to a request without Range", url=url)
+            length = _content_length(resp, url)
+            if length is not None and length > max_length:
+                raise RangeError(f"{url}: body of {length} bytes, limit {max_length}", url=url)
+            body = bytearray()
+            for piece in resp.iter_bytes():
+                cancel.check()
+                self.stats.add(bytes_received=len(piece))
+                body += piece
+                if len(body) > max_length:
+                    raise RangeError(f"{url}: body longer than {max_length} bytes", url=url)
+            return bytes(body)
+
+    def _fetch_whole(
+        self, url: str, ranges: list[tuple[int, int]], sink: RangeSink, cancel: CancelToken
+    ) -> None:
+        """No range support: stream the whole body (once per attempt), keep the asked parts."""
+        retry = _RetryState(self, url, cancel)
+        while ranges:
+            coverage = Coverage(ranges)
+            try:
+                self._whole_body_once(url, coverage, sink, cancel)
+            except DownloadError as exc:
+                retry.failed(exc, progressed=coverage.delivered_bytes > 0)
+            finally:
+                ranges = coverage.missing()
+
+    def _whole_body_once(
+        self, url: str, coverage: Coverage, sink: RangeSink, cancel: CancelToken
+    ) -> None:
+        headers = {"Accept-Encoding": "identity"}
+        with _translate_errors(url), self._get(url, headers) as resp:
+            if resp.status_code != 200:
+                raise RangeError(f"{url}: 206 to a request without Range", url=url)
+            _check_identity(resp, url)
+            end = coverage.ranges[-1][1]
+            length = _content_length(resp, url)
+            if length is not None:
+                self._check_total(url, length)
+                if length < end:
+                    raise RangeError(f"{url}: {length} bytes, ranges up to {end}", url=url)
+            body = PartBody(coverage, 0, end, sink, check=False)
+            for piece in resp.iter_bytes():
+                cancel.check()
+                self.stats.add(bytes_received=len(piece))
+                body.feed(piece[: body.left])
+                if body.left == 0:
+                    return  # the rest of the file is not needed; closing drops it
+            body.finish()
+
+    # -- ranges -------------------------------------------------------------------------------
+
+    def _run_batches(
+        self, url: str, ranges: list[tuple[int, int]], sink: RangeSink, cancel: CancelToken
+    ) -> list[tuple[int, int]]:
+        """Fetch ``ranges`` in batches, in parallel. Returns what is left to stream whole
+        (everything not delivered) if the server turned out to ignore ranges, else [].
+
+        Batches are re-cut whenever the origin's ranges-per-request shrinks, so a switch to
+        single ranges (S3) spreads the rest over all connections.
+        """
+        pending = ranges
+        while pending:
+            origin = self._origin(url)
+            if origin.mode is _Mode.NONE:
+                return pending
+            size = origin.max_ranges if origin.mode is _Mode.MULTI else 1
+            batches = [pending[i : i + size] for i in range(0, len(pending), size)]
+            no_ranges = self._run_pool(url, batches, size, sink, cancel)
+            pending = [r for batch in batches for r in batch]
+            if no_ranges:
+                return pending
+        return []
+
+    def _run_pool(
+        self,
+        url: str,
+        batches: list[list[tuple[int, int]]],
+        size: int,
+        sink: RangeSink,
+        cancel: CancelToken,
+    ) -> bool:
+        """Run ``_run_batch`` over ``batches``; True if the server ignores ranges."""
+        stop = threading.Event()
+        if len(batches) == 1 or self._connections == 1:
+            for batch in batches:
+                try:
+                    self._run_batch(url, batch, size, sink, cancel, stop)
+                except _NoRangeSupport:
+                    return True
+                except _Resplit:
+                    pass
+            return False
+        no_ranges = False
+        error: BaseException | None = None
+        workers = min(self._connections, len(batches))
+        with ThreadPoolExecutor(workers, thread_name_prefix="stitch-http") as pool:
+            futures = [
+                pool.submit(self._run_batch, url, b, size, sink, cancel, stop) for b in batches
+            ]
+            for future in as_completed(futures):
+                try:
+                    future.result()
+                except _NoRangeSupport:
+                    no_ranges = True
+                    stop.set()
+                except (_Stopped, _Resplit):
+                    pass
+                except BaseException as exc:  # re-raised below, once every worker stopped
+                    error = error or exc
+                    stop.set()
+        if error is not None:
+            raise error
+        return no_ranges
+
+    def _run_batch(
+        self,
+        url: str,
+        batch: list[tuple[int, int]],
+        size: int,
+        sink: RangeSink,
+        cancel: CancelToken,
+        stop: threading.Event,
+    ) -> None:
+        """Fetch ``batch`` (updated in place to what is still missing) until it is empty."""
+        retry = _RetryState(self, url, cancel, stop)
+        while batch:
+            if stop.is_set():
+                raise _Stopped
+            cancel.check()
+            origin = self._origin(url)
+            if origin.mode is _Mode.NONE:
+                raise _NoRangeSupport
+            n = origin.max_ranges if origin.mode is _Mode.MULTI else 1
+            if n < size and len(batch) > n:
+                raise _Resplit
+            coverage = Coverage(batch[:n])
+            try:
+                self._ranges_once(url, origin, coverage, sink, cancel, stop)
+            except _FewerRanges:
+                pass  # the origin now asks for fewer ranges; not a failure
+            except DownloadError as exc:
+                retry.failed(exc, progressed=coverage.delivered_bytes > 0)
+            finally:
+                batch[:n] = coverage.missing()
+
+    def _ranges_once(
+        self,
+        url: str,
+        origin: _Origin,
+        coverage: Coverage,
+        sink: RangeSink,
+        cancel: CancelToken,
+        stop: threading.Event,
+    ) -> None:
+        """One request for ``coverage.ranges``; delivers what the answer holds."""
+        n = len(coverage.ranges)
+        headers = {"Range": format_range_header(coverage.ranges), "Accept-Encoding": "identity"}
+        with _translate_errors(url), self._get(url, headers) as resp:
+            if resp.status_code == 200:
+                # Leaving the block closes it unread: the body may be the whole (huge) file.
+                accept = resp.headers.get("accept-ranges", "").strip().lower()
+                if n > 1 and accept == "bytes":  # ranges work, just not this many at once
+                    self._fewer_ranges(origin, n, f"200 to a {n}-range request")
+                    raise _FewerRanges
+                if n > 1 and accept != "none":  # ranges not advertised: try one at a time
+                    self._set_mode(origin, _Mode.SINGLE, 1, f"200 to a {n}-range request")
+                    raise _FewerRanges
+                self._set_mode(origin, _Mode.NONE, 0, "200 to a range request")
+                raise _NoRangeSupport
+            _check_identity(resp, url)
+            boundary = multipart_boundary(resp.headers.get("content-type", ""))
+            if boundary is None:
+                self._single_part(url, resp, coverage, cancel, stop, sink)
+                if n > 1 and not coverage.complete:
+                    # S3 and some CDNs answer only the first range: ask one at a time.
+                    self._set_mode(origin, _Mode.SINGLE, 1, "only part of a multi-range answered")
+                return
+            parser = ByteRangesParser(boundary, coverage, sink, total=self._sizes.get(url))
+            try:
+                for piece in resp.iter_bytes():
+                    _check_stop(cancel, stop)
+                    self.stats.add(bytes_received=len(piece))
+                    parser.feed(piece)
+                    if parser.done:
+                        break  # the epilogue is not needed
+                parser.finish()
+            except RangeError as exc:
+                if n == 1:
+                    raise
+                self._fewer_ranges(origin, n, f"bad multipart answer: {exc}")
+                raise _FewerRanges from exc
+            self._check_total(url, parser.total)
+            if coverage.delivered_bytes == 0:
+                raise RangeError(f"{url}: multipart answer without any asked bytes", url=url)
+
+    def _single_part(
+        self,
+        url: str,
+        resp: httpx.Response,
+        coverage: Coverage,
+        cancel: CancelToken,
+        stop: threading.Event,
+        sink: RangeSink,
+    ) -> None:
+        value = resp.headers.get("content-range")
+        if value is None:
+            raise RangeError(f"{url}: 206 without Content-Range", url=url)
+        start, end, total = parse_content_range(value)
+        self._check_total(url, total)
+        length = _content_length(resp, url)
+        if length is not None and length != end - start:
+            raise RangeError(f"{url}: Content-Length {length} for range {start}-{end - 1}", url=url)
+        body = PartBody(coverage, start, end, sink)
+        for piece in resp.iter_bytes():
+            _check_stop(cancel, stop)
+            self.stats.add(bytes_received=len(piece))
+            body.feed(piece)  # RangeError if longer than the Content-Range: no buffer grows
+        body.finish()
+
+
+class _RetryState:
+    """Counts failures of one request loop and waits between attempts.
+
+    ``attempts`` failures in a row without progress give up; a failure after bytes were
+    delivered restarts the count (the retry resumes), up to ``10 * attempts`` failures in all.
+    """
+
+    def __init__(
+        self,
+        fetcher: HttpFetcher,
+        url: str,
+        cancel: CancelToken,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self._fetcher = fetcher
+        self._url = url
+        self._cancel = cancel
+        self._stop = stop
+        self._in_a_row = 0
+        self._total = 0
+
+    def failed(self, exc: DownloadError, *, progressed: bool) -> None:
+        """Wait before the next attempt, or re-raise ``exc`` if it should not be retried."""
+        f = self._fetcher
+        retryable = isinstance(exc, NetworkError | _RetryableStatusError)
+        self._in_a_row = 1 if progressed else self._in_a_row + 1
+        self._total += 1
+        if not retryable or self._in_a_row >= f._attempts or self._total >= 10 * f._attempts:
+            raise exc
+        delay = min(f._backoff_max, f._backoff * 2 ** (self._in_a_row - 1))
+        delay *= random.uniform(0.5, 1.0)  # jitter: parallel workers do not retry in step
+        if isinstance(exc, _RetryableStatusError) and exc.retry_after is not None:
+            delay = max(delay, min(exc.retry_after, f._retry_after_max))
+        f.stats.add(retries=1)
+        f.log(f"retry in {delay:.1f}s: {exc}")
+        if f._sleep is not None:
+            f._sleep(delay)
+            return
+        deadline = time.monotonic() + delay
+        while (left := deadline - time.monotonic()) > 0:
+            _check_stop(self._cancel, self._stop)
+            time.sleep(min(left, 0.05))
+
+
+def _check_stop(cancel: CancelToken, stop: threading.Event | None) -> None:
+    cancel.check()
+    if stop is not None and stop.is_set():
+        raise _Stopped
+
+
+def _content_length(resp: httpx.Response, url: str) -> int | None:
+    value = resp.headers.get("content-length")
+    if value is None:
+        return None
+    if not value.strip().isdigit() or len(value.strip()) > 19:
+        raise RangeError(f"{url}: bad Content-Length {value[:40]!r}", url=url)
+    return int(value)
+
+
+def _check_identity(resp: httpx.Response, url: str) -> None:
+    # Byte offsets only mean something in the file itself, never in a compressed rendition.
+    # (With identity checked, ``iter_bytes`` yields the body exactly as sent.)
+    encoding = resp.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise RangeError(f"{url}: range answered with Content-Encoding {encoding}", url=url)
