@@ -1,0 +1,136 @@
+"""End to end over real HTTP: publish v1, install, publish v2, update — against nginx
+(Debian's), ``stitch serve``, and Python's http.server (which ignores Range, so the client
+must fall back to streaming whole files and keeping the parts it needs)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from core.publish import publish
+from core.updater import Outcome, Updater, UpdaterConfig
+from tests.conftest import tree_digest
+
+
+def _sha(tree: dict[str, bytes]) -> dict[str, str]:
+    return {k: hashlib.sha256(v).hexdigest() for k, v in tree.items()}
+
+
+def _run(url: str, install: Path):  # type: ignore[no-untyped-def]
+    up = Updater(UpdaterConfig(url=url, install_dir=install))
+    try:
+        plan = up.prepare()
+        result = up.apply()
+    finally:
+        up.close()
+    return plan, result
+
+
+def _check_v2(install: Path, v2: Path) -> None:
+    assert _sha(tree_digest(install)) == _sha(tree_digest(v2))
+    assert not (install / "docs/changelog-1.txt").exists()
+    assert os.access(install / "bin/stitchquest", os.X_OK)
+    assert not os.access(install / "readme.txt", os.X_OK)
+
+
+def _metadata_bytes(repo: Path, version: str, paths: list[str]) -> int:
+    """Bytes of pointer, manifest and the changed files' indexes."""
+    chan = repo / "stable"
+    total = (chan / "latest.json").stat().st_size + (chan / version / "release.json").stat().st_size
+    for p in paths:
+        total += (chan / version / "files" / (p + ".fidx")).stat().st_size
+    return total
+
+
+@pytest.mark.nginx
+def test_update_through_nginx_sends_what_the_plan_said(tmp_path: Path, game: tuple[Path, Path],
+                                                       nginx) -> None:  # type: ignore[no-untyped-def]
+    v1, v2 = game
+    repo = tmp_path / "repo"
+    install = tmp_path / "install"
+    publish(v1, repo, "1.0.0")
+    server = nginx(repo, max_ranges=64)
+    _, r = _run(server.url, install)
+    assert r.outcome is Outcome.UPDATED and _sha(tree_digest(install)) == _sha(tree_digest(v1))
+
+    publish(v2, repo, "1.1.0")
+    before = len(server.log_lines())
+    plan, r = _run(server.url, install)
+    _check_v2(install, v2)
+    lines = server.log_lines()[before:]
+    sent = server.bytes_sent(before)
+    changed = [p for p in tree_digest(v2) if (v1 / p).is_file() is False
+               or (v1 / p).read_bytes() != (v2 / p).read_bytes()]
+    expected = plan.bytes_to_download + _metadata_bytes(repo, "1.1.0", changed)
+    # $bytes_sent counts headers and multipart framing too: within 10% of the plan.
+    assert abs(sent - expected) <= 0.10 * expected, (sent, expected, lines)
+    assert any(" 206 " in line for line in lines)
+    # Far less than the release itself.
+    assert sent < 0.5 * sum(len(b) for b in tree_digest(v2).values())
+
+
+@pytest.mark.nginx
+def test_nginx_with_few_max_ranges_still_works(tmp_path: Path, game: tuple[Path, Path],
+                                               nginx) -> None:  # type: ignore[no-untyped-def]
+    """nginx answers 200 (whole file) when a request has more ranges than max_ranges;
+    the client learns to ask for fewer and still gets the right files."""
+    v1, v2 = game
+    repo = tmp_path / "repo"
+    install = tmp_path / "install"
+    publish(v1, repo, "1.0.0", params=_small_chunks())
+    server = nginx(repo, max_ranges=2)
+    _run(server.url, install)
+    publish(v2, repo, "1.1.0", params=_small_chunks())
+    before = len(server.log_lines())
+    _plan, _ = _run(server.url, install)
+    _check_v2(install, v2)
+    sent = server.bytes_sent(before)
+    total = sum(len(b) for b in tree_digest(v2).values())
+    assert sent < total  # fell back to fewer ranges, not to downloading everything
+
+
+def _small_chunks():  # type: ignore[no-untyped-def]
+    from core.chunker import ChunkerParams
+
+    return ChunkerParams(1024, 4096, 16384)
+
+
+def test_update_through_stitch_serve(tmp_path: Path, game: tuple[Path, Path],
+                                     stitch_server) -> None:  # type: ignore[no-untyped-def]
+    v1, v2 = game
+    repo = tmp_path / "repo"
+    install = tmp_path / "install"
+    publish(v1, repo, "1.0.0")
+    server = stitch_server(repo)
+    _run(server.url, install)
+    publish(v2, repo, "1.1.0")
+    sent_before = server.bytes_sent
+    plan, r = _run(server.url, install)
+    _check_v2(install, v2)
+    changed = [p for p in tree_digest(v2) if not (v1 / p).is_file()
+               or (v1 / p).read_bytes() != (v2 / p).read_bytes()]
+    body = server.bytes_sent - sent_before
+    expected = plan.bytes_to_download + _metadata_bytes(repo, "1.1.0", changed)
+    assert abs(body - expected) <= 0.10 * expected
+    assert abs(r.bytes_downloaded - body) <= 0.01 * body  # multipart framing aside
+
+
+def test_update_through_a_server_without_range_support(tmp_path: Path, game: tuple[Path, Path],
+                                                       plain_server) -> None:  # type: ignore[no-untyped-def]
+    v1, v2 = game
+    repo = tmp_path / "repo"
+    install = tmp_path / "install"
+    publish(v1, repo, "1.0.0")
+    url = plain_server(repo)
+    _run(url, install)
+    publish(v2, repo, "1.1.0")
+    _plan, r = _run(url, install)
+    _check_v2(install, v2)
+    # Each changed file was streamed once, whole: no more than the changed files' sizes.
+    changed = [p for p in tree_digest(v2) if not (v1 / p).is_file()
+               or (v1 / p).read_bytes() != (v2 / p).read_bytes()]
+    whole = sum((v2 / p).stat().st_size for p in changed)
+    assert r.bytes_downloaded <= whole + _metadata_bytes(repo, "1.1.0", changed)
