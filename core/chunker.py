@@ -66,7 +66,7 @@ class ChunkerParams:
             self.avg_size,
             min_size=self.min_size,
             max_size=self.max_size,
-            normalized_chunking=self.normalization,
+            normalized_chunking=self.normalization,  # type: ignore[arg-type]
             seed=self.seed,
         )
 

@@ -169,7 +169,8 @@ def plan_file(target: FileIndex, seeds: SeedSet, options: PlanOptions | None = N
             order = np.argsort(gaps, kind="stable")
             order = order[~bridge[order]]
             extra = np.cumsum(gaps[order])
-            take = int(min(n_ranges - limit, np.searchsorted(extra, budget, side="right")))
+            fits = int(np.searchsorted(extra, budget, side="right"))
+            take = min(n_ranges - limit, fits)
             bridge[order[:take]] = True
         for gap_i in np.nonzero(bridge)[0]:
             remote[ends[gap_i]:starts[gap_i + 1]] = True

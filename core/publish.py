@@ -146,7 +146,7 @@ def publish(
         sig = signing.sign(manifest_bytes, sign_key,
                            f"stitch release {product} {channel} {version}")
         (work / SIGNATURE).write_bytes(sig)
-        atomic_write(chan / PUBLIC_KEY, sign_key.public_key().to_file())
+        atomic_write(chan / PUBLIC_KEY, sign_key.public_key.to_file())
 
     report = _report(manifest, indexes, index_bytes, previous, sign_key is not None)
     if final.exists():
@@ -181,7 +181,9 @@ def _report(manifest: Manifest, indexes: dict[str, FileIndex], index_bytes: int,
             previous: tuple[Manifest, Path] | None, signed: bool) -> PublishReport:
     chunks = sum(len(i) for i in indexes.values())
     new_bytes = manifest.total_size
-    added = removed = changed = ()
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
     prev_version = None
     if previous is not None:
         prev, prev_dir = previous

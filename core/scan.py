@@ -80,8 +80,7 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
 
     # Which local files to look at, and whether the state cache vouches for each.
     candidates: dict[str, InstalledFile | None] = {}
-    for path, have in state.files.items():
-        candidates[path] = have
+    candidates.update(state.files)
     for f in changed:
         candidates.setdefault(f.path, None)
     if not state.files and params_set:
@@ -90,7 +89,7 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
         for rel in _existing_files(root):
             candidates.setdefault(rel, None)
     work: list[tuple[str, Path, os.stat_result, InstalledFile | None]] = []
-    for path, have in sorted(candidates.items()):
+    for path, known in sorted(candidates.items()):
         abs_path = root.joinpath(*path.split("/"))
         try:
             st = abs_path.stat()
@@ -98,11 +97,11 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
             continue
         if not abs_path.is_file():
             continue
-        vouched = have is not None and file_fingerprint(st) == (have.size, have.mtime_ns,
-                                                                have.ino)
-        if vouched and have is not None:
-            fingerprints[path] = have
-        work.append((path, abs_path, st, have if vouched else None))
+        vouched = known is not None and file_fingerprint(st) == (
+            known.size, known.mtime_ns, known.ino)
+        if vouched and known is not None:
+            fingerprints[path] = known
+        work.append((path, abs_path, st, known if vouched else None))
 
     # Plan the reads first, so the scan phase has a total.
     to_read: list[tuple[str, Path, os.stat_result]] = []
