@@ -72,7 +72,7 @@ class ChunkerParams:
 
 
 # Chosen by tests/bench/chunksize.py on game-like pairs; see docs/benchmarks.md.
-DEFAULT_PARAMS = ChunkerParams(min_size=4096, avg_size=16384, max_size=65536)
+DEFAULT_PARAMS = ChunkerParams(min_size=1024, avg_size=4096, max_size=16384)
 
 
 @dataclass(frozen=True, eq=False)
