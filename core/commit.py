@@ -69,6 +69,8 @@ def commit(store: StateStore, ops: list[Op], state: InstalledState, manifest: by
            signature: bytes | None, on_file: Callable[[int, str], None] | None = None) -> None:
     """Swap staged files in (see module doc). ``state`` is the new state without
     fingerprints for the files being placed; they are filled in after the swap."""
+    for op in ops:  # refuse a symlinked folder before anything is decided
+        inside(store.install_dir, op.path)
     _write_journal(store, ops, state, manifest, signature)
     _roll_forward(store, ops, on_file)
     _finish(store, ops, state, manifest, signature)

@@ -95,8 +95,8 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
             st = abs_path.stat()
         except OSError:
             continue
-        if not abs_path.is_file():
-            continue
+        if abs_path.is_symlink() or not abs_path.is_file():
+            continue  # never read through a link: it may point out of the install
         vouched = known is not None and file_fingerprint(st) == (
             known.size, known.mtime_ns, known.ino)
         if vouched and known is not None:

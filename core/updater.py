@@ -11,6 +11,7 @@ import enum
 import hashlib
 import os
 import shutil
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from core.commit import Op, commit, recover
 from core.errors import FormatError, HashMismatchError, NotEnoughSpaceError
 from core.fetcher import Fetcher
 from core.fidx import FileIndex, decode
-from core.fsutil import file_fingerprint
+from core.fsutil import file_fingerprint, inside
 from core.layout import fidx_url, file_url
 from core.manifest import FileEntry, Manifest
 from core.meter import Meter
@@ -308,10 +309,10 @@ class Updater:
             dest = self.config.install_dir.joinpath(*path.split("/"))
             ops.append(Op(path, None, False, os.path.lexists(dest), f"backup/r{j}"))
         # Executable bits of unchanged files are part of the release too.
+        built = {b.entry.path for b in p.builds}
         for f in man.files:
-            if f.path not in {b.entry.path for b in p.builds}:
-                _set_executable(self.config.install_dir.joinpath(*f.path.split("/")),
-                                f.executable)
+            if f.path not in built:
+                _set_executable(inside(self.config.install_dir, f.path), f.executable)
         state = InstalledState(
             product=man.product, channel=man.channel, version=man.version,
             files={k: v for k, v in p.scan.fingerprints.items() if k in man.by_path()},
@@ -400,9 +401,11 @@ def _free_space(path: Path) -> int:
 
 def _set_executable(path: Path, executable: bool) -> None:
     try:
-        mode = path.stat().st_mode
+        mode = path.lstat().st_mode
     except OSError:
         return
+    if stat.S_ISLNK(mode):
+        return  # chmod would follow the link, possibly out of the install
     want = mode | 0o111 if executable else mode & ~0o111
     if want != mode and os.name != "nt":
         os.chmod(path, want)

@@ -311,3 +311,16 @@ def test_read_only_install_folder_fails_cleanly(tmp_path: Path,
     finally:
         install.chmod(0o755)
     assert tree_digest(install) == before
+
+
+def test_symlinked_folder_pointing_out_is_refused(tmp_path: Path,
+                                                  releases: tuple[Path, Path, Path]) -> None:
+    repo, install, _ = _v1_installed_v2_published(tmp_path, releases)
+    outside = tmp_path / "outside"
+    shutil.move(str(install / "data"), outside)
+    (install / "data").symlink_to(outside, target_is_directory=True)
+    before = tree_digest(outside)
+    with pytest.raises(UnsafePathError):
+        _update(install, memory_fetcher(repo))
+    assert tree_digest(outside) == before
+    assert not (install / ".stitch/journal.json").exists()
