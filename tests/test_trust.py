@@ -129,7 +129,7 @@ def test_expired_and_foreign_manifests_refused(tmp_path: Path, game) -> None:  #
     publish(game[1], repo, "1.1.0", product="other-game")
     with pytest.raises(FormatError, match="quest"):
         _update(tmp_path / "b", repo)  # the install remembers its product
-    with pytest.raises(FormatError, match="product|quest|other"):
+    with pytest.raises(FormatError, match="other-game"):
         _update(tmp_path / "c", repo, product="quest")
     publish(game[1], repo, "1.1.1", product="quest")
     _republish_with(repo, lambda o: o.__setitem__("channel", "beta"))
