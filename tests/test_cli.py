@@ -215,3 +215,48 @@ def test_core_does_not_load_qt_and_only_http_loads_httpx() -> None:
     offenders = [p.name for p in Path("core").glob("*.py")
                  if p.name != "http.py" and "import httpx" in p.read_text()]
     assert offenders == []
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """A small tmpfs (root only; 12 MB unless the test is marked ``disk_mb(N)``): a real
+    disk that fills up and can be remounted read-only."""
+    marker = request.node.get_closest_marker("disk_mb")
+    mb = marker.args[0] if marker else 12
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mb}m", "tmpfs", str(mnt)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.mark.disk_mb(40)
+def test_exit_5_on_a_read_only_install_folder(small_disk: Path, served, game) -> None:  # type: ignore[no-untyped-def]
+    repo, url = served
+    install = small_disk / "game"
+    assert stitch(*_update_args(url, install, "--progress", "none")).returncode == 0
+    before = tree_digest(install)
+    publish(game[1], repo, "1.1.0")
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    r = stitch(*_update_args(url, install))
+    assert r.returncode == 5, r.stderr
+    assert "Read-only file system" in r.stderr.splitlines()[-1]
+    assert tree_digest(install) == before
+
+
+def test_exit_5_when_the_disk_is_too_small_checked_before_writing(small_disk: Path, served,  # type: ignore[no-untyped-def]
+                                                                  game) -> None:
+    repo, url = served
+    install = small_disk / "game"
+    assert stitch(*_update_args(url, install, "--progress", "none")).returncode == 0
+    before = tree_digest(install)
+    publish(game[1], repo, "1.1.0")
+    r = stitch(*_update_args(url, install))
+    assert r.returncode == 5, r.stderr
+    assert "not enough disk space" in r.stderr.splitlines()[-1]
+    assert tree_digest(install) == before
+    staging = install / ".stitch/staging"
+    assert not staging.exists() or not any(staging.iterdir())
