@@ -1,0 +1,49 @@
+"""The Qt front end: one window that checks, shows the plan, updates and starts the game.
+
+``run()`` is the entry point the CLI calls. Modules: ``text`` (every string, pure),
+``model`` (bar position and file table), ``worker`` (the engine on a thread), ``window``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["run"]
+
+
+def run(config_path: Path | None, argv: Sequence[str]) -> int:
+    """Show the updater window for ``config_path`` (default: ``updater.toml`` beside the
+    executable) and return the exit code: 0 when the install is current, 1 after an error
+    or a cancel, 2 when the config file cannot be used."""
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from app.config import default_config_path, load_config
+    from app.gui.desktop import app_icon
+    from app.gui.window import UpdaterWindow
+    from core.errors import ConfigError
+
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(list(argv))
+    app.setApplicationName("stitch")
+    # Fusion everywhere: the style sheet is written against it, and it follows the desktop's
+    # light or dark colour scheme on Windows, macOS and Linux alike.
+    app.setStyle("Fusion")
+    app.setWindowIcon(app_icon())
+    path = config_path or default_config_path()
+    try:
+        config = load_config(path)
+    except ConfigError as e:
+        QMessageBox.critical(
+            None,
+            "Updater",
+            "The updater's settings file has a problem, so it cannot update. "
+            f"Tell the publisher of the game.\n\n{e}",
+        )
+        return 2
+    window = UpdaterWindow(config)
+    window.show()
+    window.start()
+    app.exec()
+    return window.exit_code

@@ -1,0 +1,93 @@
+"""What the window asks of the desktop: a yes/no question, a folder, starting the game,
+the icon and the style sheet.
+
+The first three block or leave the process, so the window takes them as parameters and tests
+pass stand-ins; these are the real ones.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from PySide6.QtCore import QSize
+from PySide6.QtGui import QColor, QIcon, QPalette
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+
+from app import assets
+from app.config import AppConfig
+
+
+def ask_cancel(parent: QWidget) -> bool:
+    """The real confirmation: a question box whose default answer keeps updating."""
+    answer = QMessageBox.question(
+        parent,
+        "Cancel the update?",
+        "Stop the update? Your files stay as they were; what was already downloaded is "
+        "kept for next time.",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No,
+    )
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def pick_folder(parent: QWidget, caption: str, start: Path) -> Path | None:
+    """The real folder chooser. Starts at the nearest existing parent of ``start``."""
+    probe = start
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    chosen = QFileDialog.getExistingDirectory(parent, caption, str(probe))
+    return Path(chosen) if chosen else None
+
+
+def launch_detached(argv: Sequence[str], cwd: Path) -> None:
+    """Start the game and let it outlive the updater. Raises ``OSError`` if it cannot start."""
+    kwargs: dict[str, object] = {}
+    if sys.platform == "win32":
+        kwargs["creationflags"] = (
+            subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
+        )
+    else:
+        kwargs["start_new_session"] = True  # not killed with the updater's process group
+    subprocess.Popen(  # the program comes from the publisher's config
+        list(argv),
+        cwd=str(cwd),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        close_fds=True,
+        **kwargs,  # type: ignore[call-overload]
+    )
+
+
+def app_icon(config: AppConfig | None = None) -> QIcon:
+    """The configured icon, or stitch's own in every size (crisp at any DPI)."""
+    if config is not None and config.icon is not None:
+        return QIcon(str(config.icon))
+    icon = QIcon()
+    for size in (16, 32, 48, 64, 128, 256):
+        png = assets.asset_path(f"icon-{size}.png")
+        if png.is_file():
+            icon.addFile(str(png), QSize(size, size))
+    svg = assets.asset_path("icon.svg")
+    if icon.isNull() and svg.is_file():
+        icon.addFile(str(svg))
+    return icon
+
+
+def style_sheet(accent: str, palette: QPalette) -> str:
+    """``assets/style.qss`` with the accent colour filled in ("" = the palette's highlight);
+    "" if the file is missing (the window still works, in the plain platform style)."""
+    qss_file = assets.asset_path("style.qss")
+    if not qss_file.is_file():
+        return ""
+    colour = QColor(accent) if accent else palette.color(QPalette.ColorRole.Highlight)
+    if not colour.isValid():
+        colour = palette.color(QPalette.ColorRole.Highlight)
+    # Black or white text, whichever reads on the accent (relative luminance).
+    luminance = 0.2126 * colour.redF() + 0.7152 * colour.greenF() + 0.0722 * colour.blueF()
+    accent_text = "#000000" if luminance > 0.6 else "#ffffff"
+    qss = qss_file.read_text(encoding="utf-8")
+    return qss.replace("@accent_text@", accent_text).replace("@accent@", colour.name())

@@ -1,0 +1,158 @@
+"""What the window shows, as data: the overall bar's position and the table of files.
+
+``OverallProgress`` maps each phase to a weighted segment of one bar and never lets it run
+backwards (phases may interleave per file, and a retried request can lower a count).
+``FileTableModel`` lists the files the engine reported working on, with what it last did to
+each; it emits ``dataChanged`` for the one cell that changed, never a reset, so a view's
+selection and scroll position survive thousands of updates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+
+from core.progress import Phase, Progress
+
+# Share of the bar per phase (sums to 100). Download and rebuild dominate a real update;
+# scanning is only heavy on a first run with a cold cache, and weighs in between.
+PHASE_WEIGHTS: dict[Phase, int] = {
+    Phase.CHECK: 3,
+    Phase.SCAN: 12,
+    Phase.PLAN: 2,
+    Phase.DOWNLOAD: 45,
+    Phase.REBUILD: 20,
+    Phase.VERIFY: 12,
+    Phase.INSTALL: 6,
+    Phase.DONE: 0,
+}
+
+_Index = QModelIndex | QPersistentModelIndex
+_ROOT = QModelIndex()  # the invisible root; a table has no children under its rows
+
+
+class OverallProgress:
+    """One number in [0, 1] for the whole update, monotonic over the object's life.
+
+    Segments are laid out in the order phases arrive, not in ``Phase`` order: the engine may
+    rebuild before it downloads, and a phase it skips (nothing to scan) just leaves its share
+    to the final jump at DONE rather than stalling the bar.
+    """
+
+    def __init__(self) -> None:
+        self._value = 0.0
+        self._start: dict[Phase, int] = {}  # where each phase's segment begins, out of 100
+        self._next = 0
+
+    @property
+    def value(self) -> float:
+        return self._value
+
+    def update(self, p: Progress) -> float:
+        """Fold in ``p`` and return the new value (never lower than before)."""
+        if p.phase is Phase.DONE:
+            target = 1.0
+        else:
+            start = self._start.get(p.phase)
+            if start is None:
+                start = self._start[p.phase] = self._next
+                self._next += PHASE_WEIGHTS[p.phase]
+            fraction = min(1.0, max(0.0, p.done / p.total)) if p.total > 0 else 0.0
+            target = (start + PHASE_WEIGHTS[p.phase] * fraction) / 100
+        self._value = max(self._value, min(1.0, target))
+        return self._value
+
+    def finish(self) -> float:
+        self._value = 1.0
+        return self._value
+
+    def reset(self) -> None:
+        """Start over (a retry after an error is a new attempt)."""
+        self._value = 0.0
+        self._start.clear()
+        self._next = 0
+
+
+# What the Activity column says for a file the engine is on, per phase.
+_ACTIVITY: dict[Phase, str] = {
+    Phase.CHECK: "checking",
+    Phase.SCAN: "scanned",
+    Phase.PLAN: "planned",
+    Phase.DOWNLOAD: "downloading",
+    Phase.REBUILD: "rebuilt",
+    Phase.VERIFY: "verified",
+    Phase.INSTALL: "installed",
+    Phase.DONE: "done",
+}
+
+
+class FileTableModel(QAbstractTableModel):
+    """Files the update touched: path and last activity. Rows are only appended."""
+
+    FILE, ACTIVITY = range(2)
+    HEADERS = ("File", "Activity")
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._paths: list[str] = []
+        self._activity: list[str] = []
+        self._row_of: dict[str, int] = {}
+
+    # Qt interface ---------------------------------------------------------------------------
+
+    def rowCount(self, parent: _Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self._paths)
+
+    def columnCount(self, parent: _Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._paths):
+            return None
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+            if index.column() == self.FILE:
+                return self._paths[index.row()]
+            if index.column() == self.ACTIVITY:
+                return self._activity[index.row()]
+        return None
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if (
+            orientation is Qt.Orientation.Horizontal
+            and role == Qt.ItemDataRole.DisplayRole
+            and 0 <= section < len(self.HEADERS)
+        ):
+            return self.HEADERS[section]
+        return None
+
+    # Feeding --------------------------------------------------------------------------------
+
+    def observe(self, p: Progress) -> None:
+        """Record that the engine is on ``p.current`` in ``p.phase``."""
+        if not p.current:
+            return
+        activity = _ACTIVITY[p.phase]
+        row = self._row_of.get(p.current)
+        if row is None:
+            row = len(self._paths)
+            self.beginInsertRows(QModelIndex(), row, row)
+            self._paths.append(p.current)
+            self._activity.append(activity)
+            self._row_of[p.current] = row
+            self.endInsertRows()
+        elif self._activity[row] != activity:
+            self._activity[row] = activity
+            cell = self.index(row, self.ACTIVITY)
+            self.dataChanged.emit(cell, cell, [Qt.ItemDataRole.DisplayRole])
+
+    def clear(self) -> None:
+        if not self._paths:
+            return
+        self.beginResetModel()  # a new attempt starts a new list; only here is a reset right
+        self._paths.clear()
+        self._activity.clear()
+        self._row_of.clear()
+        self.endResetModel()

@@ -1,0 +1,370 @@
+"""Everything the window says, as pure functions: sizes, times, status lines, error words.
+
+No Qt here, so every string the player reads is unit-tested exactly. Sizes use decimal
+units (1 MB = 1,000,000 bytes), as disk vendors and most file managers do.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from core.errors import (
+    CancelledError,
+    ConfigError,
+    ContentError,
+    DowngradeError,
+    DownloadError,
+    ExpiredError,
+    HashMismatchError,
+    HTTPStatusError,
+    NotEnoughSpaceError,
+    RangeError,
+    SignatureError,
+    UnsafePathError,
+)
+from core.progress import Phase, Progress
+from core.updater import CheckResult, Outcome, UpdatePlan, UpdateResult
+
+_UNITS = ("kB", "MB", "GB", "TB", "PB")
+
+# Headings, in the order phases happen; shown as they happen.
+PHASE_TITLES: dict[Phase, str] = {
+    Phase.CHECK: "Checking for updates",
+    Phase.SCAN: "Scanning local files",
+    Phase.PLAN: "Planning the update",
+    Phase.DOWNLOAD: "Downloading",
+    Phase.REBUILD: "Rebuilding files",
+    Phase.VERIFY: "Verifying files",
+    Phase.INSTALL: "Installing",
+    Phase.DONE: "Done",
+}
+
+
+def human_size(n: int) -> str:
+    """``0 bytes``, ``1 byte``, ``999 bytes``, ``1.5 kB``, ``38.2 MB``, ``512 MB``, ``4.1 GB``."""
+    if n < 1000:
+        return "1 byte" if n == 1 else f"{max(n, 0)} bytes"
+    value = float(n)
+    for unit in _UNITS:
+        value /= 1000
+        # Round first, so 999,960 bytes reads "1.0 MB" and not "1000 kB".
+        shown = round(value, 1) if value < 100 else round(value)
+        if shown < 1000 or unit == _UNITS[-1]:
+            return f"{shown:.1f} {unit}" if value < 100 else f"{shown:.0f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def human_speed(bytes_per_second: float) -> str:
+    """``12.3 MB/s``."""
+    return f"{human_size(round(bytes_per_second))}/s"
+
+
+def human_duration(seconds: float) -> str:
+    """``3 s``, ``2 min``, ``1 h 5 min``: rounded up to whole seconds, then to minutes above
+    a minute (a countdown that says "0 s" while still working reads as a bug)."""
+    s = max(1, math.ceil(seconds))
+    if s < 60:
+        return f"{s} s"
+    minutes = math.floor(s / 60 + 0.5)  # half up: round() would make 150 s "2 min"
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+def time_left(seconds: float | None) -> str:
+    """``about 3 s left``; ``""`` when unknown."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return ""
+    return f"about {human_duration(seconds)} left"
+
+
+def percent_saved(reused: int, downloaded: int) -> int:
+    """Share of the needed bytes that came from disk, floored (so 99.9% never reads 100%)."""
+    total = reused + downloaded
+    return 0 if total <= 0 else math.floor(100 * reused / total)
+
+
+def status_line(
+    p: Progress,
+    *,
+    download_total: int = 0,
+    speed: float | None = None,
+    eta: float | None = None,
+) -> str:
+    """The one line under the bar. ``download_total`` is the plan's bytes to download, used
+    when the progress value carries no total."""
+    if p.phase is Phase.DOWNLOAD:
+        total = p.total or download_total
+        parts = [f"Downloading {human_size(p.done)} of {human_size(total)}"]
+        if p.bytes_local:
+            saved = percent_saved(p.bytes_local, max(total, p.bytes_network))
+            parts.append(
+                f"reused {human_size(p.bytes_local)} from your existing files ({saved}% saved)"
+            )
+        if speed:
+            parts.append(human_speed(speed))
+        left = time_left(eta)
+        if left:
+            parts.append(left)
+        return " · ".join(parts)
+    if p.phase in (Phase.SCAN, Phase.REBUILD, Phase.VERIFY):
+        line = PHASE_TITLES[p.phase]
+        if p.total:
+            line += f" · {human_size(p.done)} of {human_size(p.total)}"
+        return line
+    if p.phase is Phase.INSTALL:
+        if p.total:
+            noun = "file" if p.total == 1 else "files"
+            return f"Installing · {p.done} of {p.total} {noun}"
+        return "Installing"
+    if p.phase is Phase.DONE:
+        return "Done"
+    return PHASE_TITLES[p.phase] + "…"
+
+
+class RateMeter:
+    """Smoothed transfer speed and time left, from ``(time, bytes so far)`` samples.
+
+    Feed it only bytes from this session (not what an interrupted earlier run fetched), or the
+    first estimate is absurd. The speed is an exponential moving average with a half-life in
+    seconds; it stays unknown until ``warmup`` seconds of samples exist, since the first
+    fraction of a second is mostly connection setup. ``pause()`` forgets the last sample so
+    the idle time does not count as slow transfer.
+    """
+
+    def __init__(self, half_life: float = 3.0, warmup: float = 1.0) -> None:
+        self.half_life = half_life
+        self.warmup = warmup
+        self._last: tuple[float, int] | None = None
+        self._elapsed = 0.0
+        self._rate: float | None = None
+
+    def add(self, t: float, total_bytes: int) -> None:
+        if self._last is None:
+            self._last = (t, total_bytes)
+            return
+        t0, b0 = self._last
+        dt = t - t0
+        if dt <= 0:
+            return
+        inst = max(0, total_bytes - b0) / dt
+        alpha = 1.0 - 0.5 ** (dt / self.half_life)
+        self._rate = inst if self._rate is None else self._rate + alpha * (inst - self._rate)
+        self._elapsed += dt
+        self._last = (t, total_bytes)
+
+    def pause(self) -> None:
+        self._last = None
+
+    @property
+    def speed(self) -> float | None:
+        """Bytes per second, or None while too little is known."""
+        if self._rate is None or self._elapsed < self.warmup:
+            return None
+        return self._rate
+
+    def eta(self, remaining: int) -> float | None:
+        """Seconds until ``remaining`` more bytes arrive at the current speed, or None."""
+        speed = self.speed
+        if not speed or speed <= 0:
+            return None
+        return max(0, remaining) / speed
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ErrorText:
+    """An error as the player sees it: a family, plain words, and the technical text."""
+
+    kind: str  # "network", "content", "cancelled", "config", "disk", "internal"
+    message: str
+    detail: str
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in ("network", "disk", "cancelled", "content", "internal")
+
+
+def describe_error(exc: BaseException) -> ErrorText:
+    """Plain words for ``exc``, chosen by its family and fields, never by parsing its text."""
+    detail = _detail(exc)
+    if isinstance(exc, CancelledError):
+        return ErrorText(
+            "cancelled", "The update was cancelled. Your files were not changed.", detail
+        )
+    if isinstance(exc, DownloadError):
+        return ErrorText("network", _download_words(exc), detail)
+    if isinstance(exc, ContentError):
+        return ErrorText("content", _content_words(exc), detail)
+    if isinstance(exc, ConfigError):
+        return ErrorText(
+            "config",
+            "The updater's settings file has a problem, so it cannot update. "
+            "Tell the publisher of the game.",
+            detail,
+        )
+    if isinstance(exc, NotEnoughSpaceError):
+        return ErrorText(
+            "disk",
+            f"There is not enough free disk space: {human_size(exc.needed)} needed, "
+            f"{human_size(exc.available)} free. Free some space and try again.",
+            detail,
+        )
+    if isinstance(exc, PermissionError):
+        return ErrorText(
+            "disk",
+            "The updater is not allowed to change the files in the game folder. "
+            "Close the game if it is running, or choose another folder, and try again.",
+            detail,
+        )
+    if isinstance(exc, OSError):
+        return ErrorText(
+            "disk",
+            "A file on this computer could not be read or written. "
+            "Check that the disk is connected and not full, and try again.",
+            detail,
+        )
+    return ErrorText(
+        "internal",
+        "Something unexpected went wrong in the updater. Try again; if it keeps happening, "
+        "send the details to the publisher.",
+        detail,
+    )
+
+
+def _download_words(exc: DownloadError) -> str:
+    if isinstance(exc, HTTPStatusError) and exc.status_code:
+        code = exc.status_code
+        if code == 404:
+            return f"The update server does not have this release (error {code}). Try again later."
+        if code in (401, 403, 410):
+            return f"The update server refused the download (error {code}). Try again later."
+        if code >= 500 or code == 429:
+            return (
+                f"The update server is having trouble (error {code}). Try again in a few minutes."
+            )
+        return f"The update server answered with an error (error {code}). Try again later."
+    if isinstance(exc, RangeError):
+        return (
+            "The update server sent a reply the updater could not use. Try again later; "
+            "if it keeps happening, tell the publisher."
+        )
+    return "The update server could not be reached. Check your connection and try again."
+
+
+def _content_words(exc: ContentError) -> str:
+    unchanged = "Nothing was changed."
+    if isinstance(exc, SignatureError):
+        return f"The update is not signed by the publisher, so it was not installed. {unchanged}"
+    if isinstance(exc, DowngradeError):
+        older = f" ({exc.offered})" if exc.offered else ""
+        yours = f" ({exc.installed})" if exc.installed else ""
+        return (
+            f"The server offers an older version{older} than the one you have{yours}, "
+            f"so it was not installed. {unchanged}"
+        )
+    if isinstance(exc, ExpiredError):
+        return f"The update on the server has expired, so it was not installed. {unchanged}"
+    if isinstance(exc, UnsafePathError):
+        return f"The update tried to write outside the game folder, so it was refused. {unchanged}"
+    if isinstance(exc, HashMismatchError):
+        return (
+            f"A downloaded file arrived damaged. {unchanged} Try again; if it keeps "
+            "happening, tell the publisher."
+        )
+    return f"The update on the server is damaged or incomplete. {unchanged} Try again later."
+
+
+def _detail(exc: BaseException) -> str:
+    """The technical text for "Show details": type, message, and the fields errors carry.
+    Never a traceback: the player may paste this into a forum."""
+    lines = [f"{type(exc).__name__}: {exc}"]
+    for name in (
+        "url",
+        "status_code",
+        "path",
+        "expected",
+        "actual",
+        "installed",
+        "offered",
+        "line",
+        "needed",
+        "available",
+        "filename",
+    ):
+        value = getattr(exc, name, None)
+        if value not in (None, "", 0):
+            lines.append(f"{name}: {value}")
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and cause is not exc:
+        lines.append(f"caused by {type(cause).__name__}: {cause}")
+    return "\n".join(lines)
+
+
+# --- summaries -------------------------------------------------------------------------------
+
+
+def version_change(check: CheckResult) -> str:
+    """``1.0 → 1.1``, or ``1.1 (new install)``."""
+    if check.installed_version is None:
+        return f"{check.offered_version} (new install)"
+    if check.installed_version == check.offered_version:
+        return check.offered_version
+    return f"{check.installed_version} → {check.offered_version}"
+
+
+def reuse_line(plan: UpdatePlan) -> str:
+    """``4.1 GB (99% saved)``."""
+    saved = percent_saved(plan.bytes_reused, plan.bytes_to_download)
+    return f"{human_size(plan.bytes_reused)} ({saved}% saved)"
+
+
+def disk_line(plan: UpdatePlan) -> str:
+    """``4.2 GB needed · 120 GB free``."""
+    return f"{human_size(plan.disk_needed)} needed · {human_size(plan.disk_free)} free"
+
+
+def enough_space(plan: UpdatePlan) -> bool:
+    return plan.disk_free >= plan.disk_needed
+
+
+def done_message(result: UpdateResult, product: str = "") -> str:
+    """What the window says when the update finished."""
+    if result.outcome is Outcome.UP_TO_DATE:
+        return up_to_date_message(result.to_version, product)
+    name = f"{product} " if product else ""
+    first = (
+        f"Installed {name}{result.to_version}."
+        if result.from_version is None
+        else f"Updated {name}from {result.from_version} to {result.to_version}."
+    )
+    second = f"Downloaded {human_size(result.bytes_downloaded)}"
+    if result.bytes_reused:
+        second += f", reused {human_size(result.bytes_reused)} from your existing files"
+    return f"{first} {second}."
+
+
+def up_to_date_message(version: str, product: str = "") -> str:
+    name = product or "The game"
+    return f"{name} is up to date (version {version})."
+
+
+def stopped_line(phase: Phase | None, cancelled: bool = False) -> str:
+    """The status line once an attempt ended early: ``Stopped while downloading``."""
+    verb = "Cancelled" if cancelled else "Stopped"
+    if phase is None or phase is Phase.DONE:
+        return verb
+    return f"{verb} while {PHASE_TITLES[phase][0].lower()}{PHASE_TITLES[phase][1:]}"
+
+
+def sentence(line: str) -> str:
+    """An engine message as a sentence: capital first letter, final full stop."""
+    line = line.strip()
+    if not line:
+        return line
+    line = line[0].upper() + line[1:]
+    return line if line[-1] in ".!?" else line + "."

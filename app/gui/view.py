@@ -1,0 +1,249 @@
+"""The window's widgets and layout, without the update's states.
+
+``UpdaterView`` builds every widget once, in reading order, with mnemonics and a tab order;
+``app.gui.window.UpdaterWindow`` subclasses it and decides what is visible when. Keeping the
+two apart keeps each under a few hundred lines and lets the layout change without touching
+the state machine.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from PySide6.QtCore import QSize, Qt, QTime
+from PySide6.QtGui import QIcon, QKeyEvent
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QTableView,
+    QTabWidget,
+    QTextBrowser,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.gui import text
+from app.gui.model import FileTableModel
+from core.progress import Phase
+
+BAR_MAX = 1000  # the bar's range: fine enough that a 4 GB update moves it every 4 MB
+
+
+class UpdaterView(QWidget):
+    """Widgets only. Subclasses connect the buttons and call ``request_cancel()``."""
+
+    def __init__(self, title: str, icon: QIcon, subtitle: str) -> None:
+        super().__init__()
+        self.files = FileTableModel(self)
+        self._build(title, icon, subtitle)
+
+    def request_cancel(self) -> bool:  # overridden by the window
+        return False
+
+    def _build(self, title: str, icon: QIcon, subtitle: str) -> None:
+        self.setObjectName("UpdaterWindow")
+        self.setWindowTitle(title)
+        self.setWindowIcon(icon)
+        self.setMinimumWidth(640)
+
+        self.icon_label = QLabel()
+        self.icon_label.setPixmap(icon.pixmap(QSize(48, 48), self.devicePixelRatioF()))
+        self.heading = QLabel(text.PHASE_TITLES[Phase.CHECK])
+        self.heading.setObjectName("Heading")
+        self.subheading = QLabel(subtitle)
+        self.subheading.setObjectName("Subheading")
+        head_text = QVBoxLayout()
+        head_text.setSpacing(2)
+        head_text.addWidget(self.heading)
+        head_text.addWidget(self.subheading)
+        head = QHBoxLayout()
+        head.addWidget(self.icon_label, 0, Qt.AlignmentFlag.AlignTop)
+        head.addSpacing(8)
+        head.addLayout(head_text, 1)
+
+        self.bar = QProgressBar()
+        self.bar.setRange(0, BAR_MAX)
+        self.bar.setAccessibleName("Overall progress")
+        self.status = QLabel(" ")
+        self.status.setObjectName("StatusLine")
+        self.status.setWordWrap(True)
+        self.current_file = QLabel("")
+        self.current_file.setObjectName("CurrentFile")
+        self.current_file.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        # What will happen, shown before a byte is downloaded.
+        self.summary = QFrame()
+        self.summary.setObjectName("Summary")
+        form = QFormLayout(self.summary)
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        self.version_value = QLabel()
+        self.download_value = QLabel()
+        self.reuse_value = QLabel()
+        self.disk_value = QLabel()
+        self.folder_value = QLabel()
+        self.folder_value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.folder_value.setWordWrap(True)
+        self.change_button = QPushButton("C&hange…")
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.folder_value, 1)
+        folder_row.addWidget(self.change_button)
+        form.addRow("Version:", self.version_value)
+        form.addRow("Download:", self.download_value)
+        form.addRow("Reused from your files:", self.reuse_value)
+        form.addRow("Disk space:", self.disk_value)
+        form.addRow("Install to:", folder_row)
+        self.warning = QLabel()
+        self.warning.setObjectName("Warning")
+        self.warning.setWordWrap(True)
+        self.notes = QTextBrowser()
+        self.notes.setObjectName("Notes")
+        self.notes.setOpenExternalLinks(True)
+        self.notes.setMaximumHeight(140)
+        self.notes.setAccessibleName("Release notes")
+
+        # Errors and the end: plain words, the technical text one click away.
+        self.message = QLabel()
+        self.message.setObjectName("Message")
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.error_details_button = QPushButton("&Show details")
+        self.error_details_button.setCheckable(True)
+        self.error_details_button.toggled.connect(self._toggle_error_detail)
+        self.error_detail = QPlainTextEdit()
+        self.error_detail.setObjectName("ErrorDetail")
+        self.error_detail.setReadOnly(True)
+        self.error_detail.setMaximumHeight(96)
+        self.error_detail.setAccessibleName("Technical details")
+
+        # The collapsible details: a log and the files touched.
+        self.details_button = QToolButton()
+        self.details_button.setObjectName("DetailsToggle")
+        self.details_button.setText("&Details")
+        self.details_button.setCheckable(True)
+        self.details_button.setArrowType(Qt.ArrowType.RightArrow)
+        self.details_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.details_button.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.details_button.toggled.connect(self._toggle_details)
+        self.log = QPlainTextEdit()
+        self.log.setObjectName("Log")
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(5000)  # a long update must not grow memory without end
+        self.log.setAccessibleName("Details log")
+        self.files_view = QTableView()
+        self.files_view.setModel(self.files)
+        self.files_view.verticalHeader().hide()
+        self.files_view.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.files_view.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+        self.details = QTabWidget()
+        self.details.addTab(self.log, "Log")
+        self.details.addTab(self.files_view, "Files")
+        self.details.setMinimumHeight(160)
+        self.details.hide()
+
+        self.pause_button = QPushButton("&Pause")
+        self.cancel_button = QPushButton("&Cancel")
+        self.retry_button = QPushButton("&Retry")
+        self.update_button = QPushButton("&Update")
+        self.play_button = QPushButton("&Play")
+        self.close_button = QPushButton("C&lose")
+        for primary in (self.update_button, self.retry_button, self.play_button):
+            primary.setObjectName("Primary")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.details_button)
+        buttons.addStretch(1)
+        for b in (
+            self.pause_button,
+            self.cancel_button,
+            self.retry_button,
+            self.update_button,
+            self.play_button,
+            self.close_button,
+        ):
+            buttons.addWidget(b)
+
+        root = QVBoxLayout(self)
+        root.setContentsMargins(18, 16, 18, 14)
+        root.setSpacing(10)
+        root.addLayout(head)
+        root.addWidget(self.bar)
+        root.addWidget(self.status)
+        root.addWidget(self.current_file)
+        root.addWidget(self.summary)
+        root.addWidget(self.warning)
+        root.addWidget(self.notes)
+        root.addWidget(self.message)
+        error_row = QHBoxLayout()
+        error_row.addWidget(self.error_details_button)
+        error_row.addStretch(1)
+        root.addLayout(error_row)
+        root.addWidget(self.error_detail)
+        root.addWidget(self.details, 1)
+        root.addStretch(0)
+        root.addLayout(buttons)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+
+        # Keyboard order follows reading order: the main action first, details last.
+        order: list[QWidget] = [
+            self.change_button,
+            self.update_button,
+            self.retry_button,
+            self.play_button,
+            self.pause_button,
+            self.cancel_button,
+            self.close_button,
+            self.error_details_button,
+            self.details_button,
+            self.details,
+        ]
+        for first, second in itertools.pairwise(order):
+            QWidget.setTabOrder(first, second)
+
+    def _log(self, line: str, stamp: bool = True) -> None:
+        prefix = QTime.currentTime().toString("HH:mm:ss") + "  " if stamp else "          "
+        self.log.appendPlainText(prefix + line)
+
+    def _toggle_details(self, shown: bool) -> None:
+        self.details_button.setArrowType(
+            Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow
+        )
+        self.details.setVisible(shown)
+        self.adjustSize()
+
+    def _toggle_error_detail(self, shown: bool) -> None:
+        self.error_detail.setVisible(shown)
+        self.error_details_button.setText("&Hide details" if shown else "&Show details")
+        self.adjustSize()
+
+    def default_button(self) -> QPushButton | None:
+        for b in (self.update_button, self.retry_button, self.play_button, self.close_button):
+            if b.isDefault() and b.isVisible() and b.isEnabled():
+                return b
+        return None
+
+    # --- Qt events ----------------------------------------------------------------------------
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        # A QWidget window has no dialog default-button handling: Enter presses the default
+        # button unless a button has focus (then Qt's own Space/Enter handling applies).
+        key = event.key()
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            focused = self.focusWidget()
+            if isinstance(focused, QPushButton | QToolButton):
+                focused.click()
+                return
+            default = self.default_button()
+            if default is not None:
+                default.click()
+                return
+        if key == Qt.Key.Key_Escape:
+            self.request_cancel()
+            return
+        super().keyPressEvent(event)

@@ -1,0 +1,431 @@
+"""The player's window: what is happening, what it will cost, pause, cancel, retry, play.
+
+The window owns the states of one updater run and the widgets; the engine runs in an
+``UpdateSession`` (app/gui/worker.py) and reaches the widgets only through queued signals.
+Everything the window says comes from app/gui/text.py. The three things that would block a
+test (the cancel confirmation, the folder chooser, starting the game) are passed in.
+
+States::
+
+    CHECKING ──planned──▶ READY ──Update──▶ RUNNING ──finished──▶ DONE
+        │ └─checked(up to date)──▶ UP_TO_DATE                  │
+        └──────────── failed ──▶ ERROR ◀──── failed ───────────┘
+                                   └──Retry──▶ CHECKING
+    CHECKING / RUNNING ──Cancel (confirmed)──▶ CANCELLING ──▶ ERROR (cancelled) or closed
+"""
+
+from __future__ import annotations
+
+import enum
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import QWidget
+
+from app.config import AppConfig, to_updater_config
+from app.gui import text
+from app.gui.desktop import app_icon, ask_cancel, launch_detached, pick_folder, style_sheet
+from app.gui.model import OverallProgress
+from app.gui.view import BAR_MAX, UpdaterView
+from app.gui.worker import UpdaterFactory, UpdateSession
+from core.errors import CancelledError
+from core.progress import Phase, Progress
+from core.updater import CheckResult, UpdatePlan, UpdateResult
+
+__all__ = ["BAR_MAX", "State", "UpdaterWindow", "launch_detached"]
+
+ConfirmCancel = Callable[[QWidget], bool]
+ChooseFolder = Callable[[QWidget, str, Path], "Path | None"]
+Launcher = Callable[[Sequence[str], Path], None]
+
+
+class State(enum.Enum):
+    CHECKING = "checking"  # check, scan and plan (nothing downloaded but indexes)
+    READY = "ready"  # the plan is shown; waiting for the Update button
+    RUNNING = "running"  # download, rebuild, verify, install
+    CANCELLING = "cancelling"  # cancel requested; waiting for the engine to stop
+    DONE = "done"
+    UP_TO_DATE = "up-to-date"
+    ERROR = "error"  # includes "cancelled": Retry starts over
+
+
+class UpdaterWindow(UpdaterView):
+    """The updater's only window. Call ``start()`` once it is shown."""
+
+    def __init__(
+        self,
+        config: AppConfig,
+        *,
+        factory: UpdaterFactory | None = None,
+        confirm_cancel: ConfirmCancel = ask_cancel,
+        choose_folder: ChooseFolder = pick_folder,
+        launcher: Launcher = launch_detached,
+        auto_start: bool | None = None,
+        progress_interval: float = 0.1,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(config.window_title, app_icon(config), config.display_name or config.url)
+        self.config = config
+        self.confirm_cancel = confirm_cancel
+        self.choose_folder = choose_folder
+        self.launcher = launcher
+        self.auto_start = config.auto_start if auto_start is None else auto_start
+        self._clock = clock
+        self.install_dir: Path = config.install_dir or config.default_install_dir
+        self.state = State.CHECKING
+        self.error_kind = ""
+        self.check_result: CheckResult | None = None
+        self.plan: UpdatePlan | None = None
+        self.result: UpdateResult | None = None
+        self._phase: Phase | None = None
+        self._overall = OverallProgress()
+        self._meter = text.RateMeter()
+        self._close_pending = False
+        self._asked_folder = False
+
+        self.session = UpdateSession(factory, progress_interval, parent=self)
+        sig = self.session.signals
+        sig.progress.connect(self._on_progress)
+        sig.checked.connect(self._on_checked)
+        sig.planned.connect(self._on_planned)
+        sig.finished.connect(self._on_finished)
+        sig.failed.connect(self._on_failed)
+
+        self.change_button.clicked.connect(self.change_folder)
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.cancel_button.clicked.connect(self.request_cancel)
+        self.retry_button.clicked.connect(self.retry)
+        self.update_button.clicked.connect(self.start_update)
+        self.play_button.clicked.connect(self.play)
+        self.close_button.clicked.connect(self.close)
+        self.setStyleSheet(style_sheet(config.accent, self.palette()))
+        self._show_state()
+
+    def start(self) -> None:
+        """Begin: check for updates and plan."""
+        self._begin_check()
+
+    def start_update(self) -> None:
+        """The Update / Install button: run the plan shown."""
+        if self.state is not State.READY or self.plan is None:
+            return
+        self.state = State.RUNNING
+        self._meter = text.RateMeter()
+        self._log(f"Updating in {self.install_dir}")
+        self.session.apply(self.install_dir)
+        self._show_state()
+
+    def toggle_pause(self) -> None:
+        if self.state not in (State.CHECKING, State.RUNNING):
+            return
+        if self.session.paused:
+            self.session.resume()
+            self._log("Resumed")
+        else:
+            self.session.pause()
+            self._meter.pause()
+            self._log("Paused")
+        self._show_state()
+
+    def request_cancel(self) -> bool:
+        """Cancel (asking first while work is under way). Returns True if cancelling or
+        closing, False if the player chose to go on."""
+        if self.state in (State.CHECKING, State.RUNNING):
+            if not self.confirm_cancel(self):
+                return False
+            self.state = State.CANCELLING
+            self._log("Cancelling…")
+            self.session.cancel()
+            self._show_state()
+            return True
+        if self.state is State.CANCELLING:
+            return True
+        self.close()
+        return True
+
+    def retry(self) -> None:
+        if self.state is State.ERROR:
+            self._begin_check()
+
+    def change_folder(self) -> None:
+        """Let the player pick the install folder (first install), then plan again there."""
+        if self.state is not State.READY:
+            return
+        needed = self.plan.disk_needed if self.plan else 0
+        caption = f"Choose where to install {self.config.display_name or 'the game'}"
+        if needed:
+            caption += f" ({text.human_size(needed)} needed)"
+        chosen = self.choose_folder(self, caption, self.install_dir)
+        if chosen is None or Path(chosen) == self.install_dir:
+            return
+        self.install_dir = Path(chosen)
+        self._log(f"Install folder: {self.install_dir}")
+        self._begin_check()
+
+    def play(self) -> None:
+        """Start the configured program from the install folder, then close."""
+        if not self.config.program:
+            return
+        program = Path(self.config.program)
+        if not program.is_absolute() and (self.install_dir / program).exists():
+            command = str(self.install_dir / program)
+        else:
+            command = shutil.which(self.config.program) or self.config.program
+        argv = [command, *self.config.args]
+        self._log("Starting " + " ".join(argv))
+        try:
+            self.launcher(argv, self.install_dir)
+        except OSError as e:
+            self.warning.setText(f"Could not start the game: {e.strerror or e}")
+            self.warning.show()
+            return
+        self.close()
+
+    @property
+    def exit_code(self) -> int:
+        """0 when the install is current, 1 after an error or a cancel."""
+        return 0 if self.state in (State.DONE, State.UP_TO_DATE) else 1
+
+    # --- worker signals (GUI thread) ----------------------------------------------------------
+
+    def _on_progress(self, p: Progress) -> None:
+        if self.state not in (State.CHECKING, State.RUNNING, State.CANCELLING):
+            return
+        if p.phase is not self._phase:
+            self._phase = p.phase
+            self._log(text.PHASE_TITLES[p.phase])
+        if p.message:
+            for line in p.message.splitlines():
+                self._log(line, stamp=False)
+        self.bar.setValue(round(self._overall.update(p) * BAR_MAX))
+        self.files.observe(p)
+        speed = eta = None
+        if p.phase is Phase.DOWNLOAD:
+            self._meter.add(self._clock(), p.bytes_network)
+            speed = self._meter.speed
+            total = p.total or (self.plan.bytes_to_download if self.plan else 0)
+            eta = self._meter.eta(total - p.done)
+        self.status.setText(
+            text.status_line(
+                p,
+                download_total=self.plan.bytes_to_download if self.plan else 0,
+                speed=speed,
+                eta=eta,
+            )
+        )
+        self.current_file.setText(p.current)
+        self.setWindowTitle(self._title())
+        if self.state is not State.CANCELLING:
+            self._set_heading()
+
+    def _on_checked(self, check: CheckResult) -> None:
+        self.check_result = check
+        if self._stopped_by_cancel():
+            return
+        self._log(
+            f"Offered version {check.offered_version}; installed "
+            f"{check.installed_version or 'nothing'}"
+        )
+        for w in check.warnings:
+            self._log(f"Warning: {w}")
+        if check.up_to_date:
+            self.state = State.UP_TO_DATE
+            self.bar.setValue(round(self._overall.finish() * BAR_MAX))
+            self._show_state()
+            self._finish_close()
+
+    def _on_planned(self, plan: UpdatePlan) -> None:
+        self.plan = plan
+        self.check_result = plan.check
+        if self._stopped_by_cancel():
+            return
+        self.state = State.READY
+        if self.session.paused:  # paused as planning ended: the plan waits for a click anyway
+            self.session.resume()
+        self._log(
+            f"Plan: download {text.human_size(plan.bytes_to_download)} in about "
+            f"{plan.requests_estimate} requests, reuse {text.human_size(plan.bytes_reused)}"
+        )
+        if plan.check.warnings:
+            self.warning.setText(" ".join(text.sentence(w) for w in plan.check.warnings))
+        self._show_state()
+        first = plan.check.installed_version is None
+        if first and self.config.ask_install_dir and not self._asked_folder:
+            self._asked_folder = True
+            self.change_folder()
+            if self.state is not State.READY:
+                return  # planning again for the chosen folder
+        chosen_by_player = first and self.config.ask_install_dir
+        if self.auto_start and not chosen_by_player and text.enough_space(plan):
+            self.start_update()
+
+    def _on_finished(self, result: UpdateResult) -> None:
+        self.result = result
+        self.state = State.DONE
+        self.bar.setValue(round(self._overall.finish() * BAR_MAX))
+        self._log(text.done_message(result, self.config.display_name))
+        self._show_state()
+        self._finish_close()
+
+    def _on_failed(self, kind: str, message: str, detail: str) -> None:
+        self.state = State.ERROR
+        self.error_kind = kind
+        self.message.setText(message)
+        self.error_detail.setPlainText(detail)
+        self.status.setText(text.stopped_line(self._phase, cancelled=kind == "cancelled"))
+        self._log(f"Failed: {detail.splitlines()[0] if detail else kind}")
+        self._show_state()
+        self._finish_close()
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _begin_check(self) -> None:
+        self.state = State.CHECKING
+        self.error_kind = ""
+        self.plan = None
+        self.result = None
+        self._phase = None
+        self._overall.reset()
+        self.bar.setValue(0)
+        self.files.clear()
+        self.status.setText(text.PHASE_TITLES[Phase.CHECK] + "…")
+        self.current_file.clear()
+        self.warning.clear()
+        self.session.prepare(to_updater_config(self.config, self.install_dir))
+        self._show_state()
+
+    def _stopped_by_cancel(self) -> bool:
+        """A check or plan that finished just as Cancel was pressed counts as cancelled."""
+        if self.state is not State.CANCELLING:
+            return False
+        words = text.describe_error(CancelledError("cancelled"))
+        self._on_failed(words.kind, words.message, words.detail)
+        return True
+
+    def _finish_close(self) -> None:
+        if self._close_pending:
+            self.close()
+
+    def _set_heading(self) -> None:
+        if self.session.paused and self.state in (State.CHECKING, State.RUNNING):
+            self.heading.setText("Paused")
+        elif self._phase is not None:
+            self.heading.setText(text.PHASE_TITLES[self._phase])
+
+    def _show_state(self) -> None:
+        """Make the widgets match ``self.state``: one place decides what is visible."""
+        s = self.state
+        check, plan = self.check_result, self.plan
+        product = self.config.display_name
+        working = s in (State.CHECKING, State.RUNNING)
+        paused = working and self.session.paused
+
+        if s is State.READY and check is not None:
+            first = check.installed_version is None
+            what = f"{product} {check.offered_version}" if product else check.offered_version
+            self.heading.setText(
+                f"Ready to install {what}" if first else f"Update available: {what}"
+            )
+            self.update_button.setText("&Install" if first else "&Update")
+            self.status.setText("Nothing has been downloaded yet.")
+        elif s is State.DONE and self.result is not None:
+            self.heading.setText("Done")
+            self.message.setText(text.done_message(self.result, product))
+            self.status.setText("Done")
+        elif s is State.UP_TO_DATE and check is not None:
+            self.heading.setText("Up to date")
+            self.message.setText(text.up_to_date_message(check.offered_version, product))
+            self.status.setText("No update needed")
+        elif s is State.ERROR:
+            self.heading.setText(
+                "Update cancelled"
+                if self.error_kind == "cancelled"
+                else "The update did not finish"
+            )
+        elif s is State.CANCELLING:
+            self.heading.setText("Cancelling…")
+        else:
+            self._set_heading()
+
+        if check is not None:
+            self.subheading.setText(
+                (f"{product} · " if product else "") + "Version " + text.version_change(check)
+            )
+        if plan is not None:
+            self.version_value.setText(text.version_change(plan.check))
+            self.download_value.setText(text.human_size(plan.bytes_to_download))
+            self.reuse_value.setText(text.reuse_line(plan))
+            self.disk_value.setText(text.disk_line(plan))
+            self.folder_value.setText(str(self.install_dir))
+            self.notes.setMarkdown(plan.check.notes)
+        enough = plan is None or text.enough_space(plan)
+        if plan is not None and not enough and s is State.READY:
+            self.warning.setText(
+                "There is not enough free disk space for this update. "
+                "Free some space, then choose Retry."
+                if plan.check.installed_version
+                else "There is not enough free disk space there. Choose another folder."
+            )
+
+        show_plan = plan is not None and s in (State.READY, State.RUNNING, State.CANCELLING)
+        first_install = check is not None and check.installed_version is None
+        self.summary.setVisible(show_plan)
+        self.change_button.setVisible(s is State.READY and first_install)
+        self.notes.setVisible(show_plan and bool(plan and plan.check.notes))
+        self.warning.setVisible(bool(self.warning.text()))
+        self.current_file.setVisible(working or s is State.CANCELLING)
+        self.message.setVisible(s in (State.DONE, State.UP_TO_DATE, State.ERROR))
+        self.error_details_button.setVisible(s is State.ERROR)
+        if s is not State.ERROR:
+            self.error_details_button.setChecked(False)
+        self.error_detail.setVisible(s is State.ERROR and self.error_details_button.isChecked())
+
+        self.pause_button.setVisible(working)
+        self.pause_button.setText("&Resume" if paused else "&Pause")
+        self.bar.setProperty("paused", paused)
+        self.bar.style().unpolish(self.bar)
+        self.bar.style().polish(self.bar)
+        self.cancel_button.setVisible(
+            s in (State.CHECKING, State.RUNNING, State.CANCELLING, State.READY)
+        )
+        self.cancel_button.setEnabled(s is not State.CANCELLING)
+        self.update_button.setVisible(s is State.READY)
+        self.update_button.setEnabled(s is State.READY and enough)
+        self.retry_button.setVisible(s is State.ERROR)
+        has_program = bool(self.config.program)
+        self.play_button.setVisible(has_program and s in (State.DONE, State.UP_TO_DATE))
+        self.close_button.setVisible(s in (State.DONE, State.UP_TO_DATE, State.ERROR))
+
+        default = {
+            State.READY: self.update_button,
+            State.ERROR: self.retry_button,
+            State.DONE: self.play_button if has_program else self.close_button,
+            State.UP_TO_DATE: self.play_button if has_program else self.close_button,
+        }.get(s)
+        for b in (self.update_button, self.retry_button, self.play_button, self.close_button):
+            b.setDefault(b is default)
+        if default is not None and default.isVisible() and default.isEnabled():
+            default.setFocus(Qt.FocusReason.OtherFocusReason)
+        self.setWindowTitle(self._title())
+
+    def _title(self) -> str:
+        base = self.config.window_title
+        if self.state is State.RUNNING:
+            return f"{self.bar.value() * 100 // BAR_MAX}% · {base}"
+        return base
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.state in (State.CHECKING, State.RUNNING, State.CANCELLING):
+            # Closing is Cancel: never leave the engine running behind a closed window.
+            if self.state is not State.CANCELLING and not self.request_cancel():
+                event.ignore()
+                return
+            self._close_pending = True
+            event.ignore()
+            return
+        self.session.stop()
+        event.accept()
