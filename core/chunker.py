@@ -30,7 +30,7 @@ ID_SIZE = 16  # bytes in an xxh3-128 chunk id
 
 # Scan files in slices of this many bytes so cancel and progress stay responsive and the
 # SHA-256 pass can run in step with chunking over the same mapped pages.
-_SLICE = 64 << 20
+_SLICE = 32 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +130,18 @@ def _chunk_window(
     return nxt
 
 
+def _drop_pages(mm: mmap.mmap, start: int, end: int) -> None:
+    """Unmap pages already chunked and hashed, so a multi-GB scan keeps a small RSS (the
+    data stays in the page cache; only this process's mapping of it goes)."""
+    if not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    page = mmap.PAGESIZE
+    a = start - start % page
+    b = end - end % page
+    if b > a:
+        mm.madvise(mmap.MADV_DONTNEED, a, b - a)
+
+
 def chunk_bytes(data: bytes | memoryview, params: ChunkerParams) -> Chunks:
     """Chunk a byte string held in memory."""
     lengths: list[int] = []
@@ -176,6 +188,7 @@ def chunk_file(
                     end = min(size, pos + _SLICE)
                     nxt = _chunk_window(cdc, view, pos, end, size, lengths, ids)
                     sha.update(view[pos:nxt])
+                    _drop_pages(mm, pos, nxt)
                     pos = nxt
                     if callable(on_bytes):
                         on_bytes(pos)

@@ -62,6 +62,20 @@ def inside(root: Path, rel: str) -> Path:
     return path
 
 
+def copy_sparse(src: Path, dst: Path, block: int = 1 << 20) -> None:
+    """Copy ``src`` to ``dst`` leaving all-zero blocks as holes (VM and disk images, padded
+    archives): as fast as reading, and no disk spent on zeros."""
+    zero = bytes(block)
+    with open(src, "rb") as fi, open(dst, "wb") as fo:
+        size = os.fstat(fi.fileno()).st_size
+        while data := fi.read(block):
+            if data == zero[: len(data)]:
+                fo.seek(len(data), os.SEEK_CUR)
+            else:
+                fo.write(data)
+        fo.truncate(size)
+
+
 def file_fingerprint(st: os.stat_result) -> tuple[int, int, int]:
     """What the state cache compares to vouch that a file did not change: size, mtime in
     nanoseconds, and inode (the file id on Windows)."""

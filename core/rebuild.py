@@ -8,6 +8,7 @@ what to copy or fetch (``core.planner``) nor how bytes travel (``core.fetcher``)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Callable
@@ -23,6 +24,21 @@ from core.planner import FilePlan
 from core.progress import CancelToken
 
 _READ = 4 << 20  # bytes per read when copying or hashing
+
+
+@functools.lru_cache(maxsize=64)
+def _zero_id(length: int) -> bytes:
+    return xxhash.xxh3_128_digest(bytes(length))
+
+
+def _write(fd: int, chunk: bytes | memoryview, offset: int, chunk_id: bytes) -> None:
+    """Write a verified chunk, except an all-zero one: the staged file starts as a hole
+    (``ftruncate``) and only ever holds correct target bytes, so its zeros are already
+    there. Sparse images stay sparse and cost no disk writes. (Zero chunks are recognised by
+    their id, which was just checked.)"""
+    if chunk_id == _zero_id(len(chunk)):
+        return
+    os.pwrite(fd, chunk, offset)
 
 
 class StagedFile:
@@ -67,8 +83,9 @@ class StagedFile:
                     chunk: bytes | memoryview = memoryview(data)[pos:pos + clen]
                 else:
                     chunk = os.pread(fd, clen, soff + pos)
-                if digest(chunk) == self.index.ids[k].tobytes():
-                    os.pwrite(self._fd, chunk, toff + pos)
+                cid = self.index.ids[k].tobytes()
+                if digest(chunk) == cid:
+                    _write(self._fd, chunk, toff + pos, cid)
                 else:
                     self.retry_ranges.append((toff + pos, toff + pos + clen))
                 pos += clen
@@ -129,8 +146,9 @@ class StagedFile:
                 if len(buf) - used < clen:
                     break
                 chunk = memoryview(buf)[used:used + clen]
-                if digest(chunk) == ids[k].tobytes():
-                    os.pwrite(self._fd, chunk, start)
+                cid = ids[k].tobytes()
+                if digest(chunk) == cid:
+                    _write(self._fd, chunk, start, cid)
                 else:
                     bad.append((start, start + clen))
                 on_bytes(clen)
