@@ -14,9 +14,11 @@ the extra bytes stay under ``max_overfetch`` of what the plan needs.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
+import xxhash
 
 from core.fidx import FileIndex
 
@@ -108,6 +110,30 @@ class SeedSet:
         return np.where(ok, pos_c, -1).astype(np.int64)
 
 
+ZERO_SEED = "<zeros>"  # the virtual local file every all-zero chunk is copied from
+
+
+@functools.lru_cache(maxsize=1024)
+def _zero_key(length: int) -> tuple[int, int]:
+    d = xxhash.xxh3_128_digest(bytes(length))
+    return int.from_bytes(d[:8], "big"), int.from_bytes(d[8:], "big")
+
+
+def zero_chunks(ids: np.ndarray, lengths: np.ndarray, max_lengths: int = 64) -> np.ndarray:
+    """Which chunks are all zeros (bool array), by id. Zero runs (sparse images, padding)
+    cut into max-size chunks plus a few others, so the ids of zeros are computed only for
+    the ``max_lengths`` most frequent lengths."""
+    out = np.zeros(len(lengths), dtype=bool)
+    if len(lengths) == 0:
+        return out
+    hi, lo = split_ids(ids)
+    values, counts = np.unique(lengths, return_counts=True)
+    for length in values[np.argsort(counts)[::-1][:max_lengths]].tolist():
+        zhi, zlo = _zero_key(int(length))
+        out |= (hi == np.uint64(zhi)) & (lo == np.uint64(zlo)) & (lengths == length)
+    return out
+
+
 def split_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The two uint64 halves of 16-byte ids (n x 16 uint8), big-endian."""
     if len(ids) == 0:
@@ -155,7 +181,11 @@ def plan_file(target: FileIndex, seeds: SeedSet, options: PlanOptions | None = N
     n = len(target)
     offsets = target.offsets()
     where = seeds.lookup(target.ids, target.lengths)
-    remote = where < 0
+    # All-zero chunks need no source: the staged file starts as a hole. They "come from"
+    # a virtual seed at the same offset, so runs of them merge into one copy.
+    zero_seed = len(seeds.names)
+    where[zero_chunks(target.ids, target.lengths)] = -2
+    remote = where == -1
     starts, ends = _runs(remote)
     if len(starts) > 1:
         gaps = offsets[starts[1:]] - offsets[ends[:-1]]  # bytes of local chunks between runs
@@ -181,10 +211,16 @@ def plan_file(target: FileIndex, seeds: SeedSet, options: PlanOptions | None = N
     local = np.nonzero(~remote)[0]
     if len(local):
         pos = where[local]
-        seed = seeds.seed[pos].astype(np.uint64)
-        soff = seeds.offset[pos]
+        is_zero = pos == -2
+        safe = np.where(is_zero, 0, pos)
         length = target.lengths[local].astype(np.uint64)
         toff = offsets[local]
+        if len(seeds):
+            seed = np.where(is_zero, zero_seed, seeds.seed[safe]).astype(np.uint64)
+            soff = np.where(is_zero, toff, seeds.offset[safe]).astype(np.uint64)
+        else:
+            seed = np.full(len(local), zero_seed, dtype=np.uint64)
+            soff = toff.copy()
         # A new copy run starts where the target chunks are not adjacent, or the source
         # changes file, or the source is not contiguous.
         brk = np.ones(len(local), dtype=bool)
@@ -199,4 +235,5 @@ def plan_file(target: FileIndex, seeds: SeedSet, options: PlanOptions | None = N
     else:
         copies = np.zeros((0, 4), dtype=np.uint64)
     del n
-    return FilePlan(target.file_size, remote_ranges, copies.astype(np.uint64), seeds.names)
+    return FilePlan(target.file_size, remote_ranges, copies.astype(np.uint64),
+                    (*seeds.names, ZERO_SEED))

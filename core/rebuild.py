@@ -20,7 +20,7 @@ import xxhash
 from core.errors import HashMismatchError
 from core.fetcher import Fetcher
 from core.fidx import FileIndex
-from core.planner import FilePlan
+from core.planner import ZERO_SEED, FilePlan
 from core.progress import CancelToken
 
 _READ = 4 << 20  # bytes per read when copying or hashing
@@ -63,8 +63,9 @@ class StagedFile:
 
     def _chunk_range(self, start: int, end: int) -> tuple[int, int]:
         """Chunk numbers [i, j) exactly covering target bytes [start, end)."""
-        i = int(np.searchsorted(self.offsets, start))
-        j = int(np.searchsorted(self.offsets, end))
+        # np.uint64, not int: a Python int makes numpy cast the whole array on every call.
+        i = int(np.searchsorted(self.offsets, np.uint64(start)))
+        j = int(np.searchsorted(self.offsets, np.uint64(end)))
         return i, j
 
     def copy_local(self, open_seed: Callable[[int], int], cancel: CancelToken,
@@ -73,6 +74,9 @@ class StagedFile:
         digest = xxhash.xxh3_128_digest
         for toff, seed, soff, length in self.plan.copies.tolist():
             cancel.check()
+            if self.plan.seed_names[seed] == ZERO_SEED:
+                on_bytes(length)  # already zeros: the staged file starts as a hole
+                continue
             fd = open_seed(seed)
             i, j = self._chunk_range(toff, toff + length)
             pos = 0
@@ -137,7 +141,7 @@ class StagedFile:
             else:
                 start, buf = entry
             buf += data
-            k = int(np.searchsorted(offsets, start))
+            k = int(np.searchsorted(offsets, np.uint64(start)))
             if offsets[k] != start:
                 raise HashMismatchError(f"{url}: piece at {start} is not on a chunk boundary")
             used = 0

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from core.chunker import ChunkerParams, chunk_bytes
 from core.fidx import FileIndex
-from core.planner import PlanOptions, SeedSet, plan_file
+from core.planner import ZERO_SEED, PlanOptions, SeedSet, plan_file
 
 P = ChunkerParams(64, 256, 1024)
 
@@ -36,6 +36,10 @@ def _execute(plan, target: bytes, files: dict[str, bytes]) -> bytes:  # type: ig
         out[a:b] = target[a:b]
         covered[a:b] += 1
     for toff, seed, soff, length in plan.copies.tolist():
+        if plan.seed_names[seed] == ZERO_SEED:
+            assert soff == toff
+            covered[toff:toff + length] += 1  # out is zeros already, like a new staged file
+            continue
         src = files[plan.seed_names[seed]]
         out[toff:toff + length] = src[soff:soff + length]
         covered[toff:toff + length] += 1
@@ -126,3 +130,14 @@ def test_request_cap_merges_smallest_gaps_within_overfetch_budget() -> None:
     assert plan.requests(opts.ranges_per_request) < exact.requests(opts.ranges_per_request)
     assert plan.bytes_remote <= 1.5 * exact.bytes_remote + 1
     assert _execute(plan, bytes(target), {"old": old}) == bytes(target)
+
+
+def test_zero_runs_need_no_source_and_no_download() -> None:
+    rng = random.Random(11)
+    target = rng.randbytes(3000) + bytes(200_000) + rng.randbytes(3000) + bytes(50_000)
+    plan = plan_file(_index(target), _seeds({}))
+    assert _execute(plan, target, {}) == target
+    assert plan.bytes_remote < 10_000  # the two random islands (plus chunk edges)
+    zero_runs = [r for r in plan.copies.tolist() if plan.seed_names[r[1]] == ZERO_SEED]
+    assert 1 <= len(zero_runs) <= 2  # contiguous zero chunks merge into one run each
+    assert sum(r[3] for r in zero_runs) > 240_000
