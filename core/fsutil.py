@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from core.errors import UnsafePathError
@@ -74,6 +75,29 @@ def copy_sparse(src: Path, dst: Path, block: int = 1 << 20) -> None:
             else:
                 fo.write(data)
         fo.truncate(size)
+
+
+def _pread_seek(fd: int, n: int, offset: int) -> bytes:
+    os.lseek(fd, offset, os.SEEK_SET)
+    out = b""
+    while len(out) < n and (block := os.read(fd, n - len(out))):
+        out += block
+    return out
+
+
+def _pwrite_seek(fd: int, data: bytes | memoryview, offset: int) -> int:
+    os.lseek(fd, offset, os.SEEK_SET)
+    view = memoryview(data)
+    done = 0
+    while done < len(view):
+        done += os.write(fd, view[done:])
+    return done
+
+
+# Positional I/O: os.pread/os.pwrite where they exist; Windows has neither, and there each
+# staged or seed fd is used by one thread at a time, so seek + read/write is equivalent.
+pread: Callable[[int, int, int], bytes] = getattr(os, "pread", _pread_seek)
+pwrite: Callable[[int, bytes | memoryview, int], int] = getattr(os, "pwrite", _pwrite_seek)
 
 
 def file_fingerprint(st: os.stat_result) -> tuple[int, int, int]:

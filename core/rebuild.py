@@ -20,6 +20,7 @@ import xxhash
 from core.errors import HashMismatchError
 from core.fetcher import Fetcher
 from core.fidx import FileIndex
+from core.fsutil import pread, pwrite
 from core.planner import ZERO_SEED, FilePlan
 from core.progress import CancelToken
 
@@ -38,7 +39,7 @@ def _write(fd: int, chunk: bytes | memoryview, offset: int, chunk_id: bytes) -> 
     their id, which was just checked.)"""
     if chunk_id == _zero_id(len(chunk)):
         return
-    os.pwrite(fd, chunk, offset)
+    pwrite(fd, chunk, offset)
 
 
 class StagedFile:
@@ -80,13 +81,13 @@ class StagedFile:
             fd = open_seed(seed)
             i, j = self._chunk_range(toff, toff + length)
             pos = 0
-            data = os.pread(fd, length, soff) if length <= _READ else None
+            data = pread(fd, length, soff) if length <= _READ else None
             for k in range(i, j):
                 clen = int(self.index.lengths[k])
                 if data is not None:
                     chunk: bytes | memoryview = memoryview(data)[pos:pos + clen]
                 else:
-                    chunk = os.pread(fd, clen, soff + pos)
+                    chunk = pread(fd, clen, soff + pos)
                 cid = self.index.ids[k].tobytes()
                 if digest(chunk) == cid:
                     _write(self._fd, chunk, toff + pos, cid)
@@ -174,7 +175,7 @@ class StagedFile:
         pos = 0
         while pos < self.index.file_size:
             cancel.check()
-            data = os.pread(self._fd, min(_READ, self.index.file_size - pos), pos)
+            data = pread(self._fd, min(_READ, self.index.file_size - pos), pos)
             if not data:
                 break
             h.update(data)
@@ -211,7 +212,7 @@ def verify_known_chunks(path: Path, index: FileIndex, cancel: CancelToken) -> np
             a, b = int(offsets[k]), int(offsets[k + 1])
             if b > size:
                 break
-            data = os.pread(fd, b - a, a)
+            data = pread(fd, b - a, a)
             # An all-zero hole was never written; skip the hash unless the chunk is zeros.
             ok[k] = digest(data) == index.ids[k].tobytes()
     finally:

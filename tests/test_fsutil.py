@@ -1,0 +1,56 @@
+"""File-system helpers: the Windows positional-I/O fallback (run here too), sparse copies,
+atomic writes and the symlink guard."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from core.errors import UnsafePathError
+from core.fsutil import _pread_seek, _pwrite_seek, atomic_write, copy_sparse, inside
+
+
+def test_seek_fallbacks_match_positional_io(tmp_path: Path) -> None:
+    p = tmp_path / "f"
+    p.write_bytes(bytes(100))
+    fd = os.open(p, os.O_RDWR)
+    try:
+        assert _pwrite_seek(fd, b"abc", 10) == 3
+        assert _pwrite_seek(fd, memoryview(b"xyz"), 98) == 3
+        assert _pread_seek(fd, 5, 9) == b"\0abc\0"
+        assert _pread_seek(fd, 10, 98) == b"xyz"  # short read at the end
+        assert os.pread(fd, 3, 10) == b"abc"
+    finally:
+        os.close(fd)
+    assert p.stat().st_size == 101
+
+
+def test_copy_sparse_keeps_bytes_and_holes(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    with open(src, "wb") as f:
+        f.truncate(64 << 20)
+        f.seek(5 << 20)
+        f.write(b"island")
+    dst = tmp_path / "dst"
+    copy_sparse(src, dst)
+    assert dst.read_bytes() == src.read_bytes()
+    assert dst.stat().st_blocks * 512 < 4 << 20
+
+
+def test_atomic_write_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
+    p = tmp_path / "sub" / "state.json"
+    atomic_write(p, b"one")
+    atomic_write(p, b"two", mode=0o600)
+    assert p.read_bytes() == b"two"
+    assert [x.name for x in p.parent.iterdir()] == ["state.json"]
+
+
+def test_inside_refuses_symlinked_folders(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "real").mkdir(parents=True)
+    (root / "link").symlink_to(tmp_path, target_is_directory=True)
+    assert inside(root, "real/file") == root.resolve() / "real" / "file"
+    with pytest.raises(UnsafePathError):
+        inside(root, "link/file")
