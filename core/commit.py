@@ -23,6 +23,7 @@ from typing import Any
 from core.errors import FormatError
 from core.fsutil import atomic_write, fsync_dir, inside
 from core.state import STATE_DIR, InstalledState, StateStore
+from core.winfiles import LockReport, replace_with_retry
 
 JOURNAL_FORMAT = "stitch.journal/1"
 
@@ -65,14 +66,22 @@ def _read_journal(store: StateStore) -> tuple[list[Op], dict[str, Any], bool]:
         raise FormatError(f"commit journal is damaged: {e}", what="journal") from None
 
 
+def _move(src: Path, dst: Path, on_locked: Callable[[LockReport], None] | None) -> None:
+    """``os.replace``, waiting (on Windows) for a program that holds either file open: the
+    game still running, an antivirus scan. ``os.replace`` is looked up at call time so tests
+    can cut the power in the middle of a commit."""
+    replace_with_retry(src, dst, on_locked=on_locked, replace=os.replace)
+
+
 def commit(store: StateStore, ops: list[Op], state: InstalledState, manifest: bytes,
-           signature: bytes | None, on_file: Callable[[int, str], None] | None = None) -> None:
+           signature: bytes | None, on_file: Callable[[int, str], None] | None = None,
+           on_locked: Callable[[LockReport], None] | None = None) -> None:
     """Swap staged files in (see module doc). ``state`` is the new state without
     fingerprints for the files being placed; they are filled in after the swap."""
     for op in ops:  # refuse a symlinked folder before anything is decided
         inside(store.install_dir, op.path)
     _write_journal(store, ops, state, manifest, signature)
-    _roll_forward(store, ops, on_file)
+    _roll_forward(store, ops, on_file, on_locked)
     _finish(store, ops, state, manifest, signature)
 
 
@@ -99,7 +108,8 @@ def recover(store: StateStore) -> bool:
 
 
 def _roll_forward(store: StateStore, ops: list[Op],
-                  on_file: Callable[[int, str], None] | None) -> None:
+                  on_file: Callable[[int, str], None] | None,
+                  on_locked: Callable[[LockReport], None] | None = None) -> None:
     root = store.install_dir
     touched: set[Path] = set()
     for i, op in enumerate(ops):
@@ -110,11 +120,11 @@ def _roll_forward(store: StateStore, ops: list[Op],
             continue  # already moved into place by an earlier, interrupted run
         if os.path.lexists(dest) and not os.path.lexists(backup):
             backup.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(dest, backup)
+            _move(dest, backup, on_locked)
         if staged is not None:
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.chmod(staged, 0o755 if op.executable else 0o644)
-            os.replace(staged, dest)
+            _move(staged, dest, on_locked)
         touched.add(dest.parent)
         if on_file is not None:
             on_file(i + 1, op.path)

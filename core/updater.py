@@ -326,7 +326,8 @@ class Updater:
         for b in p.builds:
             self.store.cache_index(b.index, b.raw_index)
         commit(self.store, ops, state, c.trusted.manifest_bytes, c.trusted.signature,
-               lambda i, path: m.phase(Phase.INSTALL, i, len(ops), path))
+               lambda i, path: m.phase(Phase.INSTALL, i, len(ops), path),
+               lambda report: m.log(report.message()))
         self.store.prune_index_cache({f.sha256 for f in man.files})
         self.store.clear_staging()
 
