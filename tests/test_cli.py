@@ -163,7 +163,9 @@ class _Trickle(http.server.SimpleHTTPRequestHandler):
             time.sleep(0.05)
 
 
-def test_exit_6_on_sigint_and_install_untouched(tmp_path: Path, served, game) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_exit_6_on_a_signal_and_install_untouched(tmp_path: Path, served, game,  # type: ignore[no-untyped-def]
+                                                  sig: signal.Signals) -> None:
     repo, url = served
     install = tmp_path / "install"
     assert stitch(*_update_args(url, install, "--progress", "none")).returncode == 0
@@ -181,7 +183,7 @@ def test_exit_6_on_sigint_and_install_untouched(tmp_path: Path, served, game) ->
         for line in proc.stdout:  # wait until bytes are flowing
             if json.loads(line).get("phase") == "download":
                 break
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=60)
     finally:
         server.shutdown()
