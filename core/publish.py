@@ -12,16 +12,17 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
 from core.chunker import DEFAULT_PARAMS, ChunkerParams, chunk_file
+from core.compressed import WARN_SIZE, inspect, warning
 from core.errors import ConfigError, FormatError
 from core.fidx import FileIndex, decode, encode
-from core.fsutil import atomic_write
+from core.fsutil import atomic_write, copy_sparse
 from core.layout import FIDX_SUFFIX, FILES, MANIFEST, POINTER, SIGNATURE, manifest_rel
 from core.manifest import (
     FileEntry,
@@ -53,6 +54,7 @@ class PublishReport:
     changed: tuple[str, ...]
     new_bytes: int  # bytes of chunks not in the previous release: what an update costs
     signed: bool
+    warnings: tuple[str, ...] = ()  # e.g. large files compressed against chunking
 
     def lines(self) -> list[str]:
         overhead = 100 * self.index_bytes / self.total_bytes if self.total_bytes else 0.0
@@ -65,6 +67,7 @@ class PublishReport:
             out.append(
                 f"since {self.previous}: {len(self.added)} added, {len(self.changed)} changed, "
                 f"{len(self.removed)} removed; {self.new_bytes} bytes of new chunks")
+        out.extend(f"warning: {w}" for w in self.warnings)
         return out
 
 
@@ -116,16 +119,19 @@ def publish(
     entries: list[FileEntry] = []
     indexes: dict[str, FileIndex] = {}
     index_bytes = 0
+    warnings: list[str] = []
     for rel, path in _source_files(src):
         dest = work / FILES / Path(*rel.split("/"))
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, dest)
+        copy_sparse(path, dest)
+        shutil.copymode(path, dest)
         chunks, sha = chunk_file(dest, params)
         idx = FileIndex.from_chunks(params, chunks, sha)
         data = encode(idx)
         (dest.parent / (dest.name + FIDX_SUFFIX)).write_bytes(data)
         index_bytes += len(data)
         indexes[rel] = idx
+        warnings.extend(_compression_warning(rel, dest, idx.file_size))
         executable = bool(path.stat().st_mode & stat.S_IXUSR)
         entries.append(FileEntry(rel, idx.file_size, sha.hex(),
                                  _sha256(data), len(data), executable))
@@ -149,12 +155,22 @@ def publish(
         atomic_write(chan / PUBLIC_KEY, sign_key.public_key.to_file())
 
     report = _report(manifest, indexes, index_bytes, previous, sign_key is not None)
+    report = replace(report, warnings=tuple(warnings))
     if final.exists():
         shutil.rmtree(final)
     os.replace(work, final)
     atomic_write(chan / POINTER, encode_pointer(
         Pointer(version, manifest_rel(version), _sha256(manifest_bytes))))
     return report
+
+
+def _compression_warning(rel: str, path: Path, size: int) -> list[str]:
+    """A report line when a large file is compressed in a way that defeats chunking."""
+    if size < WARN_SIZE:
+        return []
+    c = inspect(path)
+    w = warning(rel, size, c) if c is not None else None
+    return [w] if w else []
 
 
 def _sha256(data: bytes) -> str:

@@ -1,0 +1,165 @@
+"""The bupdate-compatible commands: ``stitch fidx``, ``stitch sync`` and ``stitch verify``.
+
+Thin, like the rest of the CLI: parse, call the engine once (``core.indexer``,
+``core.sync``, ``core.verify``), print, and return an exit code (README's table; errors are
+mapped by ``app.cli``). ``verify`` adds one code, ``app.cli.EXIT_DAMAGED`` (7).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import quote
+
+from app.report import Reporter, mb
+from core.errors import ConfigError, StitchError
+from core.progress import CancelToken
+
+EXIT_OK = 0
+
+
+def add_parsers(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+                add_update_options: Callable[[argparse.ArgumentParser], None]) -> None:
+    p = sub.add_parser("fidx", help="write FILE.fidx beside each file (bupdate's tool)")
+    p.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    p.add_argument("--format", choices=["v1", "v2"], default="v2",
+                   help="v2: FastCDC + xxh3 + SHA-256 (default); v1: bupdate's")
+    p.add_argument("--url", default="", help="where the files' bytes are served, if not "
+                   "beside the index: a file URL, or a folder URL ending in /")
+    p.add_argument("--avg-chunk", type=int, help="v2 average chunk size in bytes")
+    p.add_argument("--force", action="store_true", help="rewrite indexes newer than files")
+
+    p = sub.add_parser("sync", help="update files in a folder from a web folder of .fidx")
+    p.add_argument("url", help="a .fidx URL, a directory listing, or a text list of .fidx")
+    p.add_argument("--dir", type=Path, required=True, help="local folder to bring up to date")
+    p.add_argument("--progress", choices=["text", "json", "none"], default="text")
+    p.add_argument("--connections", type=int, default=4, help="parallel HTTP requests")
+
+    p = sub.add_parser("verify", help="re-hash an install; --repair downloads what is damaged")
+    add_update_options(p)
+    p.add_argument("--repair", action="store_true",
+                   help="update from --url (or the config) to repair damaged files")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "fidx":
+        return cmd_fidx(args)
+    if args.command == "sync":
+        return cmd_sync(args)
+    return cmd_verify(args)
+
+
+def _params(format_: str, avg: int | None) -> object:
+    from core.chunker import DEFAULT_PARAMS, ChunkerParams
+    from core.indexer import V1_PARAMS
+
+    if format_ == "v1":
+        if avg:
+            raise ConfigError("--avg-chunk applies to v2 only (v1 chunks are bupsplit's)")
+        return V1_PARAMS
+    if not avg:
+        return DEFAULT_PARAMS
+    params = ChunkerParams(max(64, avg // 4), avg, min(16 << 20, avg * 4))
+    try:
+        params.validate()
+    except ValueError as e:
+        raise ConfigError(f"--avg-chunk: {e}") from None
+    return params
+
+
+def cmd_fidx(args: argparse.Namespace) -> int:
+    from core.chunker import ChunkerParams
+    from core.fsutil import atomic_write
+    from core.indexer import write_beside
+    from core.listing import SOURCE_SUFFIX, encode_source
+
+    params = _params(args.format, args.avg_chunk)
+    assert isinstance(params, ChunkerParams)
+    if args.url and not args.url.endswith("/") and len(args.files) > 1:
+        raise ConfigError("--url names one file; for several, give a folder URL ending in /")
+    for path in args.files:
+        if not path.is_file():
+            raise ConfigError(f"not a file: {path}")
+    for path in args.files:
+        wrote = write_beside(path, params, force=args.force)
+        print(f"{path}.fidx: {'written' if wrote else 'skipped (newer than the file)'} "
+              f"({args.format})")
+        if args.url:
+            url = args.url + quote(path.name) if args.url.endswith("/") else args.url
+            atomic_write(path.with_name(path.name + SOURCE_SUFFIX), encode_source(url), 0o644)
+            print(f"{path}{SOURCE_SUFFIX}: bytes at {url}")
+    return EXIT_OK
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from app.cli import _cancel_on_signals
+    from core.sync import FileOutcome, SyncConfig, sync
+
+    reporter = Reporter(args.progress)
+    cancel = CancelToken()
+    _cancel_on_signals(cancel)
+    result = sync(SyncConfig(args.url, args.dir, connections=args.connections),
+                  progress=reporter if args.progress != "none" else None, cancel=cancel)
+    for f in result.files:
+        check = "whole-file SHA-256 matched the index" if f.whole_file_verified else \
+            "v1 index: every chunk's SHA-1 checked; the file as a whole is not signed"
+        if args.progress == "json":
+            reporter.emit({"event": "file", "name": f.name, "outcome": f.outcome.value,
+                           "index_version": f.index_version,
+                           "whole_file_verified": f.whole_file_verified, "size": f.size,
+                           "bytes_local": f.bytes_local, "bytes_remote": f.bytes_remote,
+                           "source": f.source_url})
+        elif f.outcome is FileOutcome.UP_TO_DATE:
+            print(f"{f.name}: up to date ({check})")
+        else:
+            print(f"{f.name}: updated, {mb(f.bytes_local)} from disk, "
+                  f"{mb(f.bytes_remote)} from {f.source_url} ({check})")
+    if args.progress == "json":
+        reporter.emit({"event": "result", "outcome": "updated" if result.updated else
+                       "up-to-date", "files": len(result.files), "files_changed": result.updated,
+                       "bytes_downloaded": result.bytes_downloaded,
+                       "requests": result.requests, "exit_code": EXIT_OK})
+    else:
+        print(f"synced {len(result.files)} files: {result.updated} updated; downloaded "
+              f"{result.bytes_downloaded} bytes in {result.requests} requests")
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from app.cli import EXIT_DAMAGED, cmd_update, error_kind, exit_code_for, one_line
+    from core.verify import verify_install
+
+    if args.dir is None:
+        raise ConfigError("verify needs --dir")
+    reporter = Reporter(args.progress)
+    progress = reporter if args.progress != "none" else None
+    try:
+        found = verify_install(args.dir, progress)
+    except (StitchError, OSError) as e:
+        if args.progress == "json":
+            reporter.emit({"event": "error", "kind": error_kind(e), "message": one_line(e),
+                           "exit_code": exit_code_for(e)})
+        raise
+    after = found
+    if not found.clean and args.repair:
+        args.channel = args.channel or found.channel
+        code = cmd_update(args)
+        if code != EXIT_OK:
+            return code
+        after = verify_install(args.dir, progress)
+    code = EXIT_OK if after.clean else EXIT_DAMAGED
+    outcome = "clean" if found.clean else ("repaired" if after.clean else "damaged")
+    if args.progress == "json":
+        reporter.emit({"event": "result", "outcome": outcome, "version": after.version,
+                       "files": after.files, "damaged": list(found.damaged),
+                       "missing": list(found.missing), "still_damaged":
+                       list(after.damaged + after.missing), "exit_code": code})
+        return code
+    for p in found.damaged:
+        print(f"damaged: {p}")
+    for p in found.missing:
+        print(f"missing: {p}")
+    print(f"{outcome}: {after.product} {after.version}, {after.files} files, "
+          f"{len(found.damaged)} damaged, {len(found.missing)} missing")
+    return code
