@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from app.report import Reporter
@@ -34,6 +34,7 @@ EXIT_NETWORK = 3  # server unreachable, HTTP error, broken range answers
 EXIT_REJECTED = 4  # the release failed a check: signature, hash, format, downgrade, path
 EXIT_DISK = 5  # local disk: not writable, full, missing
 EXIT_CANCELLED = 6
+EXIT_DAMAGED = 7  # stitch verify: damaged or missing files found, not repaired
 
 
 def exit_code_for(exc: BaseException) -> int:
@@ -79,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stitch", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"stitch {VERSION}")
     parser.add_argument("--config", type=Path, help="updater.toml to use")
+    parser.add_argument("--smoke-test", type=float, metavar="SECONDS",
+                        help="packaging check: close the window after SECONDS (as Cancel) "
+                        "and print a JSON report")
     parser.add_argument("--update", action="store_true",
                         help="update silently (launcher mode); same options as 'update'")
     _add_update_options(parser)
@@ -114,13 +118,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", type=Path, default=Path("demo"), help="work folder (replaced)")
     p.add_argument("--scale", type=float, default=1.0, help="size factor (1.0 = about 5 MB)")
 
+    from app.sync import add_parsers as add_sync_parsers
+
+    add_sync_parsers(sub, _add_update_options)  # fidx, sync, verify
     sub.add_parser("gui", help="open the updater window (the default)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from app.selfupdate import finish_pending
+
+    finish_pending()  # a packaged updater that replaced itself: swap in / clean up (Windows)
     try:
+        if args.command in ("fidx", "sync", "verify"):
+            from app.sync import run as run_sync
+
+            return run_sync(args)
         if args.command == "publish":
             return cmd_publish(args)
         if args.command == "serve":
@@ -137,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_update(args)
         from app.gui import run as run_gui
 
+        if args.smoke_test is not None:
+            from app.smoke import install as install_smoke_test
+
+            install_smoke_test(args.smoke_test)
         return run_gui(args.config, sys.argv if argv is None else list(argv))
     except KeyboardInterrupt:
         print("stitch: cancelled", file=sys.stderr)
@@ -144,6 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (StitchError, OSError) as e:
         print(f"stitch: {one_line(e)}", file=sys.stderr)
         return exit_code_for(e)
+    except Exception as e:  # a bug: one line, and the traceback only when asked for
+        _internal_error(e)
+        return EXIT_INTERNAL
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
@@ -248,19 +269,23 @@ def cmd_update(args: argparse.Namespace) -> int:
         if args.wait_pid:
             _wait_pid(args.wait_pid)
         cancel = CancelToken()
-        _cancel_on_signals(cancel)
+        restore_signals = _cancel_on_signals(cancel)
         updater = Updater(config, progress=reporter if args.progress != "none" else None,
                           cancel=cancel)
         try:
             result = updater.update()
         finally:
             updater.close()
-    except (StitchError, OSError) as e:
+            restore_signals()
+    except Exception as e:  # StitchError, OSError, or a bug (exit code 1, kind "internal")
         code = exit_code_for(e)
+        if code == EXIT_INTERNAL:
+            _internal_error(e)
         if args.progress == "json":
             reporter.emit({"event": "error", "kind": error_kind(e), "message": one_line(e),
                            "exit_code": code})
-        print(f"stitch: {one_line(e)}", file=sys.stderr)
+        if code != EXIT_INTERNAL:
+            print(f"stitch: {one_line(e)}", file=sys.stderr)
         return code
     for w in result.warnings:
         print(f"stitch: warning: {w}", file=sys.stderr)
@@ -288,13 +313,29 @@ def cmd_update(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cancel_on_signals(cancel: CancelToken) -> None:
+def _internal_error(exc: BaseException) -> None:
+    if os.environ.get("STITCH_DEBUG"):
+        import traceback
+
+        traceback.print_exception(exc)
+    else:
+        print("stitch: internal error (a bug; set STITCH_DEBUG=1 for details): "
+              f"{type(exc).__name__}: {exc}", file=sys.stderr)
+
+
+def _cancel_on_signals(cancel: CancelToken) -> Callable[[], None]:
+    """Ctrl+C and SIGTERM set the cancel token; returns what puts the old handlers back."""
     def handler(signum: int, frame: object) -> None:
         cancel.cancel()
 
-    signal.signal(signal.SIGINT, handler)
-    if hasattr(signal, "SIGTERM"):
-        signal.signal(signal.SIGTERM, handler)
+    sigs = [signal.SIGINT] + ([signal.SIGTERM] if hasattr(signal, "SIGTERM") else [])
+    old = {s: signal.signal(s, handler) for s in sigs}
+
+    def restore() -> None:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+    return restore
 
 
 def _wait_pid(pid: int, timeout: float = 600.0) -> None:

@@ -120,6 +120,11 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
     if part_path is not None:
         for f in changed:
             pp = part_path(f)
+            ready = pp.with_suffix(".ready")
+            if ready.exists() and not pp.exists():
+                # Built and verified by a run that stopped before the commit: reuse it whole
+                # (its chunks are checked again below, like any .part).
+                os.replace(ready, pp)
             if pp.exists():
                 parts.append((f, pp))
     total = sum(st.st_size for _, _, st in to_read) + sum(p.stat().st_size for _, p in parts)

@@ -262,3 +262,25 @@ def test_exit_5_when_the_disk_is_too_small_checked_before_writing(small_disk: Pa
     assert tree_digest(install) == before
     staging = install / ".stitch/staging"
     assert not staging.exists() or not any(staging.iterdir())
+
+
+def test_exit_1_for_a_bug_is_one_line_and_a_json_error(tmp_path: Path, served,  # type: ignore[no-untyped-def]
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Exit code 1 is for bugs only; simulate one inside the engine."""
+    import app.cli
+    import core.updater
+
+    def broken(self: object) -> None:
+        raise ZeroDivisionError("simulated bug")
+
+    monkeypatch.setattr(core.updater.Updater, "prepare", broken)
+    _, url = served
+    code = app.cli.main(_update_args(url, tmp_path / "i", "--progress", "json"))
+    assert code == 1
+    out, err = capsys.readouterr()
+    final = json.loads(out.splitlines()[-1])
+    assert final == {"event": "error", "kind": "internal",
+                     "message": "simulated bug", "exit_code": 1}
+    assert "internal error" in err and "Traceback" not in err
+    assert not (tmp_path / "i" / "data").exists()

@@ -324,3 +324,24 @@ def test_symlinked_folder_pointing_out_is_refused(tmp_path: Path,
         _update(install, memory_fetcher(repo))
     assert tree_digest(outside) == before
     assert not (install / ".stitch/journal.json").exists()
+
+
+def test_files_verified_before_an_interruption_are_not_fetched_again(
+        tmp_path: Path, releases: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run stopped between verify and commit leaves .ready files: the next run uses them."""
+    repo, install, before = _v1_installed_v2_published(tmp_path, releases)
+    import core.updater
+
+    def stop(*args: object, **kw: object) -> None:
+        raise KeyboardInterrupt  # as if killed right before the commit
+
+    monkeypatch.setattr(core.updater.Updater, "_install", stop)
+    with pytest.raises(KeyboardInterrupt):
+        _update(install, memory_fetcher(repo))
+    monkeypatch.undo()
+    assert tree_digest(install) == before
+    assert list((install / ".stitch/staging").glob("*.ready"))
+    fetcher = memory_fetcher(repo)
+    _update(install, fetcher)
+    assert tree_digest(install) == tree_digest(releases[2])
+    assert not [rs for _, rs in fetcher.requests if rs]  # nothing but metadata
