@@ -34,7 +34,7 @@ ID_SIZE = 16  # bytes in an xxh3-128 chunk id
 
 # Scan files in slices of this many bytes so cancel and progress stay responsive and the
 # SHA-256 pass can run in step with chunking over the same mapped pages.
-_SLICE = 32 << 20
+_SLICE = 16 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +185,8 @@ def chunk_file(
             return _pack(lengths, ids), sha.digest()
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             view = memoryview(mm)
-            todo: queue.Queue[tuple[int, int] | None] = queue.Queue(maxsize=2)
+            # One slice queued and one being hashed: at most three slices mapped at once.
+            todo: queue.Queue[tuple[int, int] | None] = queue.Queue(maxsize=1)
             failed: list[BaseException] = []
 
             def hash_slices() -> None:

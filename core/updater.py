@@ -187,7 +187,6 @@ class Updater:
         cfg = self.config
         man = c.trusted.manifest
         targets: dict[str, FileIndex] = {}
-        raw_indexes: dict[str, bytes] = {}
         for f in c.changed:
             self.cancel.check()
             url = fidx_url(cfg.url, cfg.channel, man.version, f.path)
@@ -199,8 +198,11 @@ class Updater:
             if idx.sha256.hex() != f.sha256 or idx.file_size != f.size:
                 raise FormatError(f"{url}: index describes another file", what="fidx")
             targets[f.path] = idx
-            raw_indexes[f.path] = data
+            # Cached now (content-addressed, so harmless if the update stops) rather than
+            # holding the raw bytes until the commit: big files have big indexes.
+            self.store.cache_index(idx, data)
             self.meter.add_network(len(data))
+            del data
 
         scan = scan_local(self.store, c.state, man, targets, c.changed, self.cancel, self.meter,
                           self._part_path)
@@ -211,7 +213,7 @@ class Updater:
             idx = targets[f.path]
             seeds = scan.seeds_for(idx.params, f.path)
             fplan = plan_file(idx, seeds, self.options)
-            builds.append(_Build(f, idx, raw_indexes[f.path], fplan))
+            builds.append(_Build(f, idx, fplan))
         self.meter.phase(Phase.PLAN, 1, 1)
         to_download = sum(b.plan.bytes_remote for b in builds)
         reused = sum(b.plan.bytes_local for b in builds)
@@ -323,8 +325,6 @@ class Updater:
         for b in p.builds:
             state.files[b.entry.path] = InstalledFile(b.entry.sha256, 0, 0, 0)
         m.phase(Phase.INSTALL, 0, len(ops))
-        for b in p.builds:
-            self.store.cache_index(b.index, b.raw_index)
         commit(self.store, ops, state, c.trusted.manifest_bytes, c.trusted.signature,
                lambda i, path: m.phase(Phase.INSTALL, i, len(ops), path),
                lambda report: m.log(report.message()))
@@ -375,7 +375,6 @@ class _Checked:
 class _Build:
     entry: FileEntry
     index: FileIndex
-    raw_index: bytes
     plan: FilePlan
 
 
