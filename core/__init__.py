@@ -1,41 +1,56 @@
 """stitch's engine: publish releases and update installs from content-defined chunks.
 
 The front ends (``app/``) use the names below; every other module is internal. The engine
-never imports Qt, and only ``core.http`` imports httpx.
+never imports Qt, and only ``core.http`` imports httpx. Names are loaded on first use
+(PEP 562), so ``import core.errors`` does not pull in numpy and the rest of the engine:
+``stitch --version`` and ``stitch serve`` start fast.
 """
 
 from __future__ import annotations
 
-from core.errors import (
-    CancelledError,
-    ConfigError,
-    ContentError,
-    DownloadError,
-    StitchError,
-)
-from core.progress import CancelToken, Phase, Progress
-from core.updater import (
-    CheckResult,
-    Outcome,
-    UpdatePlan,
-    Updater,
-    UpdaterConfig,
-    UpdateResult,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "CancelToken",
-    "CancelledError",
-    "CheckResult",
-    "ConfigError",
-    "ContentError",
-    "DownloadError",
-    "Outcome",
-    "Phase",
-    "Progress",
-    "StitchError",
-    "UpdatePlan",
-    "UpdateResult",
-    "Updater",
-    "UpdaterConfig",
-]
+if TYPE_CHECKING:
+    from core.errors import (
+        CancelledError,
+        ConfigError,
+        ContentError,
+        DownloadError,
+        StitchError,
+    )
+    from core.progress import CancelToken, Phase, Progress
+    from core.updater import (
+        CheckResult,
+        Outcome,
+        UpdatePlan,
+        Updater,
+        UpdaterConfig,
+        UpdateResult,
+    )
+
+_WHERE = {
+    "CancelledError": "core.errors",
+    "ConfigError": "core.errors",
+    "ContentError": "core.errors",
+    "DownloadError": "core.errors",
+    "StitchError": "core.errors",
+    "CancelToken": "core.progress",
+    "Phase": "core.progress",
+    "Progress": "core.progress",
+    "CheckResult": "core.updater",
+    "Outcome": "core.updater",
+    "Updater": "core.updater",
+    "UpdaterConfig": "core.updater",
+    "UpdatePlan": "core.updater",
+    "UpdateResult": "core.updater",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'core' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
