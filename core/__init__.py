@@ -46,7 +46,22 @@ _WHERE = {
     "UpdateResult": "core.updater",
 }
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "CancelToken",
+    "CancelledError",
+    "CheckResult",
+    "ConfigError",
+    "ContentError",
+    "DownloadError",
+    "Outcome",
+    "Phase",
+    "Progress",
+    "StitchError",
+    "UpdatePlan",
+    "UpdateResult",
+    "Updater",
+    "UpdaterConfig",
+]
 
 
 def __getattr__(name: str) -> Any:
