@@ -128,7 +128,9 @@ def load_config(path: Path) -> AppConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         m = _TOML_LINE_RE.search(str(e))
-        line = int(m.group(1)) if m else 0
+        # tomllib says "at end of document" for an unfinished last value: that is the last line.
+        line = int(m.group(1)) if m else (len(text.splitlines()) if "end of document"
+                                           in str(e) else 0)
         raise _error(shown, line, f"not valid TOML: {e}") from None
     return _build(path, text, data)
 

@@ -6,8 +6,14 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.gui.window import UpdaterWindow
 
 __all__ = ["run"]
 
@@ -34,15 +40,36 @@ def run(config_path: Path | None, argv: Sequence[str]) -> int:
     try:
         config = load_config(path)
     except ConfigError as e:
-        QMessageBox.critical(
-            None,
-            "Updater",
-            "The updater's settings file has a problem, so it cannot update. "
-            f"Tell the publisher of the game.\n\n{e}",
-        )
+        print(f"stitch: {e}", file=sys.stderr)  # for launchers' logs and support staff
+        if app.platformName() != "offscreen":  # nobody could ever dismiss it there
+            QMessageBox.critical(
+                None,
+                "Updater",
+                "The updater's settings file has a problem, so it cannot update. "
+                f"Tell the publisher of the game.\n\n{e}",
+            )
         return 2
     window = UpdaterWindow(config)
+    _close_on_signals(window)
     window.show()
     window.start()
     app.exec()
     return window.exit_code
+
+
+def _close_on_signals(window: UpdaterWindow) -> None:
+    """SIGTERM and Ctrl+C close the window the way Cancel does, without asking: the engine
+    stops at its next check and the install stays as it was. Python runs signal handlers
+    only between bytecodes, so a timer gives it the chance while Qt's loop waits."""
+    from PySide6.QtCore import QTimer
+
+    def handler(signum: int, frame: object) -> None:
+        window.confirm_cancel = lambda _parent: True
+        QTimer.singleShot(0, window.close)
+
+    for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
+        if sig is not None:
+            signal.signal(sig, handler)
+    tick = QTimer(window)
+    tick.timeout.connect(lambda: None)
+    tick.start(200)
