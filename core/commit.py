@@ -145,6 +145,8 @@ def _finish(store: StateStore, ops: list[Op], state: InstalledState, manifest: b
         state.files[op.path] = InstalledFile(old.sha256, st.st_size, st.st_mtime_ns, st.st_ino)
     store.save(state, manifest, signature)
     store.journal.unlink()
+    for name in ("release.json", "release.json.minisig"):  # the journal's copy, now saved
+        (store.root / "staging" / name).unlink(missing_ok=True)
     fsync_dir(store.root)
     shutil.rmtree(store.root / "backup", ignore_errors=True)
     _remove_empty_dirs(store.install_dir, [o.path for o in ops if o.staged is None])

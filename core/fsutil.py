@@ -85,7 +85,7 @@ def _pread_seek(fd: int, n: int, offset: int) -> bytes:
     return out
 
 
-def _pwrite_seek(fd: int, data: bytes | memoryview, offset: int) -> int:
+def _pwrite_seek(fd: int, data: bytes | bytearray | memoryview, offset: int) -> int:
     os.lseek(fd, offset, os.SEEK_SET)
     view = memoryview(data)
     done = 0
@@ -97,7 +97,8 @@ def _pwrite_seek(fd: int, data: bytes | memoryview, offset: int) -> int:
 # Positional I/O: os.pread/os.pwrite where they exist; Windows has neither, and there each
 # staged or seed fd is used by one thread at a time, so seek + read/write is equivalent.
 pread: Callable[[int, int, int], bytes] = getattr(os, "pread", _pread_seek)
-pwrite: Callable[[int, bytes | memoryview, int], int] = getattr(os, "pwrite", _pwrite_seek)
+pwrite: Callable[[int, bytes | bytearray | memoryview, int], int] = getattr(
+    os, "pwrite", _pwrite_seek)
 
 
 def file_fingerprint(st: os.stat_result) -> tuple[int, int, int]:

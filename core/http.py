@@ -90,6 +90,10 @@ class _RetryableStatusError(HTTPStatusError):
         self.retry_after = retry_after
 
 
+class _TooSlowError(NetworkError):
+    """A body arrived slower than the fetcher's ``min_speed``: a stall, retried like one."""
+
+
 class _NoRangeSupport(Exception):
     """Internal: the server answered a single range with 200; stream whole bodies instead."""
 
@@ -126,7 +130,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # isdigit() alone accepts "²", which int() refuses
         return float(int(value[:12]))
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -143,8 +147,11 @@ class HttpFetcher(Fetcher):
     ``connections``: parallel requests per ``fetch_ranges`` call. ``attempts``: tries per
     request before giving up on transport errors, 5xx and 429. ``backoff``/``backoff_max``:
     first and largest back-off delay in seconds (jittered, doubling). ``retry_after_max``:
-    cap on a server's ``Retry-After`` in seconds. ``transport`` replaces the network (tests
-    pass ``httpx.MockTransport``); ``sleep`` replaces the back-off wait (tests).
+    cap on a server's ``Retry-After`` in seconds. ``min_speed``: a body that delivers fewer
+    bytes per second than this, averaged over ``speed_window`` seconds (default: the read
+    timeout), is a stall (a trickle that never trips the read timeout) and is retried.
+    ``transport`` replaces the network (tests pass ``httpx.MockTransport``); ``sleep``
+    replaces the back-off wait (tests).
     """
 
     def __init__(
@@ -157,6 +164,8 @@ class HttpFetcher(Fetcher):
         backoff: float = 0.5,
         backoff_max: float = 10.0,
         retry_after_max: float = 30.0,
+        min_speed: float = 1024.0,
+        speed_window: float | None = None,
         max_ranges: int = MAX_RANGES_PER_REQUEST,
         http2: bool = True,
         user_agent: str = USER_AGENT,
@@ -172,6 +181,8 @@ class HttpFetcher(Fetcher):
         self._backoff = backoff
         self._backoff_max = backoff_max
         self._retry_after_max = retry_after_max
+        self._min_speed = min_speed
+        self._speed_window = read_timeout if speed_window is None else speed_window
         self._max_ranges = max_ranges
         self._http2 = http2
         self._user_agent = user_agent
@@ -323,6 +334,23 @@ class HttpFetcher(Fetcher):
             return RangeError(f"{message}: range not satisfiable ({size})", url=url)
         return HTTPStatusError(message, url=url, status_code=status)
 
+    def _paced(self, resp: httpx.Response, url: str) -> Iterator[bytes]:
+        """``resp.iter_bytes()``, raising ``_TooSlowError`` when fewer than ``min_speed``
+        bytes a second arrive over a ``speed_window``. The read timeout ends a silent stall;
+        this ends a trickle (a byte every second never trips a per-read timeout)."""
+        window_start = time.monotonic()
+        got = 0
+        for piece in resp.iter_bytes():
+            got += len(piece)
+            now = time.monotonic()
+            if now - window_start >= self._speed_window:
+                if got < self._min_speed * (now - window_start):
+                    raise _TooSlowError(
+                        f"{url}: {got} bytes in {now - window_start:.1f} s, under "
+                        f"{self._min_speed:.0f} bytes/s", url=url)
+                window_start, got = now, 0
+            yield piece
+
     def _check_total(self, url: str, total: int | None) -> None:
         if total is None:
             return
@@ -342,7 +370,7 @@ class HttpFetcher(Fetcher):
             if length is not None and length > max_length:
                 raise RangeError(f"{url}: body of {length} bytes, limit {max_length}", url=url)
             body = bytearray()
-            for piece in resp.iter_bytes():
+            for piece in self._paced(resp, url):
                 cancel.check()
                 self.stats.add(bytes_received=len(piece))
                 body += piece
@@ -379,7 +407,7 @@ class HttpFetcher(Fetcher):
                 if length < end:
                     raise RangeError(f"{url}: {length} bytes, ranges up to {end}", url=url)
             body = PartBody(coverage, 0, end, sink, check=False)
-            for piece in resp.iter_bytes():
+            for piece in self._paced(resp, url):
                 cancel.check()
                 self.stats.add(bytes_received=len(piece))
                 body.feed(piece[: body.left])
@@ -517,7 +545,7 @@ class HttpFetcher(Fetcher):
                 return
             parser = ByteRangesParser(boundary, coverage, sink, total=self._sizes.get(url))
             try:
-                for piece in resp.iter_bytes():
+                for piece in self._paced(resp, url):
                     _check_stop(cancel, stop)
                     self.stats.add(bytes_received=len(piece))
                     parser.feed(piece)
@@ -551,7 +579,7 @@ class HttpFetcher(Fetcher):
         if length is not None and length != end - start:
             raise RangeError(f"{url}: Content-Length {length} for range {start}-{end - 1}", url=url)
         body = PartBody(coverage, start, end, sink)
-        for piece in resp.iter_bytes():
+        for piece in self._paced(resp, url):
             _check_stop(cancel, stop)
             self.stats.add(bytes_received=len(piece))
             body.feed(piece)  # RangeError if longer than the Content-Range: no buffer grows
@@ -583,6 +611,8 @@ class _RetryState:
         """Wait before the next attempt, or re-raise ``exc`` if it should not be retried."""
         f = self._fetcher
         retryable = isinstance(exc, NetworkError | _RetryableStatusError)
+        # A trickle delivers a few bytes per attempt: that is not progress worth a reset.
+        progressed = progressed and not isinstance(exc, _TooSlowError)
         self._in_a_row = 1 if progressed else self._in_a_row + 1
         self._total += 1
         if not retryable or self._in_a_row >= f._attempts or self._total >= 10 * f._attempts:

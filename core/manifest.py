@@ -140,7 +140,7 @@ def _obj(data: bytes, limit: int, what: str) -> dict[str, Any]:
         raise FormatError(f"{what} larger than {limit} bytes", what=what)
     try:
         obj = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+    except (ValueError, RecursionError) as e:  # JSON and UTF-8 errors, ints over 4300 digits
         raise FormatError(f"{what} is not valid JSON: {e}", what=what) from None
     if not isinstance(obj, dict):
         raise FormatError(f"{what} is not a JSON object", what=what)

@@ -27,12 +27,23 @@ from core.progress import CancelToken
 _READ = 4 << 20  # bytes per read when copying or hashing
 
 
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, without duplicates, touching ranges joined: what ``fetch_ranges`` takes."""
+    merged: list[tuple[int, int]] = []
+    for a, b in sorted(set(ranges)):
+        if merged and merged[-1][1] >= a:
+            merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+        else:
+            merged.append((a, b))
+    return merged
+
+
 @functools.lru_cache(maxsize=64)
 def _zero_id(length: int) -> bytes:
     return xxhash.xxh3_128_digest(bytes(length))
 
 
-def _write(fd: int, chunk: bytes | memoryview, offset: int, chunk_id: bytes) -> None:
+def _write(fd: int, chunk: bytes | bytearray | memoryview, offset: int, chunk_id: bytes) -> None:
     """Write a verified chunk, except an all-zero one: the staged file starts as a hole
     (``ftruncate``) and only ever holds correct target bytes, so its zeros are already
     there. Sparse images stay sparse and cost no disk writes. (Zero chunks are recognised by
@@ -98,15 +109,8 @@ class StagedFile:
 
     def remote_ranges(self) -> list[tuple[int, int]]:
         """Planned remote ranges plus local chunks that failed their check, merged."""
-        ranges = [(int(a), int(b)) for a, b in self.plan.remote.tolist()] + self.retry_ranges
-        ranges.sort()
-        merged: list[tuple[int, int]] = []
-        for a, b in ranges:
-            if merged and merged[-1][1] == a:
-                merged[-1] = (merged[-1][0], b)
-            else:
-                merged.append((a, b))
-        return merged
+        return _merge([(int(a), int(b)) for a, b in self.plan.remote.tolist()]
+                      + self.retry_ranges)
 
     def download(self, fetcher: Fetcher, url: str, cancel: CancelToken,
                  on_bytes: Callable[[int], None]) -> None:
@@ -128,47 +132,51 @@ class StagedFile:
 
     def _fetch(self, fetcher: Fetcher, url: str, ranges: list[tuple[int, int]],
                cancel: CancelToken, on_bytes: Callable[[int], None]) -> list[tuple[int, int]]:
+        """Fetch ``ranges`` and write every chunk that arrives whole and right; return the
+        ranges of chunks that arrived wrong or incomplete (for one more try).
+
+        Pieces may start and end anywhere and arrive in any order (a server may split and
+        reorder multipart parts); a chunk is assembled in memory until all its bytes are
+        there, checked, and only then written. Only chunks under way are held."""
         digest = xxhash.xxh3_128_digest
-        pending: dict[int, tuple[int, bytearray]] = {}  # next expected offset -> (chunk start, buf)
+        partial: dict[int, tuple[bytearray, list[int]]] = {}  # chunk -> (bytes, [filled])
         bad: list[tuple[int, int]] = []
-        lengths = self.index.lengths
         ids = self.index.ids
         offsets = self.offsets
+        fd = self._fd
+
+        def finish(k: int, chunk: bytes | bytearray | memoryview, start: int, end: int) -> None:
+            cid = ids[k].tobytes()
+            if digest(chunk) == cid:
+                _write(fd, chunk, start, cid)
+            else:
+                bad.append((start, end))
+            on_bytes(end - start)
 
         def sink(offset: int, data: bytes) -> None:
-            entry = pending.pop(offset, None)
-            if entry is None:
-                start, buf = offset, bytearray()
-            else:
-                start, buf = entry
-            buf += data
-            k = int(np.searchsorted(offsets, np.uint64(start)))
-            if offsets[k] != start:
-                raise HashMismatchError(f"{url}: piece at {start} is not on a chunk boundary")
-            used = 0
-            while k < len(lengths):
-                clen = int(lengths[k])
-                if len(buf) - used < clen:
-                    break
-                chunk = memoryview(buf)[used:used + clen]
-                cid = ids[k].tobytes()
-                if digest(chunk) == cid:
-                    _write(self._fd, chunk, start, cid)
+            view = memoryview(data)
+            pos, end = offset, offset + len(data)
+            k = int(np.searchsorted(offsets, np.uint64(pos), side="right")) - 1
+            while pos < end:
+                a, b = int(offsets[k]), int(offsets[k + 1])
+                take = min(end, b) - pos
+                piece = view[pos - offset:pos - offset + take]
+                if pos == a and take == b - a:
+                    finish(k, piece, a, b)  # the usual case: a whole chunk, no copy
                 else:
-                    bad.append((start, start + clen))
-                on_bytes(clen)
-                start += clen
-                used += clen
+                    buf, filled = partial.setdefault(k, (bytearray(b - a), [0]))
+                    buf[pos - a:pos - a + take] = piece
+                    filled[0] += take
+                    if filled[0] >= b - a:
+                        del partial[k]
+                        finish(k, buf, a, b)
+                pos += take
                 k += 1
-            rest = buf[used:]
-            if rest:
-                pending[start + len(rest)] = (start, rest)
 
         fetcher.fetch_ranges(url, ranges, sink, cancel)
-        if pending:
-            a = min(s for s, _ in pending.values())
-            raise HashMismatchError(f"{url}: a range ended inside a chunk at {a}")
-        return bad
+        for k in partial:  # never completed: the server sent less than it said
+            bad.append((int(offsets[k]), int(offsets[k + 1])))
+        return _merge(bad)
 
     def sha256(self, cancel: CancelToken, on_bytes: Callable[[int], None]) -> str:
         h = hashlib.sha256()
