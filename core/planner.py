@@ -7,9 +7,10 @@ the compact index arrays, so a file of millions of chunks costs no Python object
 Remote bytes are fetched from the original target file on the server, so a remote range's
 offsets are target offsets. Coalescing follows a cost model: one more range in a request costs
 ``range_cost`` bytes (multipart headers plus its share of a round trip), so a gap of local
-chunks between two remote ranges is downloaded instead when it is cheaper than that; then, if
-the ranges still need more than ``max_requests`` requests, the smallest gaps are merged while
-the extra bytes stay under ``max_overfetch`` of what the plan needs.
+chunks between two remote ranges is downloaded instead when it is cheaper than that; if the
+ranges still need more than ``max_requests`` requests, more of the smallest gaps are merged.
+Gaps are merged smallest first and never past ``max_overfetch`` of the bytes the changed
+chunks need (or one range's cost, if more).
 """
 
 from __future__ import annotations
@@ -189,19 +190,18 @@ def plan_file(target: FileIndex, seeds: SeedSet, options: PlanOptions | None = N
     starts, ends = _runs(remote)
     if len(starts) > 1:
         gaps = offsets[starts[1:]] - offsets[ends[:-1]]  # bytes of local chunks between runs
-        bridge = gaps <= opt.range_cost
         needed = int((offsets[ends] - offsets[starts]).sum())
-        n_ranges = int(len(starts) - bridge.sum())
         limit = opt.max_requests * opt.ranges_per_request
-        if n_ranges > limit:
-            # Merge the smallest remaining gaps until the ranges fit, within the overfetch budget.
-            budget = int(needed * opt.max_overfetch) - int(gaps[bridge].sum())
-            order = np.argsort(gaps, kind="stable")
-            order = order[~bridge[order]]
-            extra = np.cumsum(gaps[order])
-            fits = int(np.searchsorted(extra, budget, side="right"))
-            take = min(n_ranges - limit, fits)
-            bridge[order[:take]] = True
+        # Gaps are bridged smallest first: every gap cheaper than a range, and more if the
+        # ranges would not fit in max_requests; never past the overfetch budget.
+        order = np.argsort(gaps, kind="stable")
+        extra = np.cumsum(gaps[order])
+        wanted = max(int((gaps <= opt.range_cost).sum()), len(gaps) + 1 - limit)
+        # (At least one range's cost, so tiny updates may still merge two ranges.)
+        budget = max(int(needed * opt.max_overfetch), opt.range_cost)
+        fits = int(np.searchsorted(extra, budget, side="right"))
+        bridge = np.zeros(len(gaps), dtype=bool)
+        bridge[order[:min(wanted, fits)]] = True
         for gap_i in np.nonzero(bridge)[0]:
             remote[ends[gap_i]:starts[gap_i + 1]] = True
         starts, ends = _runs(remote)

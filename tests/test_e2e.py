@@ -134,3 +134,37 @@ def test_update_through_a_server_without_range_support(tmp_path: Path, game: tup
                or (v1 / p).read_bytes() != (v2 / p).read_bytes()]
     whole = sum((v2 / p).stat().st_size for p in changed)
     assert r.bytes_downloaded <= whole + _metadata_bytes(repo, "1.1.0", changed)
+
+
+@pytest.mark.nginx
+def test_thousands_of_scattered_changes_take_tens_of_requests(tmp_path: Path,
+                                                              nginx) -> None:  # type: ignore[no-untyped-def]
+    import random
+
+    rng = random.Random(3000)
+    v1, v2 = tmp_path / "v1", tmp_path / "v2"
+    v1.mkdir()
+    v2.mkdir()
+    old = rng.randbytes(40 << 20)
+    new = bytearray(old)
+    for _ in range(3000):
+        at = rng.randrange(len(new) - 8)
+        new[at:at + 8] = rng.randbytes(8)
+    (v1 / "big.pak").write_bytes(old)
+    (v2 / "big.pak").write_bytes(bytes(new))
+    repo = tmp_path / "repo"
+    install = tmp_path / "install"
+    publish(v1, repo, "1.0.0")
+    install.mkdir()
+    (install / "big.pak").write_bytes(old)
+    server = nginx(repo, max_ranges=64)
+    _run(server.url, install)
+    report = publish(v2, repo, "1.1.0")
+    before = len(server.log_lines())
+    plan, r = _run(server.url, install)
+    assert (install / "big.pak").read_bytes() == bytes(new)
+    file_requests = [line for line in server.log_lines()[before:] if "big.pak " in line]
+    assert 10 <= len(file_requests) <= 99, len(file_requests)  # tens, not thousands
+    # ...without downloading more than 1.5x what the changed chunks need.
+    assert plan.bytes_to_download <= 1.5 * report.new_bytes
+    assert r.bytes_downloaded <= 1.5 * report.new_bytes + 400_000  # + index, metadata
