@@ -100,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--files-url", default="", help="where the files are hosted, if elsewhere")
     p.add_argument("--avg-chunk", type=int, help="average chunk size in bytes (power of 2)")
     p.add_argument("--force", action="store_true", help="replace an existing version")
+    p.add_argument("--compress", action="store_true",
+                   help="also upload NAME.stz, each chunk zstd-compressed: updates download "
+                   "compressed chunks (needs the zstandard package)")
+    p.add_argument("--compress-level", type=int, default=9, help="zstd level (1-22)")
 
     p = sub.add_parser("update", help="install or update a folder")
     _add_update_options(p)
@@ -188,7 +192,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
     report = publish(args.src, args.repo, args.release_version, channel=args.channel,
                      product=args.product, params=params, sign_key=key, notes=notes,
                      expires_days=args.expires_days, files_url=args.files_url,
-                     force=args.force)
+                     force=args.force, compress=args.compress,
+                     compress_level=args.compress_level)
     for line in report.lines():
         print(line)
     return EXIT_OK

@@ -43,6 +43,7 @@ class FileEntry:
     fidx_sha256: str  # hex digest of the published .fidx
     fidx_size: int
     executable: bool = False
+    stz_size: int = 0  # size of the compressed chunk copy NAME.stz; 0 = none published
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,7 @@ def parse_manifest(data: bytes, max_file_size: int = 1 << 40) -> Manifest:
             path=path, size=size, sha256=_hex(raw, "sha256", w),
             fidx_sha256=_hex(raw, "fidx_sha256", w), fidx_size=_size(raw, "fidx_size", w),
             executable=_get(raw, "executable", bool, w, False),
+            stz_size=_size(raw, "stz_size", w) if "stz_size" in raw else 0,
         ))
     # A file may not also be a folder of another file ("a" and "a/b").
     for f in files:
@@ -236,7 +238,8 @@ def encode_manifest(m: Manifest) -> bytes:
         "version": m.version, "created": m.created, "expires": m.expires, "notes": m.notes,
         "files": [
             {"path": f.path, "size": f.size, "sha256": f.sha256, "fidx_sha256": f.fidx_sha256,
-             "fidx_size": f.fidx_size, "executable": f.executable}
+             "fidx_size": f.fidx_size, "executable": f.executable,
+             **({"stz_size": f.stz_size} if f.stz_size else {})}
             for f in m.files
         ],
     })

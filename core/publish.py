@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core import stz
 from core.chunker import DEFAULT_PARAMS, ChunkerParams, chunk_file
 from core.compressed import WARN_SIZE, inspect, warning
 from core.errors import ConfigError, FormatError
@@ -55,6 +56,7 @@ class PublishReport:
     new_bytes: int  # bytes of chunks not in the previous release: what an update costs
     signed: bool
     warnings: tuple[str, ...] = ()  # e.g. large files compressed against chunking
+    compressed_bytes: int = 0  # total size of the .stz compressed chunk copies written
 
     def lines(self) -> list[str]:
         overhead = 100 * self.index_bytes / self.total_bytes if self.total_bytes else 0.0
@@ -67,6 +69,8 @@ class PublishReport:
             out.append(
                 f"since {self.previous}: {len(self.added)} added, {len(self.changed)} changed, "
                 f"{len(self.removed)} removed; {self.new_bytes} bytes of new chunks")
+        if self.compressed_bytes:
+            out.append(f"compressed chunk copies: {self.compressed_bytes} bytes")
         out.extend(f"warning: {w}" for w in self.warnings)
         return out
 
@@ -97,6 +101,8 @@ def publish(
     expires_days: int | None = None,
     files_url: str = "",
     force: bool = False,
+    compress: bool = False,
+    compress_level: int = stz.DEFAULT_LEVEL,
 ) -> PublishReport:
     """Publish ``src`` as ``version`` of ``channel`` in ``repo``. ``sign_key`` is a
     ``core.signing.SecretKey``. Raises ``ConfigError`` for bad arguments (an existing
@@ -120,6 +126,7 @@ def publish(
     indexes: dict[str, FileIndex] = {}
     index_bytes = 0
     warnings: list[str] = []
+    stz_bytes = 0
     for rel, path in _source_files(src):
         dest = work / FILES / Path(*rel.split("/"))
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -133,8 +140,13 @@ def publish(
         indexes[rel] = idx
         warnings.extend(_compression_warning(rel, dest, idx.file_size))
         executable = bool(path.stat().st_mode & stat.S_IXUSR)
+        stz_size = 0
+        if compress and stz.worthwhile(dest, idx, compress_level):
+            stz_path = dest.parent / (dest.name + stz.SUFFIX)
+            stz_size = stz.write(dest, idx, data, stz_path, compress_level)
+            stz_bytes += stz_size
         entries.append(FileEntry(rel, idx.file_size, sha.hex(),
-                                 _sha256(data), len(data), executable))
+                                 _sha256(data), len(data), executable, stz_size))
 
     now = datetime.now(UTC)
     manifest = Manifest(
@@ -155,7 +167,7 @@ def publish(
         atomic_write(chan / PUBLIC_KEY, sign_key.public_key.to_file())
 
     report = _report(manifest, indexes, index_bytes, previous, sign_key is not None)
-    report = replace(report, warnings=tuple(warnings))
+    report = replace(report, warnings=tuple(warnings), compressed_bytes=stz_bytes)
     if final.exists():
         shutil.rmtree(final)
     os.replace(work, final)

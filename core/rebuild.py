@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 import xxhash
 
-from core.errors import HashMismatchError
+from core.errors import FormatError, HashMismatchError
 from core.fetcher import Fetcher
 from core.fidx import FileIndex
 from core.fsutil import pread, pwrite
 from core.planner import ZERO_SEED, FilePlan
 from core.progress import CancelToken
+from core.stz import StzTable, compressed_ranges, decode_chunk
 
 _READ = 4 << 20  # bytes per read when copying or hashing
 
@@ -56,10 +57,12 @@ def _write(fd: int, chunk: bytes | bytearray | memoryview, offset: int, chunk_id
 class StagedFile:
     """One file being built at ``path`` (a ``.part`` file in staging)."""
 
-    def __init__(self, path: Path, index: FileIndex, plan: FilePlan) -> None:
+    def __init__(self, path: Path, index: FileIndex, plan: FilePlan,
+                 stz_table: StzTable | None = None) -> None:
         self.path = path
         self.index = index
         self.plan = plan
+        self.stz = stz_table  # the compressed copy's table, when one is published
         self.offsets = index.offsets()
         self.retry_ranges: list[tuple[int, int]] = []  # local chunks that failed their check
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,6 +70,10 @@ class StagedFile:
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
         if os.fstat(self._fd).st_size != index.file_size:
             os.ftruncate(self._fd, index.file_size)
+
+    def _ok(self, k: int, chunk: bytes | bytearray | memoryview) -> bool:
+        """Whether ``chunk`` is chunk ``k`` of the target (subclasses for other id kinds)."""
+        return bool(xxhash.xxh3_128_digest(chunk) == self.index.ids[k].tobytes())
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -83,7 +90,6 @@ class StagedFile:
     def copy_local(self, open_seed: Callable[[int], int], cancel: CancelToken,
                    on_bytes: Callable[[int], None]) -> None:
         """Copy every planned local run, checking each chunk's id on the way."""
-        digest = xxhash.xxh3_128_digest
         for toff, seed, soff, length in self.plan.copies.tolist():
             cancel.check()
             if self.plan.seed_names[seed] == ZERO_SEED:
@@ -99,9 +105,8 @@ class StagedFile:
                     chunk: bytes | memoryview = memoryview(data)[pos:pos + clen]
                 else:
                     chunk = pread(fd, clen, soff + pos)
-                cid = self.index.ids[k].tobytes()
-                if digest(chunk) == cid:
-                    _write(self._fd, chunk, toff + pos, cid)
+                if self._ok(k, chunk):
+                    _write(self._fd, chunk, toff + pos, self.index.ids[k].tobytes())
                 else:
                     self.retry_ranges.append((toff + pos, toff + pos + clen))
                 pos += clen
@@ -112,16 +117,43 @@ class StagedFile:
         return _merge([(int(a), int(b)) for a, b in self.plan.remote.tolist()]
                       + self.retry_ranges)
 
-    def download(self, fetcher: Fetcher, url: str, cancel: CancelToken,
-                 on_bytes: Callable[[int], None]) -> None:
-        """Fetch the remote ranges into the file, each chunk verified before it is written.
+    def _stz_ranges(self, ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The byte ranges of the compressed copy holding the chunks of raw ``ranges``."""
+        assert self.stz is not None
+        return compressed_ranges(self.stz, self.offsets, ranges)
 
-        A chunk that arrives wrong is fetched once more (a flipped bit on the way); a second
-        failure is a ``HashMismatchError``: the server holds bad bytes."""
+    def wire_bytes(self) -> int:
+        """Bytes the download is expected to take from the network."""
+        ranges = self.remote_ranges()
+        if self.stz is not None:
+            ranges = self._stz_ranges(ranges)
+        return sum(b - a for a, b in ranges)
+
+    def download(self, fetcher: Fetcher, url: str, cancel: CancelToken,
+                 on_bytes: Callable[[int], None], stz_url: str = "") -> None:
+        """Fetch the remote ranges into the file, each chunk verified before it is written:
+        from the compressed copy at ``stz_url`` when there is one, else raw from ``url``.
+
+        A chunk that arrives wrong (or does not decompress) is fetched once more, raw from
+        the original file; a second failure is a ``HashMismatchError``: the server holds bad
+        bytes."""
         ranges = self.remote_ranges()
         if not ranges:
             return
-        bad = self._fetch(fetcher, url, ranges, cancel, on_bytes)
+        if self.stz is not None and stz_url:
+            table = self.stz
+
+            def unpack(k: int, stored: bytes | bytearray | memoryview) -> bytes | None:
+                try:
+                    return decode_chunk(stored, bool(table.raw[k]),
+                                        int(self.index.lengths[k]))
+                except FormatError:
+                    return None
+
+            bad = self._fetch(fetcher, stz_url, self._stz_ranges(ranges), cancel, on_bytes,
+                              table.offsets, unpack)
+        else:
+            bad = self._fetch(fetcher, url, ranges, cancel, on_bytes)
         if bad:
             bad = self._fetch(fetcher, url, bad, cancel, on_bytes)
         if bad:
@@ -131,27 +163,33 @@ class StagedFile:
                 path=url)
 
     def _fetch(self, fetcher: Fetcher, url: str, ranges: list[tuple[int, int]],
-               cancel: CancelToken, on_bytes: Callable[[int], None]) -> list[tuple[int, int]]:
-        """Fetch ``ranges`` and write every chunk that arrives whole and right; return the
-        ranges of chunks that arrived wrong or incomplete (for one more try).
+               cancel: CancelToken, on_bytes: Callable[[int], None],
+               layout: np.ndarray | None = None,
+               unpack: Callable[[int, bytes | bytearray | memoryview], bytes | None]
+               | None = None) -> list[tuple[int, int]]:
+        """Fetch ``ranges`` of ``url`` and write every chunk that arrives whole and right;
+        return the (raw) ranges of chunks that arrived wrong or incomplete.
 
+        ``layout`` says where chunk k lies in the fetched file (default: the raw offsets);
+        ``unpack`` turns its stored bytes into the chunk (None: they are the chunk).
         Pieces may start and end anywhere and arrive in any order (a server may split and
         reorder multipart parts); a chunk is assembled in memory until all its bytes are
         there, checked, and only then written. Only chunks under way are held."""
-        digest = xxhash.xxh3_128_digest
         partial: dict[int, tuple[bytearray, list[int]]] = {}  # chunk -> (bytes, [filled])
         bad: list[tuple[int, int]] = []
         ids = self.index.ids
-        offsets = self.offsets
+        raw_offsets = self.offsets
+        offsets = raw_offsets if layout is None else layout
         fd = self._fd
 
-        def finish(k: int, chunk: bytes | bytearray | memoryview, start: int, end: int) -> None:
-            cid = ids[k].tobytes()
-            if digest(chunk) == cid:
-                _write(fd, chunk, start, cid)
+        def finish(k: int, stored: bytes | bytearray | memoryview, a: int, b: int) -> None:
+            start, end = int(raw_offsets[k]), int(raw_offsets[k + 1])
+            chunk = stored if unpack is None else unpack(k, stored)
+            if chunk is not None and self._ok(k, chunk):
+                _write(fd, chunk, start, ids[k].tobytes())
             else:
                 bad.append((start, end))
-            on_bytes(end - start)
+            on_bytes(b - a)
 
         def sink(offset: int, data: bytes) -> None:
             view = memoryview(data)
@@ -175,7 +213,7 @@ class StagedFile:
 
         fetcher.fetch_ranges(url, ranges, sink, cancel)
         for k in partial:  # never completed: the server sent less than it said
-            bad.append((int(offsets[k]), int(offsets[k + 1])))
+            bad.append((int(raw_offsets[k]), int(raw_offsets[k + 1])))
         return _merge(bad)
 
     def sha256(self, cancel: CancelToken, on_bytes: Callable[[int], None]) -> str:

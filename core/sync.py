@@ -36,7 +36,7 @@ from core.chunker import ChunkerParams
 from core.errors import FormatError, HashMismatchError, HTTPStatusError, NotEnoughSpaceError
 from core.fetcher import Fetcher
 from core.fidx_v1 import git_blob_id
-from core.fsutil import file_fingerprint, fsync_dir, inside
+from core.fsutil import file_fingerprint, fsync_dir, inside, pread
 from core.indexer import MAX_INDEX_BYTES, IndexCache, LocalIndex, index_file, parse_any
 from core.listing import (
     FIDX_SUFFIX,
@@ -244,59 +244,8 @@ class _V1StagedFile(StagedFile):
         assert target.sha1 is not None
         self.sha1: np.ndarray = target.sha1
 
-    def _ok(self, k: int, chunk: bytes | memoryview) -> bool:
+    def _ok(self, k: int, chunk: bytes | bytearray | memoryview) -> bool:
         return bool(git_blob_id(chunk) == self.sha1[k].tobytes())
-
-    def copy_local(self, open_seed: Callable[[int], int], cancel: CancelToken,
-                   on_bytes: Callable[[int], None]) -> None:
-        for toff, seed, soff, length in self.plan.copies.tolist():
-            cancel.check()
-            fd = open_seed(seed)
-            i, j = self._chunk_range(toff, toff + length)
-            pos = 0
-            for k in range(i, j):
-                clen = int(self.index.lengths[k])
-                chunk = os.pread(fd, clen, soff + pos)
-                if self._ok(k, chunk):
-                    os.pwrite(self._fd, chunk, toff + pos)
-                else:
-                    self.retry_ranges.append((toff + pos, toff + pos + clen))
-                pos += clen
-                on_bytes(clen)
-
-    def _fetch(self, fetcher: Fetcher, url: str, ranges: list[tuple[int, int]],
-               cancel: CancelToken, on_bytes: Callable[[int], None]) -> list[tuple[int, int]]:
-        pending: dict[int, tuple[int, bytearray]] = {}  # next offset -> (chunk start, buf)
-        bad: list[tuple[int, int]] = []
-        offsets = self.offsets
-        lengths = self.index.lengths
-
-        def sink(offset: int, data: bytes) -> None:
-            start, buf = pending.pop(offset, (offset, bytearray()))
-            buf += data
-            k = int(np.searchsorted(offsets, start))
-            if k >= len(offsets) or int(offsets[k]) != start:
-                raise HashMismatchError(f"{url}: piece at {start} is not on a chunk boundary")
-            used = 0
-            while k < len(lengths) and len(buf) - used >= int(lengths[k]):
-                clen = int(lengths[k])
-                chunk = memoryview(buf)[used:used + clen]
-                if self._ok(k, chunk):
-                    os.pwrite(self._fd, chunk, start)
-                else:
-                    bad.append((start, start + clen))
-                on_bytes(clen)
-                start += clen
-                used += clen
-                k += 1
-            if used < len(buf):
-                pending[start + len(buf) - used] = (start, buf[used:])
-
-        fetcher.fetch_ranges(url, ranges, sink, cancel)
-        if pending:
-            a = min(s for s, _ in pending.values())
-            raise HashMismatchError(f"{url}: a range ended inside a chunk at {a}")
-        return bad
 
     def verify_chunks(self, cancel: CancelToken, on_bytes: Callable[[int], None]) -> None:
         """Re-read the finished file and check every chunk's SHA-1 (v1 has nothing else)."""
@@ -305,7 +254,7 @@ class _V1StagedFile(StagedFile):
                                        strict=True)):
             if k % 256 == 0:
                 cancel.check()
-            if not self._ok(k, os.pread(self._fd, b - a, a)):
+            if not self._ok(k, pread(self._fd, b - a, a)):
                 raise HashMismatchError(f"rebuilt file: chunk {k} at {a} does not match its "
                                         "SHA-1", path=str(self.path))
             on_bytes(b - a)

@@ -15,8 +15,9 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core import stz
 from core.commit import Op, commit, recover
-from core.errors import FormatError, HashMismatchError, NotEnoughSpaceError
+from core.errors import DownloadError, FormatError, HashMismatchError, NotEnoughSpaceError
 from core.fetcher import Fetcher
 from core.fidx import FileIndex, decode
 from core.fsutil import file_fingerprint, inside
@@ -28,6 +29,7 @@ from core.progress import CancelToken, Phase, ProgressCallback, no_progress
 from core.rebuild import StagedFile
 from core.scan import ScanResult, scan_local
 from core.state import InstalledFile, InstalledState, StateStore
+from core.stz import StzTable
 from core.trust import TrustedRelease, verify_release
 
 
@@ -213,9 +215,10 @@ class Updater:
             idx = targets[f.path]
             seeds = scan.seeds_for(idx.params, f.path)
             fplan = plan_file(idx, seeds, self.options)
-            builds.append(_Build(f, idx, fplan))
+            table = self._stz_table(man, f, idx) if fplan.bytes_remote else None
+            builds.append(_Build(f, idx, fplan, table))
         self.meter.phase(Phase.PLAN, 1, 1)
-        to_download = sum(b.plan.bytes_remote for b in builds)
+        to_download = sum(b.wire_bytes() for b in builds)
         reused = sum(b.plan.bytes_local for b in builds)
         part_bytes = sum(_size_or_zero(self._part_path(b.entry)) for b in builds)
         needed = max(0, sum(b.entry.size for b in builds) - part_bytes)
@@ -223,13 +226,40 @@ class Updater:
             check=c.result,
             bytes_to_download=to_download,
             bytes_reused=reused,
-            bytes_needed=to_download + reused,
+            bytes_needed=sum(b.entry.size for b in builds),
             disk_needed=needed,
             disk_free=_free_space(cfg.install_dir),
             requests_estimate=sum(b.plan.requests(self.options.ranges_per_request)
                                   for b in builds),
         )
         return _Planned(plan, builds, scan)
+
+    def _stz_table(self, man: Manifest, f: FileEntry, idx: FileIndex) -> StzTable | None:
+        """The compressed copy's size table, when the release has one and zstd is here.
+        A copy that is missing or does not fit its index is ignored: raw ranges still work."""
+        if not f.stz_size or not stz.available():
+            return None
+        url = self._file_url(man, f.path) + stz.SUFFIX
+        size = stz.table_size(len(idx))
+        got = bytearray(size)
+
+        def sink(offset: int, data: bytes) -> None:
+            got[offset:offset + len(data)] = data
+
+        try:
+            self.fetcher.fetch_ranges(url, [(0, size)], sink, self.cancel)
+            fidx_sha = bytes.fromhex(f.fidx_sha256)
+            table = stz.parse_table(bytes(got), idx, fidx_sha, f.stz_size)
+        except (DownloadError, FormatError) as e:
+            self.meter.log(f"{f.path}: compressed copy not used ({e})")
+            return None
+        self.meter.add_network(size)
+        return table
+
+    def _file_url(self, man: Manifest, path: str) -> str:
+        cfg = self.config
+        return file_url(cfg.url, cfg.channel, man.version, path,
+                        cfg.files_url or man.files_url)
 
     def _part_path(self, f: FileEntry) -> Path:
         key = hashlib.sha256(f.path.encode()).hexdigest()[:24]
@@ -249,7 +279,8 @@ class Updater:
             raise NotEnoughSpaceError(p.plan.disk_needed, p.plan.disk_free,
                                       str(cfg.install_dir))
         self._clean_stale_staging({self._part_path(b.entry).name for b in p.builds})
-        staged = [StagedFile(self._part_path(b.entry), b.index, b.plan) for b in p.builds]
+        staged = [StagedFile(self._part_path(b.entry), b.index, b.plan, b.stz)
+                  for b in p.builds]
         try:
             self._rebuild(p, staged)
             self._download(man, p, staged)
@@ -275,19 +306,18 @@ class Updater:
             s.copy_local(p.scan.open_seed_for(b.plan), self.cancel, m.add_local)
 
     def _download(self, man: Manifest, p: _Planned, staged: list[StagedFile]) -> None:
-        cfg = self.config
         m = self.meter
-        total = sum(sum(b - a for a, b in s.remote_ranges()) for s in staged)
-        m.phase(Phase.DOWNLOAD, 0, total)
-        files_url = cfg.files_url or man.files_url
+        m.phase(Phase.DOWNLOAD, 0, sum(s.wire_bytes() for s in staged))
         for b, s in zip(p.builds, staged, strict=True):
-            if not s.remote_ranges():
+            ranges = s.remote_ranges()
+            if not ranges:
                 continue
             m.current = b.entry.path
-            url = file_url(cfg.url, cfg.channel, man.version, b.entry.path, files_url)
-            ranges = s.remote_ranges()
-            m.log(f"{b.entry.path}: {len(ranges)} ranges, {sum(y - x for x, y in ranges)} bytes")
-            s.download(self.fetcher, url, self.cancel, m.add_network)
+            url = self._file_url(man, b.entry.path)
+            how = "compressed" if s.stz is not None else "raw"
+            m.log(f"{b.entry.path}: {len(ranges)} ranges, {s.wire_bytes()} bytes {how}")
+            s.download(self.fetcher, url, self.cancel, m.add_network,
+                       url + stz.SUFFIX if s.stz is not None else "")
 
     def _verify(self, p: _Planned, staged: list[StagedFile]) -> None:
         m = self.meter
@@ -376,6 +406,14 @@ class _Build:
     entry: FileEntry
     index: FileIndex
     plan: FilePlan
+    stz: StzTable | None = None
+
+    def wire_bytes(self) -> int:
+        """Bytes the planned remote ranges take on the network (compressed when possible)."""
+        ranges = [(int(a), int(b)) for a, b in self.plan.remote.tolist()]
+        if self.stz is not None:
+            ranges = stz.compressed_ranges(self.stz, self.index.offsets(), ranges)
+        return sum(b - a for a, b in ranges)
 
 
 @dataclass

@@ -1,0 +1,177 @@
+"""The compressed chunk copy (.stz): format round trip and checks, decompression bounds,
+and updates that download compressed chunks, falling back to raw ranges when the copy lies."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import struct
+from pathlib import Path
+
+import pytest
+import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core import stz
+from core.chunker import DEFAULT_PARAMS, chunk_file
+from core.errors import FormatError
+from core.fidx import FileIndex, encode
+from core.publish import publish
+from core.updater import Updater, UpdaterConfig
+from tests.conftest import MEM, memory_fetcher, tree_digest
+
+
+def _text(rng: random.Random, n: int) -> bytes:
+    words = [b"lump", b"sector", b"linedef", b"thing", b"vertex", b"sidedef", b"blockmap"]
+    out = bytearray()
+    while len(out) < n:
+        out += rng.choice(words) + b" %d\n" % rng.randrange(1000)
+    return bytes(out[:n])
+
+
+def _indexed(tmp_path: Path, data: bytes) -> tuple[Path, FileIndex, bytes]:
+    p = tmp_path / "f.bin"
+    p.write_bytes(data)
+    chunks, sha = chunk_file(p, DEFAULT_PARAMS)
+    idx = FileIndex.from_chunks(DEFAULT_PARAMS, chunks, sha)
+    return p, idx, encode(idx)
+
+
+def test_round_trip_compressed_and_stored_chunks(tmp_path: Path) -> None:
+    rng = random.Random(1)
+    data = _text(rng, 300_000) + rng.randbytes(100_000)  # compressible, then not
+    p, idx, fidx = _indexed(tmp_path, data)
+    out = tmp_path / "f.bin.stz"
+    size = stz.write(p, idx, fidx, out)
+    blob = out.read_bytes()
+    assert size == len(blob) < len(data)
+    table = stz.parse_table(blob[:stz.table_size(len(idx))], idx,
+                            hashlib.sha256(fidx).digest(), size)
+    assert table.raw.any() and (~table.raw).any()
+    offsets = idx.offsets()
+    for k in range(len(idx)):
+        stored = blob[int(table.offsets[k]):int(table.offsets[k + 1])]
+        chunk = stz.decode_chunk(stored, bool(table.raw[k]), int(idx.lengths[k]))
+        assert chunk == data[int(offsets[k]):int(offsets[k + 1])]
+    assert stz.worthwhile(p, idx)
+    noise = tmp_path / "noise"
+    _, nidx, _ = _indexed(tmp_path, os.urandom(200_000))
+    (tmp_path / "f.bin").rename(noise)
+    assert not stz.worthwhile(noise, nidx)
+
+
+def _table(tmp_path: Path) -> tuple[bytes, FileIndex, bytes, int]:
+    p, idx, fidx = _indexed(tmp_path, _text(random.Random(2), 100_000))
+    size = stz.write(p, idx, fidx, tmp_path / "x.stz")
+    head = (tmp_path / "x.stz").read_bytes()[:stz.table_size(len(idx))]
+    return head, idx, hashlib.sha256(fidx).digest(), size
+
+
+def test_table_checks(tmp_path: Path) -> None:
+    head, idx, sha, size = _table(tmp_path)
+    stz.parse_table(head, idx, sha, size)
+    bad_cases = [
+        (b"XXXX" + head[4:], sha, size),  # magic
+        (head, b"\0" * 32, size),  # belongs to another index
+        (head, sha, size + 1),  # total does not match the manifest
+        (head[:-1], sha, size),  # truncated
+    ]
+    lie = bytearray(head)
+    struct.pack_into(">I", lie, stz.HEADER_SIZE, int(idx.lengths[0]))  # "compressed" = length
+    bad_cases.append((bytes(lie), sha, size))
+    for data, s, total in bad_cases:
+        with pytest.raises(FormatError):
+            stz.parse_table(data, idx, s, total)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 255))
+def test_fuzzed_tables_only_format_errors(tmp_path_factory: pytest.TempPathFactory,
+                                          pos: int, xor: int) -> None:
+    head, idx, sha, size = _table(tmp_path_factory.mktemp("t"))
+    data = bytearray(head)
+    data[pos % len(data)] ^= xor
+    try:
+        stz.parse_table(bytes(data), idx, sha, size)
+    except FormatError:
+        pass
+
+
+def test_decompression_is_bounded_by_the_chunk_length() -> None:
+    bomb = zstandard.ZstdCompressor().compress(bytes(50 << 20))  # 50 MB of zeros, tiny frame
+    with pytest.raises(FormatError):
+        stz.decode_chunk(bomb, False, 4096)
+    with pytest.raises(FormatError):
+        stz.decode_chunk(b"not zstd at all", False, 4096)
+
+
+def _releases(tmp_path: Path) -> tuple[Path, Path, Path]:
+    rng = random.Random(7)
+    v1, v2 = tmp_path / "v1", tmp_path / "v2"
+    (v1 / "data").mkdir(parents=True)
+    (v2 / "data").mkdir(parents=True)
+    text = _text(rng, 3_000_000)
+    (v1 / "data/script.txt").write_bytes(text)
+    edited = bytearray(text)
+    for _ in range(40):
+        at = rng.randrange(len(edited) - 2000)
+        edited[at:at + 1500] = _text(rng, 1500)
+    (v2 / "data/script.txt").write_bytes(bytes(edited))
+    noise = rng.randbytes(500_000)
+    (v1 / "noise.bin").write_bytes(noise)
+    (v2 / "noise.bin").write_bytes(noise[:1000] + rng.randbytes(3000) + noise[4000:])
+    return v1, v2, tmp_path / "repo"
+
+
+def _update(install: Path, fetcher):  # type: ignore[no-untyped-def]
+    up = Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=fetcher)
+    plan = up.prepare()
+    return plan, up.apply()
+
+
+def test_update_downloads_compressed_chunks(tmp_path: Path) -> None:
+    v1, v2, repo = _releases(tmp_path)
+    publish(v1, repo, "1.0.0", compress=True)
+    install = tmp_path / "install"
+    _update(install, memory_fetcher(repo))
+    publish(v2, repo, "1.1.0", compress=True)
+    assert (repo / "stable/1.1.0/files/data/script.txt.stz").exists()
+    assert not (repo / "stable/1.1.0/files/noise.bin.stz").exists()  # not worth it
+
+    raw_repo = tmp_path / "raw"
+    publish(v1, raw_repo, "1.0.0")
+    raw_install = tmp_path / "raw-install"
+    _update(raw_install, memory_fetcher(raw_repo))
+    publish(v2, raw_repo, "1.1.0")
+    raw_fetcher = memory_fetcher(raw_repo)
+    raw_plan, _ = _update(raw_install, raw_fetcher)
+
+    fetcher = memory_fetcher(repo)
+    plan, _ = _update(install, fetcher)
+    assert tree_digest(install) == tree_digest(v2)
+    stz_asked = sum(b - a for u, rs in fetcher.requests if rs and u.endswith(".stz")
+                    for a, b in rs)
+    script_raw = [rs for u, rs in fetcher.requests if rs and u.endswith("script.txt")]
+    assert stz_asked > 0 and script_raw == []  # the text came compressed, never raw
+    assert plan.bytes_to_download < 0.6 * raw_plan.bytes_to_download
+    assert plan.bytes_needed == raw_plan.bytes_needed
+
+
+def test_a_lying_compressed_copy_falls_back_to_raw_ranges(tmp_path: Path) -> None:
+    v1, v2, repo = _releases(tmp_path)
+    publish(v1, repo, "1.0.0", compress=True)
+    install = tmp_path / "install"
+    _update(install, memory_fetcher(repo))
+    publish(v2, repo, "1.1.0", compress=True)
+    fetcher = memory_fetcher(repo)
+    url = next(u for u in fetcher.files if u.endswith("script.txt.stz"))
+    blob = bytearray(fetcher.files[url])
+    for at in range(len(blob) // 2, len(blob), 997):  # garbage in the second half's frames
+        blob[at] ^= 0x5A
+    fetcher.files[url] = bytes(blob)
+    _update(install, fetcher)
+    assert tree_digest(install) == tree_digest(v2)
+    raw = [rs for u, rs in fetcher.requests if rs and u.endswith("script.txt")]
+    assert raw, "bad chunks were fetched again, raw, from the original file"
