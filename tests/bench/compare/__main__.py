@@ -1,0 +1,129 @@
+"""stitch vs zsync vs casync on the same release pairs, one table (issue 7).
+
+    .venv/bin/python -m tests.bench.compare OLD NEW            # one pair: two files or folders
+    .venv/bin/python -m tests.bench.compare --pairs generated|real|all [--repeat 3]
+
+For each pair: publish the new release with stitch (``python -m app.cli publish``; the old
+release is published first so the repository has both), ``zsyncmake`` (one ``.zsync`` per
+file) and ``casync make`` (a ``.caidx`` for a folder, a ``.caibx`` for a file, and a zstd
+chunk store); serve everything with one nginx on loopback; update from the old release with
+each tool; check every result by SHA-256; print the bytes nginx sent (``$bytes_sent``),
+requests, wall time (median of ``--repeat``), peak RSS (GNU time ``%M``), publish time,
+the full size, ``zstd -3`` of the new release and ``zstd --patch-from=OLD NEW``.
+
+Tools: ``stitch`` (the old release installed by stitch, so ``.stitch`` state exists),
+``stitch-cold`` (the old files copied into the install folder, no state), ``stitch-2k``
+(published with ``--avg-chunk 2048``: what smaller chunks would buy), ``zsync``,
+``casync``. Needs nginx, zsync, casync, zstd, GNU time; the real pairs also npm and
+apt-get (fetched once into ``--cache``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.bench.compare import pairs as P
+from tests.bench.compare.harness import REPO_ROOT, Nginx, compare_pair, tables
+
+TOOLS = ["stitch", "stitch-cold", "stitch-2k", "zsync", "casync"]
+
+
+def startup_time(cmd: list[str]) -> float:
+    times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        subprocess.run(cmd, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(prog="python -m tests.bench.compare",
+                                 description=__doc__.split("\n\n")[0])
+    ap.add_argument("old", nargs="?", type=Path)
+    ap.add_argument("new", nargs="?", type=Path)
+    ap.add_argument("--pairs", choices=["generated", "real", "all"])
+    ap.add_argument("--scale", type=float, default=30.0,
+                    help="demo game scale (30 = about 220 MB per version)")
+    ap.add_argument("--bin-mb", type=float, default=64.0, help="code-shifted binary size")
+    ap.add_argument("--tools", default=",".join(TOOLS), help="comma-separated subset")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per tool (median wall)")
+    ap.add_argument("--patch-level", type=int, default=19, help="zstd --patch-from level")
+    ap.add_argument("--only", default="", help="run only pairs whose name contains this")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/stitch-compare"))
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/stitch-compare-cache"),
+                    help="downloaded real pairs (kept between runs)")
+    ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    ap.add_argument("--profile", type=Path,
+                    help="also run each stitch update once more under pyinstrument (pip "
+                         "install pyinstrument) and write its text report into this folder")
+    args = ap.parse_args()
+    if (args.old is None) == (args.pairs is None):
+        ap.error("give OLD NEW or --pairs")
+    tools = [t for t in args.tools.split(",") if t]
+    if unknown := set(tools) - set(TOOLS):
+        ap.error(f"unknown tools: {sorted(unknown)}")
+    for prog in ("nginx", "zsync", "zsyncmake", "casync", "zstd", "tar"):
+        if not (shutil.which(prog) or Path(f"/usr/sbin/{prog}").exists()):
+            sys.exit(f"{prog} not found (Debian: apt-get install nginx zsync casync zstd time)")
+
+    def say(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    if args.work.exists():
+        shutil.rmtree(args.work)
+    web = args.work / "web"
+    web.mkdir(parents=True)
+    start = time.perf_counter()
+    pairs = []
+    if args.old is not None:
+        pairs.append(P.custom(args.work / "src", args.old.resolve(), args.new.resolve()))
+    if args.pairs in ("generated", "all"):
+        t = time.perf_counter()
+        pairs += P.generated(args.work / "src", args.scale, args.bin_mb)
+        say(f"generated pairs in {time.perf_counter() - t:.1f} s")
+    if args.pairs in ("real", "all"):
+        t = time.perf_counter()
+        pairs += P.real(args.work / "src", args.cache)
+        say(f"real pairs ready in {time.perf_counter() - t:.1f} s")
+    pairs = [p for p in pairs if args.only.lower() in p.name.lower()]
+    nginx = Nginx(web, args.work / "nginx")
+    results = []
+    try:
+        for i, pair in enumerate(pairs):
+            say(f"[{i + 1}/{len(pairs)}] {pair.name} ({pair.origin})")
+            t = time.perf_counter()
+            results.append(compare_pair(pair, web / f"p{i}", nginx, web, tools, args.repeat,
+                                        args.patch_level,
+                                        args.cache / "zstd-figures.json", say,
+                                        args.profile))
+            say(f"  pair done in {time.perf_counter() - t:.1f} s")
+        startup = {name: startup_time(cmd) for name, cmd in (
+            ("python -c pass", [sys.executable, "-c", "pass"]),
+            ("python -m app.cli --version", [sys.executable, "-m", "app.cli", "--version"]),
+            ("imports of `stitch update` (app.cli, core.updater, core.http)",
+             [sys.executable, "-c", "import app.cli, core.updater, core.http"]),
+            ("zsync -V", ["zsync", "-V"]),
+        )}
+    finally:
+        nginx.stop()
+        if not args.keep:
+            shutil.rmtree(args.work, ignore_errors=True)
+    print(tables(results))
+    print("\nStart-up alone (median of 5): " + ", ".join(
+        f"{name if name.startswith('imports') else f'`{name}`'} {t:.3f} s"
+        for name, t in startup.items()))
+    print(f"\n(total {time.perf_counter() - start:.0f} s; wall = median of {args.repeat}, "
+          "range in brackets)")
+    failed = [r for res in results for r in res.runs if not r.check.startswith("ok")]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
