@@ -23,16 +23,19 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, mode: int | None = None) -> None:
+def atomic_write(path: Path, data: bytes, mode: int | None = None,
+                 durable: bool = True) -> None:
     """Write ``data`` to ``path`` so a reader sees the old file or the new one, never a mix:
-    temp file in the same folder, fsync, ``os.replace``, fsync of the folder."""
+    temp file in the same folder, fsync, ``os.replace``, fsync of the folder. ``durable``
+    False skips the fsyncs, for caches whose readers check what they read anyway."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
         os.replace(tmp, path)
@@ -40,7 +43,8 @@ def atomic_write(path: Path, data: bytes, mode: int | None = None) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def inside(root: Path, rel: str) -> Path:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import email.utils
 import enum
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -187,6 +188,7 @@ class HttpFetcher(Fetcher):
         self._http2 = http2
         self._user_agent = user_agent
         self._transport = transport
+        self._ssl: ssl.SSLContext | None = None
         self._sleep = sleep
         self._lock = threading.Lock()
         self._origins: dict[tuple[str, str, int | None], _Origin] = {}
@@ -239,6 +241,14 @@ class HttpFetcher(Fetcher):
         if leftover:
             self._fetch_whole(url, leftover, locked_sink, cancel)
 
+    def _tls(self) -> ssl.SSLContext:
+        """One TLS context for all origins, trusting the OS's certificate store (Windows'
+        and macOS' own, or the distribution's CA bundle), made once: loading certifi's
+        bundle for every client cost more than the rest of start-up."""
+        if self._ssl is None:
+            self._ssl = ssl.create_default_context()
+        return self._ssl
+
     def close(self) -> None:
         with self._lock:
             origins, self._origins = list(self._origins.values()), {}
@@ -262,6 +272,7 @@ class HttpFetcher(Fetcher):
                 with _translate_errors(target):
                     client = httpx.Client(
                         http2=self._http2,
+                        verify=self._tls(),
                         trust_env=True,  # proxies from the environment
                         timeout=self._timeout,
                         follow_redirects=True,

@@ -133,7 +133,8 @@ class StateStore:
     def cache_index(self, index: FileIndex, data: bytes | None = None) -> None:
         path = self._index_path(index.sha256.hex(), index.params)
         if not path.exists():
-            atomic_write(path, data if data is not None else encode(index))
+            # No fsync: a cache entry lost or torn by a power cut is detected and dropped.
+            atomic_write(path, data if data is not None else encode(index), durable=False)
 
     def prune_index_cache(self, keep: set[str]) -> None:
         """Drop cached indexes of content no longer installed (``keep``: SHA-256 hex)."""

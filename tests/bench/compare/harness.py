@@ -265,12 +265,15 @@ def compare_pair(pair: Pair, work: Path, nginx: Nginx, web: Path, tools: list[st
             shutil.rmtree(d)
 
     # ---- stitch: old release alone in <v>-old, old + new in <v>. Variants: the default
-    # chunk size, and (tool "stitch-2k") 2 KiB average chunks.
-    for variant, avg in (("stitch", None), ("stitch-2k", 2048)):
+    # chunk size, (tool "stitch-2k") 2 KiB average chunks, (tool "stitch-z") compressed
+    # chunk copies published with --compress.
+    variants = (("stitch", [], "stitch"),
+                ("stitch-2k", ["--avg-chunk", "2048"], "stitch, avg 2 KiB chunks"),
+                ("stitch-z", ["--compress"], "stitch --compress"))
+    for variant, opts, label in variants:
         wanted = [t for t in tools if t == variant or (variant == "stitch" and t == "stitch-cold")]
         if not wanted:
             continue
-        opts = ["--avg-chunk", str(avg)] if avg else []
         subprocess.run([*STITCH, "publish", str(pair.old), str(www / f"{variant}-old"),
                         "--version", "1.0.0", *opts], cwd=REPO_ROOT, check=True,
                        stdout=subprocess.DEVNULL)
@@ -284,8 +287,7 @@ def compare_pair(pair: Pair, work: Path, nginx: Nginx, web: Path, tools: list[st
 
         if variant in tools:
             inst = out / variant
-            run = Run("stitch" if avg is None else "stitch, avg 2 KiB chunks",
-                      publish_s=stitch_publish)
+            run = Run(label, publish_s=stitch_publish)
 
             def install_old(inst: Path = inst, variant: str = variant) -> None:
                 fresh(inst)
