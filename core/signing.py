@@ -21,11 +21,9 @@ Errors, consistently:
 from __future__ import annotations
 
 import base64
-import contextlib
 import errno
 import hashlib
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +32,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from core.errors import FormatError, SignatureError
+from core.fsutil import atomic_write
 
 __all__ = [
     "MEMLIMIT_SENSITIVE",
@@ -316,23 +315,6 @@ def load_secret_key(data: bytes, password: bytes | None) -> SecretKey:
     return SecretKey(key_id, private)
 
 
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    # mkstemp creates the file 0600, so the secret key is never readable by others, not even
-    # for an instant; the temp file in the same folder makes os.replace atomic.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def keygen(path: Path, password: bytes | None, force: bool = False) -> PublicKey:
     """Write a new key pair: ``path`` (secret, mode 0600) and ``path``.pub. Returns the public key.
 
@@ -345,8 +327,8 @@ def keygen(path: Path, password: bytes | None, force: bool = False) -> PublicKey
             if os.path.lexists(p):
                 raise FileExistsError(errno.EEXIST, "refusing to overwrite a key file", str(p))
     secret_file, public_file = generate_keypair(password)
-    _write_atomic(path, secret_file, 0o600)
-    _write_atomic(pub_path, public_file, 0o644)
+    atomic_write(path, secret_file, 0o600)
+    atomic_write(pub_path, public_file, 0o644)
     return parse_public_key(public_file)
 
 
