@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also upload NAME.stz, each chunk zstd-compressed: updates download "
                    "compressed chunks (needs the zstandard package)")
     p.add_argument("--compress-level", type=int, default=9, help="zstd level (1-22)")
+    p.add_argument("--delta", action="store_true",
+                   help="also upload, for each changed file up to 128 MiB, a zstd patch from "
+                   "the previous release's version: players one version behind download it")
+    p.add_argument("--delta-level", type=int, default=15, help="zstd level for deltas")
 
     p = sub.add_parser("update", help="install or update a folder")
     _add_update_options(p)
@@ -193,7 +197,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
                      product=args.product, params=params, sign_key=key, notes=notes,
                      expires_days=args.expires_days, files_url=args.files_url,
                      force=args.force, compress=args.compress,
-                     compress_level=args.compress_level)
+                     compress_level=args.compress_level, deltas=args.delta,
+                     delta_level=args.delta_level)
     for line in report.lines():
         print(line)
     return EXIT_OK

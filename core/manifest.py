@@ -34,6 +34,18 @@ _NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")  # product and channe
 
 
 @dataclass(frozen=True, slots=True)
+class Delta:
+    """A publisher-computed delta that rebuilds a file from one earlier version of it."""
+
+    from_sha256: str  # hex SHA-256 of the file it applies to
+    size: int  # bytes of the delta
+    sha256: str  # hex SHA-256 of the delta itself
+
+
+MAX_DELTAS = 16  # per file
+
+
+@dataclass(frozen=True, slots=True)
 class FileEntry:
     """One file of a release."""
 
@@ -44,6 +56,7 @@ class FileEntry:
     fidx_size: int
     executable: bool = False
     stz_size: int = 0  # size of the compressed chunk copy NAME.stz; 0 = none published
+    deltas: tuple[Delta, ...] = ()  # zstd patch-from deltas from earlier versions
 
 
 @dataclass(frozen=True)
@@ -174,6 +187,18 @@ def _hex(obj: dict[str, Any], key: str, what: str) -> str:
     return value
 
 
+def _deltas(raw: dict[str, Any], w: str) -> tuple[Delta, ...]:
+    items = _get(raw, "deltas", list, w, [])
+    if len(items) > MAX_DELTAS:
+        raise FormatError(f"{w}: more than {MAX_DELTAS} deltas for one file", what=w)
+    out = []
+    for d in items:
+        if not isinstance(d, dict):
+            raise FormatError(f"{w}: a delta is not an object", what=w)
+        out.append(Delta(_hex(d, "from", w), _size(d, "size", w), _hex(d, "sha256", w)))
+    return tuple(out)
+
+
 def parse_manifest(data: bytes, max_file_size: int = 1 << 40) -> Manifest:
     """Parse and check ``release.json``. Raises ``FormatError`` or ``UnsafePathError``."""
     w = "manifest"
@@ -216,6 +241,7 @@ def parse_manifest(data: bytes, max_file_size: int = 1 << 40) -> Manifest:
             fidx_sha256=_hex(raw, "fidx_sha256", w), fidx_size=_size(raw, "fidx_size", w),
             executable=_get(raw, "executable", bool, w, False),
             stz_size=_size(raw, "stz_size", w) if "stz_size" in raw else 0,
+            deltas=_deltas(raw, w),
         ))
     # A file may not also be a folder of another file ("a" and "a/b").
     for f in files:
@@ -239,7 +265,9 @@ def encode_manifest(m: Manifest) -> bytes:
         "files": [
             {"path": f.path, "size": f.size, "sha256": f.sha256, "fidx_sha256": f.fidx_sha256,
              "fidx_size": f.fidx_size, "executable": f.executable,
-             **({"stz_size": f.stz_size} if f.stz_size else {})}
+             **({"stz_size": f.stz_size} if f.stz_size else {}),
+             **({"deltas": [{"from": d.from_sha256, "size": d.size, "sha256": d.sha256}
+                            for d in f.deltas]} if f.deltas else {})}
             for f in m.files
         ],
     })

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core import stz
+from core import delta, stz
 from core.chunker import DEFAULT_PARAMS, ChunkerParams, chunk_file
 from core.compressed import WARN_SIZE, inspect, warning
 from core.errors import ConfigError, FormatError
@@ -26,6 +26,7 @@ from core.fidx import FileIndex, decode, encode
 from core.fsutil import atomic_write, copy_sparse
 from core.layout import FIDX_SUFFIX, FILES, MANIFEST, POINTER, SIGNATURE, manifest_rel
 from core.manifest import (
+    Delta,
     FileEntry,
     Manifest,
     Pointer,
@@ -57,6 +58,7 @@ class PublishReport:
     signed: bool
     warnings: tuple[str, ...] = ()  # e.g. large files compressed against chunking
     compressed_bytes: int = 0  # total size of the .stz compressed chunk copies written
+    delta_bytes: int = 0  # total size of the deltas from the previous release written
 
     def lines(self) -> list[str]:
         overhead = 100 * self.index_bytes / self.total_bytes if self.total_bytes else 0.0
@@ -71,6 +73,8 @@ class PublishReport:
                 f"{len(self.removed)} removed; {self.new_bytes} bytes of new chunks")
         if self.compressed_bytes:
             out.append(f"compressed chunk copies: {self.compressed_bytes} bytes")
+        if self.delta_bytes:
+            out.append(f"deltas from {self.previous}: {self.delta_bytes} bytes")
         out.extend(f"warning: {w}" for w in self.warnings)
         return out
 
@@ -103,6 +107,8 @@ def publish(
     force: bool = False,
     compress: bool = False,
     compress_level: int = stz.DEFAULT_LEVEL,
+    deltas: bool = False,
+    delta_level: int = delta.DEFAULT_LEVEL,
 ) -> PublishReport:
     """Publish ``src`` as ``version`` of ``channel`` in ``repo``. ``sign_key`` is a
     ``core.signing.SecretKey``. Raises ``ConfigError`` for bad arguments (an existing
@@ -127,6 +133,7 @@ def publish(
     index_bytes = 0
     warnings: list[str] = []
     stz_bytes = 0
+    delta_bytes = 0
     for rel, path in _source_files(src):
         dest = work / FILES / Path(*rel.split("/"))
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -145,8 +152,12 @@ def publish(
             stz_path = dest.parent / (dest.name + stz.SUFFIX)
             stz_size = stz.write(dest, idx, data, stz_path, compress_level)
             stz_bytes += stz_size
+        made: tuple[Delta, ...] = ()
+        if deltas and previous is not None:
+            made = _make_delta(previous, rel, dest, sha.hex(), delta_level)
+            delta_bytes += sum(d.size for d in made)
         entries.append(FileEntry(rel, idx.file_size, sha.hex(),
-                                 _sha256(data), len(data), executable, stz_size))
+                                 _sha256(data), len(data), executable, stz_size, made))
 
     now = datetime.now(UTC)
     manifest = Manifest(
@@ -167,7 +178,8 @@ def publish(
         atomic_write(chan / PUBLIC_KEY, sign_key.public_key.to_file())
 
     report = _report(manifest, indexes, index_bytes, previous, sign_key is not None)
-    report = replace(report, warnings=tuple(warnings), compressed_bytes=stz_bytes)
+    report = replace(report, warnings=tuple(warnings), compressed_bytes=stz_bytes,
+                     delta_bytes=delta_bytes)
     if final.exists():
         shutil.rmtree(final)
     os.replace(work, final)
@@ -183,6 +195,25 @@ def _compression_warning(rel: str, path: Path, size: int) -> list[str]:
     c = inspect(path)
     w = warning(rel, size, c) if c is not None else None
     return [w] if w else []
+
+
+def _make_delta(previous: tuple[Manifest, Path], rel: str, dest: Path, new_sha: str,
+                level: int) -> tuple[Delta, ...]:
+    """The delta from the previous release's ``rel``, when there is one to make and it is
+    worth publishing (smaller than half the file)."""
+    prev, prev_dir = previous
+    old = prev.by_path().get(rel)
+    size = dest.stat().st_size
+    if (old is None or old.sha256 == new_sha or old.size > delta.MAX_FILE_SIZE
+            or size > delta.MAX_FILE_SIZE or size == 0):
+        return ()
+    old_path = prev_dir / FILES / Path(*rel.split("/"))
+    out = dest.parent / Path(delta.name_for(rel, old.sha256)).name
+    made = delta.make(old_path, dest, out, level)
+    if made >= size // 2:
+        out.unlink()
+        return ()
+    return (Delta(old.sha256, made, _sha256(out.read_bytes())),)
 
 
 def _sha256(data: bytes) -> str:

@@ -71,6 +71,15 @@ class StagedFile:
         if os.fstat(self._fd).st_size != index.file_size:
             os.ftruncate(self._fd, index.file_size)
 
+    def reset(self) -> None:
+        """Empty the staged file again (all zeros, a hole), keeping its size."""
+        os.ftruncate(self._fd, 0)
+        os.ftruncate(self._fd, self.index.file_size)
+
+    def write_at(self, data: bytes, offset: int) -> None:
+        """Write bytes checked some other way (a delta's output, checked by the SHA-256)."""
+        pwrite(self._fd, data, offset)
+
     def _ok(self, k: int, chunk: bytes | bytearray | memoryview) -> bool:
         """Whether ``chunk`` is chunk ``k`` of the target (subclasses for other id kinds)."""
         return bool(xxhash.xxh3_128_digest(chunk) == self.index.ids[k].tobytes())

@@ -15,14 +15,20 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core import stz
+from core import delta, stz
 from core.commit import Op, commit, recover
-from core.errors import DownloadError, FormatError, HashMismatchError, NotEnoughSpaceError
+from core.errors import (
+    ContentError,
+    DownloadError,
+    FormatError,
+    HashMismatchError,
+    NotEnoughSpaceError,
+)
 from core.fetcher import Fetcher
 from core.fidx import FileIndex, decode
 from core.fsutil import file_fingerprint, inside
 from core.layout import fidx_url, file_url
-from core.manifest import FileEntry, Manifest
+from core.manifest import Delta, FileEntry, Manifest
 from core.meter import Meter
 from core.planner import FilePlan, PlanOptions, plan_file
 from core.progress import CancelToken, Phase, ProgressCallback, no_progress
@@ -216,7 +222,9 @@ class Updater:
             seeds = scan.seeds_for(idx.params, f.path)
             fplan = plan_file(idx, seeds, self.options)
             table = self._stz_table(man, f, idx) if fplan.bytes_remote else None
-            builds.append(_Build(f, idx, fplan, table))
+            build = _Build(f, idx, fplan, table)
+            build.delta = self._usable_delta(f, scan, build.wire_bytes())
+            builds.append(build)
         self.meter.phase(Phase.PLAN, 1, 1)
         to_download = sum(b.wire_bytes() for b in builds)
         reused = sum(b.plan.bytes_local for b in builds)
@@ -233,6 +241,18 @@ class Updater:
                                   for b in builds),
         )
         return _Planned(plan, builds, scan)
+
+    def _usable_delta(self, f: FileEntry, scan: ScanResult, chunk_bytes: int) -> Delta | None:
+        """The publisher's delta for this file, when the file on disk is exactly its base
+        (the state cache or the scan vouches for its SHA-256), zstd is here, and the delta
+        is smaller than what chunks would download."""
+        have = scan.fingerprints.get(f.path)
+        if have is None or not f.deltas or not chunk_bytes or not stz.available():
+            return None
+        for d in f.deltas:
+            if d.from_sha256 == have.sha256 and d.size < chunk_bytes:
+                return d
+        return None
 
     def _stz_table(self, man: Manifest, f: FileEntry, idx: FileIndex) -> StzTable | None:
         """The compressed copy's size table, when the release has one and zstd is here.
@@ -299,16 +319,42 @@ class Updater:
 
     def _rebuild(self, p: _Planned, staged: list[StagedFile]) -> None:
         m = self.meter
-        total = sum(b.plan.bytes_local for b in p.builds)
+        total = sum(b.plan.bytes_local for b in p.builds if b.delta is None)
         m.phase(Phase.REBUILD, 0, total)
         for b, s in zip(p.builds, staged, strict=True):
-            m.current = b.entry.path
-            s.copy_local(p.scan.open_seed_for(b.plan), self.cancel, m.add_local)
+            if b.delta is None:  # a delta rebuilds the whole file in the download phase
+                m.current = b.entry.path
+                s.copy_local(p.scan.open_seed_for(b.plan), self.cancel, m.add_local)
+
+    def _apply_delta(self, man: Manifest, b: _Build, s: StagedFile) -> bool:
+        """Rebuild ``s`` from the publisher's delta; False (after logging why) when the
+        delta cannot be used, so the caller falls back to chunks."""
+        assert b.delta is not None
+        d = b.delta
+        url = self._file_url(man, delta.name_for(b.entry.path, d.from_sha256))
+        old = self.config.install_dir.joinpath(*b.entry.path.split("/"))
+        try:
+            data = self.fetcher.fetch(url, d.size, self.cancel)
+            self.meter.add_network(len(data))
+            if hashlib.sha256(data).hexdigest() != d.sha256:
+                raise HashMismatchError(f"{url}: delta does not match the manifest")
+            delta.apply(old, data, b.entry.size, s.write_at)
+        except (DownloadError, ContentError) as e:
+            self.meter.log(f"{b.entry.path}: delta not used ({e}); using chunks")
+            return False
+        self.meter.log(f"{b.entry.path}: rebuilt from a {d.size}-byte delta")
+        return True
 
     def _download(self, man: Manifest, p: _Planned, staged: list[StagedFile]) -> None:
         m = self.meter
-        m.phase(Phase.DOWNLOAD, 0, sum(s.wire_bytes() for s in staged))
+        m.phase(Phase.DOWNLOAD, 0, sum(b.wire_bytes() for b in p.builds))
         for b, s in zip(p.builds, staged, strict=True):
+            if b.delta is not None:
+                m.current = b.entry.path
+                if self._apply_delta(man, b, s):
+                    continue
+                s.reset()  # drop what a bad delta wrote: the plan counts on zeros
+                s.copy_local(p.scan.open_seed_for(b.plan), self.cancel, m.add_local)
             ranges = s.remote_ranges()
             if not ranges:
                 continue
@@ -407,9 +453,13 @@ class _Build:
     index: FileIndex
     plan: FilePlan
     stz: StzTable | None = None
+    delta: Delta | None = None  # the publisher's delta, when it applies and is cheaper
 
     def wire_bytes(self) -> int:
-        """Bytes the planned remote ranges take on the network (compressed when possible)."""
+        """Bytes the planned remote ranges take on the network (compressed when possible),
+        or the delta's size when the file is rebuilt from one."""
+        if self.delta is not None:
+            return self.delta.size
         ranges = [(int(a), int(b)) for a, b in self.plan.remote.tolist()]
         if self.stz is not None:
             ranges = stz.compressed_ranges(self.stz, self.index.offsets(), ranges)
