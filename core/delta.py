@@ -42,8 +42,10 @@ def make(old: Path, new: Path, dest: Path, level: int = DEFAULT_LEVEL) -> int:
 
     old_data = old.read_bytes()
     new_data = new.read_bytes()
+    # No long-distance matching: measured here it made level-15 patches up to 160x larger
+    # (a 6 MB script: 145 KB with it, 0.9 KB without) and never smaller.
     params = zstd.ZstdCompressionParameters.from_level(
-        level, window_log=_window_log(len(old_data), len(new_data)), enable_ldm=True)
+        level, window_log=_window_log(len(old_data), len(new_data)))
     dictionary = zstd.ZstdCompressionDict(old_data, dict_type=zstd.DICT_TYPE_RAWCONTENT)
     out = zstd.ZstdCompressor(dict_data=dictionary, compression_params=params).compress(new_data)
     dest.write_bytes(out)

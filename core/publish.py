@@ -200,7 +200,7 @@ def _compression_warning(rel: str, path: Path, size: int) -> list[str]:
 def _make_delta(previous: tuple[Manifest, Path], rel: str, dest: Path, new_sha: str,
                 level: int) -> tuple[Delta, ...]:
     """The delta from the previous release's ``rel``, when there is one to make and it is
-    worth publishing (smaller than half the file)."""
+    smaller than the file itself (a client that has the base uses it instead of chunks)."""
     prev, prev_dir = previous
     old = prev.by_path().get(rel)
     size = dest.stat().st_size
@@ -210,7 +210,7 @@ def _make_delta(previous: tuple[Manifest, Path], rel: str, dest: Path, new_sha: 
     old_path = prev_dir / FILES / Path(*rel.split("/"))
     out = dest.parent / Path(delta.name_for(rel, old.sha256)).name
     made = delta.make(old_path, dest, out, level)
-    if made >= size // 2:
+    if made >= size:
         out.unlink()
         return ()
     return (Delta(old.sha256, made, _sha256(out.read_bytes())),)

@@ -54,40 +54,74 @@ def _write(fd: int, chunk: bytes | bytearray | memoryview, offset: int, chunk_id
     pwrite(fd, chunk, offset)
 
 
-class StagedFile:
-    """One file being built at ``path`` (a ``.part`` file in staging)."""
+class BlankFile:
+    """A file being built at ``path`` in staging, ``size`` bytes, starting as a hole. A
+    delta writes it in order; ``StagedFile`` builds it from chunks."""
 
-    def __init__(self, path: Path, index: FileIndex, plan: FilePlan,
-                 stz_table: StzTable | None = None) -> None:
+    def __init__(self, path: Path, size: int) -> None:
         self.path = path
-        self.index = index
-        self.plan = plan
-        self.stz = stz_table  # the compressed copy's table, when one is published
-        self.offsets = index.offsets()
-        self.retry_ranges: list[tuple[int, int]] = []  # local chunks that failed their check
+        self.size = size
         path.parent.mkdir(parents=True, exist_ok=True)
         # O_CREAT without truncation: a .part left by an interrupted run keeps its bytes.
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
-        if os.fstat(self._fd).st_size != index.file_size:
-            os.ftruncate(self._fd, index.file_size)
-
-    def reset(self) -> None:
-        """Empty the staged file again (all zeros, a hole), keeping its size."""
-        os.ftruncate(self._fd, 0)
-        os.ftruncate(self._fd, self.index.file_size)
-
-    def write_at(self, data: bytes, offset: int) -> None:
-        """Write bytes checked some other way (a delta's output, checked by the SHA-256)."""
-        pwrite(self._fd, data, offset)
-
-    def _ok(self, k: int, chunk: bytes | bytearray | memoryview) -> bool:
-        """Whether ``chunk`` is chunk ``k`` of the target (subclasses for other id kinds)."""
-        return bool(xxhash.xxh3_128_digest(chunk) == self.index.ids[k].tobytes())
+        if os.fstat(self._fd).st_size != size:
+            os.ftruncate(self._fd, size)
 
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+    def reset(self) -> None:
+        """Empty the staged file again (all zeros, a hole), keeping its size."""
+        os.ftruncate(self._fd, 0)
+        os.ftruncate(self._fd, self.size)
+
+    def write_at(self, data: bytes, offset: int) -> None:
+        """Write bytes checked some other way (a delta's output, checked by the SHA-256)."""
+        pwrite(self._fd, data, offset)
+
+    def sha256(self, cancel: CancelToken, on_bytes: Callable[[int], None]) -> str:
+        h = hashlib.sha256()
+        pos = 0
+        while pos < self.size:
+            cancel.check()
+            data = pread(self._fd, min(_READ, self.size - pos), pos)
+            if not data:
+                break
+            h.update(data)
+            pos += len(data)
+            on_bytes(len(data))
+        return h.hexdigest()
+
+    def verify(self, expected: str, cancel: CancelToken,
+               on_bytes: Callable[[int], None]) -> None:
+        os.fsync(self._fd)
+        actual = self.sha256(cancel, on_bytes)
+        if actual != expected:
+            raise HashMismatchError(
+                f"rebuilt file does not match the release (SHA-256 {actual[:16]}…, "
+                f"expected {expected[:16]}…)", expected=expected, actual=actual,
+                path=str(self.path))
+
+
+
+
+class StagedFile(BlankFile):
+    """One file being built from chunks: local copies and remote ranges, as planned."""
+
+    def __init__(self, path: Path, index: FileIndex, plan: FilePlan,
+                 stz_table: StzTable | None = None) -> None:
+        super().__init__(path, index.file_size)
+        self.index = index
+        self.plan = plan
+        self.stz = stz_table  # the compressed copy's table, when one is published
+        self.offsets = index.offsets()
+        self.retry_ranges: list[tuple[int, int]] = []  # local chunks that failed their check
+
+    def _ok(self, k: int, chunk: bytes | bytearray | memoryview) -> bool:
+        """Whether ``chunk`` is chunk ``k`` of the target (subclasses for other id kinds)."""
+        return bool(xxhash.xxh3_128_digest(chunk) == self.index.ids[k].tobytes())
 
     def _chunk_range(self, start: int, end: int) -> tuple[int, int]:
         """Chunk numbers [i, j) exactly covering target bytes [start, end)."""
@@ -224,30 +258,6 @@ class StagedFile:
         for k in partial:  # never completed: the server sent less than it said
             bad.append((int(raw_offsets[k]), int(raw_offsets[k + 1])))
         return _merge(bad)
-
-    def sha256(self, cancel: CancelToken, on_bytes: Callable[[int], None]) -> str:
-        h = hashlib.sha256()
-        pos = 0
-        while pos < self.index.file_size:
-            cancel.check()
-            data = pread(self._fd, min(_READ, self.index.file_size - pos), pos)
-            if not data:
-                break
-            h.update(data)
-            pos += len(data)
-            on_bytes(len(data))
-        return h.hexdigest()
-
-    def verify(self, expected: str, cancel: CancelToken,
-               on_bytes: Callable[[int], None]) -> None:
-        os.fsync(self._fd)
-        actual = self.sha256(cancel, on_bytes)
-        if actual != expected:
-            raise HashMismatchError(
-                f"rebuilt file does not match the release (SHA-256 {actual[:16]}…, "
-                f"expected {expected[:16]}…)", expected=expected, actual=actual,
-                path=str(self.path))
-
 
 def verify_known_chunks(path: Path, index: FileIndex, cancel: CancelToken) -> np.ndarray:
     """Which chunks of ``index`` are already correct in the partial file ``path`` (bool

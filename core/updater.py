@@ -32,7 +32,7 @@ from core.manifest import Delta, FileEntry, Manifest
 from core.meter import Meter
 from core.planner import FilePlan, PlanOptions, plan_file
 from core.progress import CancelToken, Phase, ProgressCallback, no_progress
-from core.rebuild import StagedFile
+from core.rebuild import BlankFile, StagedFile
 from core.scan import ScanResult, scan_local
 from core.state import InstalledFile, InstalledState, StateStore
 from core.stz import StzTable
@@ -194,8 +194,34 @@ class Updater:
     def _do_prepare(self, c: _Checked) -> _Planned:
         cfg = self.config
         man = c.trusted.manifest
+        by_delta = [(f, d) for f in c.changed if (d := self._delta_for(f, c.state))]
+        delta_paths = {f.path for f, _ in by_delta}
+        builds, scan = self._plan_by_chunks(
+            man, c.state, [f for f in c.changed if f.path not in delta_paths])
+        builds += [_Build(f, None, None, None, d) for f, d in by_delta]
+        self.meter.phase(Phase.PLAN, 1, 1)
+        to_download = sum(b.wire_bytes() for b in builds)
+        reused = sum(b.plan.bytes_local for b in builds if b.plan is not None)
+        part_bytes = sum(_size_or_zero(self._part_path(b.entry)) for b in builds)
+        needed = max(0, sum(b.entry.size for b in builds) - part_bytes)
+        plan = UpdatePlan(
+            check=c.result,
+            bytes_to_download=to_download,
+            bytes_reused=reused,
+            bytes_needed=sum(b.entry.size for b in builds),
+            disk_needed=needed,
+            disk_free=_free_space(cfg.install_dir),
+            requests_estimate=sum(b.plan.requests(self.options.ranges_per_request)
+                                  if b.plan is not None else 1 for b in builds),
+        )
+        return _Planned(plan, builds, scan)
+
+    def _plan_by_chunks(self, man: Manifest, state: InstalledState,
+                        entries: list[FileEntry]) -> tuple[list[_Build], ScanResult]:
+        """Fetch the indexes of ``entries``, scan local files and plan each from chunks."""
+        cfg = self.config
         targets: dict[str, FileIndex] = {}
-        for f in c.changed:
+        for f in entries:
             self.cancel.check()
             url = fidx_url(cfg.url, cfg.channel, man.version, f.path)
             data = self.fetcher.fetch(url, f.fidx_size, self.cancel)
@@ -212,47 +238,30 @@ class Updater:
             self.meter.add_network(len(data))
             del data
 
-        scan = scan_local(self.store, c.state, man, targets, c.changed, self.cancel, self.meter,
+        scan = scan_local(self.store, state, man, targets, entries, self.cancel, self.meter,
                           self._part_path)
         builds: list[_Build] = []
-        for f in c.changed:
+        for f in entries:
             if f.path in scan.unchanged:
                 continue
             idx = targets[f.path]
             seeds = scan.seeds_for(idx.params, f.path)
             fplan = plan_file(idx, seeds, self.options)
             table = self._stz_table(man, f, idx) if fplan.bytes_remote else None
-            build = _Build(f, idx, fplan, table)
-            build.delta = self._usable_delta(f, scan, build.wire_bytes())
-            builds.append(build)
-        self.meter.phase(Phase.PLAN, 1, 1)
-        to_download = sum(b.wire_bytes() for b in builds)
-        reused = sum(b.plan.bytes_local for b in builds)
-        part_bytes = sum(_size_or_zero(self._part_path(b.entry)) for b in builds)
-        needed = max(0, sum(b.entry.size for b in builds) - part_bytes)
-        plan = UpdatePlan(
-            check=c.result,
-            bytes_to_download=to_download,
-            bytes_reused=reused,
-            bytes_needed=sum(b.entry.size for b in builds),
-            disk_needed=needed,
-            disk_free=_free_space(cfg.install_dir),
-            requests_estimate=sum(b.plan.requests(self.options.ranges_per_request)
-                                  for b in builds),
-        )
-        return _Planned(plan, builds, scan)
+            builds.append(_Build(f, idx, fplan, table))
+        return builds, scan
 
-    def _usable_delta(self, f: FileEntry, scan: ScanResult, chunk_bytes: int) -> Delta | None:
-        """The publisher's delta for this file, when the file on disk is exactly its base
-        (the state cache or the scan vouches for its SHA-256), zstd is here, and the delta
-        is smaller than what chunks would download."""
-        have = scan.fingerprints.get(f.path)
-        if have is None or not f.deltas or not chunk_bytes or not stz.available():
+    def _delta_for(self, f: FileEntry, state: InstalledState) -> Delta | None:
+        """The publisher's delta for this file, when the installed file is exactly its base
+        (the state cache vouches for its SHA-256) and zstd is here. Then neither the index
+        nor the local files are read: the delta alone rebuilds the file."""
+        have = state.files.get(f.path)
+        if have is None or not f.deltas or not stz.available():
             return None
-        for d in f.deltas:
-            if d.from_sha256 == have.sha256 and d.size < chunk_bytes:
-                return d
-        return None
+        if not self._vouched(f.path, have):
+            return None
+        return next((d for d in f.deltas if d.from_sha256 == have.sha256 and d.size < f.size),
+                    None)
 
     def _stz_table(self, man: Manifest, f: FileEntry, idx: FileIndex) -> StzTable | None:
         """The compressed copy's size table, when the release has one and zstd is here.
@@ -291,7 +300,6 @@ class Updater:
         assert self._check is not None and self._plan is not None
         c, p = self._check, self._plan
         cfg = self.config
-        man = c.trusted.manifest
         if c.result.up_to_date:
             self.meter.phase(Phase.DONE, 1, 1)
             return self._result(Outcome.UP_TO_DATE, c, p)
@@ -299,16 +307,20 @@ class Updater:
             raise NotEnoughSpaceError(p.plan.disk_needed, p.plan.disk_free,
                                       str(cfg.install_dir))
         self._clean_stale_staging({self._part_path(b.entry).name for b in p.builds})
-        staged = [StagedFile(self._part_path(b.entry), b.index, b.plan, b.stz)
-                  for b in p.builds]
+        staged: list[BlankFile] = [
+            StagedFile(self._part_path(b.entry), b.index, b.plan, b.stz)
+            if b.index is not None and b.plan is not None
+            else BlankFile(self._part_path(b.entry), b.entry.size)
+            for b in p.builds]
         try:
             self._rebuild(p, staged)
-            self._download(man, p, staged)
+            self._download(c, p, staged)
             self._verify(p, staged)
         finally:
             for s in staged:
                 s.close()
-            p.scan.close()
+            for scan in (p.scan, *p.more_scans):
+                scan.close()
         self._install(c, p, staged)
         self.meter.phase(Phase.DONE, 1, 1)
         return self._result(Outcome.UPDATED, c, p)
@@ -317,16 +329,16 @@ class Updater:
         """Check, prepare and apply in one call."""
         return self.apply()
 
-    def _rebuild(self, p: _Planned, staged: list[StagedFile]) -> None:
+    def _rebuild(self, p: _Planned, staged: list[BlankFile]) -> None:
         m = self.meter
-        total = sum(b.plan.bytes_local for b in p.builds if b.delta is None)
+        total = sum(b.plan.bytes_local for b in p.builds if b.plan is not None)
         m.phase(Phase.REBUILD, 0, total)
         for b, s in zip(p.builds, staged, strict=True):
-            if b.delta is None:  # a delta rebuilds the whole file in the download phase
+            if isinstance(s, StagedFile):  # a delta rebuilds its file in the download phase
                 m.current = b.entry.path
-                s.copy_local(p.scan.open_seed_for(b.plan), self.cancel, m.add_local)
+                s.copy_local(p.scan.open_seed_for(s.plan), self.cancel, m.add_local)
 
-    def _apply_delta(self, man: Manifest, b: _Build, s: StagedFile) -> bool:
+    def _apply_delta(self, man: Manifest, b: _Build, s: BlankFile) -> bool:
         """Rebuild ``s`` from the publisher's delta; False (after logging why) when the
         delta cannot be used, so the caller falls back to chunks."""
         assert b.delta is not None
@@ -345,16 +357,26 @@ class Updater:
         self.meter.log(f"{b.entry.path}: rebuilt from a {d.size}-byte delta")
         return True
 
-    def _download(self, man: Manifest, p: _Planned, staged: list[StagedFile]) -> None:
+    def _download(self, c: _Checked, p: _Planned, staged: list[BlankFile]) -> None:
         m = self.meter
+        man = c.trusted.manifest
         m.phase(Phase.DOWNLOAD, 0, sum(b.wire_bytes() for b in p.builds))
-        for b, s in zip(p.builds, staged, strict=True):
+        for i, b in enumerate(p.builds):
+            s = staged[i]
             if b.delta is not None:
                 m.current = b.entry.path
                 if self._apply_delta(man, b, s):
                     continue
+                # The delta failed: build this file from chunks after all.
                 s.reset()  # drop what a bad delta wrote: the plan counts on zeros
-                s.copy_local(p.scan.open_seed_for(b.plan), self.cancel, m.add_local)
+                s.close()
+                more, scan = self._plan_by_chunks(man, c.state, [b.entry])
+                p.more_scans.append(scan)
+                b = p.builds[i] = more[0]
+                assert b.index is not None and b.plan is not None
+                s = staged[i] = StagedFile(self._part_path(b.entry), b.index, b.plan, b.stz)
+                s.copy_local(scan.open_seed_for(b.plan), self.cancel, m.add_local)
+            assert isinstance(s, StagedFile)
             ranges = s.remote_ranges()
             if not ranges:
                 continue
@@ -365,7 +387,7 @@ class Updater:
             s.download(self.fetcher, url, self.cancel, m.add_network,
                        url + stz.SUFFIX if s.stz is not None else "")
 
-    def _verify(self, p: _Planned, staged: list[StagedFile]) -> None:
+    def _verify(self, p: _Planned, staged: list[BlankFile]) -> None:
         m = self.meter
         m.phase(Phase.VERIFY, 0, sum(b.entry.size for b in p.builds))
         for b, s in zip(p.builds, staged, strict=True):
@@ -374,7 +396,7 @@ class Updater:
             s.close()
             os.replace(s.path, s.path.with_suffix(".ready"))
 
-    def _install(self, c: _Checked, p: _Planned, staged: list[StagedFile]) -> None:
+    def _install(self, c: _Checked, p: _Planned, staged: list[BlankFile]) -> None:
         m = self.meter
         man = c.trusted.manifest
         self.cancel.check()  # the last point where cancel leaves the old release in place
@@ -450,8 +472,8 @@ class _Checked:
 @dataclass
 class _Build:
     entry: FileEntry
-    index: FileIndex
-    plan: FilePlan
+    index: FileIndex | None  # None when a delta rebuilds the file (its index is not fetched)
+    plan: FilePlan | None
     stz: StzTable | None = None
     delta: Delta | None = None  # the publisher's delta, when it applies and is cheaper
 
@@ -460,6 +482,7 @@ class _Build:
         or the delta's size when the file is rebuilt from one."""
         if self.delta is not None:
             return self.delta.size
+        assert self.plan is not None and self.index is not None
         ranges = [(int(a), int(b)) for a, b in self.plan.remote.tolist()]
         if self.stz is not None:
             ranges = stz.compressed_ranges(self.stz, self.index.offsets(), ranges)
@@ -471,6 +494,7 @@ class _Planned:
     plan: UpdatePlan
     builds: list[_Build]
     scan: ScanResult
+    more_scans: list[ScanResult] = field(default_factory=list)  # from delta fall-backs
 
 
 def _size_or_zero(path: Path) -> int:

@@ -57,6 +57,7 @@ def test_one_version_behind_downloads_only_the_delta(tmp_path: Path) -> None:
     asked = [u for u, _ in fetcher.requests]
     assert any(u.endswith(".zdelta") for u in asked)
     assert not [rs for u, rs in fetcher.requests if rs and u.endswith("bin/game")]
+    assert not [u for u in asked if u.endswith("bin/game.fidx")]  # the delta is enough
     assert plan.bytes_to_download < report.new_bytes / 4  # far below the new chunks
 
 
@@ -82,6 +83,7 @@ def test_two_versions_behind_or_a_bad_delta_fall_back_to_chunks(tmp_path: Path) 
     _update(current, fetcher)
     assert tree_digest(current) == tree_digest(v2)
     assert [rs for u, rs in fetcher.requests if rs and u.endswith("bin/game")]
+    assert [u for u, _ in fetcher.requests if u.endswith("bin/game.fidx")]  # fetched late
 
 
 def test_apply_is_bounded_and_checks_length(tmp_path: Path) -> None:
