@@ -23,6 +23,7 @@ from core.errors import FormatError
 SUFFIX = ".zdelta"
 MAX_FILE_SIZE = 128 << 20  # bytes: larger files are updated by chunks only
 DEFAULT_LEVEL = 15  # measured: the best size/time trade-off for patch-from (benchmarks.md)
+LDM_ABOVE = 128 << 20  # old + new bytes above which long-distance matching is used
 _OUT_BLOCK = 1 << 20
 
 
@@ -42,10 +43,12 @@ def make(old: Path, new: Path, dest: Path, level: int = DEFAULT_LEVEL) -> int:
 
     old_data = old.read_bytes()
     new_data = new.read_bytes()
-    # No long-distance matching: measured here it made level-15 patches up to 160x larger
-    # (a 6 MB script: 145 KB with it, 0.9 KB without) and never smaller.
+    # Long-distance matching only for big pairs. Measured: a 6 MB script's level-15 patch is
+    # 145 KB with it and 0.9 KB without; a 130 MB archive's is 100 MB without it (the normal
+    # match finder cannot see that far back) and needs it to reach the chunk-level floor.
     params = zstd.ZstdCompressionParameters.from_level(
-        level, window_log=_window_log(len(old_data), len(new_data)))
+        level, window_log=_window_log(len(old_data), len(new_data)),
+        enable_ldm=len(old_data) + len(new_data) > LDM_ABOVE)
     dictionary = zstd.ZstdCompressionDict(old_data, dict_type=zstd.DICT_TYPE_RAWCONTENT)
     out = zstd.ZstdCompressor(dict_data=dictionary, compression_params=params).compress(new_data)
     dest.write_bytes(out)

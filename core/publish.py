@@ -134,6 +134,7 @@ def publish(
     warnings: list[str] = []
     stz_bytes = 0
     delta_bytes = 0
+    prev_seeds: SeedSet | None = None
     for rel, path in _source_files(src):
         dest = work / FILES / Path(*rel.split("/"))
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -154,7 +155,10 @@ def publish(
             stz_bytes += stz_size
         made: tuple[Delta, ...] = ()
         if deltas and previous is not None:
-            made = _make_delta(previous, rel, dest, sha.hex(), delta_level)
+            if prev_seeds is None:
+                prev_seeds = _previous_seeds(previous)
+            chunk_cost = _missing_bytes(prev_seeds, idx) + len(data)
+            made = _make_delta(previous, rel, dest, sha.hex(), delta_level, chunk_cost)
             delta_bytes += sum(d.size for d in made)
         entries.append(FileEntry(rel, idx.file_size, sha.hex(),
                                  _sha256(data), len(data), executable, stz_size, made))
@@ -198,9 +202,11 @@ def _compression_warning(rel: str, path: Path, size: int) -> list[str]:
 
 
 def _make_delta(previous: tuple[Manifest, Path], rel: str, dest: Path, new_sha: str,
-                level: int) -> tuple[Delta, ...]:
+                level: int, chunk_cost: int) -> tuple[Delta, ...]:
     """The delta from the previous release's ``rel``, when there is one to make and it is
-    smaller than the file itself (a client that has the base uses it instead of chunks)."""
+    smaller than what a player one version behind would download by chunks
+    (``chunk_cost``: the new chunks and the index); a client that has the base uses it
+    without fetching the index."""
     prev, prev_dir = previous
     old = prev.by_path().get(rel)
     size = dest.stat().st_size
@@ -210,7 +216,7 @@ def _make_delta(previous: tuple[Manifest, Path], rel: str, dest: Path, new_sha: 
     old_path = prev_dir / FILES / Path(*rel.split("/"))
     out = dest.parent / Path(delta.name_for(rel, old.sha256)).name
     made = delta.make(old_path, dest, out, level)
-    if made >= size:
+    if made >= chunk_cost:
         out.unlink()
         return ()
     return (Delta(old.sha256, made, _sha256(out.read_bytes())),)
@@ -236,6 +242,25 @@ def _previous(chan: Path) -> tuple[Manifest, Path] | None:
         return None
 
 
+def _previous_seeds(previous: tuple[Manifest, Path]) -> SeedSet:
+    """Every chunk of the previous release, as a player one version behind has them."""
+    prev, prev_dir = previous
+    seeds = []
+    for f in prev.files:
+        try:
+            idx = decode((prev_dir / FILES / (f.path + FIDX_SUFFIX)).read_bytes())
+        except (OSError, FormatError):
+            continue
+        seeds.append((f.path, idx.offsets()[:-1], idx.lengths, idx.ids))
+    return SeedSet.build(seeds)
+
+
+def _missing_bytes(seeds: SeedSet, idx: FileIndex) -> int:
+    """Bytes of ``idx``'s chunks that ``seeds`` do not have: what chunks would download."""
+    missing = seeds.lookup(idx.ids, idx.lengths) < 0
+    return int(idx.lengths[missing].sum(dtype=np.uint64))
+
+
 def _report(manifest: Manifest, indexes: dict[str, FileIndex], index_bytes: int,
             previous: tuple[Manifest, Path] | None, signed: bool) -> PublishReport:
     chunks = sum(len(i) for i in indexes.values())
@@ -245,25 +270,15 @@ def _report(manifest: Manifest, indexes: dict[str, FileIndex], index_bytes: int,
     changed: tuple[str, ...] = ()
     prev_version = None
     if previous is not None:
-        prev, prev_dir = previous
+        prev = previous[0]
         prev_version = prev.version
         old = prev.by_path()
         new = manifest.by_path()
         added = tuple(sorted(set(new) - set(old)))
         removed = tuple(sorted(set(old) - set(new)))
         changed = tuple(sorted(p for p in set(new) & set(old) if new[p].sha256 != old[p].sha256))
-        seeds = []
-        for f in prev.files:
-            try:
-                idx = decode((prev_dir / FILES / (f.path + FIDX_SUFFIX)).read_bytes())
-            except (OSError, FormatError):
-                continue
-            seeds.append((f.path, idx.offsets()[:-1], idx.lengths, idx.ids))
-        seed_set = SeedSet.build(seeds)
-        new_bytes = 0
-        for idx in indexes.values():
-            missing = seed_set.lookup(idx.ids, idx.lengths) < 0
-            new_bytes += int(idx.lengths[missing].sum(dtype=np.uint64))
+        seed_set = _previous_seeds(previous)
+        new_bytes = sum(_missing_bytes(seed_set, idx) for idx in indexes.values())
     return PublishReport(manifest.version, prev_version, len(manifest.files),
                          manifest.total_size, chunks, index_bytes, added, removed, changed,
                          new_bytes, signed)

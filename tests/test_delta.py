@@ -78,7 +78,8 @@ def test_two_versions_behind_or_a_bad_delta_fall_back_to_chunks(tmp_path: Path) 
     assert not [u for u, _ in fetcher.requests if u.endswith(".zdelta")]
 
     fetcher = memory_fetcher(repo)
-    url = next(u for u in fetcher.files if "/1.2.0/" in u and u.endswith(".zdelta"))
+    url = next(u for u in fetcher.files if "/1.2.0/files/bin/game." in u
+               and u.endswith(".zdelta"))
     fetcher.files[url] = fetcher.files[url][:-10] + b"\0" * 10  # breaks its SHA-256
     _update(current, fetcher)
     assert tree_digest(current) == tree_digest(v2)
