@@ -13,9 +13,7 @@ mean (hash checks happen in the caller), and wire-format parsing (``core.multipa
 
 from __future__ import annotations
 
-import email.utils
 import enum
-import random
 import ssl
 import threading
 import time
@@ -23,7 +21,6 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from importlib import metadata
 
 import httpx
@@ -39,6 +36,14 @@ from core.multipart import (
     parse_content_range,
 )
 from core.progress import CancelToken
+from core.retry import (
+    RetryableStatusError,
+    RetryState,
+    Stopped,
+    TooSlowError,
+    check_stop,
+    parse_retry_after,
+)
 
 try:
     _VERSION = metadata.version("stitch")
@@ -83,18 +88,6 @@ def _translate_errors(url: str) -> Iterator[None]:
         raise
 
 
-class _RetryableStatusError(HTTPStatusError):
-    """A 5xx or 429: worth another attempt, after ``retry_after`` seconds if the server said."""
-
-    def __init__(self, message: str, *, url: str, status_code: int, retry_after: float | None):
-        super().__init__(message, url=url, status_code=status_code)
-        self.retry_after = retry_after
-
-
-class _TooSlowError(NetworkError):
-    """A body arrived slower than the fetcher's ``min_speed``: a stall, retried like one."""
-
-
 class _NoRangeSupport(Exception):
     """Internal: the server answered a single range with 200; stream whole bodies instead."""
 
@@ -105,10 +98,6 @@ class _FewerRanges(Exception):
 
 class _Resplit(Exception):
     """Internal: the origin now takes fewer ranges per request; cut the batches again."""
-
-
-class _Stopped(Exception):
-    """Internal: another worker of the same call failed; stop quietly."""
 
 
 class _Mode(enum.Enum):
@@ -124,22 +113,6 @@ class _Origin:
     client: httpx.Client
     mode: _Mode = _Mode.MULTI
     max_ranges: int = MAX_RANGES_PER_REQUEST
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delta seconds or HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():  # isdigit() alone accepts "²", which int() refuses
-        return float(int(value[:12]))
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 class HttpFetcher(Fetcher):
@@ -202,7 +175,7 @@ class HttpFetcher(Fetcher):
         longer than ``max_length``; ``NetworkError``/``HTTPStatusError`` after retries;
         ``CancelledError``."""
         cancel = cancel or CancelToken()
-        retry = _RetryState(self, url, cancel)
+        retry = RetryState(self, url, cancel)
         while True:
             try:
                 return self._fetch_once(url, max_length, cancel)
@@ -337,7 +310,7 @@ class HttpFetcher(Fetcher):
         message = f"{url}: HTTP {status} {response.reason_phrase}"
         if status == 429 or 500 <= status <= 599:
             retry_after = parse_retry_after(response.headers.get("retry-after"))
-            return _RetryableStatusError(
+            return RetryableStatusError(
                 message, url=url, status_code=status, retry_after=retry_after
             )
         if status == 416:
@@ -346,7 +319,7 @@ class HttpFetcher(Fetcher):
         return HTTPStatusError(message, url=url, status_code=status)
 
     def _paced(self, resp: httpx.Response, url: str) -> Iterator[bytes]:
-        """``resp.iter_bytes()``, raising ``_TooSlowError`` when fewer than ``min_speed``
+        """``resp.iter_bytes()``, raising ``TooSlowError`` when fewer than ``min_speed``
         bytes a second arrive over a ``speed_window``. The read timeout ends a silent stall;
         this ends a trickle (a byte every second never trips a per-read timeout)."""
         window_start = time.monotonic()
@@ -356,7 +329,7 @@ class HttpFetcher(Fetcher):
             now = time.monotonic()
             if now - window_start >= self._speed_window:
                 if got < self._min_speed * (now - window_start):
-                    raise _TooSlowError(
+                    raise TooSlowError(
                         f"{url}: {got} bytes in {now - window_start:.1f} s, under "
                         f"{self._min_speed:.0f} bytes/s", url=url)
                 window_start, got = now, 0
@@ -393,7 +366,7 @@ class HttpFetcher(Fetcher):
         self, url: str, ranges: list[tuple[int, int]], sink: RangeSink, cancel: CancelToken
     ) -> None:
         """No range support: stream the whole body (once per attempt), keep the asked parts."""
-        retry = _RetryState(self, url, cancel)
+        retry = RetryState(self, url, cancel)
         while ranges:
             coverage = Coverage(ranges)
             try:
@@ -482,7 +455,7 @@ class HttpFetcher(Fetcher):
                 except _NoRangeSupport:
                     no_ranges = True
                     stop.set()
-                except (_Stopped, _Resplit):
+                except (Stopped, _Resplit):
                     pass
                 except BaseException as exc:  # re-raised below, once every worker stopped
                     error = error or exc
@@ -501,10 +474,10 @@ class HttpFetcher(Fetcher):
         stop: threading.Event,
     ) -> None:
         """Fetch ``batch`` (updated in place to what is still missing) until it is empty."""
-        retry = _RetryState(self, url, cancel, stop)
+        retry = RetryState(self, url, cancel, stop)
         while batch:
             if stop.is_set():
-                raise _Stopped
+                raise Stopped
             cancel.check()
             origin = self._origin(url)
             if origin.mode is _Mode.NONE:
@@ -557,7 +530,7 @@ class HttpFetcher(Fetcher):
             parser = ByteRangesParser(boundary, coverage, sink, total=self._sizes.get(url))
             try:
                 for piece in self._paced(resp, url):
-                    _check_stop(cancel, stop)
+                    check_stop(cancel, stop)
                     self.stats.add(bytes_received=len(piece))
                     parser.feed(piece)
                     if parser.done:
@@ -591,62 +564,10 @@ class HttpFetcher(Fetcher):
             raise RangeError(f"{url}: Content-Length {length} for range {start}-{end - 1}", url=url)
         body = PartBody(coverage, start, end, sink)
         for piece in self._paced(resp, url):
-            _check_stop(cancel, stop)
+            check_stop(cancel, stop)
             self.stats.add(bytes_received=len(piece))
             body.feed(piece)  # RangeError if longer than the Content-Range: no buffer grows
         body.finish()
-
-
-class _RetryState:
-    """Counts failures of one request loop and waits between attempts.
-
-    ``attempts`` failures in a row without progress give up; a failure after bytes were
-    delivered restarts the count (the retry resumes), up to ``10 * attempts`` failures in all.
-    """
-
-    def __init__(
-        self,
-        fetcher: HttpFetcher,
-        url: str,
-        cancel: CancelToken,
-        stop: threading.Event | None = None,
-    ) -> None:
-        self._fetcher = fetcher
-        self._url = url
-        self._cancel = cancel
-        self._stop = stop
-        self._in_a_row = 0
-        self._total = 0
-
-    def failed(self, exc: DownloadError, *, progressed: bool) -> None:
-        """Wait before the next attempt, or re-raise ``exc`` if it should not be retried."""
-        f = self._fetcher
-        retryable = isinstance(exc, NetworkError | _RetryableStatusError)
-        # A trickle delivers a few bytes per attempt: that is not progress worth a reset.
-        progressed = progressed and not isinstance(exc, _TooSlowError)
-        self._in_a_row = 1 if progressed else self._in_a_row + 1
-        self._total += 1
-        if not retryable or self._in_a_row >= f._attempts or self._total >= 10 * f._attempts:
-            raise exc
-        delay = min(f._backoff_max, f._backoff * 2 ** (self._in_a_row - 1))
-        delay *= random.uniform(0.5, 1.0)  # jitter: parallel workers do not retry in step
-        if isinstance(exc, _RetryableStatusError) and exc.retry_after is not None:
-            delay = max(delay, min(exc.retry_after, f._retry_after_max))
-        f.stats.add(retries=1)
-        f.log(f"retry in {delay:.1f}s: {exc}")
-        if f._sleep is not None:
-            f._sleep(delay)
-            return
-        deadline = time.monotonic() + delay
-        while (left := deadline - time.monotonic()) > 0:
-            _check_stop(self._cancel, self._stop)
-            time.sleep(min(left, 0.05))
-
-
-def _check_stop(cancel: CancelToken, stop: threading.Event | None) -> None:
-    cancel.check()
-    if stop is not None and stop.is_set():
-        raise _Stopped
 
 
 def _content_length(resp: httpx.Response, url: str) -> int | None:
