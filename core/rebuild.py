@@ -54,6 +54,29 @@ def _write(fd: int, chunk: bytes | bytearray | memoryview, offset: int, chunk_id
     pwrite(fd, chunk, offset)
 
 
+class SeedFiles:
+    """Read-only file descriptors of the local files plans copy from, opened once each and
+    shared by every plan of an update."""
+
+    def __init__(self) -> None:
+        self._fds: dict[str, int] = {}
+
+    def opener(self, plan: FilePlan) -> Callable[[int], int]:
+        """``open_seed(i)`` for ``copy_local``: the fd of ``plan.seed_names[i]``."""
+        def open_seed(i: int) -> int:
+            name = plan.seed_names[i]
+            fd = self._fds.get(name)
+            if fd is None:
+                fd = self._fds[name] = os.open(name, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            return fd
+        return open_seed
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+
 class BlankFile:
     """A file being built at ``path`` in staging, ``size`` bytes, starting as a hole. A
     delta writes it in order; ``StagedFile`` builds it from chunks."""

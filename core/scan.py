@@ -24,7 +24,7 @@ from core.manifest import FileEntry, Manifest
 from core.meter import Meter
 from core.planner import FilePlan, SeedSet
 from core.progress import CancelToken, Phase
-from core.rebuild import verify_known_chunks
+from core.rebuild import SeedFiles, verify_known_chunks
 from core.state import InstalledFile, InstalledState, StateStore
 
 # A seed: local file name, and the offsets, lengths and ids of the chunks known to be there.
@@ -38,7 +38,7 @@ class ScanResult:
     fingerprints_changed: bool
     seeds: dict[ChunkerParams, list[Seed]]
     _sets: dict[ChunkerParams, SeedSet] = field(default_factory=dict)
-    _fds: dict[str, int] = field(default_factory=dict)
+    files: SeedFiles = field(default_factory=SeedFiles)
 
     def seeds_for(self, params: ChunkerParams, path: str) -> SeedSet:
         """All local chunks cut with ``params`` (the set is global: any file feeds any)."""
@@ -47,19 +47,10 @@ class ScanResult:
         return self._sets[params]
 
     def open_seed_for(self, plan: FilePlan) -> Callable[[int], int]:
-        def open_seed(i: int) -> int:
-            name = plan.seed_names[i]
-            fd = self._fds.get(name)
-            if fd is None:
-                fd = os.open(name, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-                self._fds[name] = fd
-            return fd
-        return open_seed
+        return self.files.opener(plan)
 
     def close(self) -> None:
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
+        self.files.close()
 
 
 def _whole(name: str, idx: FileIndex) -> Seed:

@@ -55,7 +55,7 @@ from core.manifest import check_path
 from core.meter import Meter
 from core.planner import FilePlan, PlanOptions, SeedSet, plan_file
 from core.progress import CancelToken, Phase, ProgressCallback, no_progress
-from core.rebuild import StagedFile
+from core.rebuild import SeedFiles, StagedFile
 from core.state import STATE_DIR
 
 SYNC_CACHE = "sync"  # DIR/.stitch/sync/: the local index cache
@@ -268,27 +268,6 @@ class _Build:
     staged: StagedFile | None = None
 
 
-class _Seeds:
-    """Open file descriptors of seed files, shared by every plan."""
-
-    def __init__(self) -> None:
-        self._fds: dict[str, int] = {}
-
-    def opener(self, plan: FilePlan) -> Callable[[int], int]:
-        def open_seed(i: int) -> int:
-            name = plan.seed_names[i]
-            fd = self._fds.get(name)
-            if fd is None:
-                fd = self._fds[name] = os.open(name, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-            return fd
-        return open_seed
-
-    def close(self) -> None:
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
-
-
 # -- the whole sync ------------------------------------------------------------------------
 
 def sync(config: SyncConfig, fetcher: Fetcher | None = None,
@@ -345,7 +324,7 @@ def _sync(root: Path, targets: list[Target], fetcher: Fetcher, meter: Meter,
     free = shutil.disk_usage(root).free
     if need > free:
         raise NotEnoughSpaceError(need, free, str(root))
-    seeds = _Seeds()
+    seeds = SeedFiles()
     try:
         _build_all(builds, seeds, fetcher, meter, cancel)
         _replace_all(builds, cache, meter, cancel)
@@ -377,7 +356,7 @@ def _synced(t: Target, outcome: FileOutcome, local: int, remote: int) -> SyncedF
                       t.index.index.file_size, local, remote, t.file_url)
 
 
-def _build_all(builds: list[_Build], seeds: _Seeds, fetcher: Fetcher, meter: Meter,
+def _build_all(builds: list[_Build], seeds: SeedFiles, fetcher: Fetcher, meter: Meter,
                cancel: CancelToken) -> None:
     for b in builds:
         b.dest.parent.mkdir(parents=True, exist_ok=True)
