@@ -13,6 +13,7 @@ import sys
 import time
 from typing import IO, Any
 
+from app.rate import RateMeter
 from core.progress import Phase, Progress
 
 PHASE_WORDS = {
@@ -27,36 +28,13 @@ PHASE_WORDS = {
 }
 
 
-class Rate:
-    """Exponentially smoothed speed of one counter (bytes per second)."""
-
-    def __init__(self, half_life: float = 2.0) -> None:
-        self.half_life = half_life
-        self._t: float | None = None
-        self._v = 0
-        self.speed = 0.0
-
-    def update(self, value: int, now: float | None = None) -> float:
-        now = time.monotonic() if now is None else now
-        if self._t is None:
-            self._t, self._v = now, value
-            return self.speed
-        dt = now - self._t
-        if dt >= 0.2:
-            inst = (value - self._v) / dt
-            w = 0.5 ** (dt / self.half_life)
-            self.speed = inst if self.speed == 0 else w * self.speed + (1 - w) * inst
-            self._t, self._v = now, value
-        return self.speed
-
-
 class Reporter:
     """Receives engine progress and writes it out in one of the three modes."""
 
     def __init__(self, mode: str, out: IO[str] | None = None) -> None:
         self.mode = mode
         self.out = out if out is not None else (sys.stdout if mode == "json" else sys.stderr)
-        self.rate = Rate()
+        self.rate = RateMeter()
         self._last_text = 0.0
         self._tty = mode == "text" and self.out.isatty()
         self._phase: Phase | None = None
@@ -66,8 +44,11 @@ class Reporter:
         self.out.flush()
 
     def __call__(self, p: Progress) -> None:
-        speed = self.rate.update(p.bytes_network) if p.phase is Phase.DOWNLOAD else 0.0
-        eta = (p.total - p.done) / speed if speed > 0 and p.phase is Phase.DOWNLOAD else None
+        speed, eta = 0.0, None
+        if p.phase is Phase.DOWNLOAD:
+            self.rate.add(time.monotonic(), p.bytes_network)
+            speed = self.rate.speed or 0.0
+            eta = self.rate.eta(p.total - p.done)
         if self.mode == "json":
             obj: dict[str, Any] = {
                 "event": "progress", "phase": p.phase.value, "done": p.done,

@@ -32,6 +32,7 @@ from app.gui.desktop import app_icon, ask_cancel, launch_detached, pick_folder, 
 from app.gui.model import OverallProgress
 from app.gui.view import BAR_MAX, UpdaterView
 from app.gui.worker import UpdaterFactory, UpdateSession
+from app.rate import RateMeter
 from core.errors import CancelledError
 from core.progress import Phase, Progress
 from core.updater import CheckResult, UpdatePlan, UpdateResult
@@ -83,7 +84,7 @@ class UpdaterWindow(UpdaterView):
         self.result: UpdateResult | None = None
         self._phase: Phase | None = None
         self._overall = OverallProgress()
-        self._meter = text.RateMeter()
+        self._meter = RateMeter()
         self._close_pending = False
         self._asked_folder = False
 
@@ -114,7 +115,7 @@ class UpdaterWindow(UpdaterView):
         if self.state is not State.READY or self.plan is None:
             return
         self.state = State.RUNNING
-        self._meter = text.RateMeter()
+        self._meter = RateMeter()
         self._log(f"Updating in {self.install_dir}")
         self.session.apply(self.install_dir)
         self._show_state()

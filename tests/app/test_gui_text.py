@@ -6,6 +6,7 @@ import pytest
 from gui_fakes import make_check, make_plan
 
 from app.gui import text
+from app.rate import RateMeter
 from core.errors import (
     CancelledError,
     ContentError,
@@ -86,7 +87,7 @@ def test_other_status_lines() -> None:
 
 
 def test_rate_meter_smooths_and_forgets_pauses() -> None:
-    m = text.RateMeter(half_life=1.0, warmup=1.0)
+    m = RateMeter(half_life=1.0, warmup=1.0)
     assert m.speed is None
     for i in range(11):  # 10 MB/s steady for a second
         m.add(i * 0.1, i * 1_000_000)
@@ -103,7 +104,7 @@ def test_rate_meter_smooths_and_forgets_pauses() -> None:
 
 
 def test_rate_meter_needs_warmup() -> None:
-    m = text.RateMeter(warmup=1.0)
+    m = RateMeter(warmup=1.0)
     m.add(0.0, 0)
     m.add(0.5, 5_000_000)
     assert m.speed is None

@@ -1,0 +1,55 @@
+"""Smoothed transfer speed and time left, shared by the window and the CLI's progress output.
+
+Pure (no Qt, no engine imports), so the command line can use it without loading either.
+"""
+
+from __future__ import annotations
+
+
+class RateMeter:
+    """Smoothed transfer speed and time left, from ``(time, bytes so far)`` samples.
+
+    Feed it only bytes from this session (not what an interrupted earlier run fetched), or the
+    first estimate is absurd. The speed is an exponential moving average with a half-life in
+    seconds; it stays unknown until ``warmup`` seconds of samples exist, since the first
+    fraction of a second is mostly connection setup. ``pause()`` forgets the last sample so
+    the idle time does not count as slow transfer.
+    """
+
+    def __init__(self, half_life: float = 3.0, warmup: float = 1.0) -> None:
+        self.half_life = half_life
+        self.warmup = warmup
+        self._last: tuple[float, int] | None = None
+        self._elapsed = 0.0
+        self._rate: float | None = None
+
+    def add(self, t: float, total_bytes: int) -> None:
+        if self._last is None:
+            self._last = (t, total_bytes)
+            return
+        t0, b0 = self._last
+        dt = t - t0
+        if dt <= 0:
+            return
+        inst = max(0, total_bytes - b0) / dt
+        alpha = 1.0 - 0.5 ** (dt / self.half_life)
+        self._rate = inst if self._rate is None else self._rate + alpha * (inst - self._rate)
+        self._elapsed += dt
+        self._last = (t, total_bytes)
+
+    def pause(self) -> None:
+        self._last = None
+
+    @property
+    def speed(self) -> float | None:
+        """Bytes per second, or None while too little is known."""
+        if self._rate is None or self._elapsed < self.warmup:
+            return None
+        return self._rate
+
+    def eta(self, remaining: int) -> float | None:
+        """Seconds until ``remaining`` more bytes arrive at the current speed, or None."""
+        speed = self.speed
+        if not speed or speed <= 0:
+            return None
+        return max(0, remaining) / speed
