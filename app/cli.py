@@ -24,8 +24,7 @@ from core.errors import (
     StitchError,
 )
 from core.progress import CancelToken
-
-VERSION = "0.1.0"
+from core.version import __version__
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -78,7 +77,7 @@ def _add_update_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stitch", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--version", action="version", version=f"stitch {VERSION}")
+    parser.add_argument("--version", action="version", version=f"stitch {__version__}")
     parser.add_argument("--config", type=Path, help="updater.toml to use")
     parser.add_argument("--smoke-test", type=float, metavar="SECONDS",
                         help="packaging check: close the window after SECONDS (as Cancel) "

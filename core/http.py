@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import metadata
 
 import httpx
 
@@ -44,13 +43,10 @@ from core.retry import (
     check_stop,
     parse_retry_after,
 )
+from core.tls import LazyTrustContext
+from core.version import __version__
 
-try:
-    _VERSION = metadata.version("stitch")
-except metadata.PackageNotFoundError:  # running from a source tree that was never installed
-    _VERSION = "dev"
-
-USER_AGENT = f"stitch/{_VERSION}"
+USER_AGENT = f"stitch/{__version__}"
 MAX_RANGES_PER_REQUEST = 32  # where multi-range starts; halved when a server balks
 
 
@@ -217,9 +213,10 @@ class HttpFetcher(Fetcher):
     def _tls(self) -> ssl.SSLContext:
         """One TLS context for all origins, trusting the OS's certificate store (Windows'
         and macOS' own, or the distribution's CA bundle), made once: loading certifi's
-        bundle for every client cost more than the rest of start-up."""
+        bundle for every client cost more than the rest of start-up. The store itself is
+        loaded on the first handshake, so plain-HTTP updates never pay for it."""
         if self._ssl is None:
-            self._ssl = ssl.create_default_context()
+            self._ssl = LazyTrustContext()
         return self._ssl
 
     def close(self) -> None:
@@ -244,7 +241,8 @@ class HttpFetcher(Fetcher):
             if origin is None:
                 with _translate_errors(target):
                     client = httpx.Client(
-                        http2=self._http2,
+                        # HTTP/2 only over TLS: httpx has no h2c upgrade.
+                        http2=self._http2 and parsed.scheme == "https",
                         verify=self._tls(),
                         trust_env=True,  # proxies from the environment
                         timeout=self._timeout,
