@@ -18,12 +18,14 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.chunker import ChunkerParams
 from core.errors import FormatError
-from core.fidx import FileIndex, decode, encode
 from core.fsutil import atomic_write
+
+if TYPE_CHECKING:  # the index cache needs numpy; an update that needs no chunks does not
+    from core.chunker import ChunkerParams
+    from core.fidx import FileIndex
 
 STATE_DIR = ".stitch"
 STATE_FORMAT = "stitch.state/1"
@@ -117,6 +119,8 @@ class StateStore:
     def cached_index(self, sha256: str, params: ChunkerParams) -> FileIndex | None:
         """The cached index of the content with this SHA-256, or None. A damaged cache
         entry is dropped, never trusted."""
+        from core.fidx import decode
+
         path = self._index_path(sha256, params)
         try:
             idx = decode(path.read_bytes())
@@ -131,6 +135,8 @@ class StateStore:
         return idx
 
     def cache_index(self, index: FileIndex, data: bytes | None = None) -> None:
+        from core.fidx import encode
+
         path = self._index_path(index.sha256.hex(), index.params)
         if not path.exists():
             # No fsync: a cache entry lost or torn by a power cut is detected and dropped.
