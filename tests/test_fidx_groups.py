@@ -349,3 +349,19 @@ def test_cold_install_fetches_no_table(tmp_path: Path) -> None:
     assert _update(tmp_path / "install", fetcher) is Outcome.UPDATED
     assert not [u for u, _ in fetcher.requests if u.endswith(".groups")]
     assert tree_digest(tmp_path / "install") == tree_digest(v1)
+
+
+def test_manifest_group_fields_come_in_pairs(
+        two_releases: tuple[Path, Path, Path, Path, bytes, bytes]) -> None:
+    from core.manifest import encode_manifest, parse_manifest
+
+    repo = two_releases[0]
+    raw = (repo / "stable/1.1.0/release.json").read_bytes()
+    m = parse_manifest(raw)
+    big = m.by_path()[BIG]
+    assert big.groups_size == len((repo / "stable/1.1.0/files" / (BIG + ".fidx.groups"))
+                                  .read_bytes()) and len(big.groups_sha256) == 64
+    assert m.by_path()["readme.txt"].groups_size == 0  # one chunk: no table
+    assert parse_manifest(encode_manifest(m)).by_path()[BIG] == big
+    with pytest.raises(FormatError):
+        parse_manifest(raw.replace(b'"fidx_groups_sha256"', b'"fidx_groups_sha2"'))
