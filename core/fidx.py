@@ -57,31 +57,35 @@ class FileIndex:
         return bytes(self.ids[i])
 
 
+def pack_header(params: ChunkerParams, file_size: int, sha256: bytes, count: int) -> bytes:
+    """The 80-byte v2 header (everything before the records)."""
+    p = params
+    return _HEADER.pack(MAGIC, VERSION, CHUNKER_FASTCDC2020, p.normalization, 0,
+                        p.min_size, p.avg_size, p.max_size, p.seed, file_size, sha256, count)
+
+
+def encode_records(lengths: np.ndarray, ids: np.ndarray) -> bytes:
+    """The records of a v2 index, as laid out in the file (20 bytes a chunk)."""
+    records = np.empty(len(lengths), dtype=_RECORD_DTYPE)
+    records["length"] = lengths
+    records["id"] = ids
+    return records.tobytes()
+
+
 def encode(index: FileIndex) -> bytes:
     """Serialize ``index`` as a ``.fidx`` v2 file."""
-    p = index.params
-    header = _HEADER.pack(
-        MAGIC, VERSION, CHUNKER_FASTCDC2020, p.normalization, 0,
-        p.min_size, p.avg_size, p.max_size, p.seed,
-        index.file_size, index.sha256, len(index),
-    )
-    records = np.empty(len(index), dtype=_RECORD_DTYPE)
-    records["length"] = index.lengths
-    records["id"] = index.ids
-    body = header + records.tobytes()
+    body = (pack_header(index.params, index.file_size, index.sha256, len(index))
+            + encode_records(index.lengths, index.ids))
     return body + hashlib.sha256(body).digest()
 
 
-def decode(data: bytes, max_file_size: int = MAX_FILE_SIZE) -> FileIndex:
-    """Parse a ``.fidx`` v2 file, checking everything before trusting any of it.
-
-    Raises ``FormatError`` for a wrong magic or version, a truncated or overlong file, a
-    trailer that does not match, chunker parameters out of range, chunk lengths that are zero,
-    over the maximum, under the minimum (except the last) or that do not add up to the file
-    length, and a file length over ``max_file_size``. The size check on the whole input comes
-    first, so nothing is allocated beyond what the caller already holds.
-    """
-    if len(data) < HEADER_SIZE + TRAILER_SIZE:
+def parse_header(data: bytes, max_file_size: int = MAX_FILE_SIZE
+                 ) -> tuple[ChunkerParams, int, bytes, int]:
+    """Check the first 80 bytes of ``data`` as a v2 header; return the chunker parameters,
+    file length, file SHA-256 and chunk count. Raises ``FormatError`` for a wrong magic,
+    version, chunker or flags, parameters out of range, a file length over
+    ``max_file_size`` and a chunk count the file length cannot hold."""
+    if len(data) < HEADER_SIZE:
         raise FormatError(f"index truncated: {len(data)} bytes", what="fidx")
     (magic, version, chunker, norm, flags, min_size, avg_size, max_size, seed,
      file_size, sha256, count) = _HEADER.unpack_from(data)
@@ -98,21 +102,36 @@ def decode(data: bytes, max_file_size: int = MAX_FILE_SIZE) -> FileIndex:
         raise FormatError(f"bad chunker parameters: {e}", what="fidx") from None
     if file_size > max_file_size:
         raise FormatError(f"file length {file_size} over the limit {max_file_size}", what="fidx")
-    if len(data) != HEADER_SIZE + count * RECORD_SIZE + TRAILER_SIZE:
-        raise FormatError(f"index length {len(data)} does not fit {count} chunks", what="fidx")
     # A chunker never cuts below min_size (but for the last chunk), so more chunks than this
     # is a lie, whatever the records say.
     if count > file_size // min_size + 1 or (count == 0) != (file_size == 0):
         raise FormatError(f"{count} chunks cannot make {file_size} bytes", what="fidx")
+    return params, file_size, sha256, count
+
+
+def decode(data: bytes, max_file_size: int = MAX_FILE_SIZE) -> FileIndex:
+    """Parse a ``.fidx`` v2 file, checking everything before trusting any of it.
+
+    Raises ``FormatError`` for a wrong magic or version, a truncated or overlong file, a
+    trailer that does not match, chunker parameters out of range, chunk lengths that are zero,
+    over the maximum, under the minimum (except the last) or that do not add up to the file
+    length, and a file length over ``max_file_size``. The size check on the whole input comes
+    first, so nothing is allocated beyond what the caller already holds.
+    """
+    if len(data) < HEADER_SIZE + TRAILER_SIZE:
+        raise FormatError(f"index truncated: {len(data)} bytes", what="fidx")
+    params, file_size, sha256, count = parse_header(data, max_file_size)
+    if len(data) != HEADER_SIZE + count * RECORD_SIZE + TRAILER_SIZE:
+        raise FormatError(f"index length {len(data)} does not fit {count} chunks", what="fidx")
     if hashlib.sha256(data[:-TRAILER_SIZE]).digest() != data[-TRAILER_SIZE:]:
         raise FormatError("index trailer digest does not match", what="fidx")
     records = np.frombuffer(data, dtype=_RECORD_DTYPE, count=count, offset=HEADER_SIZE)
     lengths = records["length"].astype(np.uint32)
     ids = np.ascontiguousarray(records["id"])
     if count:
-        if int(lengths.max()) > max_size or int(lengths.min()) == 0:
+        if int(lengths.max()) > params.max_size or int(lengths.min()) == 0:
             raise FormatError("chunk length out of range", what="fidx")
-        if count > 1 and int(lengths[:-1].min()) < min_size:
+        if count > 1 and int(lengths[:-1].min()) < params.min_size:
             raise FormatError("chunk shorter than the chunker's minimum", what="fidx")
         if int(lengths.sum(dtype=np.uint64)) != file_size:
             raise FormatError("chunk lengths do not add up to the file length", what="fidx")

@@ -2,7 +2,7 @@
 
     REPO/<channel>/latest.json
     REPO/<channel>/<version>/release.json (+ .minisig)
-    REPO/<channel>/<version>/files/<path>  (+ <path>.fidx)
+    REPO/<channel>/<version>/files/<path>  (+ <path>.fidx, <path>.fidx.groups)
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ MANIFEST = "release.json"
 SIGNATURE = "release.json.minisig"
 FILES = "files"
 FIDX_SUFFIX = ".fidx"
+GROUPS_SUFFIX = ".fidx.groups"  # the group table of a two-level index
 
 
 def join_url(base: str, *parts: str) -> str:
@@ -47,3 +48,7 @@ def file_url(base: str, channel: str, version: str, path: str, files_url: str = 
 
 def fidx_url(base: str, channel: str, version: str, path: str) -> str:
     return join_url(base, channel, version, FILES, path + FIDX_SUFFIX)
+
+
+def groups_url(base: str, channel: str, version: str, path: str) -> str:
+    return join_url(base, channel, version, FILES, path + GROUPS_SUFFIX)

@@ -57,6 +57,8 @@ class FileEntry:
     executable: bool = False
     stz_size: int = 0  # size of the compressed chunk copy NAME.stz; 0 = none published
     deltas: tuple[Delta, ...] = ()  # zstd patch-from deltas from earlier versions
+    groups_size: int = 0  # size of the index's group table NAME.fidx.groups; 0 = none
+    groups_sha256: str = ""  # hex SHA-256 of that table
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,14 @@ def _deltas(raw: dict[str, Any], w: str) -> tuple[Delta, ...]:
     return tuple(out)
 
 
+def _groups(raw: dict[str, Any], w: str) -> dict[str, Any]:
+    """The optional group table fields of a file entry: both or neither."""
+    if "fidx_groups_size" not in raw and "fidx_groups_sha256" not in raw:
+        return {}
+    return {"groups_size": _size(raw, "fidx_groups_size", w),
+            "groups_sha256": _hex(raw, "fidx_groups_sha256", w)}
+
+
 def parse_manifest(data: bytes, max_file_size: int = 1 << 40) -> Manifest:
     """Parse and check ``release.json``. Raises ``FormatError`` or ``UnsafePathError``."""
     w = "manifest"
@@ -241,7 +251,7 @@ def parse_manifest(data: bytes, max_file_size: int = 1 << 40) -> Manifest:
             fidx_sha256=_hex(raw, "fidx_sha256", w), fidx_size=_size(raw, "fidx_size", w),
             executable=_get(raw, "executable", bool, w, False),
             stz_size=_size(raw, "stz_size", w) if "stz_size" in raw else 0,
-            deltas=_deltas(raw, w),
+            deltas=_deltas(raw, w), **_groups(raw, w),
         ))
     # A file may not also be a folder of another file ("a" and "a/b").
     for f in files:
@@ -266,6 +276,8 @@ def encode_manifest(m: Manifest) -> bytes:
             {"path": f.path, "size": f.size, "sha256": f.sha256, "fidx_sha256": f.fidx_sha256,
              "fidx_size": f.fidx_size, "executable": f.executable,
              **({"stz_size": f.stz_size} if f.stz_size else {}),
+             **({"fidx_groups_size": f.groups_size, "fidx_groups_sha256": f.groups_sha256}
+                if f.groups_size else {}),
              **({"deltas": [{"from": d.from_sha256, "size": d.size, "sha256": d.sha256}
                             for d in f.deltas]} if f.deltas else {})}
             for f in m.files

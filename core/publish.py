@@ -1,7 +1,8 @@
 """``stitch publish``: turn a folder into a release in a repository folder.
 
 Owns the publisher side of the layout (``core.layout``): copy each file under
-``<channel>/<version>/files/``, write its ``.fidx`` beside it, write and optionally sign
+``<channel>/<version>/files/``, write its ``.fidx`` (and, for files of many chunks, the
+index's group table) beside it, write and optionally sign
 ``release.json``, and switch ``latest.json`` last, atomically, so a client never sees a
 pointer to a half-written release. Also reports what the release costs a player who has the
 previous one.
@@ -18,13 +19,21 @@ from pathlib import Path
 
 import numpy as np
 
-from core import delta, stz
+from core import delta, fidx_groups, stz
 from core.chunker import DEFAULT_PARAMS, ChunkerParams, chunk_file
 from core.compressed import WARN_SIZE, inspect, warning
 from core.errors import ConfigError, FormatError
 from core.fidx import FileIndex, decode, encode
 from core.fsutil import atomic_write, copy_sparse
-from core.layout import FIDX_SUFFIX, FILES, MANIFEST, POINTER, SIGNATURE, manifest_rel
+from core.layout import (
+    FIDX_SUFFIX,
+    FILES,
+    GROUPS_SUFFIX,
+    MANIFEST,
+    POINTER,
+    SIGNATURE,
+    manifest_rel,
+)
 from core.manifest import (
     Delta,
     FileEntry,
@@ -145,6 +154,13 @@ def publish(
         data = encode(idx)
         (dest.parent / (dest.name + FIDX_SUFFIX)).write_bytes(data)
         index_bytes += len(data)
+        groups_size, groups_sha = 0, ""
+        if len(idx) >= fidx_groups.MIN_CHUNKS:
+            # The group table lets a client fetch only the records of changed regions.
+            gdata = fidx_groups.encode(fidx_groups.build(idx))
+            (dest.parent / (dest.name + GROUPS_SUFFIX)).write_bytes(gdata)
+            groups_size, groups_sha = len(gdata), _sha256(gdata)
+            index_bytes += groups_size
         indexes[rel] = idx
         warnings.extend(_compression_warning(rel, dest, idx.file_size))
         executable = bool(path.stat().st_mode & stat.S_IXUSR)
@@ -161,7 +177,8 @@ def publish(
             made = _make_delta(previous, rel, dest, sha.hex(), delta_level, chunk_cost)
             delta_bytes += sum(d.size for d in made)
         entries.append(FileEntry(rel, idx.file_size, sha.hex(),
-                                 _sha256(data), len(data), executable, stz_size, made))
+                                 _sha256(data), len(data), executable, stz_size, made,
+                                 groups_size, groups_sha))
 
     now = datetime.now(UTC)
     manifest = Manifest(

@@ -60,9 +60,13 @@ def _whole(name: str, idx: FileIndex) -> Seed:
 def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
                targets: dict[str, FileIndex], changed: list[FileEntry],
                cancel: CancelToken, meter: Meter,
-               part_path: Callable[[FileEntry], Path] | None = None) -> ScanResult:
+               part_path: Callable[[FileEntry], Path] | None = None,
+               more_params: frozenset[ChunkerParams] = frozenset()) -> ScanResult:
+    """Scan for the chunks ``changed`` files need. ``targets`` are the whole indexes known
+    so far (every file with a ``.part`` must have one); ``more_params`` the chunker
+    parameters of targets whose index is still to be assembled (``core.fidx_groups``)."""
     root = store.install_dir
-    params_set = {idx.params for idx in targets.values()}
+    params_set = {idx.params for idx in targets.values()} | more_params
     by_path = manifest.by_path()
     fingerprints: dict[str, InstalledFile] = {}
     unchanged: set[str] = set()
@@ -116,7 +120,7 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
                 # Built and verified by a run that stopped before the commit: reuse it whole
                 # (its chunks are checked again below, like any .part).
                 os.replace(ready, pp)
-            if pp.exists():
+            if pp.exists() and f.path in targets:
                 parts.append((f, pp))
     total = sum(st.st_size for _, _, st in to_read) + sum(p.stat().st_size for _, p in parts)
     meter.phase(Phase.SCAN, 0, total)
@@ -145,7 +149,7 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
 
     for f, pp in parts:
         meter.current = f.path
-        idx = targets[f.path]
+        idx = targets[f.path]  # the caller fetched the whole index of a file with a .part
         ok = verify_known_chunks(pp, idx, cancel)
         meter.add_done(pp.stat().st_size)
         if ok.any():

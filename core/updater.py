@@ -7,6 +7,7 @@ what will happen), ``apply()`` runs the plan and commits. ``update()`` does all 
 
 from __future__ import annotations
 
+import bisect
 import enum
 import hashlib
 import os
@@ -15,7 +16,8 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core import delta, stz
+from core import delta, fidx_groups, stz
+from core.chunker import ChunkerParams
 from core.commit import Op, commit, recover
 from core.errors import (
     ContentError,
@@ -23,11 +25,13 @@ from core.errors import (
     FormatError,
     HashMismatchError,
     NotEnoughSpaceError,
+    RangeError,
 )
 from core.fetcher import Fetcher
 from core.fidx import FileIndex, decode
+from core.fidx_groups import Assembly, GroupTable, LocalGroups
 from core.fsutil import file_fingerprint, inside
-from core.layout import fidx_url, file_url
+from core.layout import fidx_url, file_url, groups_url
 from core.manifest import Delta, FileEntry, Manifest
 from core.meter import Meter
 from core.planner import FilePlan, PlanOptions, plan_file
@@ -218,28 +222,35 @@ class Updater:
 
     def _plan_by_chunks(self, man: Manifest, state: InstalledState,
                         entries: list[FileEntry]) -> tuple[list[_Build], ScanResult]:
-        """Fetch the indexes of ``entries``, scan local files and plan each from chunks."""
-        cfg = self.config
+        """Fetch the indexes of ``entries``, scan local files and plan each from chunks.
+
+        A file with a group table (and something local to match it against) gets its table
+        first and its index after the scan: the records of the groups found in local
+        indexes come from them, the others from byte ranges of the ``.fidx``."""
         targets: dict[str, FileIndex] = {}
+        tables: dict[str, GroupTable] = {}
+        local_files = _has_local_files(self.config.install_dir, state)
         for f in entries:
             self.cancel.check()
-            url = fidx_url(cfg.url, cfg.channel, man.version, f.path)
-            data = self.fetcher.fetch(url, f.fidx_size, self.cancel)
-            if hashlib.sha256(data).hexdigest() != f.fidx_sha256:
-                raise HashMismatchError(f"{url}: index does not match the manifest",
-                                        expected=f.fidx_sha256, path=f.path)
-            idx = decode(data, cfg.max_file_size)
-            if idx.sha256.hex() != f.sha256 or idx.file_size != f.size:
-                raise FormatError(f"{url}: index describes another file", what="fidx")
-            targets[f.path] = idx
-            # Cached now (content-addressed, so harmless if the update stops) rather than
-            # holding the raw bytes until the commit: big files have big indexes.
-            self.store.cache_index(idx, data)
-            self.meter.add_network(len(data))
-            del data
+            if f.groups_size and local_files and not self._has_part(f):
+                tables[f.path] = self._fetch_table(man, f)
+            else:
+                targets[f.path] = self._fetch_index(man, f)
 
         scan = scan_local(self.store, state, man, targets, entries, self.cancel, self.meter,
-                          self._part_path)
+                          self._part_path, frozenset(t.params for t in tables.values()))
+        local: dict[tuple[ChunkerParams, int, int], LocalGroups] = {}
+        for f in entries:
+            table = tables.get(f.path)
+            if table is None or f.path in scan.unchanged:
+                continue
+            key = (table.params, table.target, table.maximum)
+            if key not in local:
+                local[key] = LocalGroups.of(
+                    [(lengths, ids) for _, _, lengths, ids in scan.seeds.get(table.params, [])],
+                    table.target, table.maximum)
+            targets[f.path] = self._assemble_index(man, f, table, local[key])
+
         builds: list[_Build] = []
         for f in entries:
             if f.path in scan.unchanged:
@@ -247,9 +258,91 @@ class Updater:
             idx = targets[f.path]
             seeds = scan.seeds_for(idx.params, f.path)
             fplan = plan_file(idx, seeds, self.options)
-            table = self._stz_table(man, f, idx) if fplan.bytes_remote else None
-            builds.append(_Build(f, idx, fplan, table))
+            stz_table = self._stz_table(man, f, idx) if fplan.bytes_remote else None
+            builds.append(_Build(f, idx, fplan, stz_table))
         return builds, scan
+
+    def _has_part(self, f: FileEntry) -> bool:
+        pp = self._part_path(f)
+        return pp.exists() or pp.with_suffix(".ready").exists()
+
+    def _fetch_index(self, man: Manifest, f: FileEntry) -> FileIndex:
+        """The whole ``.fidx`` of ``f``, checked against the manifest."""
+        cfg = self.config
+        url = fidx_url(cfg.url, cfg.channel, man.version, f.path)
+        data = self.fetcher.fetch(url, f.fidx_size, self.cancel)
+        self.meter.add_network(len(data))
+        return self._accept_index(url, f, data)
+
+    def _accept_index(self, url: str, f: FileEntry, data: bytes) -> FileIndex:
+        if hashlib.sha256(data).hexdigest() != f.fidx_sha256:
+            raise HashMismatchError(f"{url}: index does not match the manifest",
+                                    expected=f.fidx_sha256, path=f.path)
+        idx = decode(data, self.config.max_file_size)
+        if idx.sha256.hex() != f.sha256 or idx.file_size != f.size:
+            raise FormatError(f"{url}: index describes another file", what="fidx")
+        # Cached now (content-addressed, so harmless if the update stops) rather than
+        # holding the raw bytes until the commit: big files have big indexes.
+        self.store.cache_index(idx, data)
+        return idx
+
+    def _fetch_table(self, man: Manifest, f: FileEntry) -> GroupTable:
+        """The group table of ``f``'s index, checked against the manifest."""
+        cfg = self.config
+        url = groups_url(cfg.url, cfg.channel, man.version, f.path)
+        data = self.fetcher.fetch(url, f.groups_size, self.cancel)
+        self.meter.add_network(len(data))
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != f.groups_sha256:
+            raise HashMismatchError(f"{url}: group table does not match the manifest",
+                                    expected=f.groups_sha256, actual=actual, path=f.path)
+        table = fidx_groups.decode(data, cfg.max_file_size)
+        if (table.sha256.hex() != f.sha256 or table.file_size != f.size
+                or table.fidx_size != f.fidx_size):
+            raise FormatError(f"{url}: group table describes another file", what="fidx")
+        return table
+
+    def _assemble_index(self, man: Manifest, f: FileEntry, table: GroupTable,
+                        local: LocalGroups) -> FileIndex:
+        """``f``'s index from the groups ``local`` holds and the fetched records of the
+        others; the whole ``.fidx`` instead when most records are missing anyway, or when a
+        fetched group does not match the table. The result is checked against the
+        manifest's digest of the ``.fidx``. Raises ``HashMismatchError``, ``FormatError``
+        or ``DownloadError``."""
+        cfg = self.config
+        asm = Assembly.start(table, local)
+        ranges = asm.leaf_ranges()
+        cost = asm.missing_bytes() + LEAF_RANGE_COST * len(ranges)
+        if cost > f.fidx_size * 3 // 4:
+            return self._fetch_index(man, f)
+        url = fidx_url(cfg.url, cfg.channel, man.version, f.path)
+        if ranges:
+            bufs = {a: bytearray(b - a) for a, b in ranges}
+            firsts = [a for a, _ in ranges]
+
+            def sink(offset: int, data: bytes) -> None:
+                a = firsts[max(0, bisect.bisect_right(firsts, offset) - 1)]
+                buf, rel = bufs[a], offset - a
+                if rel < 0 or rel + len(data) > len(buf):
+                    raise RangeError(f"{url}: bytes at {offset} outside the ranges asked",
+                                     url=url)
+                buf[rel:rel + len(data)] = data
+
+            self.fetcher.fetch_ranges(url, ranges, sink, self.cancel)
+            got = sum(len(b) for b in bufs.values())
+            self.meter.add_network(got)
+            try:
+                for a, buf in bufs.items():
+                    asm.add_leaves(a, bytes(buf), url)
+            except ContentError as e:
+                # Like a chunk that fails its id, asked once more: the whole index this time
+                # (one plain GET, checked against the manifest), so a proxy that garbles
+                # multipart answers costs bytes, not the update.
+                self.meter.log(f"{f.path}: {e}; fetching the whole index")
+                return self._fetch_index(man, f)
+            self.meter.log(f"{f.path}: index records of {len(ranges)} changed regions "
+                           f"({got} bytes) fetched")
+        return self._accept_index(url, f, asm.fidx_bytes())
 
     def _delta_for(self, f: FileEntry, state: InstalledState) -> Delta | None:
         """The publisher's delta for this file, when the installed file is exactly its base
@@ -495,6 +588,21 @@ class _Planned:
     builds: list[_Build]
     scan: ScanResult
     more_scans: list[ScanResult] = field(default_factory=list)  # from delta fall-backs
+
+
+# Bytes one more leaf range costs (multipart part headers), against fetching the whole index.
+LEAF_RANGE_COST = 100
+
+
+def _has_local_files(root: Path, state: InstalledState) -> bool:
+    """Whether anything local could match a group table (else the whole index is cheaper)."""
+    if state.files:
+        return True
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not (dirpath == str(root) and d == ".stitch")]
+        if filenames:
+            return True
+    return False
 
 
 def _size_or_zero(path: Path) -> int:

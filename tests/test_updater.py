@@ -61,7 +61,8 @@ def test_first_install_then_update_then_up_to_date(tmp_path: Path,
 
     # Bytes asked of the server: exactly the planned ranges, which are the new chunks
     # (plus gaps the cost model chose to bridge) — far less than the release.
-    file_ranges = [rs for url, rs in fetcher.requests if rs is not None]
+    file_ranges = [rs for url, rs in fetcher.requests if rs is not None
+                   and not url.endswith(".fidx")]
     ranged = sum(b - a for rs in file_ranges for a, b in rs)
     plan = up.prepare()
     assert ranged == plan.bytes_to_download
@@ -75,8 +76,9 @@ def test_first_install_then_update_then_up_to_date(tmp_path: Path,
              Phase.VERIFY, Phase.INSTALL, Phase.DONE]
     seen = [ph for i, ph in enumerate(phases) if i == 0 or phases[i - 1] is not ph]
     assert seen == order
-    assert log[-1].bytes_network == plan.bytes_to_download + sum(
-        len(fetcher.files[u]) for u, rs in fetcher.requests if u.endswith(".fidx"))
+    index_bytes = sum(len(fetcher.files[u]) if rs is None else sum(b - a for a, b in rs)
+                      for u, rs in fetcher.requests if u.endswith((".fidx", ".fidx.groups")))
+    assert log[-1].bytes_network == plan.bytes_to_download + index_bytes
 
     fetcher = memory_fetcher(repo)
     _, r = _update(install, fetcher)
@@ -147,9 +149,15 @@ def _flip(data: bytes) -> bytes:
     return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:]
 
 
+def _flip_records(data: bytes) -> bytes:
+    """Every record of a .fidx changed: whichever leaves a client fetches are wrong."""
+    return data[:80] + bytes(x ^ 0xFF for x in data[80:-32]) + data[-32:]
+
+
 @pytest.mark.parametrize("what,change,error", [
     ("1.1.0/files/data/game.wad", _flip, HashMismatchError),
-    ("1.1.0/files/data/game.wad.fidx", _flip, HashMismatchError),
+    ("1.1.0/files/data/game.wad.fidx", _flip_records, HashMismatchError),
+    ("1.1.0/files/data/game.wad.fidx.groups", _flip, HashMismatchError),
     ("1.1.0/release.json", lambda d: d.replace(b"1.1.0", b"1.1.1"), HashMismatchError),
 ])
 def test_bad_server_content_changes_nothing(tmp_path: Path, releases: tuple[Path, Path, Path],
