@@ -1,8 +1,9 @@
 """Content-defined chunking: FastCDC 2020 (through pyfastcdc) plus xxh3-128 chunk ids.
 
-Owns the chunker parameters and the one pass over a file that yields its chunk index and
-whole-file SHA-256 together. It knows nothing of index file formats (``core.fidx``) or of
-which files to scan (``core.scan``).
+Owns the chunker parameters, the one pass over a file that yields its chunk index and
+whole-file SHA-256 together, the exact parallel form of that pass over segments of one file,
+and ``chunk_files``, the bounded pool that chunks several files at once. It knows nothing of
+index file formats (``core.fidx``) or of which files to scan (``core.scan``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import itertools
 import mmap
 import os
+import queue
 import threading
 from array import array
 from collections import deque
@@ -147,18 +149,17 @@ def _chunk_window(
 def _chunk_run(
     params: ChunkerParams,
     view: memoryview,
-    mm: mmap.mmap | None,
     start: int,
     stop: int,
     size: int,
     check: Callable[[], None],
-    progress: Callable[[int], None],
+    chunked: Callable[[int, int], None],
 ) -> _Run:
     """One sequential pass over ``view[start:stop]`` that starts a chunk at ``start``.
 
     When ``stop < size`` the chunk that ``stop`` cut short is left out: the run ends at the
-    last cut the content decided. Pages are unmapped window by window, so RSS stays at about
-    one window whatever the length.
+    last cut the content decided. ``chunked(a, b)`` is called once ``view[a:b]`` is chunked
+    (it hashes or unmaps those pages, so RSS stays at a few windows whatever the length).
     """
     lengths: array[int] = array("I")
     ids = bytearray()
@@ -170,9 +171,7 @@ def _chunk_run(
         nxt = _chunk_window(cdc, view, pos, end, end == size, lengths, ids)
         if nxt == pos and end < stop:
             raise AssertionError("window shorter than two chunks")
-        if mm is not None:
-            _drop_pages(mm, pos, nxt)
-        progress(nxt - pos)
+        chunked(pos, nxt)
         pos = nxt
         if end == stop:
             break
@@ -324,13 +323,21 @@ def chunk_file(
     """Chunk a file and compute its SHA-256. Returns ``(chunks, sha256 digest)``.
 
     The chunker runs over a read-only mapping, window by window; the SHA-256 runs on a
-    second thread over plain reads (hashlib releases the GIL), so a file costs about the
-    slower of the two instead of their sum. With ``segments > 1`` a big file is cut into
-    that many segments (none smaller than ``MIN_SEGMENT``) chunked on as many threads and
-    stitched (``_stitch``) into exactly the chunks of one pass. ``on_bytes``, when given,
-    is called with the number of bytes done so far (from the chunking threads, one call at a
-    time). Memory stays bounded: about one window mapped per chunking thread, and the index
-    costs 20 bytes per chunk, in compact arrays. Raises ``OSError``, ``CancelledError``.
+    second thread a window or two behind, over the same pages (hashlib releases the GIL),
+    so a file costs about the slower of the two instead of their sum. Files up to
+    ``_SMALL`` are read whole and done on the calling thread.
+
+    With ``segments > 1`` a big file is cut into that many segments (none smaller than
+    ``MIN_SEGMENT``) chunked on as many threads and stitched (``_stitch``) into exactly the
+    chunks of one pass; the SHA-256 then reads the file on its own. It does not pay on its
+    own (the SHA-256 is the slower part, and one interpreter lock serialises most of the
+    chunking threads' work; see ``tests/bench/scan_speed.py``), so nothing turns it on by
+    default.
+
+    ``on_bytes``, when given, is called with the number of bytes done so far (from the
+    chunking threads, one call at a time). Memory stays bounded: a few windows mapped per
+    chunking thread, and the index costs 20 bytes per chunk, in compact arrays. Raises
+    ``OSError``, ``CancelledError``.
     """
     path = Path(path)
     with open(path, "rb") as f:
@@ -373,29 +380,67 @@ def _chunk_mapped(
                 done += k
                 on_bytes(min(done, size))
 
+    def unmap(a: int, b: int) -> None:
+        _drop_pages(mm, a, b)
+        progress(b - a)
+
     view = memoryview(mm)
     try:
-        with ThreadPoolExecutor(n, thread_name_prefix="stitch-chunk") as pool:
-            sha = pool.submit(_sha256_of, path, size, stop)
-            try:
-                bounds = [size * k // n for k in range(n + 1)]
-                later = [pool.submit(_chunk_run, params, view, mm, bounds[k], bounds[k + 1],
-                                     size, token.check, progress) for k in range(1, n)]
-                runs = [_chunk_run(params, view, mm, 0, bounds[1], size, token.check,
-                                   progress)]
-                runs += [f.result() for f in later]
-                chunks = _pack(runs[0].lengths, runs[0].ids) if n == 1 else \
-                    _stitch(params, view, size, runs)
+        with ThreadPoolExecutor(max(2, n), thread_name_prefix="stitch-chunk") as pool:
+            if n == 1:
+                # The SHA-256 follows a window or two behind, over the pages just chunked.
+                todo: queue.Queue[tuple[int, int] | None] = queue.Queue(maxsize=2)
+
+                def hand_over(a: int, b: int) -> None:
+                    todo.put((a, b))
+                    progress(b - a)
+
+                sha = pool.submit(_sha256_windows, view, mm, todo)
+                try:
+                    run = _chunk_run(params, view, 0, size, size, token.check, hand_over)
+                finally:
+                    todo.put(None)
                 digest = sha.result()
-            except BaseException:
-                stop.set()
-                token.cancel()
-                raise
+                chunks = _pack(run.lengths, run.ids)
+            else:
+                # Segments run ahead of each other: the SHA-256 reads the file on its own.
+                sha = pool.submit(_sha256_of, path, size, stop)
+                try:
+                    bounds = [size * k // n for k in range(n + 1)]
+                    later = [pool.submit(_chunk_run, params, view, bounds[k], bounds[k + 1],
+                                         size, token.check, unmap) for k in range(1, n)]
+                    runs = [_chunk_run(params, view, 0, bounds[1], size, token.check, unmap)]
+                    runs += [f.result() for f in later]
+                    chunks = _stitch(params, view, size, runs)
+                    digest = sha.result()
+                except BaseException:
+                    stop.set()
+                    token.cancel()
+                    raise
     finally:
         view.release()
     if on_bytes is not None:
         on_bytes(size)
     return chunks, digest
+
+
+def _sha256_windows(
+    view: memoryview, mm: mmap.mmap, todo: queue.Queue[tuple[int, int] | None]
+) -> bytes:
+    """SHA-256 of the windows ``todo`` hands over, in order, until ``None``; their pages are
+    unmapped once hashed. On an error it still takes every window, so the chunker never
+    blocks on a full queue."""
+    sha = hashlib.sha256()
+    try:
+        while (job := todo.get()) is not None:
+            a, b = job
+            sha.update(view[a:b])
+            _drop_pages(mm, a, b)
+    except BaseException:
+        while todo.get() is not None:
+            pass
+        raise
+    return sha.digest()
 
 
 def scan_workers() -> int:
