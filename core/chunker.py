@@ -323,7 +323,7 @@ def chunk_file(
     """Chunk a file and compute its SHA-256. Returns ``(chunks, sha256 digest)``.
 
     The chunker runs over a read-only mapping, window by window; the SHA-256 runs on a
-    second thread a window or two behind, over the same pages (hashlib releases the GIL),
+    second thread a window behind, over the same pages (hashlib releases the GIL),
     so a file costs about the slower of the two instead of their sum. Files up to
     ``_SMALL`` are read whole and done on the calling thread.
 
@@ -388,8 +388,9 @@ def _chunk_mapped(
     try:
         with ThreadPoolExecutor(max(2, n), thread_name_prefix="stitch-chunk") as pool:
             if n == 1:
-                # The SHA-256 follows a window or two behind, over the pages just chunked.
-                todo: queue.Queue[tuple[int, int] | None] = queue.Queue(maxsize=2)
+                # The SHA-256 follows a window behind, over the pages just chunked (at most
+                # three windows mapped: chunking, queued, hashing).
+                todo: queue.Queue[tuple[int, int] | None] = queue.Queue(maxsize=1)
 
                 def hand_over(a: int, b: int) -> None:
                     todo.put((a, b))
