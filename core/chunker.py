@@ -1,19 +1,24 @@
 """Content-defined chunking: FastCDC 2020 (through pyfastcdc) plus xxh3-128 chunk ids.
 
-Owns the chunker parameters and the one pass over a file that yields its chunk index and
-whole-file SHA-256 together. It knows nothing of index file formats (``core.fidx``) or of
-which files to scan (``core.scan``).
+Owns the chunker parameters, the one pass over a file that yields its chunk index and
+whole-file SHA-256 together, the exact parallel form of that pass over segments of one file,
+and ``chunk_files``, the bounded pool that chunks several files at once. It knows nothing of
+index file formats (``core.fidx``) or of which files to scan (``core.scan``).
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
 import mmap
 import os
 import queue
 import threading
 from array import array
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Generator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,9 +37,14 @@ MAX_SIZE_RANGE = (1024, 16 << 20)
 
 ID_SIZE = 16  # bytes in an xxh3-128 chunk id
 
-# Scan files in slices of this many bytes so cancel and progress stay responsive and the
-# SHA-256 pass can run in step with chunking over the same mapped pages.
-_SLICE = 16 << 20
+# Chunk files in windows of this many bytes (at least two max-size chunks): cancel and
+# progress stay responsive, and a window's pages are unmapped once it is chunked.
+_SLICE = 4 << 20
+_SHA_BLOCK = 1 << 20  # the SHA-256 thread reads blocks of this many bytes
+_SMALL = 1 << 20  # files up to this size are read whole and hashed on the calling thread
+MIN_SEGMENT = 64 << 20  # chunk_file never splits a file into segments smaller than this
+MAX_WORKERS = 4  # files chunked at once by chunk_files, at most
+_REPORT_EVERY = 0.05  # seconds between two progress reports of chunk_files
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,34 +119,68 @@ def _chunk_window(
     view: memoryview,
     pos: int,
     end: int,
-    size: int,
+    final: bool,
     lengths: array[int],
     ids: bytearray,
 ) -> int:
-    """Chunk ``view[pos:end]`` and return where the next window starts.
+    """Chunk ``view[pos:end]``, append the chunks, and return where the next window starts.
 
-    The last chunk of a window that does not reach EOF is cut again with the next window, so
-    the cut points are exactly those of one pass over the whole file. Kept in its own frame
+    Unless ``final`` (``end`` is the end of the data), the window's last chunk was cut short
+    by the window edge, not by the content: it is left out and cut again with the next
+    window, so the cut points are exactly those of one pass over the whole data (any cut the
+    gear hash finds inside a window is one the whole pass finds too). Kept in its own frame
     so no chunk (which holds a view of the mapping) outlives it.
     """
     digest = xxhash.xxh3_128_digest
     window = view[pos:end]
-    nxt = pos
+    last = -1
     for c in cdc.cut_buf(window):
-        if end < size and c.offset + c.length == len(window):
-            break
         lengths.append(c.length)
         ids += digest(c.data)
-        nxt = pos + c.offset + c.length
+        last = c.offset
     window.release()
-    if nxt == pos and end < size:
-        raise AssertionError("window shorter than one chunk")  # _SLICE > max_size
-    return nxt
+    if final or last < 0:
+        return end
+    lengths.pop()
+    del ids[-ID_SIZE:]
+    return pos + last
+
+
+def _chunk_run(
+    params: ChunkerParams,
+    view: memoryview,
+    start: int,
+    stop: int,
+    size: int,
+    check: Callable[[], None],
+    chunked: Callable[[int, int], None],
+) -> _Run:
+    """One sequential pass over ``view[start:stop]`` that starts a chunk at ``start``.
+
+    When ``stop < size`` the chunk that ``stop`` cut short is left out: the run ends at the
+    last cut the content decided. ``chunked(a, b)`` is called once ``view[a:b]`` is chunked
+    (it hashes or unmaps those pages, so RSS stays at a few windows whatever the length).
+    """
+    lengths: array[int] = array("I")
+    ids = bytearray()
+    cdc = params.make()
+    pos = start
+    while pos < stop:  # every round advances pos, or ends the run
+        check()
+        end = min(stop, pos + max(_SLICE, 2 * params.max_size))
+        nxt = _chunk_window(cdc, view, pos, end, end == size, lengths, ids)
+        if nxt == pos and end < stop:
+            raise AssertionError("window shorter than two chunks")
+        chunked(pos, nxt)
+        pos = nxt
+        if end == stop:
+            break
+    return _Run(start, pos, lengths, ids)
 
 
 def _drop_pages(mm: mmap.mmap, start: int, end: int) -> None:
-    """Unmap pages already chunked and hashed, so a multi-GB scan keeps a small RSS (the
-    data stays in the page cache; only this process's mapping of it goes)."""
+    """Unmap pages already chunked, so a multi-GB scan keeps a small RSS (the data stays in
+    the page cache; only this process's mapping of it goes)."""
     if not hasattr(mmap, "MADV_DONTNEED"):
         return
     page = mmap.PAGESIZE
@@ -162,62 +206,321 @@ def _pack(lengths: array[int] | list[int], ids: bytearray) -> Chunks:
     )
 
 
+@dataclass(frozen=True, eq=False)
+class _Run:
+    """The chunks of one pass that started a chunk at ``start`` and whose last cut is at
+    ``end`` (lengths uint32, ids 16 bytes each)."""
+
+    start: int
+    end: int
+    lengths: array[int]
+    ids: bytearray
+
+    def offsets(self) -> np.ndarray:
+        """Start offset of every chunk of the run, ascending (uint64)."""
+        lens = np.frombuffer(self.lengths, dtype=np.uint32) if len(self.lengths) else \
+            np.zeros(0, dtype=np.uint32)
+        offs = np.empty(len(lens), dtype=np.uint64)
+        if len(lens):
+            offs[0] = self.start
+            np.cumsum(lens[:-1], dtype=np.uint64, out=offs[1:])
+            offs[1:] += np.uint64(self.start)
+        return offs
+
+
+def _stitch(params: ChunkerParams, view: memoryview, size: int, runs: list[_Run]) -> Chunks:
+    """Join runs chunked from arbitrary segment starts into the chunks of one sequential pass.
+
+    Content-defined cuts resynchronise: a run that started at an arbitrary offset agrees with
+    the sequential pass from the first cut they share on, because the cut after a chunk start
+    depends only on the bytes from that start. So the pass is cut again, one chunk at a time,
+    from the end of a run until a cut lands on a chunk start of a later run, whose chunks are
+    then taken as they are. In long runs without content cuts (zeros, cut every max_size)
+    the two may not meet before the next run: then the re-cut just goes on, and the result
+    is still exact. ``runs[0]`` starts at 0; the last run ends at ``size``.
+    """
+    starts = [r.start for r in runs]
+    offsets = [r.offsets() for r in runs]
+    out_lengths: list[np.ndarray] = []
+    out_ids: list[np.ndarray] = []
+    seam_lengths: array[int] = array("I")
+    seam_ids = bytearray()
+    cdc = params.make()
+    digest = xxhash.xxh3_128_digest
+
+    def flush_seam() -> None:
+        if seam_lengths:
+            out_lengths.append(np.array(seam_lengths, dtype=np.uint32))
+            out_ids.append(np.frombuffer(bytes(seam_ids), dtype=np.uint8))
+            del seam_lengths[:]
+            seam_ids.clear()
+
+    pos = 0
+    while pos < size:  # every round adopts a run (pos jumps to its end) or cuts one chunk
+        k = bisect.bisect_right(starts, pos) - 1
+        run = runs[k]
+        if pos < run.end:
+            i = int(np.searchsorted(offsets[k], pos))
+            if i < len(offsets[k]) and int(offsets[k][i]) == pos:
+                flush_seam()
+                out_lengths.append(np.frombuffer(run.lengths, dtype=np.uint32)[i:])
+                out_ids.append(np.frombuffer(run.ids, dtype=np.uint8)[i * ID_SIZE:])
+                pos = run.end
+                continue
+        window = view[pos:min(size, pos + params.max_size)]
+        for c in cdc.cut_buf(window):  # the first chunk only: max_size bytes decide it
+            seam_lengths.append(c.length)
+            seam_ids += digest(c.data)
+            pos += c.length
+            break
+        window.release()
+    flush_seam()
+    if not out_lengths:
+        return _pack(array("I"), bytearray())
+    return Chunks(
+        lengths=np.concatenate(out_lengths).astype(np.uint32, copy=False),
+        ids=np.concatenate(out_ids).reshape(-1, ID_SIZE),
+    )
+
+
+class _Linked(CancelToken):
+    """A token that is cancelled when it or ``outer`` is: lets a pool stop its own workers
+    (after an error) without touching the caller's token."""
+
+    def __init__(self, outer: CancelToken | None) -> None:
+        super().__init__()
+        self._outer = outer
+
+    def check(self) -> None:
+        if self._outer is not None:
+            self._outer.check()
+        super().check()
+
+
+def _sha256_of(path: Path, size: int, stop: threading.Event) -> bytes:
+    """SHA-256 of the first ``size`` bytes of ``path``, read in small blocks (they stay in
+    the CPU cache; hashlib releases the GIL on each). Returns b"" if ``stop`` is set."""
+    sha = hashlib.sha256()
+    buf = memoryview(bytearray(_SHA_BLOCK))
+    left = size
+    with open(path, "rb", buffering=0) as f:
+        while left > 0 and not stop.is_set():
+            n = f.readinto(buf[:min(left, _SHA_BLOCK)])
+            if not n:
+                raise OSError(f"{path}: file shrank while it was read")
+            sha.update(buf[:n])
+            left -= n
+    return b"" if stop.is_set() else sha.digest()
+
+
 def chunk_file(
     path: str | os.PathLike[str],
     params: ChunkerParams,
     cancel: CancelToken | None = None,
     on_bytes: Callable[[int], None] | None = None,
+    segments: int = 1,
 ) -> tuple[Chunks, bytes]:
-    """Chunk a file and compute its SHA-256 in one pass over a read-only mapping.
+    """Chunk a file and compute its SHA-256. Returns ``(chunks, sha256 digest)``.
 
-    The SHA-256 runs on a second thread, a slice behind the chunker (hashlib releases the
-    GIL), so a scan costs about the slower of the two instead of their sum. ``on_bytes``,
-    when given, is called with the number of bytes done after each slice. Returns
-    ``(chunks, sha256 digest)``. Memory stays bounded: pages are unmapped once hashed and the
-    index costs 20 bytes per chunk, in compact arrays.
+    The chunker runs over a read-only mapping, window by window; the SHA-256 runs on a
+    second thread a window behind, over the same pages (hashlib releases the GIL),
+    so a file costs about the slower of the two instead of their sum. Files up to
+    ``_SMALL`` are read whole and done on the calling thread.
+
+    With ``segments > 1`` a big file is cut into that many segments (none smaller than
+    ``MIN_SEGMENT``) chunked on as many threads and stitched (``_stitch``) into exactly the
+    chunks of one pass; the SHA-256 then reads the file on its own. It does not pay on its
+    own (the SHA-256 is the slower part, and one interpreter lock serialises most of the
+    chunking threads' work; see ``tests/bench/scan_speed.py``), so nothing turns it on by
+    default.
+
+    ``on_bytes``, when given, is called with the number of bytes done so far (from the
+    chunking threads, one call at a time). Memory stays bounded: a few windows mapped per
+    chunking thread, and the index costs 20 bytes per chunk, in compact arrays. Raises
+    ``OSError``, ``CancelledError``.
     """
-    sha = hashlib.sha256()
-    lengths: array[int] = array("I")
-    ids = bytearray()
-    with open(Path(path), "rb") as f:
+    path = Path(path)
+    with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         if size == 0:
-            return _pack(lengths, ids), sha.digest()
+            return _pack(array("I"), bytearray()), hashlib.sha256().digest()
+        if size <= _SMALL:
+            data = f.read(size)
+            if len(data) != size:
+                raise OSError(f"{path}: file shrank while it was read")
+            if cancel is not None:
+                cancel.check()
+            chunks = chunk_bytes(data, params)
+            if on_bytes is not None:
+                on_bytes(size)
+            return chunks, hashlib.sha256(data).digest()
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            view = memoryview(mm)
-            # One slice queued and one being hashed: at most three slices mapped at once.
-            todo: queue.Queue[tuple[int, int] | None] = queue.Queue(maxsize=1)
-            failed: list[BaseException] = []
+            return _chunk_mapped(path, mm, size, params, cancel, on_bytes, segments)
 
-            def hash_slices() -> None:
+
+def _chunk_mapped(
+    path: Path,
+    mm: mmap.mmap,
+    size: int,
+    params: ChunkerParams,
+    cancel: CancelToken | None,
+    on_bytes: Callable[[int], None] | None,
+    segments: int,
+) -> tuple[Chunks, bytes]:
+    n = max(1, min(segments, size // MIN_SEGMENT))
+    token = _Linked(cancel)
+    stop = threading.Event()
+    lock = threading.Lock()
+    done = 0
+
+    def progress(k: int) -> None:
+        nonlocal done
+        if on_bytes is not None:
+            with lock:
+                done += k
+                on_bytes(min(done, size))
+
+    def unmap(a: int, b: int) -> None:
+        _drop_pages(mm, a, b)
+        progress(b - a)
+
+    view = memoryview(mm)
+    try:
+        with ThreadPoolExecutor(max(2, n), thread_name_prefix="stitch-chunk") as pool:
+            if n == 1:
+                # The SHA-256 follows a window behind, over the pages just chunked (at most
+                # three windows mapped: chunking, queued, hashing).
+                todo: queue.Queue[tuple[int, int] | None] = queue.Queue(maxsize=1)
+
+                def hand_over(a: int, b: int) -> None:
+                    todo.put((a, b))
+                    progress(b - a)
+
+                sha = pool.submit(_sha256_windows, view, mm, todo)
                 try:
-                    while (job := todo.get()) is not None:
-                        a, b = job
-                        sha.update(view[a:b])
-                        _drop_pages(mm, a, b)
-                except BaseException as e:  # handed to the caller below
-                    failed.append(e)
-                    while todo.get() is not None:
-                        pass
+                    run = _chunk_run(params, view, 0, size, size, token.check, hand_over)
+                finally:
+                    todo.put(None)
+                digest = sha.result()
+                chunks = _pack(run.lengths, run.ids)
+            else:
+                # Segments run ahead of each other: the SHA-256 reads the file on its own.
+                sha = pool.submit(_sha256_of, path, size, stop)
+                try:
+                    bounds = [size * k // n for k in range(n + 1)]
+                    later = [pool.submit(_chunk_run, params, view, bounds[k], bounds[k + 1],
+                                         size, token.check, unmap) for k in range(1, n)]
+                    runs = [_chunk_run(params, view, 0, bounds[1], size, token.check, unmap)]
+                    runs += [f.result() for f in later]
+                    chunks = _stitch(params, view, size, runs)
+                    digest = sha.result()
+                except BaseException:
+                    stop.set()
+                    token.cancel()
+                    raise
+    finally:
+        view.release()
+    if on_bytes is not None:
+        on_bytes(size)
+    return chunks, digest
 
-            hasher = threading.Thread(target=hash_slices, name="sha256", daemon=True)
-            hasher.start()
-            try:
-                cdc = params.make()
-                pos = 0  # start of the chunk the next slice begins with
-                while pos < size:
-                    if cancel is not None:
-                        cancel.check()
-                    end = min(size, pos + _SLICE)
-                    nxt = _chunk_window(cdc, view, pos, end, size, lengths, ids)
-                    todo.put((pos, nxt))
-                    pos = nxt
-                    if on_bytes is not None:
-                        on_bytes(pos)
-            finally:
-                todo.put(None)
-                hasher.join()
-                view.release()
-            if failed:
-                raise failed[0]
-    return _pack(lengths, ids), sha.digest()
+
+def _sha256_windows(
+    view: memoryview, mm: mmap.mmap, todo: queue.Queue[tuple[int, int] | None]
+) -> bytes:
+    """SHA-256 of the windows ``todo`` hands over, in order, until ``None``; their pages are
+    unmapped once hashed. On an error it still takes every window, so the chunker never
+    blocks on a full queue."""
+    sha = hashlib.sha256()
+    try:
+        while (job := todo.get()) is not None:
+            a, b = job
+            sha.update(view[a:b])
+            _drop_pages(mm, a, b)
+    except BaseException:
+        while todo.get() is not None:
+            pass
+        raise
+    return sha.digest()
+
+
+def scan_workers() -> int:
+    """How many files to chunk at once: the CPUs this process may run on, at most
+    ``MAX_WORKERS``. Each file uses two threads (chunking and SHA-256), and the chunking of
+    all files shares one interpreter lock, so more would only add memory."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Windows or macOS
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_WORKERS))
+
+
+def chunk_files(
+    jobs: Sequence[tuple[Path, ChunkerParams]],
+    cancel: CancelToken | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+    workers: int | None = None,
+) -> Generator[tuple[Chunks, bytes], None, None]:
+    """Chunk many files, up to ``workers`` (default ``scan_workers()``) at a time, and yield
+    ``chunk_file``'s result for each job in the order of ``jobs``.
+
+    ``on_bytes(n)`` is called on the calling thread with the bytes done since its last call.
+    One job or one worker runs on the calling thread with no pool at all. At most
+    ``2 * workers`` results wait to be taken, so memory stays bounded. The first error in
+    job order is raised (``OSError``, ``CancelledError``) after the other workers stopped.
+    """
+    n = scan_workers() if workers is None else max(1, workers)
+    if n == 1 or len(jobs) <= 1:
+        for path, params in jobs:
+            last = 0
+
+            def delta(done: int) -> None:
+                nonlocal last
+                if on_bytes is not None and done > last:
+                    on_bytes(done - last)
+                last = done
+
+            yield chunk_file(path, params, cancel, delta)
+        return
+
+    token = _Linked(cancel)
+    lock = threading.Lock()
+    pending = 0  # bytes done by workers and not yet reported
+
+    def run(path: Path, params: ChunkerParams) -> tuple[Chunks, bytes]:
+        last = 0
+
+        def count(done: int) -> None:
+            nonlocal last, pending
+            with lock:
+                pending += done - last
+            last = done
+
+        return chunk_file(path, params, token, count)
+
+    def report() -> None:
+        nonlocal pending
+        with lock:
+            k, pending = pending, 0
+        if k and on_bytes is not None:
+            on_bytes(k)
+
+    todo = iter(jobs)
+    queued: deque[Future[tuple[Chunks, bytes]]] = deque()
+    pool = ThreadPoolExecutor(n, thread_name_prefix="stitch-scan")
+    try:
+        for path, params in itertools.islice(todo, 2 * n):
+            queued.append(pool.submit(run, path, params))
+        while queued:  # each round takes one result and submits at most one job
+            head = queued[0]
+            while not wait([head], timeout=_REPORT_EVERY).done:
+                report()
+            report()
+            result = head.result()
+            queued.popleft()
+            for path, params in itertools.islice(todo, 1):
+                queued.append(pool.submit(run, path, params))
+            yield result
+    finally:
+        token.cancel()  # no-op once all jobs are done; stops the others after an error
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from core import delta, fidx_groups, stz
-from core.chunker import DEFAULT_PARAMS, ChunkerParams, chunk_file
+from core.chunker import DEFAULT_PARAMS, ChunkerParams, chunk_files
 from core.compressed import WARN_SIZE, inspect, warning
 from core.errors import ConfigError, FormatError
 from core.fidx import FileIndex, decode, encode
@@ -144,41 +145,45 @@ def publish(
     stz_bytes = 0
     delta_bytes = 0
     prev_seeds: SeedSet | None = None
+    copied: list[tuple[str, Path, Path]] = []
     for rel, path in _source_files(src):
         dest = work / FILES / Path(*rel.split("/"))
         dest.parent.mkdir(parents=True, exist_ok=True)
         copy_sparse(path, dest)
         shutil.copymode(path, dest)
-        chunks, sha = chunk_file(dest, params)
-        idx = FileIndex.from_chunks(params, chunks, sha)
-        data = encode(idx)
-        (dest.parent / (dest.name + FIDX_SUFFIX)).write_bytes(data)
-        index_bytes += len(data)
-        groups_size, groups_sha = 0, ""
-        if len(idx) >= fidx_groups.MIN_CHUNKS:
-            # The group table lets a client fetch only the records of changed regions.
-            gdata = fidx_groups.encode(fidx_groups.build(idx))
-            (dest.parent / (dest.name + GROUPS_SUFFIX)).write_bytes(gdata)
-            groups_size, groups_sha = len(gdata), _sha256(gdata)
-            index_bytes += groups_size
-        indexes[rel] = idx
-        warnings.extend(_compression_warning(rel, dest, idx.file_size))
-        executable = bool(path.stat().st_mode & stat.S_IXUSR)
-        stz_size = 0
-        if compress and stz.worthwhile(dest, idx, compress_level):
-            stz_path = dest.parent / (dest.name + stz.SUFFIX)
-            stz_size = stz.write(dest, idx, data, stz_path, compress_level)
-            stz_bytes += stz_size
-        made: tuple[Delta, ...] = ()
-        if deltas and previous is not None:
-            if prev_seeds is None:
-                prev_seeds = _previous_seeds(previous)
-            chunk_cost = _missing_bytes(prev_seeds, idx) + len(data)
-            made = _make_delta(previous, rel, dest, sha.hex(), delta_level, chunk_cost)
-            delta_bytes += sum(d.size for d in made)
-        entries.append(FileEntry(rel, idx.file_size, sha.hex(),
-                                 _sha256(data), len(data), executable, stz_size, made,
-                                 groups_size, groups_sha))
+        copied.append((rel, path, dest))
+    # Index the copies several at once (a pool sized to the CPUs); results come in order.
+    with closing(chunk_files([(dest, params) for _, _, dest in copied])) as chunked:
+        for (rel, path, dest), (chunks, sha) in zip(copied, chunked, strict=True):
+            idx = FileIndex.from_chunks(params, chunks, sha)
+            data = encode(idx)
+            (dest.parent / (dest.name + FIDX_SUFFIX)).write_bytes(data)
+            index_bytes += len(data)
+            groups_size, groups_sha = 0, ""
+            if len(idx) >= fidx_groups.MIN_CHUNKS:
+                # The group table lets a client fetch only the records of changed regions.
+                gdata = fidx_groups.encode(fidx_groups.build(idx))
+                (dest.parent / (dest.name + GROUPS_SUFFIX)).write_bytes(gdata)
+                groups_size, groups_sha = len(gdata), _sha256(gdata)
+                index_bytes += groups_size
+            indexes[rel] = idx
+            warnings.extend(_compression_warning(rel, dest, idx.file_size))
+            executable = bool(path.stat().st_mode & stat.S_IXUSR)
+            stz_size = 0
+            if compress and stz.worthwhile(dest, idx, compress_level):
+                stz_path = dest.parent / (dest.name + stz.SUFFIX)
+                stz_size = stz.write(dest, idx, data, stz_path, compress_level)
+                stz_bytes += stz_size
+            made: tuple[Delta, ...] = ()
+            if deltas and previous is not None:
+                if prev_seeds is None:
+                    prev_seeds = _previous_seeds(previous)
+                chunk_cost = _missing_bytes(prev_seeds, idx) + len(data)
+                made = _make_delta(previous, rel, dest, sha.hex(), delta_level, chunk_cost)
+                delta_bytes += sum(d.size for d in made)
+            entries.append(FileEntry(rel, idx.file_size, sha.hex(),
+                                     _sha256(data), len(data), executable, stz_size, made,
+                                     groups_size, groups_sha))
 
     now = datetime.now(UTC)
     manifest = Manifest(

@@ -4,20 +4,22 @@ Owns the decision of what to read. A file whose size, mtime and file id match th
 cache is never read: its chunk index comes from the index cache. Other files that may hold
 useful chunks (installed files, files already at a target path, ``.part`` files an
 interrupted run left in staging) are chunked once, and their SHA-256 tells whether they are
-already the target. Chunking itself is ``core.chunker``; the lookup structure is
-``core.planner.SeedSet``.
+already the target; several at once (``core.chunker.chunk_files``, a pool sized to the
+CPUs), their results taken in path order. Chunking itself is ``core.chunker``; the lookup
+structure is ``core.planner.SeedSet``.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from core.chunker import ChunkerParams, chunk_file
+from core.chunker import ChunkerParams, chunk_files
 from core.fidx import FileIndex
 from core.fsutil import file_fingerprint
 from core.manifest import FileEntry, Manifest
@@ -125,27 +127,25 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
     total = sum(st.st_size for _, _, st in to_read) + sum(p.stat().st_size for _, p in parts)
     meter.phase(Phase.SCAN, 0, total)
 
-    for path, abs_path, st in to_read:
-        meter.current = path
-        sha = ""
-        for p in params_set:
-            meter_done = 0
-
-            def on_bytes(pos: int) -> None:
-                nonlocal meter_done
-                meter.add_done(pos - meter_done)
-                meter_done = pos
-
-            chunks, digest = chunk_file(abs_path, p, cancel, on_bytes)
-            idx = FileIndex.from_chunks(p, chunks, digest)
-            store.cache_index(idx)
-            seeds[p].append(_whole(str(abs_path), idx))
-            sha = digest.hex()
-        fingerprints[path] = InstalledFile(sha, *file_fingerprint(st))
-        changed_fp = True
-        target = by_path.get(path)
-        if target is not None and target.sha256 == sha:
-            unchanged.add(path)
+    # Chunk them on a bounded pool (several files at once); results come back in order.
+    plist = sorted(params_set, key=lambda p: (p.min_size, p.avg_size, p.max_size,
+                                              p.normalization, p.seed))
+    jobs = [(abs_path, p) for _, abs_path, _ in to_read for p in plist]
+    with closing(chunk_files(jobs, cancel, meter.add_done)) as results:
+        for path, abs_path, st in to_read:
+            meter.current = path
+            sha = ""
+            for p in plist:
+                chunks, digest = next(results)
+                idx = FileIndex.from_chunks(p, chunks, digest)
+                store.cache_index(idx)
+                seeds[p].append(_whole(str(abs_path), idx))
+                sha = digest.hex()
+            fingerprints[path] = InstalledFile(sha, *file_fingerprint(st))
+            changed_fp = True
+            target = by_path.get(path)
+            if target is not None and target.sha256 == sha:
+                unchanged.add(path)
 
     for f, pp in parts:
         meter.current = f.path

@@ -92,11 +92,11 @@ def test_unchanged_files_are_not_read_again(tmp_path: Path, releases: tuple[Path
     install = tmp_path / "install"
     _update(install, memory_fetcher(repo))
     publish(v2, repo, "1.1.0")
-    import core.scan
+    import core.chunker
 
     read: list[str] = []
-    real = core.scan.chunk_file
-    monkeypatch.setattr(core.scan, "chunk_file",
+    real = core.chunker.chunk_file
+    monkeypatch.setattr(core.chunker, "chunk_file",
                         lambda p, *a, **k: (read.append(str(p)), real(p, *a, **k))[1])
     _update(install, memory_fetcher(repo))
     assert read == []  # every seed came from the index cache, vouched by the fingerprint

@@ -270,6 +270,8 @@ def compare_pair(pair: Pair, work: Path, nginx: Nginx, web: Path, tools: list[st
     variants = (("stitch", [], "stitch"),
                 ("stitch-2k", ["--avg-chunk", "2048"], "stitch, avg 2 KiB chunks"),
                 ("stitch-z", ["--compress"], "stitch --compress"),
+                ("stitch-z2k", ["--compress", "--avg-chunk", "2048"],
+                 "stitch --compress, avg 2 KiB chunks"),
                 ("stitch-d", ["--compress", "--delta"], "stitch --compress --delta"))
     for variant, opts, label in variants:
         wanted = [t for t in tools if t == variant or (variant == "stitch" and t == "stitch-cold")]
