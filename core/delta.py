@@ -33,6 +33,7 @@ MAX_FILE_SIZE = 128 << 20  # bytes: larger files are updated by chunks only
 DEFAULT_LEVEL = 15  # measured: the best size/time trade-off for patch-from (benchmarks.md)
 LDM_ABOVE = 128 << 20  # old + new bytes above which long-distance matching is used
 _OUT_BLOCK = 1 << 20
+_DEFAULT_WINDOW_LOG = 27  # zstd's default decoder limit (ZSTD_WINDOWLOG_LIMIT_DEFAULT)
 
 
 def name_for(path: str, from_sha256: str) -> str:
@@ -65,9 +66,10 @@ def make(old: Path, new: Path, dest: Path, level: int = DEFAULT_LEVEL) -> int:
 
 def max_window(old_size: int, new_size: int) -> int:
     """The largest zstd window a delta between files of these sizes may ask for: the one
-    ``make`` uses (and ``zstd --patch-from``'s, which is no larger). A frame asking for
-    more is refused before anything is allocated for it."""
-    return 1 << _window_log(old_size, new_size)
+    ``make`` uses (and ``zstd --patch-from``'s, which is no larger), or zstd's own default
+    limit (2^27) for small pairs, whose deltas other tools may make with a level's default
+    window. A frame asking for more is refused before anything is allocated for it."""
+    return max(1 << _window_log(old_size, new_size), 1 << _DEFAULT_WINDOW_LOG)
 
 
 def _load_dictionary(old: Path) -> Any:
