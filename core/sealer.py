@@ -11,7 +11,9 @@ once, while the main thread builds the next one. ``result`` waits for the digest
 whose bytes are then durable.
 
 Reading back rather than hashing the buffers handed to ``pwrite`` costs a memory copy per
-byte on the second core and checks what the kernel holds, not what we meant to write.
+byte on the second core and checks what the kernel holds, not what we meant to write. The
+worker reads through a descriptor of its own (where positional I/O is seek + read, as on
+Windows, two threads must not share a file position) and fsyncs through the writer's.
 
 Owns: the worker thread, the per-file hash state. Leaves to ``core.rebuild`` what is written
 and to ``core.updater`` what a digest is compared with. The thread is never killed: it
@@ -26,6 +28,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from core.fsutil import pread
@@ -37,7 +40,8 @@ _STEP = 4  # reads per turn on one file before looking at the others
 
 @dataclass(eq=False)
 class _Track:
-    fd: int
+    fd: int  # the writer's descriptor: fsync goes through it
+    rfd: int  # the worker's own, read-only
     size: int
     prefix: int = 0  # bytes [0, prefix) are written
     pending: list[tuple[int, int]] = field(default_factory=list)  # heap of later ranges
@@ -60,8 +64,8 @@ class _Track:
 class Sealer:
     """One worker thread hashing and syncing the staged files it tracks (module doc).
 
-    Files are identified by their open file descriptor, which must stay open until
-    ``forget`` or ``close`` returns (the worker never touches an fd afterwards)."""
+    Files are identified by the writer's open file descriptor, which must stay open until
+    ``forget`` or ``close`` returns (the worker never touches it afterwards)."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
@@ -71,10 +75,12 @@ class Sealer:
         self._thread: threading.Thread | None = None
 
     # -- main side --------------------------------------------------------------------------
-    def track(self, fd: int, size: int) -> Callable[[int, int], None]:
-        """Start tracking the staged file open as ``fd``; returns its ``written(a, b)``."""
+    def track(self, fd: int, path: Path, size: int) -> Callable[[int, int], None]:
+        """Start tracking the staged file ``path``, open for writing as ``fd``; returns its
+        ``written(a, b)``. ``OSError`` if it cannot be opened for reading."""
+        rfd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         with self._cond:
-            self._tracks[fd] = _Track(fd, size)
+            self._tracks[fd] = _Track(fd, rfd, size)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="stitch-sealer",
                                                 daemon=True)
@@ -136,12 +142,15 @@ class Sealer:
                 return t.digest
 
     def forget(self, fd: int) -> None:
-        """Stop tracking the file (waits if the worker is on it right now)."""
+        """Stop tracking the file (waits if the worker is on it right now) and close the
+        worker's descriptor of it."""
         with self._cond:
             while (t := self._tracks.get(fd)) is not None and t.busy:
                 self._cond.wait(0.1)
-            self._tracks.pop(fd, None)
+            t = self._tracks.pop(fd, None)
             self._ready.pop(fd, None)
+        if t is not None:
+            os.close(t.rfd)
 
     def close(self) -> None:
         """Stop the worker and wait for it; it touches no file afterwards."""
@@ -151,6 +160,8 @@ class Sealer:
             thread = self._thread
         if thread is not None:
             thread.join()
+        for t in self._tracks.values():
+            os.close(t.rfd)
         self._tracks.clear()
         self._ready.clear()
 
@@ -189,7 +200,7 @@ class Sealer:
         for _ in range(_STEP):
             if pos >= limit or self._stop:
                 break
-            data = pread(t.fd, min(_READ, limit - pos), pos)
+            data = pread(t.rfd, min(_READ, limit - pos), pos)
             if not data:
                 raise OSError(f"staged file ends at {pos} bytes, not {t.size}")
             t.sha.update(data)

@@ -314,9 +314,9 @@ class Updater:
             else BlankFile(self._part_path(b.entry), b.entry.size)
             for b in p.builds]
         sealer = Sealer()
-        for s in staged:
-            s.written = sealer.track(s.fd, s.size)
         try:
+            for s in staged:
+                s.written = sealer.track(s.fd, s.path, s.size)
             self._rebuild(p, staged, sealer)
             self._download(c, p, staged, sealer)
             self._verify(p, staged, sealer)
@@ -410,7 +410,7 @@ class Updater:
                 b = p.builds[i] = more[0]
                 assert b.index is not None and b.plan is not None
                 s = staged[i] = StagedFile(self._part_path(b.entry), b.index, b.plan, b.stz)
-                s.written = sealer.track(s.fd, s.size)
+                s.written = sealer.track(s.fd, s.path, s.size)
                 s.copy_local(scan.open_seed_for(b.plan), self.cancel, m.add_local)
             assert isinstance(s, StagedFile)
             ranges = s.remote_ranges()

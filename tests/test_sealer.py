@@ -44,7 +44,7 @@ def test_digest_of_pieces_marked_in_any_order(tmp_path: Path, marked: float) -> 
     fd = os.open(path, os.O_RDONLY)
     sealer = Sealer()
     try:
-        written = sealer.track(fd, size)
+        written = sealer.track(fd, path, size)
         for a, b in pieces:
             written(a, b)
         sealer.complete(fd)
@@ -68,7 +68,7 @@ def test_many_files_and_an_empty_one(tmp_path: Path) -> None:
             path, data = _file(sub, size, seed=i)
             fd = os.open(path, os.O_RDONLY)
             fds.append((fd, hashlib.sha256(data).hexdigest()))
-            sealer.track(fd, size)(0, size)
+            sealer.track(fd, path, size)(0, size)
             sealer.complete(fd)
         for fd, want in reversed(fds):
             assert sealer.result(fd, CancelToken()) == want
@@ -83,7 +83,7 @@ def test_a_file_shorter_than_its_size_is_an_error_not_a_hang(tmp_path: Path) -> 
     fd = os.open(path, os.O_RDONLY)
     sealer = Sealer()
     try:
-        sealer.track(fd, 5000)
+        sealer.track(fd, path, 5000)
         sealer.complete(fd)
         with pytest.raises(OSError, match="ends at 1000"):
             sealer.result(fd, CancelToken())
@@ -98,7 +98,7 @@ def test_waiting_for_a_result_sees_cancel(tmp_path: Path) -> None:
     sealer = Sealer()
     cancel = CancelToken()
     try:
-        sealer.track(fd, 1000)  # never completed: the result would never come
+        sealer.track(fd, path, 1000)  # never completed: the result would never come
         cancel.cancel()
         with pytest.raises(CancelledError):
             sealer.result(fd, cancel)
