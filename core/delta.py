@@ -81,9 +81,17 @@ def _load_dictionary(old: Path) -> Any:
         size = os.fstat(f.fileno()).st_size
         if size == 0:
             return zstd.ZstdCompressionDict(b"", dict_type=zstd.DICT_TYPE_RAWCONTENT)
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as view, \
-                memoryview(view) as buf:
+        with _map(f.fileno()) as view, memoryview(view) as buf:
             return zstd.ZstdCompressionDict(buf, dict_type=zstd.DICT_TYPE_RAWCONTENT)
+
+
+def _map(fd: int) -> mmap.mmap:
+    """A read-only map of the whole file, its pages read in one go where the OS allows
+    (Linux ``MAP_POPULATE``: measured faster than faulting them in one by one)."""
+    populate = getattr(mmap, "MAP_POPULATE", 0)
+    if populate and os.name != "nt":
+        return mmap.mmap(fd, 0, flags=mmap.MAP_SHARED | populate, prot=mmap.PROT_READ)
+    return mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
 
 
 class _Output:
