@@ -8,7 +8,8 @@ waits for the tail instead of re-reading whole files. When a file is declared co
 (``complete``: nothing more will be written), the worker hashes whatever is left (the marks
 only let hashing start early; the end result never depends on them) and fsyncs the file,
 once, while the main thread builds the next one. ``result`` waits for the digest of a file
-whose bytes are then durable.
+whose bytes are then durable. On Linux the worker also asks the kernel to start writing out
+each piece it has hashed (``posix_fadvise(DONTNEED)``), so that fsync has less left to do.
 
 Reading back rather than hashing the buffers handed to ``pwrite`` costs a memory copy per
 byte on the second core and checks what the kernel holds, not what we meant to write. The
@@ -25,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import os
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,8 +36,11 @@ from typing import Any
 from core.fsutil import pread
 from core.progress import CancelToken
 
-_READ = 4 << 20  # bytes per read-back
+_READ = 4 << 20  # bytes per read-back; the worker is woken when this much is ready
 _STEP = 4  # reads per turn on one file before looking at the others
+# Linux starts writeback of dirty pages on POSIX_FADV_DONTNEED (and drops the clean ones,
+# which nothing reads again soon); elsewhere the fsync does all of it.
+_WRITEBACK = getattr(os, "POSIX_FADV_DONTNEED", 0) if sys.platform == "linux" else 0
 
 
 @dataclass(eq=False)
@@ -103,7 +108,8 @@ class Sealer:
             t.prefix = b
             while t.pending and t.pending[0][0] <= t.prefix:
                 t.prefix = max(t.prefix, heapq.heappop(t.pending)[1])
-            self._wake(fd, t)
+            if t.prefix - t.hashed >= _READ:  # waking the worker per chunk costs more
+                self._wake(fd, t)
 
     def complete(self, fd: int) -> None:
         """Nothing more will be written to the file: hash the rest and fsync it."""
@@ -204,6 +210,8 @@ class Sealer:
             if not data:
                 raise OSError(f"staged file ends at {pos} bytes, not {t.size}")
             t.sha.update(data)
+            if _WRITEBACK:  # start writing these pages out now: the fsync will wait less
+                os.posix_fadvise(t.fd, pos, len(data), _WRITEBACK)
             pos += len(data)
             with self._cond:
                 t.hashed = pos
