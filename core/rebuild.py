@@ -2,8 +2,10 @@
 
 Owns the staging file's bytes: local copies (each chunk re-hashed as it is copied, so a
 stale seed costs a download, never a wrong byte), remote ranges (each chunk checked against
-its xxh3-128 id before it is written) and the final whole-file SHA-256. It does not decide
-what to copy or fetch (``core.planner``) nor how bytes travel (``core.fetcher``).
+its xxh3-128 id before it is written), and the report of which byte ranges are final
+(``written``) that ``core.sealer`` hashes behind; ``verify`` re-reads instead, for callers
+without a sealer (``core.sync``). It does not decide what to copy or fetch
+(``core.planner``) nor how bytes travel (``core.fetcher``).
 """
 
 from __future__ import annotations
@@ -77,9 +79,25 @@ class SeedFiles:
         self._fds.clear()
 
 
+def check_digest(path: Path, expected: str, actual: str) -> None:
+    """``HashMismatchError`` unless a rebuilt file's SHA-256 is the expected one."""
+    if actual != expected:
+        raise HashMismatchError(
+            f"rebuilt file does not match the release (SHA-256 {actual[:16]}…, "
+            f"expected {expected[:16]}…)", expected=expected, actual=actual,
+            path=str(path))
+
+
+def _no_mark(_a: int, _b: int) -> None:
+    pass
+
+
 class BlankFile:
     """A file being built at ``path`` in staging, ``size`` bytes, starting as a hole. A
-    delta writes it in order; ``StagedFile`` builds it from chunks."""
+    delta writes it in order; ``StagedFile`` builds it from chunks.
+
+    ``written(a, b)`` is called after bytes [a, b) hold their final value (written, or
+    already zeros), from whichever thread wrote them: ``core.sealer`` hashes behind it."""
 
     def __init__(self, path: Path, size: int) -> None:
         self.path = path
@@ -89,6 +107,11 @@ class BlankFile:
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
         if os.fstat(self._fd).st_size != size:
             os.ftruncate(self._fd, size)
+        self.written: Callable[[int, int], None] = _no_mark
+
+    @property
+    def fd(self) -> int:
+        return self._fd
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -103,6 +126,7 @@ class BlankFile:
     def write_at(self, data: bytes, offset: int) -> None:
         """Write bytes checked some other way (a delta's output, checked by the SHA-256)."""
         pwrite(self._fd, data, offset)
+        self.written(offset, offset + len(data))
 
     def sha256(self, cancel: CancelToken, on_bytes: Callable[[int], None]) -> str:
         h = hashlib.sha256()
@@ -119,13 +143,10 @@ class BlankFile:
 
     def verify(self, expected: str, cancel: CancelToken,
                on_bytes: Callable[[int], None]) -> None:
+        """fsync, re-read and compare (the updater hashes behind the writes instead:
+        ``core.sealer``)."""
         os.fsync(self._fd)
-        actual = self.sha256(cancel, on_bytes)
-        if actual != expected:
-            raise HashMismatchError(
-                f"rebuilt file does not match the release (SHA-256 {actual[:16]}…, "
-                f"expected {expected[:16]}…)", expected=expected, actual=actual,
-                path=str(self.path))
+        check_digest(self.path, expected, self.sha256(cancel, on_bytes))
 
 
 
@@ -159,11 +180,13 @@ class StagedFile(BlankFile):
         for toff, seed, soff, length in self.plan.copies.tolist():
             cancel.check()
             if self.plan.seed_names[seed] == ZERO_SEED:
+                self.written(toff, toff + length)
                 on_bytes(length)  # already zeros: the staged file starts as a hole
                 continue
             fd = open_seed(seed)
             i, j = self._chunk_range(toff, toff + length)
             pos = 0
+            good = 0  # start of the run of good chunks not yet reported written
             data = pread(fd, length, soff) if length <= _READ else None
             for k in range(i, j):
                 clen = int(self.index.lengths[k])
@@ -175,8 +198,13 @@ class StagedFile(BlankFile):
                     _write(self._fd, chunk, toff + pos, self.index.ids[k].tobytes())
                 else:
                     self.retry_ranges.append((toff + pos, toff + pos + clen))
+                    if good < pos:
+                        self.written(toff + good, toff + pos)
+                    good = pos + clen
                 pos += clen
                 on_bytes(clen)
+            if good < pos:
+                self.written(toff + good, toff + pos)
 
     def remote_ranges(self) -> list[tuple[int, int]]:
         """Planned remote ranges plus local chunks that failed their check, merged."""
@@ -247,12 +275,14 @@ class StagedFile(BlankFile):
         raw_offsets = self.offsets
         offsets = raw_offsets if layout is None else layout
         fd = self._fd
+        written = self.written
 
         def finish(k: int, stored: bytes | bytearray | memoryview, a: int, b: int) -> None:
             start, end = int(raw_offsets[k]), int(raw_offsets[k + 1])
             chunk = stored if unpack is None else unpack(k, stored)
             if chunk is not None and self._ok(k, chunk):
                 _write(fd, chunk, start, ids[k].tobytes())
+                written(start, end)
             else:
                 bad.append((start, end))
             on_bytes(b - a)

@@ -36,8 +36,9 @@ from core.manifest import Delta, FileEntry, Manifest
 from core.meter import Meter
 from core.planner import FilePlan, PlanOptions, plan_file
 from core.progress import CancelToken, Phase, ProgressCallback, no_progress
-from core.rebuild import BlankFile, StagedFile
+from core.rebuild import BlankFile, StagedFile, check_digest
 from core.scan import ScanResult, scan_local
+from core.sealer import Sealer
 from core.state import InstalledFile, InstalledState, StateStore
 from core.stz import StzTable
 from core.trust import TrustedRelease, verify_release
@@ -405,11 +406,15 @@ class Updater:
             if b.index is not None and b.plan is not None
             else BlankFile(self._part_path(b.entry), b.entry.size)
             for b in p.builds]
+        sealer = Sealer()
         try:
-            self._rebuild(p, staged)
-            self._download(c, p, staged)
-            self._verify(p, staged)
+            for s in staged:
+                s.written = sealer.track(s.fd, s.path, s.size)
+            self._rebuild(p, staged, sealer)
+            self._download(c, p, staged, sealer)
+            self._verify(p, staged, sealer)
         finally:
+            sealer.close()  # before the files: it must not touch a closed descriptor
             for s in staged:
                 s.close()
             for scan in (p.scan, *p.more_scans):
@@ -422,7 +427,7 @@ class Updater:
         """Check, prepare and apply in one call."""
         return self.apply()
 
-    def _rebuild(self, p: _Planned, staged: list[BlankFile]) -> None:
+    def _rebuild(self, p: _Planned, staged: list[BlankFile], sealer: Sealer) -> None:
         m = self.meter
         total = sum(b.plan.bytes_local for b in p.builds if b.plan is not None)
         m.phase(Phase.REBUILD, 0, total)
@@ -430,27 +435,56 @@ class Updater:
             if isinstance(s, StagedFile):  # a delta rebuilds its file in the download phase
                 m.current = b.entry.path
                 s.copy_local(p.scan.open_seed_for(s.plan), self.cancel, m.add_local)
+                if not s.remote_ranges():
+                    sealer.complete(s.fd)  # hashed and synced while the others are built
 
-    def _apply_delta(self, man: Manifest, b: _Build, s: BlankFile) -> bool:
-        """Rebuild ``s`` from the publisher's delta; False (after logging why) when the
-        delta cannot be used, so the caller falls back to chunks."""
+    def _apply_delta(self, man: Manifest, b: _Build, s: BlankFile, sealer: Sealer) -> bool:
+        """Rebuild ``s`` from the publisher's delta, decoded as it arrives; False (after
+        logging why) when the delta cannot be used, so the caller falls back to chunks.
+
+        The delta is decoded before its last byte (hence its digest) is known: the output
+        goes to the staging file only, is bounded by the file's size (``delta.Decoder``),
+        and is used only if the delta's SHA-256 and then the output's match the manifest.
+        """
         assert b.delta is not None
         d = b.delta
         url = self._file_url(man, delta.name_for(b.entry.path, d.from_sha256))
         old = self.config.install_dir.joinpath(*b.entry.path.split("/"))
-        try:
-            data = self.fetcher.fetch(url, d.size, self.cancel)
+        decoder = delta.Decoder(old, b.entry.size, s.write_at)
+        digest = hashlib.sha256()
+        got = 0
+
+        def sink(offset: int, data: bytes) -> None:
+            nonlocal got
+            if offset != got:
+                raise FormatError(f"{url}: delta bytes arrived out of order", what="delta")
+            digest.update(data)
+            decoder.feed(data)
+            got += len(data)
             self.meter.add_network(len(data))
-            if hashlib.sha256(data).hexdigest() != d.sha256:
-                raise HashMismatchError(f"{url}: delta does not match the manifest")
-            delta.apply(old, data, b.entry.size, s.write_at)
+
+        try:
+            self.fetcher.fetch_ranges(url, [(0, d.size)], sink, self.cancel)
+            if got != d.size or digest.hexdigest() != d.sha256:
+                raise HashMismatchError(f"{url}: delta does not match the manifest",
+                                        expected=d.sha256, path=b.entry.path)
+            decoder.finish()
+            sealer.complete(s.fd)
+            actual = sealer.result(s.fd, self.cancel, durable=False)  # the tail only
+            if actual != b.entry.sha256:
+                raise HashMismatchError(f"{url}: delta rebuilds another file",
+                                        expected=b.entry.sha256, actual=actual,
+                                        path=b.entry.path)
         except (DownloadError, ContentError) as e:
             self.meter.log(f"{b.entry.path}: delta not used ({e}); using chunks")
             return False
+        finally:
+            decoder.close()  # the dictionary (a copy of the old file) goes now
         self.meter.log(f"{b.entry.path}: rebuilt from a {d.size}-byte delta")
         return True
 
-    def _download(self, c: _Checked, p: _Planned, staged: list[BlankFile]) -> None:
+    def _download(self, c: _Checked, p: _Planned, staged: list[BlankFile],
+                  sealer: Sealer) -> None:
         m = self.meter
         man = c.trusted.manifest
         m.phase(Phase.DOWNLOAD, 0, sum(b.wire_bytes() for b in p.builds))
@@ -458,9 +492,10 @@ class Updater:
             s = staged[i]
             if b.delta is not None:
                 m.current = b.entry.path
-                if self._apply_delta(man, b, s):
+                if self._apply_delta(man, b, s, sealer):
                     continue
                 # The delta failed: build this file from chunks after all.
+                sealer.forget(s.fd)
                 s.reset()  # drop what a bad delta wrote: the plan counts on zeros
                 s.close()
                 more, scan = self._plan_by_chunks(man, c.state, [b.entry])
@@ -468,25 +503,30 @@ class Updater:
                 b = p.builds[i] = more[0]
                 assert b.index is not None and b.plan is not None
                 s = staged[i] = StagedFile(self._part_path(b.entry), b.index, b.plan, b.stz)
+                s.written = sealer.track(s.fd, s.path, s.size)
                 s.copy_local(scan.open_seed_for(b.plan), self.cancel, m.add_local)
             assert isinstance(s, StagedFile)
             ranges = s.remote_ranges()
-            if not ranges:
-                continue
-            m.current = b.entry.path
-            url = self._file_url(man, b.entry.path)
-            how = "compressed" if s.stz is not None else "raw"
-            m.log(f"{b.entry.path}: {len(ranges)} ranges, {s.wire_bytes()} bytes {how}")
-            s.download(self.fetcher, url, self.cancel, m.add_network,
-                       url + stz.SUFFIX if s.stz is not None else "")
+            if ranges:
+                m.current = b.entry.path
+                url = self._file_url(man, b.entry.path)
+                how = "compressed" if s.stz is not None else "raw"
+                m.log(f"{b.entry.path}: {len(ranges)} ranges, {s.wire_bytes()} bytes {how}")
+                s.download(self.fetcher, url, self.cancel, m.add_network,
+                           url + stz.SUFFIX if s.stz is not None else "")
+            sealer.complete(s.fd)
 
-    def _verify(self, p: _Planned, staged: list[BlankFile]) -> None:
+    def _verify(self, p: _Planned, staged: list[BlankFile], sealer: Sealer) -> None:
+        """Wait for each file's SHA-256 (hashed on the sealer's thread while it was
+        written, so mostly done) and fsync, compare, and mark it ready."""
         m = self.meter
         m.phase(Phase.VERIFY, 0, sum(b.entry.size for b in p.builds))
         for b, s in zip(p.builds, staged, strict=True):
             m.current = b.entry.path
-            s.verify(b.entry.sha256, self.cancel, m.add_done)
+            actual = sealer.result(s.fd, self.cancel, m.add_done)
+            sealer.forget(s.fd)
             s.close()
+            check_digest(s.path, b.entry.sha256, actual)
             os.replace(s.path, s.path.with_suffix(".ready"))
 
     def _install(self, c: _Checked, p: _Planned, staged: list[BlankFile]) -> None:
