@@ -36,6 +36,15 @@ _OUT_BLOCK = 1 << 20
 _DEFAULT_WINDOW_LOG = 27  # zstd's default decoder limit (ZSTD_WINDOWLOG_LIMIT_DEFAULT)
 
 
+def available() -> bool:
+    """Whether zstd is here to decode deltas (an optional dependency)."""
+    try:
+        import zstandard  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def name_for(path: str, from_sha256: str) -> str:
     """Where the delta from the file with ``from_sha256`` lives, beside ``path``."""
     return f"{path}.{from_sha256[:16]}{SUFFIX}"

@@ -15,9 +15,9 @@ import shutil
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from core import delta, fidx_groups, stz
-from core.chunker import ChunkerParams
+from core import delta
 from core.commit import Op, commit, recover
 from core.errors import (
     ContentError,
@@ -28,20 +28,25 @@ from core.errors import (
     RangeError,
 )
 from core.fetcher import Fetcher
-from core.fidx import FileIndex, decode
-from core.fidx_groups import Assembly, GroupTable, LocalGroups
 from core.fsutil import file_fingerprint, inside
 from core.layout import fidx_url, file_url, groups_url
 from core.manifest import Delta, FileEntry, Manifest
 from core.meter import Meter
-from core.planner import FilePlan, PlanOptions, plan_file
 from core.progress import CancelToken, Phase, ProgressCallback, no_progress
-from core.rebuild import BlankFile, StagedFile, check_digest
 from core.scan import ScanResult, scan_local
 from core.sealer import Sealer
+from core.staging import BlankFile, check_digest
 from core.state import InstalledFile, InstalledState, StateStore
-from core.stz import StzTable
 from core.trust import TrustedRelease, verify_release
+
+if TYPE_CHECKING:
+    # The chunk machinery (numpy, the planner, indexes, compressed copies) is imported where
+    # it is used: an update rebuilt from deltas, or one with nothing to do, starts without it.
+    from core.chunker import ChunkerParams
+    from core.fidx import FileIndex
+    from core.fidx_groups import GroupTable, LocalGroups
+    from core.planner import FilePlan, PlanOptions
+    from core.stz import StzTable
 
 
 @dataclass(frozen=True)
@@ -127,10 +132,18 @@ class Updater:
         self._fetcher = fetcher
         self.cancel = cancel or CancelToken()
         self.meter = Meter(progress or no_progress)
-        self.options = options or PlanOptions()
+        self._options = options
         self.store = StateStore(config.install_dir)
         self._check: _Checked | None = None
         self._plan: _Planned | None = None
+
+    @property
+    def options(self) -> PlanOptions:
+        if self._options is None:
+            from core.planner import PlanOptions
+
+            self._options = PlanOptions()
+        return self._options
 
     @property
     def fetcher(self) -> Fetcher:
@@ -228,6 +241,9 @@ class Updater:
         A file with a group table (and something local to match it against) gets its table
         first and its index after the scan: the records of the groups found in local
         indexes come from them, the others from byte ranges of the ``.fidx``."""
+        if entries:
+            from core.fidx_groups import LocalGroups
+            from core.planner import plan_file
         targets: dict[str, FileIndex] = {}
         tables: dict[str, GroupTable] = {}
         local_files = _has_local_files(self.config.install_dir, state)
@@ -276,6 +292,8 @@ class Updater:
         return self._accept_index(url, f, data)
 
     def _accept_index(self, url: str, f: FileEntry, data: bytes) -> FileIndex:
+        from core.fidx import decode
+
         if hashlib.sha256(data).hexdigest() != f.fidx_sha256:
             raise HashMismatchError(f"{url}: index does not match the manifest",
                                     expected=f.fidx_sha256, path=f.path)
@@ -289,6 +307,8 @@ class Updater:
 
     def _fetch_table(self, man: Manifest, f: FileEntry) -> GroupTable:
         """The group table of ``f``'s index, checked against the manifest."""
+        from core import fidx_groups
+
         cfg = self.config
         url = groups_url(cfg.url, cfg.channel, man.version, f.path)
         data = self.fetcher.fetch(url, f.groups_size, self.cancel)
@@ -310,6 +330,8 @@ class Updater:
         fetched group does not match the table. The result is checked against the
         manifest's digest of the ``.fidx``. Raises ``HashMismatchError``, ``FormatError``
         or ``DownloadError``."""
+        from core.fidx_groups import Assembly
+
         cfg = self.config
         asm = Assembly.start(table, local)
         ranges = asm.leaf_ranges()
@@ -350,7 +372,7 @@ class Updater:
         (the state cache vouches for its SHA-256) and zstd is here. Then neither the index
         nor the local files are read: the delta alone rebuilds the file."""
         have = state.files.get(f.path)
-        if have is None or not f.deltas or not stz.available():
+        if have is None or not f.deltas or not delta.available():
             return None
         if not self._vouched(f.path, have):
             return None
@@ -360,6 +382,8 @@ class Updater:
     def _stz_table(self, man: Manifest, f: FileEntry, idx: FileIndex) -> StzTable | None:
         """The compressed copy's size table, when the release has one and zstd is here.
         A copy that is missing or does not fit its index is ignored: raw ranges still work."""
+        from core import stz
+
         if not f.stz_size or not stz.available():
             return None
         url = self._file_url(man, f.path) + stz.SUFFIX
@@ -401,11 +425,7 @@ class Updater:
             raise NotEnoughSpaceError(p.plan.disk_needed, p.plan.disk_free,
                                       str(cfg.install_dir))
         self._clean_stale_staging({self._part_path(b.entry).name for b in p.builds})
-        staged: list[BlankFile] = [
-            StagedFile(self._part_path(b.entry), b.index, b.plan, b.stz)
-            if b.index is not None and b.plan is not None
-            else BlankFile(self._part_path(b.entry), b.entry.size)
-            for b in p.builds]
+        staged = [self._staged(b) for b in p.builds]
         sealer = Sealer()
         try:
             for s in staged:
@@ -427,12 +447,24 @@ class Updater:
         """Check, prepare and apply in one call."""
         return self.apply()
 
+    def _staged(self, b: _Build) -> BlankFile:
+        """The staging file ``b`` is built in: from chunks, or (a delta) in order."""
+        if b.index is None or b.plan is None:
+            return BlankFile(self._part_path(b.entry), b.entry.size)
+        from core.rebuild import StagedFile
+
+        return StagedFile(self._part_path(b.entry), b.index, b.plan, b.stz)
+
     def _rebuild(self, p: _Planned, staged: list[BlankFile], sealer: Sealer) -> None:
         m = self.meter
         total = sum(b.plan.bytes_local for b in p.builds if b.plan is not None)
         m.phase(Phase.REBUILD, 0, total)
         for b, s in zip(p.builds, staged, strict=True):
-            if isinstance(s, StagedFile):  # a delta rebuilds its file in the download phase
+            if b.plan is None:
+                continue  # a delta rebuilds its file in the download phase
+            from core.rebuild import StagedFile
+
+            if isinstance(s, StagedFile):
                 m.current = b.entry.path
                 s.copy_local(p.scan.open_seed_for(s.plan), self.cancel, m.add_local)
                 if not s.remote_ranges():
@@ -490,6 +522,7 @@ class Updater:
         m.phase(Phase.DOWNLOAD, 0, sum(b.wire_bytes() for b in p.builds))
         for i, b in enumerate(p.builds):
             s = staged[i]
+            fell_back = False
             if b.delta is not None:
                 m.current = b.entry.path
                 if self._apply_delta(man, b, s, sealer):
@@ -502,10 +535,16 @@ class Updater:
                 p.more_scans.append(scan)
                 b = p.builds[i] = more[0]
                 assert b.index is not None and b.plan is not None
-                s = staged[i] = StagedFile(self._part_path(b.entry), b.index, b.plan, b.stz)
+                s = staged[i] = self._staged(b)
                 s.written = sealer.track(s.fd, s.path, s.size)
-                s.copy_local(scan.open_seed_for(b.plan), self.cancel, m.add_local)
-            assert isinstance(s, StagedFile)
+                fell_back = True
+            from core import stz
+            from core.rebuild import StagedFile
+
+            assert isinstance(s, StagedFile) and b.plan is not None
+            if fell_back:  # the local chunks of a file whose delta failed are copied now
+                s.copy_local(p.more_scans[-1].open_seed_for(b.plan), self.cancel,
+                             m.add_local)
             ranges = s.remote_ranges()
             if ranges:
                 m.current = b.entry.path
@@ -618,6 +657,8 @@ class _Build:
         assert self.plan is not None and self.index is not None
         ranges = [(int(a), int(b)) for a, b in self.plan.remote.tolist()]
         if self.stz is not None:
+            from core import stz
+
             ranges = stz.compressed_ranges(self.stz, self.index.offsets(), ranges)
         return sum(b - a for a, b in ranges)
 

@@ -16,7 +16,7 @@ from core import delta
 from core.errors import FormatError
 from core.fetcher import MemoryFetcher
 from core.publish import publish
-from core.rebuild import BlankFile
+from core.staging import BlankFile
 from core.updater import Updater, UpdaterConfig
 from tests.conftest import MEM, memory_fetcher, tree_digest
 
@@ -285,3 +285,36 @@ def test_decoder_refuses_a_window_beyond_what_the_pair_needs(tmp_path: Path) -> 
     with pytest.raises(FormatError, match="does not decode"):
         dec.feed(frame)
         dec.finish()
+
+
+_LOADED = (
+    "import runpy, sys\n"
+    "sys.argv = ['stitch', *sys.argv[1:]]\n"
+    "try:\n"
+    "    runpy.run_module('app.cli', run_name='__main__')\n"
+    "except SystemExit as e:\n"
+    "    code = e.code\n"
+    "heavy = ('numpy', 'pyfastcdc', 'xxhash', 'PySide6')\n"
+    "print(code, *sorted(m for m in heavy if m in sys.modules))\n"
+)
+
+
+def test_update_by_delta_starts_without_the_chunk_machinery(
+        tmp_path: Path, plain_server) -> None:  # type: ignore[no-untyped-def]
+    """Start-up: a launcher's update rebuilt from a delta, and the next run that finds
+    nothing to do, import neither numpy (the planner, indexes) nor the chunker nor Qt."""
+    v0, v1, _ = _versions(tmp_path)
+    (v1 / "readme.txt").write_bytes((v0 / "readme.txt").read_bytes())  # only the delta
+    repo, install = tmp_path / "repo", tmp_path / "install"
+    publish(v0, repo, "1.0.0", deltas=True)
+    _update(install, memory_fetcher(repo))
+    publish(v1, repo, "1.1.0", deltas=True)
+    url = plain_server(repo)
+    cmd = [sys.executable, "-c", _LOADED, "update", "--url", url, "--dir", str(install),
+           "--progress", "none"]
+    root = Path(__file__).parent.parent
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=root)
+    assert first.stdout.split() == ["0"], first.stderr
+    assert tree_digest(install) == tree_digest(v1)
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=root)
+    assert again.stdout.split() == ["0"], again.stderr
