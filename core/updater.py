@@ -582,9 +582,10 @@ class Updater:
             ops.append(Op(path, None, False, os.path.lexists(dest), f"backup/r{j}"))
         # Executable bits of unchanged files are part of the release too.
         built = {b.entry.path for b in p.builds}
+        root = self.config.install_dir
         for f in man.files:
-            if f.path not in built:
-                _set_executable(inside(self.config.install_dir, f.path), f.executable)
+            if f.path not in built and not _executable_as(root, f.path, f.executable):
+                _set_executable(inside(root, f.path), f.executable)
         state = InstalledState(
             product=man.product, channel=man.channel, version=man.version,
             files={k: v for k, v in p.scan.fingerprints.items() if k in man.by_path()},
@@ -698,6 +699,20 @@ def _free_space(path: Path) -> int:
     while not p.exists() and p.parent != p:
         p = p.parent
     return shutil.disk_usage(p).free
+
+
+def _executable_as(root: Path, rel: str, executable: bool) -> bool:
+    """Whether the file at ``rel`` is a regular file whose executable bits are already as
+    the release says (then nothing is written, and the symlink-safe walk of ``inside``,
+    a few ms per hundred files, is not needed). Windows has no such bits."""
+    if os.name == "nt":
+        return True
+    try:
+        mode = os.lstat(root.joinpath(*rel.split("/"))).st_mode
+    except OSError:
+        return False
+    bits = mode & 0o111
+    return stat.S_ISREG(mode) and bits == (0o111 if executable else 0)
 
 
 def _set_executable(path: Path, executable: bool) -> None:

@@ -353,3 +353,32 @@ def test_files_verified_before_an_interruption_are_not_fetched_again(
     _update(install, fetcher)
     assert tree_digest(install) == tree_digest(releases[2])
     assert not [rs for _, rs in fetcher.requests if rs]  # nothing but metadata
+
+
+def test_executable_bits_of_unchanged_files_follow_the_release(tmp_path: Path) -> None:
+    """Modes are part of a release: an unchanged file whose flag flips, or whose bits the
+    player changed, gets the release's bits at the next update; files already right are
+    left alone."""
+    v1, v2 = tmp_path / "v1", tmp_path / "v2"
+    for v in (v1, v2):
+        v.mkdir()
+        (v / "run.sh").write_bytes(b"#!/bin/sh\necho game\n")
+        (v / "data.bin").write_bytes(b"level data" * 100)
+        (v / "tool").write_bytes(b"\x7fELF tool")
+        (v / "readme.txt").write_text(f"release {v.name}\n")
+    (v1 / "run.sh").chmod(0o755)
+    (v1 / "data.bin").chmod(0o644)
+    (v1 / "tool").chmod(0o755)
+    (v2 / "run.sh").chmod(0o644)  # flipped off
+    (v2 / "data.bin").chmod(0o755)  # flipped on
+    (v2 / "tool").chmod(0o755)  # unchanged, but the player will clear it
+    repo, install = tmp_path / "repo", tmp_path / "install"
+    publish(v1, repo, "1.0.0")
+    _update(install, memory_fetcher(repo))
+    assert os.access(install / "run.sh", os.X_OK) and os.access(install / "tool", os.X_OK)
+    (install / "tool").chmod(0o644)
+    publish(v2, repo, "2.0.0")
+    _, result = _update(install, memory_fetcher(repo))
+    assert result.outcome is Outcome.UPDATED and result.files_changed == 1  # readme only
+    modes = {n: (install / n).stat().st_mode & 0o777 for n in ("run.sh", "data.bin", "tool")}
+    assert modes == {"run.sh": 0o644, "data.bin": 0o755, "tool": 0o755}
