@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core import delta, fidx_groups, stz
+from core import delta, fidx_groups, fidx_sub, stz
 from core.chunker import DEFAULT_PARAMS, ChunkerParams, chunk_files
 from core.compressed import WARN_SIZE, inspect, warning
 from core.errors import ConfigError, FormatError
@@ -33,6 +33,7 @@ from core.layout import (
     MANIFEST,
     POINTER,
     SIGNATURE,
+    SUB_SUFFIX,
     manifest_rel,
 )
 from core.manifest import (
@@ -119,11 +120,13 @@ def publish(
     compress_level: int = stz.DEFAULT_LEVEL,
     deltas: bool = False,
     delta_level: int = delta.DEFAULT_LEVEL,
+    subchunks: bool = False,
 ) -> PublishReport:
     """Publish ``src`` as ``version`` of ``channel`` in ``repo``. ``sign_key`` is a
     ``core.signing.SecretKey``. Raises ``ConfigError`` for bad arguments (an existing
     version without ``force``), ``UnsafePathError`` for file names that cannot be installed
-    everywhere, ``OSError`` for disk problems."""
+    everywhere, ``OSError`` for disk problems. ``subchunks`` writes sub-indexes
+    (``core.fidx_sub``) against the previous release, when there is one."""
     if not src.is_dir():
         raise ConfigError(f"source folder not found: {src}")
     params.validate()
@@ -184,6 +187,10 @@ def publish(
             entries.append(FileEntry(rel, idx.file_size, sha.hex(),
                                      _sha256(data), len(data), executable, stz_size, made,
                                      groups_size, groups_sha))
+
+    if subchunks and previous is not None:
+        entries, sub_bytes = _write_subindexes(previous, work, entries, indexes)
+        index_bytes += sub_bytes
 
     now = datetime.now(UTC)
     manifest = Manifest(
@@ -275,6 +282,50 @@ def _previous_seeds(previous: tuple[Manifest, Path]) -> SeedSet:
             continue
         seeds.append((f.path, idx.offsets()[:-1], idx.lengths, idx.ids))
     return SeedSet.build(seeds)
+
+
+def _write_subindexes(previous: tuple[Manifest, Path], work: Path, entries: list[FileEntry],
+                      indexes: dict[str, FileIndex]) -> tuple[list[FileEntry], int]:
+    """Write the sub-index of every file that has chunks new since the previous release
+    whose sub-chunks are partly in the previous release's orphan chunks (those the new
+    release no longer uses); return the entries with their sub-index fields, and the bytes
+    written."""
+    prev, prev_dir = previous
+    used = SeedSet.build([(rel, idx.offsets()[:-1], idx.lengths, idx.ids)
+                          for rel, idx in indexes.items()])
+    old = []
+    for f in prev.files:
+        try:
+            idx = decode((prev_dir / FILES / (f.path + FIDX_SUFFIX)).read_bytes())
+        except (OSError, FormatError):
+            continue
+        old.append((str(prev_dir / FILES / Path(*f.path.split("/"))), idx.offsets()[:-1],
+                    idx.lengths, idx.ids))
+    orphans = SeedSet.build(fidx_sub.orphan_seeds(old, used))
+    if not len(orphans):
+        return entries, 0
+    prev_chunks = SeedSet.build(old)
+    out: list[FileEntry] = []
+    written = 0
+    for e in entries:
+        idx = indexes[e.path]
+        new = prev_chunks.lookup(idx.ids, idx.lengths) < 0
+        dest = work / FILES / Path(*e.path.split("/"))
+        read, close = fidx_sub.file_reader(str(dest))
+        try:
+            made = fidx_sub.build(read, idx, bytes.fromhex(e.fidx_sha256), new, orphans)
+        finally:
+            close()
+        if made is None:
+            out.append(e)
+            continue
+        table, records = made
+        data = fidx_sub.encode(table, records)
+        (dest.parent / (dest.name + SUB_SUFFIX)).write_bytes(data)
+        written += len(data)
+        out.append(replace(e, sub_size=len(data), sub_table_size=table.table_size,
+                           sub_table_sha256=_sha256(data[:table.table_size])))
+    return out, written
 
 
 def _missing_bytes(seeds: SeedSet, idx: FileIndex) -> int:

@@ -13,10 +13,13 @@ import hashlib
 import os
 import shutil
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core import delta, fidx_groups, stz
+import numpy as np
+
+from core import delta, fidx_groups, fidx_sub, stz
 from core.chunker import ChunkerParams
 from core.commit import Op, commit, recover
 from core.errors import (
@@ -31,13 +34,13 @@ from core.fetcher import Fetcher
 from core.fidx import FileIndex, decode
 from core.fidx_groups import Assembly, GroupTable, LocalGroups
 from core.fsutil import file_fingerprint, inside
-from core.layout import fidx_url, file_url, groups_url
+from core.layout import fidx_url, file_url, groups_url, sub_url
 from core.manifest import Delta, FileEntry, Manifest
 from core.meter import Meter
-from core.planner import FilePlan, PlanOptions, plan_file
+from core.planner import FilePlan, PlanOptions, SeedSet, plan_file, zero_chunks
 from core.progress import CancelToken, Phase, ProgressCallback, no_progress
-from core.rebuild import BlankFile, StagedFile
-from core.scan import ScanResult, scan_local
+from core.rebuild import BlankFile, StagedFile, wire_bytes
+from core.scan import ScanResult, Seed, scan_local
 from core.state import InstalledFile, InstalledState, StateStore
 from core.stz import StzTable
 from core.trust import TrustedRelease, verify_release
@@ -252,6 +255,7 @@ class Updater:
             targets[f.path] = self._assemble_index(man, f, table, local[key])
 
         builds: list[_Build] = []
+        subs = _SubSeeds(scan, targets, self.cancel.check)
         for f in entries:
             if f.path in scan.unchanged:
                 continue
@@ -259,8 +263,82 @@ class Updater:
             seeds = scan.seeds_for(idx.params, f.path)
             fplan = plan_file(idx, seeds, self.options)
             stz_table = self._stz_table(man, f, idx) if fplan.bytes_remote else None
-            builds.append(_Build(f, idx, fplan, stz_table))
+            b = _Build(f, idx, fplan, stz_table)
+            if f.sub_size and fplan.bytes_remote:
+                b = self._refine(man, b, seeds, subs) or b
+            builds.append(b)
         return builds, scan
+
+    def _refine(self, man: Manifest, b: _Build, seeds: SeedSet,
+                subs: _SubSeeds) -> _Build | None:
+        """``b`` with the chunks it downloads replaced by their sub-records (from the
+        file's sub-index, ``core.fidx_sub``) where the sub-chunks found in local orphan
+        chunks save bytes; None when nothing is saved. A sub-index that does not match the
+        manifest or its own table is not used (the file is built from whole chunks)."""
+        f, idx = b.entry, b.index
+        assert idx is not None
+        missing = (seeds.lookup(idx.ids, idx.lengths) < 0) & ~zero_chunks(idx.ids, idx.lengths)
+        if not missing.any():
+            return None
+        cfg = self.config
+        url = sub_url(cfg.url, cfg.channel, man.version, f.path)
+        try:
+            table = self._fetch_sub_table(url, f, idx)
+            entries = np.flatnonzero(missing[table.chunks.astype(np.int64)])
+            if len(entries) == 0:
+                return None
+            local = subs.get(idx.params, table.params)
+            if local is None:
+                return None
+            ranges = fidx_sub.record_ranges(table, entries)
+            fetched = self._fetch_pieces(url, ranges)
+            recs = fidx_sub.take_records(table, idx, entries, fetched, url)
+        except (DownloadError, ContentError) as e:
+            self.meter.log(f"{f.path}: sub-index not used ({e})")
+            return None
+        # Per chunk: what its missing sub-chunks cost raw, against the chunk itself
+        # (compressed, when the .stz has it).
+        found = local.lookup(recs.ids, recs.lengths) >= 0
+        first = np.zeros(len(recs.counts), dtype=np.int64)
+        np.cumsum(recs.counts[:-1], out=first[1:])
+        need = np.add.reduceat(np.where(found, 0, recs.lengths).astype(np.int64), first)
+        whole = (b.stz.sizes[recs.chunks].astype(np.int64) if b.stz is not None
+                 else idx.lengths[recs.chunks].astype(np.int64))
+        use = need + SUB_RANGE_COST < whole
+        if not use.any():
+            return None
+        mixed = fidx_sub.mix(idx, recs, use)
+        fplan = plan_file(mixed.index, subs.combined(idx.params, seeds), self.options)
+        better = _Build(f, mixed.index, fplan, b.stz, whole=idx, sub=mixed.sub)
+        before, after = b.wire_bytes(), better.wire_bytes()
+        self.meter.log(f"{f.path}: {int(use.sum())} chunks as sub-chunks: {before} -> "
+                       f"{after} bytes to download")
+        return better if after < before else None
+
+    def _fetch_sub_table(self, url: str, f: FileEntry, idx: FileIndex) -> fidx_sub.SubTable:
+        data = self._fetch_pieces(url, [(0, f.sub_table_size)])[0]
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != f.sub_table_sha256:
+            raise HashMismatchError(f"{url}: sub-index table does not match the manifest",
+                                    expected=f.sub_table_sha256, actual=actual, path=f.path)
+        return fidx_sub.decode_table(data, idx, bytes.fromhex(f.fidx_sha256), f.sub_size)
+
+    def _fetch_pieces(self, url: str, ranges: list[tuple[int, int]]) -> dict[int, bytes]:
+        """The bytes of ``ranges`` of ``url`` (sorted, disjoint), by range start, in one
+        multi-range request. Raises ``DownloadError``."""
+        bufs = {a: bytearray(b - a) for a, b in ranges}
+        firsts = [a for a, _ in ranges]
+
+        def sink(offset: int, data: bytes) -> None:
+            a = firsts[max(0, bisect.bisect_right(firsts, offset) - 1)]
+            buf, rel = bufs[a], offset - a
+            if rel < 0 or rel + len(data) > len(buf):
+                raise RangeError(f"{url}: bytes at {offset} outside the ranges asked", url=url)
+            buf[rel:rel + len(data)] = data
+
+        self.fetcher.fetch_ranges(url, ranges, sink, self.cancel)
+        self.meter.add_network(sum(b - a for a, b in ranges))
+        return {a: bytes(buf) for a, buf in bufs.items()}
 
     def _has_part(self, f: FileEntry) -> bool:
         pp = self._part_path(f)
@@ -401,7 +479,7 @@ class Updater:
                                       str(cfg.install_dir))
         self._clean_stale_staging({self._part_path(b.entry).name for b in p.builds})
         staged: list[BlankFile] = [
-            StagedFile(self._part_path(b.entry), b.index, b.plan, b.stz)
+            StagedFile(self._part_path(b.entry), b.index, b.plan, b.stz, b.whole, b.sub)
             if b.index is not None and b.plan is not None
             else BlankFile(self._part_path(b.entry), b.entry.size)
             for b in p.builds]
@@ -569,6 +647,10 @@ class _Build:
     plan: FilePlan | None
     stz: StzTable | None = None
     delta: Delta | None = None  # the publisher's delta, when it applies and is cheaper
+    # When ``index`` is mixed (core.fidx_sub): the published index, and its chunks replaced
+    # by sub-records.
+    whole: FileIndex | None = None
+    sub: np.ndarray | None = None
 
     def wire_bytes(self) -> int:
         """Bytes the planned remote ranges take on the network (compressed when possible),
@@ -577,9 +659,7 @@ class _Build:
             return self.delta.size
         assert self.plan is not None and self.index is not None
         ranges = [(int(a), int(b)) for a, b in self.plan.remote.tolist()]
-        if self.stz is not None:
-            ranges = stz.compressed_ranges(self.stz, self.index.offsets(), ranges)
-        return sum(b - a for a, b in ranges)
+        return wire_bytes(ranges, self.stz, (self.whole or self.index).offsets(), self.sub)
 
 
 @dataclass
@@ -592,6 +672,47 @@ class _Planned:
 
 # Bytes one more leaf range costs (multipart part headers), against fetching the whole index.
 LEAF_RANGE_COST = 100
+# Bytes a chunk taken as sub-chunks must save at least (the extra ranges' part headers).
+SUB_RANGE_COST = 100
+
+
+class _SubSeeds:
+    """The sub-chunks of local orphan chunks (local chunks no target of the update uses),
+    cut once per update and only if some file asks, and the seed sets that join them to
+    the local chunks."""
+
+    def __init__(self, scan: ScanResult, targets: dict[str, FileIndex],
+                 check: Callable[[], None]) -> None:
+        self._scan = scan
+        self._targets = targets
+        self._check = check
+        self._orphans: dict[tuple[ChunkerParams, ChunkerParams], list[Seed]] = {}
+        self._sets: dict[tuple[ChunkerParams, ChunkerParams], SeedSet] = {}
+        self._combined: dict[ChunkerParams, SeedSet] = {}
+
+    def _seeds(self, params: ChunkerParams, sub: ChunkerParams) -> list[Seed]:
+        key = (params, sub)
+        if key not in self._orphans:
+            used = SeedSet.build([(p, i.offsets()[:-1], i.lengths, i.ids)
+                                  for p, i in self._targets.items() if i.params == params])
+            self._orphans[key] = fidx_sub.orphan_seeds(self._scan.seeds.get(params, []),
+                                                       used, sub, check=self._check)
+        return self._orphans[key]
+
+    def get(self, params: ChunkerParams, sub: ChunkerParams) -> SeedSet | None:
+        """The orphans' sub-chunks cut with ``sub`` (None: no orphans)."""
+        key = (params, sub)
+        if key not in self._sets:
+            self._sets[key] = SeedSet.build(self._seeds(params, sub))
+        return self._sets[key] if len(self._sets[key]) else None
+
+    def combined(self, params: ChunkerParams, seeds: SeedSet) -> SeedSet:
+        """The local chunks cut with ``params`` and every orphan sub-chunk cut so far."""
+        if params not in self._combined:
+            more = [s for (p, _), v in self._orphans.items() if p == params for s in v]
+            self._combined[params] = SeedSet.build(
+                list(self._scan.seeds.get(params, [])) + more) if more else seeds
+        return self._combined[params]
 
 
 def _has_local_files(root: Path, state: InstalledState) -> bool:
