@@ -255,8 +255,7 @@ def decode_table(data: bytes, index: FileIndex, fidx_sha256: bytes, size: int) -
     chunks = entries["chunk"].astype(np.uint64)
     counts = entries["count"].astype(np.uint32)
     if k:
-        if int(chunks[-1]) >= len(index) or (k > 1 and np.any(np.diff(chunks) == 0)) \
-                or (k > 1 and np.any(chunks[1:] < chunks[:-1])):
+        if int(chunks[-1]) >= len(index) or np.any(chunks[1:] <= chunks[:-1]):
             raise FormatError("sub-index chunk numbers out of order or range", what="fidx")
         most = index.lengths[chunks.astype(np.int64)] // np.uint32(mn) + 1
         if int(counts.min()) < 2 or np.any(counts > most):
@@ -299,8 +298,6 @@ def take_records(table: SubTable, index: FileIndex, entries: np.ndarray,
     ``record_ranges(table, entries)``, by its start), each chunk's checked against its
     digest, its lengths against the sub-chunker and the chunk's length. Raises
     ``HashMismatchError`` or ``FormatError``."""
-    starts = table.starts()
-    base = table.table_size
     parts: list[bytes] = []
     for a, b in record_ranges(table, entries):
         data = fetched.get(a)
@@ -317,7 +314,6 @@ def take_records(table: SubTable, index: FileIndex, entries: np.ndarray,
                                 "match the sub-index table", path=url,
                                 expected=table.digests[e].tobytes().hex(),
                                 actual=got[int(bad[0])].tobytes().hex())
-    del starts, base
     records = np.frombuffer(blob, dtype=_RECORD_DTYPE)
     lengths = records["length"].astype(np.uint32)
     ids = np.ascontiguousarray(records["id"])
@@ -363,9 +359,12 @@ def mix(index: FileIndex, recs: SubRecords, use: np.ndarray) -> Mixed:
     lengths[pos[:-1][whole]] = index.lengths[whole]
     ids[pos[:-1][whole]] = index.ids[whole]
     rec_use = np.repeat(use, recs.counts)
-    dest = np.concatenate([np.arange(pos[c], pos[c + 1])
-                           for c in recs.chunks[use].tolist()]) if use.any() \
-        else np.zeros(0, np.int64)
+    # Where each used sub-record goes: its chunk's first record, plus its rank in the chunk.
+    counts = recs.counts[use]
+    first = np.zeros(len(counts), dtype=np.int64)
+    np.cumsum(counts[:-1], out=first[1:])
+    rank = np.arange(int(counts.sum())) - np.repeat(first, counts)
+    dest = np.repeat(pos[recs.chunks[use]], counts) + rank
     lengths[dest] = recs.lengths[rec_use]
     ids[dest] = recs.ids[rec_use]
     return Mixed(FileIndex(index.params, index.file_size, index.sha256, lengths, ids), sub)
