@@ -31,7 +31,7 @@ from core.chunker import ID_SIZE, ChunkerParams, chunk_bytes
 from core.errors import FormatError, HashMismatchError
 from core.fidx import RECORD_SIZE, FileIndex, encode_records
 from core.fsutil import pread
-from core.planner import SeedSet
+from core.planner import FilePlan, PlanOptions, SeedSet, plan_file
 
 MAGIC = b"FIDS"
 VERSION = 1
@@ -172,12 +172,13 @@ def orphan_seeds(seeds: Iterable[tuple[str, np.ndarray, np.ndarray, np.ndarray]]
 
 
 def build(read: Callable[[int, int], bytes], index: FileIndex, fidx_sha256: bytes,
-          new: np.ndarray, orphans: SeedSet, params: ChunkerParams = SUB_PARAMS
-          ) -> tuple[SubTable, bytes] | None:
+          new: np.ndarray, orphans: SeedSet, params: ChunkerParams = SUB_PARAMS,
+          whole_cost: np.ndarray | None = None) -> tuple[SubTable, bytes] | None:
     """The sub-index of ``index`` (the file read with ``read``): its chunks marked ``new``
-    cut again with ``params``, kept where their sub-chunks found in ``orphans`` save more
-    than their records cost. Returns the table and the records, or None when no chunk
-    qualifies."""
+    cut again with ``params``, kept where the sub-chunks not found in ``orphans``, plus
+    their records, cost less than the whole chunk (``whole_cost``, per chunk of the
+    index: its compressed size when a ``.stz`` has it; default its length). Returns the
+    table and the records, or None when no chunk qualifies."""
     chunks = np.flatnonzero(new)
     if len(chunks) == 0 or len(orphans) == 0:
         return None
@@ -188,7 +189,9 @@ def build(read: Callable[[int, int], bytes], index: FileIndex, fidx_sha256: byte
     np.cumsum(counts, out=starts[1:])
     saved = np.add.reduceat(np.where(found, s_len, 0).astype(np.int64), starts[:-1]) \
         if len(s_len) else np.zeros(len(chunks), np.int64)
-    keep = (saved > RECORD_SIZE * counts + MIN_SAVING) & (counts > 1)
+    whole = (index.lengths if whole_cost is None else whole_cost)[chunks].astype(np.int64)
+    need = index.lengths[chunks].astype(np.int64) - saved
+    keep = (need + RECORD_SIZE * counts + MIN_SAVING < whole) & (counts > 1)
     if not keep.any():
         return None
     rec_mask = np.repeat(keep, counts)
@@ -368,3 +371,44 @@ def mix(index: FileIndex, recs: SubRecords, use: np.ndarray) -> Mixed:
     lengths[dest] = recs.lengths[rec_use]
     ids[dest] = recs.ids[rec_use]
     return Mixed(FileIndex(index.params, index.file_size, index.sha256, lengths, ids), sub)
+
+
+def records_of(table: SubTable, records: bytes, index: FileIndex) -> SubRecords:
+    """All the records of a table the caller built itself (no checks)."""
+    return take_records(table, index, np.arange(len(table)),
+                        {table.table_size: records} if len(records) else {}, "")
+
+
+def subset(table: SubTable, records: bytes, keep: np.ndarray) -> tuple[SubTable, bytes]:
+    """The table and records of the entries marked in ``keep``."""
+    recs = np.frombuffer(records, dtype=_RECORD_DTYPE)
+    mask = np.repeat(keep, table.counts.astype(np.int64))
+    out = SubTable(table.params, table.fidx_sha256, table.chunks[keep], table.counts[keep],
+                   table.digests[keep])
+    return out, recs[mask].tobytes()
+
+
+def choose(index: FileIndex, recs: SubRecords, use: np.ndarray, seeds: SeedSet,
+           options: PlanOptions | None = None) -> tuple[np.ndarray, Mixed, FilePlan] | None:
+    """Plan ``index`` with the chunks of ``recs`` marked in ``use`` replaced by their
+    sub-records, against ``seeds`` (local chunks and orphan sub-chunks). A chunk the plan
+    fetches entirely anyway (its local sub-chunks lie in gaps the planner bridged for
+    fewer ranges) is put back whole, and the plan made again (at most twice). Returns the
+    chunks kept, the mixed index and its plan; None when none is kept."""
+    use = use.copy()
+    offsets = index.offsets()
+    starts, ends = offsets[recs.chunks], offsets[recs.chunks + 1]
+    for attempt in range(3):  # bounded: each round only takes chunks out of ``use``
+        if not use.any():
+            return None
+        mixed = mix(index, recs, use)
+        plan = plan_file(mixed.index, seeds, options)
+        r = plan.remote
+        if len(r) == 0 or attempt == 2:
+            break
+        pos = np.minimum(np.searchsorted(r[:, 1], starts, side="right"), len(r) - 1)
+        covered = use & (r[pos, 0] <= starts) & (r[pos, 1] >= ends)
+        if not covered.any():
+            break
+        use &= ~covered
+    return use, mixed, plan

@@ -48,10 +48,12 @@ from core.manifest import (
     parse_manifest,
     parse_pointer,
 )
-from core.planner import SeedSet
+from core.planner import SeedSet, plan_file
+from core.rebuild import wire_bytes
 from core.state import STATE_DIR
 
 PUBLIC_KEY = "minisign.pub"
+REQUEST_COST = 400  # bytes of headers one more request costs a player (as core.updater)
 
 
 @dataclass(frozen=True)
@@ -301,21 +303,28 @@ def _write_subindexes(previous: tuple[Manifest, Path], work: Path, entries: list
             continue
         old.append((str(prev_dir / FILES / Path(*f.path.split("/"))), idx.offsets()[:-1],
                     idx.lengths, idx.ids))
-    orphans = SeedSet.build(fidx_sub.orphan_seeds(old, used))
+    orphan_list = fidx_sub.orphan_seeds(old, used)
+    orphans = SeedSet.build(orphan_list)
     if not len(orphans):
         return entries, 0
     prev_chunks = SeedSet.build(old)
+    # What a player one version behind holds: the previous release's chunks, and the
+    # sub-chunks of its orphans.
+    behind = SeedSet.build(old + orphan_list)
     out: list[FileEntry] = []
     written = 0
     for e in entries:
         idx = indexes[e.path]
         new = prev_chunks.lookup(idx.ids, idx.lengths) < 0
         dest = work / FILES / Path(*e.path.split("/"))
+        table_stz = _stz_table(dest, idx, e)
         read, close = fidx_sub.file_reader(str(dest))
         try:
-            made = fidx_sub.build(read, idx, bytes.fromhex(e.fidx_sha256), new, orphans)
+            made = fidx_sub.build(read, idx, bytes.fromhex(e.fidx_sha256), new, orphans,
+                                  whole_cost=None if table_stz is None else table_stz.sizes)
         finally:
             close()
+        made = _worth_it(made, idx, table_stz, prev_chunks, behind)
         if made is None:
             out.append(e)
             continue
@@ -326,6 +335,44 @@ def _write_subindexes(previous: tuple[Manifest, Path], work: Path, entries: list
         out.append(replace(e, sub_size=len(data), sub_table_size=table.table_size,
                            sub_table_sha256=_sha256(data[:table.table_size])))
     return out, written
+
+
+def _stz_table(dest: Path, idx: FileIndex, e: FileEntry) -> stz.StzTable | None:
+    """The size table of the ``.stz`` written beside ``dest`` (None: there is none, chunks
+    come raw)."""
+    if not e.stz_size:
+        return None
+    with open(dest.parent / (dest.name + stz.SUFFIX), "rb") as f:
+        head = f.read(stz.table_size(len(idx)))
+    return stz.parse_table(head, idx, bytes.fromhex(e.fidx_sha256), e.stz_size)
+
+
+def _worth_it(made: tuple[fidx_sub.SubTable, bytes] | None, idx: FileIndex,
+              table_stz: stz.StzTable | None, prev: SeedSet, behind: SeedSet
+              ) -> tuple[fidx_sub.SubTable, bytes] | None:
+    """The part of a sub-index that pays off for a player one version behind: plan the
+    update as that player would, without and with sub-chunks (``behind``: the previous
+    release's chunks and its orphans' sub-chunks), keep the chunks the plan takes as
+    sub-chunks, and nothing unless the bytes saved exceed the sub-index's."""
+    if made is None:
+        return None
+    table, records = made
+    recs = fidx_sub.records_of(table, records, idx)
+    chosen = fidx_sub.choose(idx, recs, np.ones(len(table), dtype=bool), behind)
+    if chosen is None:
+        return None
+    use, mixed, plan = chosen
+    offsets = idx.offsets()
+    before = wire_bytes(_ranges(plan_file(idx, prev).remote), table_stz, offsets)
+    after = wire_bytes(_ranges(plan.remote), table_stz, offsets, mixed.sub)
+    table, records = fidx_sub.subset(table, records, use)
+    if after + table.table_size + len(records) + 2 * REQUEST_COST >= before:
+        return None
+    return table, records
+
+
+def _ranges(remote: np.ndarray) -> list[tuple[int, int]]:
+    return [(int(a), int(b)) for a, b in remote.tolist()]
 
 
 def _missing_bytes(seeds: SeedSet, idx: FileIndex) -> int:

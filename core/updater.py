@@ -31,7 +31,7 @@ from core.errors import (
     RangeError,
 )
 from core.fetcher import Fetcher
-from core.fidx import FileIndex, decode
+from core.fidx import RECORD_SIZE, FileIndex, decode
 from core.fidx_groups import Assembly, GroupTable, LocalGroups
 from core.fsutil import file_fingerprint, inside
 from core.layout import fidx_url, file_url, groups_url, sub_url
@@ -273,50 +273,66 @@ class Updater:
                 subs: _SubSeeds) -> _Build | None:
         """``b`` with the chunks it downloads replaced by their sub-records (from the
         file's sub-index, ``core.fidx_sub``) where the sub-chunks found in local orphan
-        chunks save bytes; None when nothing is saved. A sub-index that does not match the
-        manifest or its own table is not used (the file is built from whole chunks)."""
+        chunks save bytes; None when nothing is saved. Nothing is fetched when what the
+        sub-index costs could not pay off. A sub-index that does not match the manifest or
+        its own table is not used (the file is built from whole chunks)."""
         f, idx = b.entry, b.index
         assert idx is not None
         missing = (seeds.lookup(idx.ids, idx.lengths) < 0) & ~zero_chunks(idx.ids, idx.lengths)
-        if not missing.any():
+        # What each chunk costs whole: compressed when the .stz has it.
+        whole = (b.stz.sizes if b.stz is not None else idx.lengths).astype(np.int64)
+        if int(whole[missing].sum()) < SUB_PAYOFF * (f.sub_table_size + REQUEST_COST):
             return None
         cfg = self.config
         url = sub_url(cfg.url, cfg.channel, man.version, f.path)
         try:
-            table = self._fetch_sub_table(url, f, idx)
-            entries = np.flatnonzero(missing[table.chunks.astype(np.int64)])
-            if len(entries) == 0:
+            small = f.sub_size - f.sub_table_size <= SUB_WHOLE
+            if small:  # one request for the whole file
+                data = self.fetcher.fetch(url, f.sub_size, self.cancel)
+                self.meter.add_network(len(data))
+                if len(data) != f.sub_size:
+                    raise FormatError(f"{url}: sub-index is {len(data)} bytes, expected "
+                                      f"{f.sub_size}", what="fidx")
+                table = self._accept_sub_table(url, f, idx, data[:f.sub_table_size])
+            else:
+                table = self._accept_sub_table(
+                    url, f, idx, self._fetch_pieces(url, [(0, f.sub_table_size)])[0])
+            chunks = table.chunks.astype(np.int64)
+            entries = np.flatnonzero(missing[chunks])
+            records = RECORD_SIZE * int(table.counts[entries].sum(dtype=np.int64))
+            if len(entries) == 0 or (not small and int(whole[chunks[entries]].sum())
+                                     < SUB_PAYOFF * (records + REQUEST_COST)):
                 return None
             local = subs.get(idx.params, table.params)
             if local is None:
                 return None
             ranges = fidx_sub.record_ranges(table, entries)
-            fetched = self._fetch_pieces(url, ranges)
+            fetched = ({a: data[a:c] for a, c in ranges} if small
+                       else self._fetch_pieces(url, ranges))
             recs = fidx_sub.take_records(table, idx, entries, fetched, url)
         except (DownloadError, ContentError) as e:
             self.meter.log(f"{f.path}: sub-index not used ({e})")
             return None
-        # Per chunk: what its missing sub-chunks cost raw, against the chunk itself
-        # (compressed, when the .stz has it).
+        # Per chunk: what its missing sub-chunks cost raw, against the chunk whole.
         found = local.lookup(recs.ids, recs.lengths) >= 0
         first = np.zeros(len(recs.counts), dtype=np.int64)
         np.cumsum(recs.counts[:-1], out=first[1:])
         need = np.add.reduceat(np.where(found, 0, recs.lengths).astype(np.int64), first)
-        whole = (b.stz.sizes[recs.chunks].astype(np.int64) if b.stz is not None
-                 else idx.lengths[recs.chunks].astype(np.int64))
-        use = need + SUB_RANGE_COST < whole
-        if not use.any():
+        use = need + SUB_RANGE_COST < whole[recs.chunks]
+        chosen = fidx_sub.choose(idx, recs, use, subs.combined(idx.params, seeds),
+                                 self.options)
+        if chosen is None:
             return None
-        mixed = fidx_sub.mix(idx, recs, use)
-        fplan = plan_file(mixed.index, subs.combined(idx.params, seeds), self.options)
+        use, mixed, fplan = chosen
         better = _Build(f, mixed.index, fplan, b.stz, whole=idx, sub=mixed.sub)
-        before, after = b.wire_bytes(), better.wire_bytes()
+        before = b.wire_bytes()
+        after = better.wire_bytes() + (REQUEST_COST if b.stz is not None else 0)
         self.meter.log(f"{f.path}: {int(use.sum())} chunks as sub-chunks: {before} -> "
                        f"{after} bytes to download")
         return better if after < before else None
 
-    def _fetch_sub_table(self, url: str, f: FileEntry, idx: FileIndex) -> fidx_sub.SubTable:
-        data = self._fetch_pieces(url, [(0, f.sub_table_size)])[0]
+    def _accept_sub_table(self, url: str, f: FileEntry, idx: FileIndex,
+                          data: bytes) -> fidx_sub.SubTable:
         actual = hashlib.sha256(data).hexdigest()
         if actual != f.sub_table_sha256:
             raise HashMismatchError(f"{url}: sub-index table does not match the manifest",
@@ -674,6 +690,13 @@ class _Planned:
 LEAF_RANGE_COST = 100
 # Bytes a chunk taken as sub-chunks must save at least (the extra ranges' part headers).
 SUB_RANGE_COST = 100
+# Bytes one more request costs (response headers).
+REQUEST_COST = 400
+# A sub-index is fetched only when the chunks it may replace cost this many times more
+# than it (most of a chunk is saved at best).
+SUB_PAYOFF = 2
+# A sub-index whose records take at most this many bytes is fetched whole, in one request.
+SUB_WHOLE = 4096
 
 
 class _SubSeeds:
