@@ -18,10 +18,11 @@ from hypothesis import strategies as st
 from core import fidx_sub as fs
 from core.chunker import ChunkerParams, chunk_bytes
 from core.errors import FormatError, HashMismatchError
-from core.fidx import FileIndex, encode
+from core.fidx import FileIndex, decode, encode
 from core.manifest import parse_manifest
 from core.planner import ZERO_SEED, SeedSet, plan_file
 from core.publish import publish
+from core.rebuild import split_raw
 from core.updater import Outcome, Updater, UpdaterConfig
 from tests.conftest import MEM, REPO_ROOT, memory_fetcher, tree_digest
 
@@ -301,8 +302,34 @@ def test_compressed_copy_and_sub_chunks_together(tmp_path: Path) -> None:
     urls = {u for u, _ in fetcher.requests}
     assert SUB_URL in urls
     assert any("as sub-chunks" in m for m in log), log
-    # Sub-chunked chunks come raw from the file; whole chunks (if any) from the .stz.
-    assert _file_bytes(fetcher, FILE_URL) > 0
+    # Sub-chunked chunks come raw from the file, each range inside a covered chunk; whole
+    # chunks from the .stz.
+    man = parse_manifest(fetcher.files[f"{MEM}/stable/1.1.0/release.json"])
+    entry = man.by_path()[BIG]
+    new_idx = decode(fetcher.files[FILE_URL + ".fidx"])
+    data = fetcher.files[SUB_URL]
+    table = fs.decode_table(data[:entry.sub_table_size], new_idx,
+                            bytes.fromhex(entry.fidx_sha256), len(data))
+    offsets = new_idx.offsets()
+    covered: list[tuple[int, int]] = []  # runs of adjacent covered chunks
+    for c in table.chunks.tolist():
+        a, b = int(offsets[c]), int(offsets[c + 1])
+        if covered and covered[-1][1] == a:
+            covered[-1] = (covered[-1][0], b)
+        else:
+            covered.append((a, b))
+    raw = [r for u, rs in fetcher.requests if u == FILE_URL and rs for r in rs]
+    assert raw and all(any(a <= x and y <= b for a, b in covered) for x, y in raw)
+    assert _file_bytes(fetcher, FILE_URL + ".stz") > 0
+
+
+def test_split_raw_cuts_ranges_at_sub_chunked_chunks() -> None:
+    offsets = np.array([0, 100, 200, 300, 400], dtype=np.uint64)
+    sub = np.array([False, True, True, False])
+    assert split_raw([(0, 400)], offsets, None) == ([(0, 400)], [])
+    assert split_raw([(0, 400)], offsets, sub) == ([(0, 100), (300, 400)], [(100, 300)])
+    assert split_raw([(150, 180), (250, 350)], offsets, sub) == ([(300, 350)],
+                                                                 [(150, 180), (250, 300)])
 
 
 @pytest.mark.parametrize("what", ["table", "records", "file-bytes"])
