@@ -3,8 +3,9 @@
 A 4-byte edit costs a whole ~4 KiB chunk (two when a cut point moves). The publisher knows
 which chunks of a file are new since the previous release and which chunks of that release
 are gone ("orphans"): it cuts both again, each chunk from its own first byte, with a small
-FastCDC (min 128, avg 512, max 2048), and for every new chunk whose sub-chunks are partly
-found among the orphans' it writes that chunk's sub-records (20 bytes each, like ``.fidx``
+FastCDC (min 128, avg 512, max 2048), and for the new chunks whose sub-chunks are mostly
+found among the orphans' (enough to save a player one version behind bytes, once the
+planner has bridged its gaps) it writes their sub-records (20 bytes each, like ``.fidx``
 records). A client whose plan still downloads such a chunk cuts its own orphan chunks the
 same way, fetches the sub-records of the chunks it misses (byte ranges, each chunk's
 records checked against its digest in the table, the table against the manifest), and
@@ -13,7 +14,8 @@ then work on the mixed records as on any others (each record checked against its
 whole file against its SHA-256).
 
 Owns the file's layout (docs/format.md §2.4), the publisher's choice of chunks, cutting
-orphans, the records' checks and the mixed index. Leaves out fetching (the updater) and
+orphans, the records' checks, the mixed index and which chunks a plan takes as sub-chunks
+(``choose``, used by both sides). Leaves out fetching (the updater) and
 planning (``core.planner``).
 """
 

@@ -249,7 +249,7 @@ class StagedFile(BlankFile):
         (default the plan's) is the chunk list the ranges and ``layout`` follow."""
         partial: dict[int, tuple[bytearray, list[int]]] = {}  # chunk -> (bytes, [filled])
         bad: list[tuple[int, int]] = []
-        ids = (index or self.index).ids
+        ids = (self.index if index is None else index).ids
         raw_offsets = self.offsets if index is None else self.whole_offsets
         offsets = raw_offsets if layout is None else layout
         fd = self._fd

@@ -675,7 +675,8 @@ class _Build:
             return self.delta.size
         assert self.plan is not None and self.index is not None
         ranges = [(int(a), int(b)) for a, b in self.plan.remote.tolist()]
-        return wire_bytes(ranges, self.stz, (self.whole or self.index).offsets(), self.sub)
+        whole = self.index if self.whole is None else self.whole
+        return wire_bytes(ranges, self.stz, whole.offsets(), self.sub)
 
 
 @dataclass

@@ -39,7 +39,7 @@ TIME = "/usr/bin/time"
 # Seconds to let nginx write the last log line (it logs after the response is sent).
 LOG_SETTLE = 0.25
 # Requests whose bytes count as index/metadata rather than file contents.
-META_SUFFIXES = (".fidx", ".groups", ".json", ".minisig", ".zsync", ".caibx", ".caidx")
+META_SUFFIXES = (".fidx", ".groups", ".sub", ".json", ".minisig", ".zsync", ".caibx", ".caidx")
 
 
 @dataclass
