@@ -4,19 +4,27 @@ For the common case of a player one version behind, the publisher can upload, be
 changed file, a zstd frame that rebuilds it from the previous release's file used as a raw
 dictionary (``NAME.<first 16 hex of the old SHA-256>.zdelta``). It knows both sides, so it
 is usually far smaller than any chunk-level update. The client uses it only when its own
-file is exactly that previous version (the state cache vouches for its SHA-256), checks the
-delta's own SHA-256 from the signed manifest before using it, and checks the result's
-SHA-256 like any rebuilt file; on any failure it falls back to chunks. The byte layout is
-docs/format.md §10.
+file is exactly that previous version (the state cache vouches for its SHA-256). The delta
+is decoded as it arrives (``Decoder``), into the staging file only; the updater checks the
+delta's SHA-256 from the signed manifest when its last byte has arrived and the output's
+SHA-256 (hashed as it is written) before anything is committed; on any failure it falls
+back to chunks. The byte layout is docs/format.md §10.
 
-Both sides hold the old file in memory (it is the dictionary), so deltas are made only for
-files up to ``MAX_FILE_SIZE``; the update of such a file peaks at about twice its size.
+Decoding is bounded: the output never exceeds the file's size (the decoder stops within one
+output block of it and nothing past it is written) and the decoder's window is capped at
+what the publisher needs to span both files. The old file is the dictionary: it is copied
+once into the decoder (from a read-only mmap, released right after), so an update of such a
+file peaks at about twice its size (the dictionary and the decoder's window), never holding
+the delta itself. Deltas are made only for files up to ``MAX_FILE_SIZE``.
 """
 
 from __future__ import annotations
 
+import mmap
+import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO, Any, cast
 
 from core.errors import FormatError
 
@@ -25,6 +33,16 @@ MAX_FILE_SIZE = 128 << 20  # bytes: larger files are updated by chunks only
 DEFAULT_LEVEL = 15  # measured: the best size/time trade-off for patch-from (benchmarks.md)
 LDM_ABOVE = 128 << 20  # old + new bytes above which long-distance matching is used
 _OUT_BLOCK = 1 << 20
+_DEFAULT_WINDOW_LOG = 27  # zstd's default decoder limit (ZSTD_WINDOWLOG_LIMIT_DEFAULT)
+
+
+def available() -> bool:
+    """Whether zstd is here to decode deltas (an optional dependency)."""
+    try:
+        import zstandard  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def name_for(path: str, from_sha256: str) -> str:
@@ -55,25 +73,105 @@ def make(old: Path, new: Path, dest: Path, level: int = DEFAULT_LEVEL) -> int:
     return len(out)
 
 
-def apply(old: Path, delta: bytes, size: int,
-          write: Callable[[bytes, int], None]) -> None:
-    """Rebuild a file of ``size`` bytes from ``old`` and ``delta``, handing the result to
-    ``write(data, offset)`` in order. Never produces more than ``size`` bytes; a delta
-    that does not decode, or decodes to another length, is a ``FormatError``."""
+def max_window(old_size: int, new_size: int) -> int:
+    """The largest zstd window a delta between files of these sizes may ask for: the one
+    ``make`` uses (and ``zstd --patch-from``'s, which is no larger), or zstd's own default
+    limit (2^27) for small pairs, whose deltas other tools may make with a level's default
+    window. A frame asking for more is refused before anything is allocated for it."""
+    return max(1 << _window_log(old_size, new_size), 1 << _DEFAULT_WINDOW_LOG)
+
+
+def _load_dictionary(old: Path) -> Any:
+    """The old file as a raw-content dictionary. python-zstandard copies the buffer it is
+    given, so it is given a read-only mmap (released right after), not a second copy."""
     import zstandard as zstd
 
-    old_data = old.read_bytes()
-    dictionary = zstd.ZstdCompressionDict(old_data, dict_type=zstd.DICT_TYPE_RAWCONTENT)
-    decompressor = zstd.ZstdDecompressor(dict_data=dictionary, max_window_size=1 << 31)
-    pos = 0
-    try:
-        with decompressor.stream_reader(delta, read_across_frames=False) as reader:
-            while block := reader.read(min(_OUT_BLOCK, size + 1 - pos)):
-                if pos + len(block) > size:
-                    raise FormatError("delta decodes to more than the file", what="delta")
-                write(block, pos)
-                pos += len(block)
-    except zstd.ZstdError as e:
-        raise FormatError(f"delta does not decode: {e}", what="delta") from None
-    if pos != size:
-        raise FormatError(f"delta decodes to {pos} bytes, not {size}", what="delta")
+    with open(old, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            return zstd.ZstdCompressionDict(b"", dict_type=zstd.DICT_TYPE_RAWCONTENT)
+        with _map(f.fileno()) as view, memoryview(view) as buf:
+            return zstd.ZstdCompressionDict(buf, dict_type=zstd.DICT_TYPE_RAWCONTENT)
+
+
+def _map(fd: int) -> mmap.mmap:
+    """A read-only map of the whole file, its pages read in one go where the OS allows
+    (Linux ``MAP_POPULATE``: measured faster than faulting them in one by one)."""
+    populate = getattr(mmap, "MAP_POPULATE", 0)
+    if populate and os.name != "nt":
+        return mmap.mmap(fd, 0, flags=mmap.MAP_SHARED | populate, prot=mmap.PROT_READ)
+    return mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+
+
+class _Output:
+    """The decoder's writer: hands blocks on in order and refuses to go past ``size``."""
+
+    def __init__(self, size: int, write: Callable[[bytes, int], None]) -> None:
+        self.size = size
+        self.pos = 0
+        self._write = write
+
+    def write(self, data: bytes) -> int:
+        if self.pos + len(data) > self.size:
+            raise FormatError("delta decodes to more than the file", what="delta")
+        self._write(data, self.pos)
+        self.pos += len(data)
+        return len(data)
+
+
+class Decoder:
+    """Rebuilds a file of ``size`` bytes from ``old`` and a delta fed in order, piece by
+    piece as it arrives (``feed``), handing the result to ``write(data, offset)`` in order.
+
+    Never produces more than ``size`` bytes; a delta that does not decode, asks for a
+    window larger than ``max_window``, or decodes to another length (``finish``) is a
+    ``FormatError``. Holds the dictionary and the decoder's window, never the delta.
+    ``OSError`` if ``old`` cannot be read.
+    """
+
+    def __init__(self, old: Path, size: int, write: Callable[[bytes, int], None]) -> None:
+        import zstandard as zstd
+
+        self._zstd = zstd
+        dictionary = _load_dictionary(old)
+        decompressor = zstd.ZstdDecompressor(
+            dict_data=dictionary, max_window_size=max_window(len(dictionary), size))
+        self._out = _Output(size, write)
+        self._writer: Any = decompressor.stream_writer(
+            cast("IO[bytes]", self._out), write_size=_OUT_BLOCK, closefd=False)
+
+    def close(self) -> None:
+        """Free the dictionary and the decoder's window (the decoder is unusable after)."""
+        self._writer = None
+
+    @property
+    def produced(self) -> int:
+        """Bytes of output written so far."""
+        return self._out.pos
+
+    def feed(self, data: bytes | memoryview) -> None:
+        try:
+            self._writer.write(data)
+        except self._zstd.ZstdError as e:
+            raise FormatError(f"delta does not decode: {e}", what="delta") from None
+
+    def finish(self) -> None:
+        """All of the delta was fed: check the output has the file's length."""
+        try:
+            self._writer.flush()
+        except self._zstd.ZstdError as e:
+            raise FormatError(f"delta does not decode: {e}", what="delta") from None
+        if self._out.pos != self._out.size:
+            raise FormatError(f"delta decodes to {self._out.pos} bytes, not "
+                              f"{self._out.size}", what="delta")
+
+
+def apply(old: Path, delta: bytes, size: int,
+          write: Callable[[bytes, int], None]) -> None:
+    """Rebuild a file of ``size`` bytes from ``old`` and the whole ``delta`` in memory
+    (``Decoder`` fed once); raises as ``Decoder`` does."""
+    decoder = Decoder(old, size, write)
+    view = memoryview(delta)
+    for at in range(0, len(view), _OUT_BLOCK):
+        decoder.feed(view[at:at + _OUT_BLOCK])
+    decoder.finish()

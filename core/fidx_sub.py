@@ -414,3 +414,42 @@ def choose(index: FileIndex, recs: SubRecords, use: np.ndarray, seeds: SeedSet,
             break
         use &= ~covered
     return use, mixed, plan
+
+
+Seed = tuple[str, np.ndarray, np.ndarray, np.ndarray]  # file, offsets, lengths, ids
+
+
+class OrphanSubChunks:
+    """For an update: the sub-chunks of local orphan chunks (local chunks no target of the
+    update uses), cut once and only if some file asks, and the seed sets that join them to
+    the local chunks. ``seeds``: the local chunks by chunker parameters (``ScanResult``),
+    ``targets``: the update's target indexes."""
+
+    def __init__(self, seeds: dict[ChunkerParams, list[Seed]], targets: dict[str, FileIndex],
+                 check: Callable[[], None] | None = None) -> None:
+        self._seeds = seeds
+        self._targets = targets
+        self._check = check
+        self._orphans: dict[tuple[ChunkerParams, ChunkerParams], list[Seed]] = {}
+        self._sets: dict[tuple[ChunkerParams, ChunkerParams], SeedSet] = {}
+        self._combined: dict[ChunkerParams, SeedSet] = {}
+
+    def get(self, params: ChunkerParams, sub: ChunkerParams) -> SeedSet | None:
+        """The sub-chunks, cut with ``sub``, of the orphans among the local chunks cut with
+        ``params`` (None: there are none)."""
+        key = (params, sub)
+        if key not in self._sets:
+            used = SeedSet.build([(p, i.offsets()[:-1], i.lengths, i.ids)
+                                  for p, i in self._targets.items() if i.params == params])
+            self._orphans[key] = orphan_seeds(self._seeds.get(params, []), used, sub,
+                                              check=self._check)
+            self._sets[key] = SeedSet.build(self._orphans[key])
+            self._combined.pop(params, None)
+        return self._sets[key] if len(self._sets[key]) else None
+
+    def combined(self, params: ChunkerParams) -> SeedSet:
+        """The local chunks cut with ``params`` and every orphan sub-chunk cut so far."""
+        if params not in self._combined:
+            more = [s for (p, _), v in self._orphans.items() if p == params for s in v]
+            self._combined[params] = SeedSet.build(list(self._seeds.get(params, [])) + more)
+        return self._combined[params]

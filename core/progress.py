@@ -22,7 +22,8 @@ class Phase(enum.Enum):
     PLAN = "plan"  # decide local copies and remote ranges
     DOWNLOAD = "download"  # fetch remote ranges into staging
     REBUILD = "rebuild"  # copy reused chunks from local files into staging
-    VERIFY = "verify"  # whole-file SHA-256 of every staged file
+    VERIFY = "verify"  # whole-file SHA-256 of every staged file (mostly hashed already,
+    # behind the writes of REBUILD and DOWNLOAD: ``done`` jumps by that) and its fsync
     INSTALL = "install"  # journaled swap into the install folder
     DONE = "done"
 

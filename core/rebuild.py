@@ -2,14 +2,15 @@
 
 Owns the staging file's bytes: local copies (each chunk re-hashed as it is copied, so a
 stale seed costs a download, never a wrong byte), remote ranges (each chunk checked against
-its xxh3-128 id before it is written) and the final whole-file SHA-256. It does not decide
-what to copy or fetch (``core.planner``) nor how bytes travel (``core.fetcher``).
+its xxh3-128 id before it is written), and the report of which byte ranges are final
+(``written``) that ``core.sealer`` hashes behind; ``verify`` re-reads instead, for callers
+without a sealer (``core.sync``). It does not decide what to copy or fetch
+(``core.planner``) nor how bytes travel (``core.fetcher``).
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from core.fidx import FileIndex
 from core.fsutil import pread, pwrite
 from core.planner import ZERO_SEED, FilePlan
 from core.progress import CancelToken
+from core.staging import BlankFile
 from core.stz import StzTable, compressed_ranges, decode_chunk
 
 _READ = 4 << 20  # bytes per read when copying or hashing
@@ -77,59 +79,6 @@ class SeedFiles:
         self._fds.clear()
 
 
-class BlankFile:
-    """A file being built at ``path`` in staging, ``size`` bytes, starting as a hole. A
-    delta writes it in order; ``StagedFile`` builds it from chunks."""
-
-    def __init__(self, path: Path, size: int) -> None:
-        self.path = path
-        self.size = size
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # O_CREAT without truncation: a .part left by an interrupted run keeps its bytes.
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
-        if os.fstat(self._fd).st_size != size:
-            os.ftruncate(self._fd, size)
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
-    def reset(self) -> None:
-        """Empty the staged file again (all zeros, a hole), keeping its size."""
-        os.ftruncate(self._fd, 0)
-        os.ftruncate(self._fd, self.size)
-
-    def write_at(self, data: bytes, offset: int) -> None:
-        """Write bytes checked some other way (a delta's output, checked by the SHA-256)."""
-        pwrite(self._fd, data, offset)
-
-    def sha256(self, cancel: CancelToken, on_bytes: Callable[[int], None]) -> str:
-        h = hashlib.sha256()
-        pos = 0
-        while pos < self.size:
-            cancel.check()
-            data = pread(self._fd, min(_READ, self.size - pos), pos)
-            if not data:
-                break
-            h.update(data)
-            pos += len(data)
-            on_bytes(len(data))
-        return h.hexdigest()
-
-    def verify(self, expected: str, cancel: CancelToken,
-               on_bytes: Callable[[int], None]) -> None:
-        os.fsync(self._fd)
-        actual = self.sha256(cancel, on_bytes)
-        if actual != expected:
-            raise HashMismatchError(
-                f"rebuilt file does not match the release (SHA-256 {actual[:16]}…, "
-                f"expected {expected[:16]}…)", expected=expected, actual=actual,
-                path=str(self.path))
-
-
-
-
 class StagedFile(BlankFile):
     """One file being built from chunks: local copies and remote ranges, as planned."""
 
@@ -166,11 +115,13 @@ class StagedFile(BlankFile):
         for toff, seed, soff, length in self.plan.copies.tolist():
             cancel.check()
             if self.plan.seed_names[seed] == ZERO_SEED:
+                self.written(toff, toff + length)
                 on_bytes(length)  # already zeros: the staged file starts as a hole
                 continue
             fd = open_seed(seed)
             i, j = self._chunk_range(toff, toff + length)
             pos = 0
+            good = 0  # start of the run of good chunks not yet reported written
             data = pread(fd, length, soff) if length <= _READ else None
             for k in range(i, j):
                 clen = int(self.index.lengths[k])
@@ -182,8 +133,13 @@ class StagedFile(BlankFile):
                     _write(self._fd, chunk, toff + pos, self.index.ids[k].tobytes())
                 else:
                     self.retry_ranges.append((toff + pos, toff + pos + clen))
+                    if good < pos:
+                        self.written(toff + good, toff + pos)
+                    good = pos + clen
                 pos += clen
                 on_bytes(clen)
+            if good < pos:
+                self.written(toff + good, toff + pos)
 
     def remote_ranges(self) -> list[tuple[int, int]]:
         """Planned remote ranges plus local chunks that failed their check, merged."""
@@ -253,6 +209,7 @@ class StagedFile(BlankFile):
         raw_offsets = self.offsets if index is None else self.whole_offsets
         offsets = raw_offsets if layout is None else layout
         fd = self._fd
+        written = self.written
 
         def finish(k: int, stored: bytes | bytearray | memoryview, a: int, b: int) -> None:
             start, end = int(raw_offsets[k]), int(raw_offsets[k + 1])
@@ -261,6 +218,7 @@ class StagedFile(BlankFile):
                     self._ok(k, chunk) if index is None
                     else xxhash.xxh3_128_digest(chunk) == ids[k].tobytes()):
                 _write(fd, chunk, start, ids[k].tobytes())
+                written(start, end)
             else:
                 bad.append((start, end))
             on_bytes(b - a)
@@ -289,6 +247,7 @@ class StagedFile(BlankFile):
         for k in partial:  # never completed: the server sent less than it said
             bad.append((int(raw_offsets[k]), int(raw_offsets[k + 1])))
         return _merge(bad)
+
 
 def split_raw(ranges: list[tuple[int, int]], offsets: np.ndarray, sub: np.ndarray | None
               ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:

@@ -16,21 +16,26 @@ from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from core.chunker import ChunkerParams, chunk_files
-from core.fidx import FileIndex
 from core.fsutil import file_fingerprint
 from core.manifest import FileEntry, Manifest
 from core.meter import Meter
-from core.planner import FilePlan, SeedSet
 from core.progress import CancelToken, Phase
-from core.rebuild import SeedFiles, verify_known_chunks
 from core.state import InstalledFile, InstalledState, StateStore
 
-# A seed: local file name, and the offsets, lengths and ids of the chunks known to be there.
-Seed = tuple[str, np.ndarray, np.ndarray, np.ndarray]
+if TYPE_CHECKING:
+    # The chunk machinery (numpy) is imported where it is used: a scan with nothing to
+    # chunk (an update rebuilt from deltas, or none at all) must not pay for it at start-up.
+    import numpy as np
+
+    from core.chunker import ChunkerParams
+    from core.fidx import FileIndex
+    from core.planner import FilePlan, SeedSet
+    from core.rebuild import SeedFiles
+
+    # A seed: local file name, and the offsets, lengths and ids of the chunks known there.
+    Seed = tuple[str, np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass
@@ -40,19 +45,26 @@ class ScanResult:
     fingerprints_changed: bool
     seeds: dict[ChunkerParams, list[Seed]]
     _sets: dict[ChunkerParams, SeedSet] = field(default_factory=dict)
-    files: SeedFiles = field(default_factory=SeedFiles)
+    _files: SeedFiles | None = None
 
     def seeds_for(self, params: ChunkerParams, path: str) -> SeedSet:
         """All local chunks cut with ``params`` (the set is global: any file feeds any)."""
+        from core.planner import SeedSet
+
         if params not in self._sets:
             self._sets[params] = SeedSet.build(self.seeds.get(params, []))
         return self._sets[params]
 
     def open_seed_for(self, plan: FilePlan) -> Callable[[int], int]:
-        return self.files.opener(plan)
+        if self._files is None:
+            from core.rebuild import SeedFiles
+
+            self._files = SeedFiles()
+        return self._files.opener(plan)
 
     def close(self) -> None:
-        self.files.close()
+        if self._files is not None:
+            self._files.close()
 
 
 def _whole(name: str, idx: FileIndex) -> Seed:
@@ -127,6 +139,23 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
     total = sum(st.st_size for _, _, st in to_read) + sum(p.stat().st_size for _, p in parts)
     meter.phase(Phase.SCAN, 0, total)
 
+    if to_read:
+        _chunk_into(store, to_read, params_set, seeds, fingerprints, unchanged, by_path,
+                    cancel, meter)
+        changed_fp = True
+    if parts:
+        _seed_parts(parts, targets, seeds, cancel, meter)
+    return ScanResult(unchanged, fingerprints, changed_fp, seeds)
+
+
+def _chunk_into(store: StateStore, to_read: list[tuple[str, Path, os.stat_result]],
+                params_set: set[ChunkerParams], seeds: dict[ChunkerParams, list[Seed]],
+                fingerprints: dict[str, InstalledFile], unchanged: set[str],
+                by_path: dict[str, FileEntry], cancel: CancelToken, meter: Meter) -> None:
+    """Chunk ``to_read`` with every parameter set; record their seeds and fingerprints."""
+    from core.chunker import chunk_files
+    from core.fidx import FileIndex
+
     # Chunk them on a bounded pool (several files at once); results come back in order.
     plist = sorted(params_set, key=lambda p: (p.min_size, p.avg_size, p.max_size,
                                               p.normalization, p.seed))
@@ -142,10 +171,16 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
                 seeds[p].append(_whole(str(abs_path), idx))
                 sha = digest.hex()
             fingerprints[path] = InstalledFile(sha, *file_fingerprint(st))
-            changed_fp = True
             target = by_path.get(path)
             if target is not None and target.sha256 == sha:
                 unchanged.add(path)
+
+
+def _seed_parts(parts: list[tuple[FileEntry, Path]], targets: dict[str, FileIndex],
+                seeds: dict[ChunkerParams, list[Seed]], cancel: CancelToken,
+                meter: Meter) -> None:
+    """The chunks of ``.part`` files an interrupted run left that are already right."""
+    from core.rebuild import verify_known_chunks
 
     for f, pp in parts:
         meter.current = f.path
@@ -155,7 +190,6 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
         if ok.any():
             offs = idx.offsets()[:-1]
             seeds[idx.params].append((str(pp), offs[ok], idx.lengths[ok], idx.ids[ok]))
-    return ScanResult(unchanged, fingerprints, changed_fp, seeds)
 
 
 MAX_FOREIGN_FILES = 100_000  # never walk a whole disk if pointed at one

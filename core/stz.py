@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.delta import available as available  # zstd is here (one definition)
 from core.errors import FormatError
 from core.fidx import FileIndex
 
@@ -30,14 +31,6 @@ SUFFIX = ".stz"
 DEFAULT_LEVEL = 9
 # Files whose sampled chunks shrink less than this are not worth a compressed copy.
 WORTHWHILE = 0.90
-
-
-def available() -> bool:
-    try:
-        import zstandard  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 @dataclass(frozen=True, eq=False)

@@ -13,14 +13,11 @@ import hashlib
 import os
 import shutil
 import stat
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from core import delta, fidx_groups, fidx_sub, stz
-from core.chunker import ChunkerParams
+from core import delta
 from core.commit import Op, commit, recover
 from core.errors import (
     ContentError,
@@ -31,19 +28,28 @@ from core.errors import (
     RangeError,
 )
 from core.fetcher import Fetcher
-from core.fidx import RECORD_SIZE, FileIndex, decode
-from core.fidx_groups import Assembly, GroupTable, LocalGroups
 from core.fsutil import file_fingerprint, inside
 from core.layout import fidx_url, file_url, groups_url, sub_url
 from core.manifest import Delta, FileEntry, Manifest
 from core.meter import Meter
-from core.planner import FilePlan, PlanOptions, SeedSet, plan_file, zero_chunks
 from core.progress import CancelToken, Phase, ProgressCallback, no_progress
-from core.rebuild import BlankFile, StagedFile, wire_bytes
-from core.scan import ScanResult, Seed, scan_local
+from core.scan import ScanResult, scan_local
+from core.sealer import Sealer
+from core.staging import BlankFile, check_digest
 from core.state import InstalledFile, InstalledState, StateStore
-from core.stz import StzTable
 from core.trust import TrustedRelease, verify_release
+
+if TYPE_CHECKING:
+    # The chunk machinery (numpy, the planner, indexes, compressed copies) is imported where
+    # it is used: an update rebuilt from deltas, or one with nothing to do, starts without it.
+    import numpy as np
+
+    from core.chunker import ChunkerParams
+    from core.fidx import FileIndex
+    from core.fidx_groups import GroupTable, LocalGroups
+    from core.fidx_sub import OrphanSubChunks, SubTable
+    from core.planner import FilePlan, PlanOptions, SeedSet
+    from core.stz import StzTable
 
 
 @dataclass(frozen=True)
@@ -129,10 +135,18 @@ class Updater:
         self._fetcher = fetcher
         self.cancel = cancel or CancelToken()
         self.meter = Meter(progress or no_progress)
-        self.options = options or PlanOptions()
+        self._options = options
         self.store = StateStore(config.install_dir)
         self._check: _Checked | None = None
         self._plan: _Planned | None = None
+
+    @property
+    def options(self) -> PlanOptions:
+        if self._options is None:
+            from core.planner import PlanOptions
+
+            self._options = PlanOptions()
+        return self._options
 
     @property
     def fetcher(self) -> Fetcher:
@@ -230,6 +244,10 @@ class Updater:
         A file with a group table (and something local to match it against) gets its table
         first and its index after the scan: the records of the groups found in local
         indexes come from them, the others from byte ranges of the ``.fidx``."""
+        if entries:
+            from core.fidx_groups import LocalGroups
+            from core.fidx_sub import OrphanSubChunks
+            from core.planner import plan_file
         targets: dict[str, FileIndex] = {}
         tables: dict[str, GroupTable] = {}
         local_files = _has_local_files(self.config.install_dir, state)
@@ -255,7 +273,7 @@ class Updater:
             targets[f.path] = self._assemble_index(man, f, table, local[key])
 
         builds: list[_Build] = []
-        subs = _SubSeeds(scan, targets, self.cancel.check)
+        subs = OrphanSubChunks(scan.seeds, targets, self.cancel.check) if entries else None
         for f in entries:
             if f.path in scan.unchanged:
                 continue
@@ -264,18 +282,24 @@ class Updater:
             fplan = plan_file(idx, seeds, self.options)
             stz_table = self._stz_table(man, f, idx) if fplan.bytes_remote else None
             b = _Build(f, idx, fplan, stz_table)
-            if f.sub_size and fplan.bytes_remote:
+            if f.sub_size and fplan.bytes_remote and subs is not None:
                 b = self._refine(man, b, seeds, subs) or b
             builds.append(b)
         return builds, scan
 
     def _refine(self, man: Manifest, b: _Build, seeds: SeedSet,
-                subs: _SubSeeds) -> _Build | None:
+                subs: OrphanSubChunks) -> _Build | None:
         """``b`` with the chunks it downloads replaced by their sub-records (from the
         file's sub-index, ``core.fidx_sub``) where the sub-chunks found in local orphan
         chunks save bytes; None when nothing is saved. Nothing is fetched when what the
         sub-index costs could not pay off. A sub-index that does not match the manifest or
         its own table is not used (the file is built from whole chunks)."""
+        import numpy as np
+
+        from core import fidx_sub
+        from core.fidx import RECORD_SIZE
+        from core.planner import zero_chunks
+
         f, idx = b.entry, b.index
         assert idx is not None
         missing = (seeds.lookup(idx.ids, idx.lengths) < 0) & ~zero_chunks(idx.ids, idx.lengths)
@@ -319,7 +343,7 @@ class Updater:
         np.cumsum(recs.counts[:-1], out=first[1:])
         need = np.add.reduceat(np.where(found, 0, recs.lengths).astype(np.int64), first)
         use = need + SUB_RANGE_COST < whole[recs.chunks]
-        chosen = fidx_sub.choose(idx, recs, use, subs.combined(idx.params, seeds),
+        chosen = fidx_sub.choose(idx, recs, use, subs.combined(idx.params),
                                  self.options)
         if chosen is None:
             return None
@@ -332,12 +356,14 @@ class Updater:
         return better if after < before else None
 
     def _accept_sub_table(self, url: str, f: FileEntry, idx: FileIndex,
-                          data: bytes) -> fidx_sub.SubTable:
+                          data: bytes) -> SubTable:
+        from core.fidx_sub import decode_table
+
         actual = hashlib.sha256(data).hexdigest()
         if actual != f.sub_table_sha256:
             raise HashMismatchError(f"{url}: sub-index table does not match the manifest",
                                     expected=f.sub_table_sha256, actual=actual, path=f.path)
-        return fidx_sub.decode_table(data, idx, bytes.fromhex(f.fidx_sha256), f.sub_size)
+        return decode_table(data, idx, bytes.fromhex(f.fidx_sha256), f.sub_size)
 
     def _fetch_pieces(self, url: str, ranges: list[tuple[int, int]]) -> dict[int, bytes]:
         """The bytes of ``ranges`` of ``url`` (sorted, disjoint), by range start, in one
@@ -369,6 +395,8 @@ class Updater:
         return self._accept_index(url, f, data)
 
     def _accept_index(self, url: str, f: FileEntry, data: bytes) -> FileIndex:
+        from core.fidx import decode
+
         if hashlib.sha256(data).hexdigest() != f.fidx_sha256:
             raise HashMismatchError(f"{url}: index does not match the manifest",
                                     expected=f.fidx_sha256, path=f.path)
@@ -382,6 +410,8 @@ class Updater:
 
     def _fetch_table(self, man: Manifest, f: FileEntry) -> GroupTable:
         """The group table of ``f``'s index, checked against the manifest."""
+        from core import fidx_groups
+
         cfg = self.config
         url = groups_url(cfg.url, cfg.channel, man.version, f.path)
         data = self.fetcher.fetch(url, f.groups_size, self.cancel)
@@ -403,6 +433,8 @@ class Updater:
         fetched group does not match the table. The result is checked against the
         manifest's digest of the ``.fidx``. Raises ``HashMismatchError``, ``FormatError``
         or ``DownloadError``."""
+        from core.fidx_groups import Assembly
+
         cfg = self.config
         asm = Assembly.start(table, local)
         ranges = asm.leaf_ranges()
@@ -443,7 +475,7 @@ class Updater:
         (the state cache vouches for its SHA-256) and zstd is here. Then neither the index
         nor the local files are read: the delta alone rebuilds the file."""
         have = state.files.get(f.path)
-        if have is None or not f.deltas or not stz.available():
+        if have is None or not f.deltas or not delta.available():
             return None
         if not self._vouched(f.path, have):
             return None
@@ -453,6 +485,8 @@ class Updater:
     def _stz_table(self, man: Manifest, f: FileEntry, idx: FileIndex) -> StzTable | None:
         """The compressed copy's size table, when the release has one and zstd is here.
         A copy that is missing or does not fit its index is ignored: raw ranges still work."""
+        from core import stz
+
         if not f.stz_size or not stz.available():
             return None
         url = self._file_url(man, f.path) + stz.SUFFIX
@@ -494,16 +528,16 @@ class Updater:
             raise NotEnoughSpaceError(p.plan.disk_needed, p.plan.disk_free,
                                       str(cfg.install_dir))
         self._clean_stale_staging({self._part_path(b.entry).name for b in p.builds})
-        staged: list[BlankFile] = [
-            StagedFile(self._part_path(b.entry), b.index, b.plan, b.stz, b.whole, b.sub)
-            if b.index is not None and b.plan is not None
-            else BlankFile(self._part_path(b.entry), b.entry.size)
-            for b in p.builds]
+        staged = [self._staged(b) for b in p.builds]
+        sealer = Sealer()
         try:
-            self._rebuild(p, staged)
-            self._download(c, p, staged)
-            self._verify(p, staged)
+            for s in staged:
+                s.written = sealer.track(s.fd, s.path, s.size)
+            self._rebuild(p, staged, sealer)
+            self._download(c, p, staged, sealer)
+            self._verify(p, staged, sealer)
         finally:
+            sealer.close()  # before the files: it must not touch a closed descriptor
             for s in staged:
                 s.close()
             for scan in (p.scan, *p.more_scans):
@@ -516,71 +550,125 @@ class Updater:
         """Check, prepare and apply in one call."""
         return self.apply()
 
-    def _rebuild(self, p: _Planned, staged: list[BlankFile]) -> None:
+    def _staged(self, b: _Build) -> BlankFile:
+        """The staging file ``b`` is built in: from chunks, or (a delta) in order."""
+        if b.index is None or b.plan is None:
+            return BlankFile(self._part_path(b.entry), b.entry.size)
+        from core.rebuild import StagedFile
+
+        return StagedFile(self._part_path(b.entry), b.index, b.plan, b.stz, b.whole, b.sub)
+
+    def _rebuild(self, p: _Planned, staged: list[BlankFile], sealer: Sealer) -> None:
         m = self.meter
         total = sum(b.plan.bytes_local for b in p.builds if b.plan is not None)
         m.phase(Phase.REBUILD, 0, total)
         for b, s in zip(p.builds, staged, strict=True):
-            if isinstance(s, StagedFile):  # a delta rebuilds its file in the download phase
+            if b.plan is None:
+                continue  # a delta rebuilds its file in the download phase
+            from core.rebuild import StagedFile
+
+            if isinstance(s, StagedFile):
                 m.current = b.entry.path
                 s.copy_local(p.scan.open_seed_for(s.plan), self.cancel, m.add_local)
+                if not s.remote_ranges():
+                    sealer.complete(s.fd)  # hashed and synced while the others are built
 
-    def _apply_delta(self, man: Manifest, b: _Build, s: BlankFile) -> bool:
-        """Rebuild ``s`` from the publisher's delta; False (after logging why) when the
-        delta cannot be used, so the caller falls back to chunks."""
+    def _apply_delta(self, man: Manifest, b: _Build, s: BlankFile, sealer: Sealer) -> bool:
+        """Rebuild ``s`` from the publisher's delta, decoded as it arrives; False (after
+        logging why) when the delta cannot be used, so the caller falls back to chunks.
+
+        The delta is decoded before its last byte (hence its digest) is known: the output
+        goes to the staging file only, is bounded by the file's size (``delta.Decoder``),
+        and is used only if the delta's SHA-256 and then the output's match the manifest.
+        """
         assert b.delta is not None
         d = b.delta
         url = self._file_url(man, delta.name_for(b.entry.path, d.from_sha256))
         old = self.config.install_dir.joinpath(*b.entry.path.split("/"))
-        try:
-            data = self.fetcher.fetch(url, d.size, self.cancel)
+        decoder = delta.Decoder(old, b.entry.size, s.write_at)
+        digest = hashlib.sha256()
+        got = 0
+
+        def sink(offset: int, data: bytes) -> None:
+            nonlocal got
+            if offset != got:
+                raise FormatError(f"{url}: delta bytes arrived out of order", what="delta")
+            digest.update(data)
+            decoder.feed(data)
+            got += len(data)
             self.meter.add_network(len(data))
-            if hashlib.sha256(data).hexdigest() != d.sha256:
-                raise HashMismatchError(f"{url}: delta does not match the manifest")
-            delta.apply(old, data, b.entry.size, s.write_at)
+
+        try:
+            self.fetcher.fetch_ranges(url, [(0, d.size)], sink, self.cancel)
+            if got != d.size or digest.hexdigest() != d.sha256:
+                raise HashMismatchError(f"{url}: delta does not match the manifest",
+                                        expected=d.sha256, path=b.entry.path)
+            decoder.finish()
+            sealer.complete(s.fd)
+            actual = sealer.result(s.fd, self.cancel, durable=False)  # the tail only
+            if actual != b.entry.sha256:
+                raise HashMismatchError(f"{url}: delta rebuilds another file",
+                                        expected=b.entry.sha256, actual=actual,
+                                        path=b.entry.path)
         except (DownloadError, ContentError) as e:
             self.meter.log(f"{b.entry.path}: delta not used ({e}); using chunks")
             return False
+        finally:
+            decoder.close()  # the dictionary (a copy of the old file) goes now
         self.meter.log(f"{b.entry.path}: rebuilt from a {d.size}-byte delta")
         return True
 
-    def _download(self, c: _Checked, p: _Planned, staged: list[BlankFile]) -> None:
+    def _download(self, c: _Checked, p: _Planned, staged: list[BlankFile],
+                  sealer: Sealer) -> None:
         m = self.meter
         man = c.trusted.manifest
         m.phase(Phase.DOWNLOAD, 0, sum(b.wire_bytes() for b in p.builds))
         for i, b in enumerate(p.builds):
             s = staged[i]
+            fell_back = False
             if b.delta is not None:
                 m.current = b.entry.path
-                if self._apply_delta(man, b, s):
+                if self._apply_delta(man, b, s, sealer):
                     continue
                 # The delta failed: build this file from chunks after all.
+                sealer.forget(s.fd)
                 s.reset()  # drop what a bad delta wrote: the plan counts on zeros
                 s.close()
                 more, scan = self._plan_by_chunks(man, c.state, [b.entry])
                 p.more_scans.append(scan)
                 b = p.builds[i] = more[0]
                 assert b.index is not None and b.plan is not None
-                s = staged[i] = StagedFile(self._part_path(b.entry), b.index, b.plan, b.stz)
-                s.copy_local(scan.open_seed_for(b.plan), self.cancel, m.add_local)
-            assert isinstance(s, StagedFile)
-            ranges = s.remote_ranges()
-            if not ranges:
-                continue
-            m.current = b.entry.path
-            url = self._file_url(man, b.entry.path)
-            how = "compressed" if s.stz is not None else "raw"
-            m.log(f"{b.entry.path}: {len(ranges)} ranges, {s.wire_bytes()} bytes {how}")
-            s.download(self.fetcher, url, self.cancel, m.add_network,
-                       url + stz.SUFFIX if s.stz is not None else "")
+                s = staged[i] = self._staged(b)
+                s.written = sealer.track(s.fd, s.path, s.size)
+                fell_back = True
+            from core import stz
+            from core.rebuild import StagedFile
 
-    def _verify(self, p: _Planned, staged: list[BlankFile]) -> None:
+            assert isinstance(s, StagedFile) and b.plan is not None
+            if fell_back:  # the local chunks of a file whose delta failed are copied now
+                s.copy_local(p.more_scans[-1].open_seed_for(b.plan), self.cancel,
+                             m.add_local)
+            ranges = s.remote_ranges()
+            if ranges:
+                m.current = b.entry.path
+                url = self._file_url(man, b.entry.path)
+                how = "compressed" if s.stz is not None else "raw"
+                m.log(f"{b.entry.path}: {len(ranges)} ranges, {s.wire_bytes()} bytes {how}")
+                s.download(self.fetcher, url, self.cancel, m.add_network,
+                           url + stz.SUFFIX if s.stz is not None else "")
+            sealer.complete(s.fd)
+
+    def _verify(self, p: _Planned, staged: list[BlankFile], sealer: Sealer) -> None:
+        """Wait for each file's SHA-256 (hashed on the sealer's thread while it was
+        written, so mostly done) and fsync, compare, and mark it ready."""
         m = self.meter
         m.phase(Phase.VERIFY, 0, sum(b.entry.size for b in p.builds))
         for b, s in zip(p.builds, staged, strict=True):
             m.current = b.entry.path
-            s.verify(b.entry.sha256, self.cancel, m.add_done)
+            actual = sealer.result(s.fd, self.cancel, m.add_done)
+            sealer.forget(s.fd)
             s.close()
+            check_digest(s.path, b.entry.sha256, actual)
             os.replace(s.path, s.path.with_suffix(".ready"))
 
     def _install(self, c: _Checked, p: _Planned, staged: list[BlankFile]) -> None:
@@ -675,6 +763,8 @@ class _Build:
             return self.delta.size
         assert self.plan is not None and self.index is not None
         ranges = [(int(a), int(b)) for a, b in self.plan.remote.tolist()]
+        from core.rebuild import wire_bytes
+
         whole = self.index if self.whole is None else self.whole
         return wire_bytes(ranges, self.stz, whole.offsets(), self.sub)
 
@@ -698,45 +788,6 @@ REQUEST_COST = 400
 SUB_PAYOFF = 2
 # A sub-index whose records take at most this many bytes is fetched whole, in one request.
 SUB_WHOLE = 4096
-
-
-class _SubSeeds:
-    """The sub-chunks of local orphan chunks (local chunks no target of the update uses),
-    cut once per update and only if some file asks, and the seed sets that join them to
-    the local chunks."""
-
-    def __init__(self, scan: ScanResult, targets: dict[str, FileIndex],
-                 check: Callable[[], None]) -> None:
-        self._scan = scan
-        self._targets = targets
-        self._check = check
-        self._orphans: dict[tuple[ChunkerParams, ChunkerParams], list[Seed]] = {}
-        self._sets: dict[tuple[ChunkerParams, ChunkerParams], SeedSet] = {}
-        self._combined: dict[ChunkerParams, SeedSet] = {}
-
-    def _seeds(self, params: ChunkerParams, sub: ChunkerParams) -> list[Seed]:
-        key = (params, sub)
-        if key not in self._orphans:
-            used = SeedSet.build([(p, i.offsets()[:-1], i.lengths, i.ids)
-                                  for p, i in self._targets.items() if i.params == params])
-            self._orphans[key] = fidx_sub.orphan_seeds(self._scan.seeds.get(params, []),
-                                                       used, sub, check=self._check)
-        return self._orphans[key]
-
-    def get(self, params: ChunkerParams, sub: ChunkerParams) -> SeedSet | None:
-        """The orphans' sub-chunks cut with ``sub`` (None: no orphans)."""
-        key = (params, sub)
-        if key not in self._sets:
-            self._sets[key] = SeedSet.build(self._seeds(params, sub))
-        return self._sets[key] if len(self._sets[key]) else None
-
-    def combined(self, params: ChunkerParams, seeds: SeedSet) -> SeedSet:
-        """The local chunks cut with ``params`` and every orphan sub-chunk cut so far."""
-        if params not in self._combined:
-            more = [s for (p, _), v in self._orphans.items() if p == params for s in v]
-            self._combined[params] = SeedSet.build(
-                list(self._scan.seeds.get(params, [])) + more) if more else seeds
-        return self._combined[params]
 
 
 def _has_local_files(root: Path, state: InstalledState) -> bool:

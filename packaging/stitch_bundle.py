@@ -109,9 +109,16 @@ _QT_LIB_DROP = re.compile(
 
 
 def project_version(root: Path) -> str:
-    """The version in ``pyproject.toml`` (the one ``stitch --version`` prints)."""
+    """stitch's version (the one ``stitch --version`` prints): ``core/version.py``, which
+    ``pyproject.toml`` names as its dynamic version (read, not imported)."""
     data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
-    return str(data["project"]["version"])
+    attr = data["tool"]["setuptools"]["dynamic"]["version"]["attr"]  # core.version.__version__
+    module, _, name = attr.rpartition(".")
+    source = (root / Path(*module.split("."))).with_suffix(".py").read_text(encoding="utf-8")
+    match = re.search(rf'^{re.escape(name)}\s*=\s*"([^"]+)"', source, re.MULTILINE)
+    if match is None:
+        raise ValueError(f"{attr}: no version string")
+    return match.group(1)
 
 
 def version_tuple(version: str) -> tuple[int, int, int, int]:

@@ -3,6 +3,7 @@ nothing else; a player on another version, or a bad delta, falls back to chunks.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import subprocess
@@ -13,7 +14,9 @@ import pytest
 
 from core import delta
 from core.errors import FormatError
+from core.fetcher import MemoryFetcher
 from core.publish import publish
+from core.staging import BlankFile
 from core.updater import Updater, UpdaterConfig
 from tests.conftest import MEM, memory_fetcher, tree_digest
 
@@ -118,3 +121,200 @@ def test_publish_delta_flag_reports_it(tmp_path: Path) -> None:
                        capture_output=True, text=True)
     assert r.returncode == 0 and "deltas from 1:" in r.stdout
     assert list((repo / "stable/2/files/bin").glob("game.*.zdelta"))
+
+
+# -- streamed deltas: a bad delta never gets past staging, and the install is the new release --
+
+
+def _one_behind(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
+    """v0 installed, v1 published with a delta for bin/game: (v0, v1, repo, install)."""
+    v0, v1, _ = _versions(tmp_path)
+    repo = tmp_path / "repo"
+    publish(v0, repo, "1.0.0", deltas=True)
+    install = tmp_path / "install"
+    _update(install, memory_fetcher(repo))
+    publish(v1, repo, "1.1.0", deltas=True)
+    return v0, v1, repo, install
+
+
+def _swap_delta(repo: Path, data: bytes) -> None:
+    """Replace bin/game's delta in 1.1.0 by ``data`` and make the (unsigned) manifest and the
+    pointer vouch for it: only the decoder and the output's SHA-256 stand in the way."""
+    chan = repo / "stable"
+    man_path = chan / "1.1.0" / "release.json"
+    man = json.loads(man_path.read_bytes())
+    entry = next(f for f in man["files"] if f["path"] == "bin/game")
+    d = entry["deltas"][0]
+    (chan / "1.1.0/files" / delta.name_for("bin/game", d["from"])).write_bytes(data)
+    d["size"], d["sha256"] = len(data), hashlib.sha256(data).hexdigest()
+    body = (json.dumps(man, indent=2, sort_keys=True) + "\n").encode()
+    man_path.write_bytes(body)
+    ptr = json.loads((chan / "latest.json").read_bytes())
+    ptr["sha256"] = hashlib.sha256(body).hexdigest()
+    (chan / "latest.json").write_bytes(json.dumps(ptr).encode())
+
+
+def _record_writes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int, int]]:
+    """(offset, length, file size) of every write a delta makes into staging."""
+    seen: list[tuple[int, int, int]] = []
+    real = BlankFile.write_at
+
+    def write_at(self: BlankFile, data: bytes, offset: int) -> None:
+        seen.append((offset, len(data), self.size))
+        real(self, data, offset)
+
+    monkeypatch.setattr(BlankFile, "write_at", write_at)
+    return seen
+
+
+def _assert_fell_back(fetcher: MemoryFetcher, install: Path, v1: Path) -> None:
+    assert tree_digest(install) == tree_digest(v1)
+    assert [u for u, _ in fetcher.requests if u.endswith(".zdelta")]
+    assert [u for u, _ in fetcher.requests if u.endswith("bin/game.fidx")]  # chunks after all
+    assert not list((install / ".stitch/staging").glob("*"))
+
+
+@pytest.mark.parametrize("damage", ["garbage-frame", "flipped-bytes", "truncated"])
+def test_corrupt_delta_with_a_matching_digest_falls_back_to_chunks(
+        tmp_path: Path, damage: str) -> None:
+    _, v1, repo, install = _one_behind(tmp_path)
+    chan = repo / "stable/1.1.0/files/bin"
+    good = next(chan.glob("game.*.zdelta")).read_bytes()
+    if damage == "garbage-frame":
+        bad = good[:4] + random.Random(1).randbytes(len(good) - 4)  # zstd magic, then noise
+    elif damage == "flipped-bytes":
+        bad = bytearray(good)
+        for at in range(len(bad) // 3, len(bad), max(1, len(bad) // 50)):
+            bad[at] ^= 0x5A
+        bad = bytes(bad)
+    else:
+        bad = good[: len(good) // 2]
+    _swap_delta(repo, bad)
+    fetcher = memory_fetcher(repo)
+    _update(install, fetcher)
+    _assert_fell_back(fetcher, install, v1)
+
+
+def test_tampered_delta_bytes_fall_back_to_chunks(tmp_path: Path) -> None:
+    """The server's delta differs from the one the manifest vouches for (its digest)."""
+    _, v1, repo, install = _one_behind(tmp_path)
+    fetcher = memory_fetcher(repo)
+    url = next(u for u in fetcher.files if u.endswith(".zdelta") and "/1.1.0/files/bin/" in u)
+    body = bytearray(fetcher.files[url])
+    body[len(body) // 2] ^= 1
+    fetcher.files[url] = bytes(body)
+    _update(install, fetcher)
+    _assert_fell_back(fetcher, install, v1)
+
+
+def test_delta_decoding_past_the_file_size_is_cut_before_writing_past_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    v0, v1, repo, install = _one_behind(tmp_path)
+    longer = tmp_path / "longer"
+    longer.write_bytes((v1 / "bin/game").read_bytes() + bytes(3 << 20))  # a small delta
+    made = tmp_path / "longer.zdelta"
+    delta.make(v0 / "bin/game", longer, made)
+    _swap_delta(repo, made.read_bytes())
+    seen = _record_writes(monkeypatch)
+    fetcher = memory_fetcher(repo)
+    _update(install, fetcher)
+    _assert_fell_back(fetcher, install, v1)
+    size = (v1 / "bin/game").stat().st_size
+    delta_writes = [(at, n) for at, n, s in seen if s == size]
+    assert delta_writes and max(at + n for at, n in delta_writes) <= size
+
+
+def test_delta_that_rebuilds_another_file_is_caught_by_the_hash_on_write(
+        tmp_path: Path) -> None:
+    """The delta matches its digest and decodes to the right length, but one byte of the
+    output is wrong (a publisher's mistake, or a decoder fault): the SHA-256 hashed behind
+    the writes catches it right after decoding, and chunks rebuild the file."""
+    v0, v1, repo, install = _one_behind(tmp_path)
+    wrong = bytearray((v1 / "bin/game").read_bytes())
+    wrong[len(wrong) // 2] ^= 0xFF
+    (tmp_path / "wrong").write_bytes(bytes(wrong))
+    made = tmp_path / "wrong.zdelta"
+    delta.make(v0 / "bin/game", tmp_path / "wrong", made)
+    _swap_delta(repo, made.read_bytes())
+    fetcher = memory_fetcher(repo)
+    _update(install, fetcher)
+    _assert_fell_back(fetcher, install, v1)
+
+
+def test_decoder_fed_piece_by_piece_is_bounded(tmp_path: Path) -> None:
+    old, new = tmp_path / "old", tmp_path / "new"
+    rng = random.Random(3)
+    base = rng.randbytes(3 << 20)
+    old.write_bytes(base)
+    new.write_bytes(base[:1 << 20] + rng.randbytes(5000) + base[1 << 20:])
+    delta.make(old, new, tmp_path / "d")
+    data = (tmp_path / "d").read_bytes()
+    size = new.stat().st_size
+    for limit in (size, size - 1):
+        got = bytearray()
+
+        def write(block: bytes, at: int, got: bytearray = got) -> None:
+            assert at == len(got)
+            got.extend(block)
+
+        dec = delta.Decoder(old, limit, write)
+        try:
+            for at in range(0, len(data), 777):
+                dec.feed(data[at:at + 777])
+            dec.finish()
+        except FormatError:
+            assert limit < size and len(got) <= limit
+        else:
+            assert limit == size and bytes(got) == new.read_bytes()
+        finally:
+            dec.close()
+    assert delta.max_window(len(base), size) >= len(base) + size
+
+
+def test_decoder_refuses_a_window_beyond_what_the_pair_needs(tmp_path: Path) -> None:
+    import zstandard as zstd
+
+    old = tmp_path / "old"
+    old.write_bytes(b"x" * 1000)
+    params = zstd.ZstdCompressionParameters.from_level(3, window_log=28,
+                                                       write_content_size=False)
+    cobj = zstd.ZstdCompressor(compression_params=params).compressobj()
+    frame = cobj.compress(bytes(range(256)) * 400) + cobj.flush()
+    assert zstd.get_frame_parameters(frame).window_size == 1 << 28
+    dec = delta.Decoder(old, 200_000, lambda _b, _o: None)
+    with pytest.raises(FormatError, match="does not decode"):
+        dec.feed(frame)
+        dec.finish()
+
+
+_LOADED = (
+    "import runpy, sys\n"
+    "sys.argv = ['stitch', *sys.argv[1:]]\n"
+    "try:\n"
+    "    runpy.run_module('app.cli', run_name='__main__')\n"
+    "except SystemExit as e:\n"
+    "    code = e.code\n"
+    "heavy = ('numpy', 'pyfastcdc', 'xxhash', 'PySide6')\n"
+    "print(code, *sorted(m for m in heavy if m in sys.modules))\n"
+)
+
+
+def test_update_by_delta_starts_without_the_chunk_machinery(
+        tmp_path: Path, plain_server) -> None:  # type: ignore[no-untyped-def]
+    """Start-up: a launcher's update rebuilt from a delta, and the next run that finds
+    nothing to do, import neither numpy (the planner, indexes) nor the chunker nor Qt."""
+    v0, v1, _ = _versions(tmp_path)
+    (v1 / "readme.txt").write_bytes((v0 / "readme.txt").read_bytes())  # only the delta
+    repo, install = tmp_path / "repo", tmp_path / "install"
+    publish(v0, repo, "1.0.0", deltas=True)
+    _update(install, memory_fetcher(repo))
+    publish(v1, repo, "1.1.0", deltas=True)
+    url = plain_server(repo)
+    cmd = [sys.executable, "-c", _LOADED, "update", "--url", url, "--dir", str(install),
+           "--progress", "none"]
+    root = Path(__file__).parent.parent
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=root)
+    assert first.stdout.split() == ["0"], first.stderr
+    assert tree_digest(install) == tree_digest(v1)
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=root)
+    assert again.stdout.split() == ["0"], again.stderr

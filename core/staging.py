@@ -1,0 +1,89 @@
+"""A file being built in staging, before it is proven right: ``BlankFile``.
+
+Free of numpy and of the chunk machinery, so an update rebuilt only from deltas (or one
+with nothing to do) never imports them. ``core.rebuild.StagedFile`` extends it to build
+from chunks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from core.errors import HashMismatchError
+from core.fsutil import pread, pwrite
+from core.progress import CancelToken
+
+_READ = 4 << 20  # bytes per read when hashing
+
+
+def check_digest(path: Path, expected: str, actual: str) -> None:
+    """``HashMismatchError`` unless a rebuilt file's SHA-256 is the expected one."""
+    if actual != expected:
+        raise HashMismatchError(
+            f"rebuilt file does not match the release (SHA-256 {actual[:16]}…, "
+            f"expected {expected[:16]}…)", expected=expected, actual=actual,
+            path=str(path))
+
+
+def _no_mark(_a: int, _b: int) -> None:
+    pass
+
+
+class BlankFile:
+    """A file being built at ``path`` in staging, ``size`` bytes, starting as a hole. A
+    delta writes it in order; ``StagedFile`` builds it from chunks.
+
+    ``written(a, b)`` is called after bytes [a, b) hold their final value (written, or
+    already zeros), from whichever thread wrote them: ``core.sealer`` hashes behind it."""
+
+    def __init__(self, path: Path, size: int) -> None:
+        self.path = path
+        self.size = size
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # O_CREAT without truncation: a .part left by an interrupted run keeps its bytes.
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
+        if os.fstat(self._fd).st_size != size:
+            os.ftruncate(self._fd, size)
+        self.written: Callable[[int, int], None] = _no_mark
+
+    @property
+    def fd(self) -> int:
+        return self._fd
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def reset(self) -> None:
+        """Empty the staged file again (all zeros, a hole), keeping its size."""
+        os.ftruncate(self._fd, 0)
+        os.ftruncate(self._fd, self.size)
+
+    def write_at(self, data: bytes, offset: int) -> None:
+        """Write bytes checked some other way (a delta's output, checked by the SHA-256)."""
+        pwrite(self._fd, data, offset)
+        self.written(offset, offset + len(data))
+
+    def sha256(self, cancel: CancelToken, on_bytes: Callable[[int], None]) -> str:
+        h = hashlib.sha256()
+        pos = 0
+        while pos < self.size:
+            cancel.check()
+            data = pread(self._fd, min(_READ, self.size - pos), pos)
+            if not data:
+                break
+            h.update(data)
+            pos += len(data)
+            on_bytes(len(data))
+        return h.hexdigest()
+
+    def verify(self, expected: str, cancel: CancelToken,
+               on_bytes: Callable[[int], None]) -> None:
+        """fsync, re-read and compare (the updater hashes behind the writes instead:
+        ``core.sealer``)."""
+        os.fsync(self._fd)
+        check_digest(self.path, expected, self.sha256(cancel, on_bytes))

@@ -1,0 +1,141 @@
+"""The sealer: whole-file SHA-256 hashed behind the writes on a worker thread, one fsync per
+file; and, through the updater, that a byte spoilt between a chunk's check and the disk is
+caught before anything is committed."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from app.cli import EXIT_REJECTED, exit_code_for
+from core import rebuild
+from core.errors import CancelledError, HashMismatchError
+from core.progress import CancelToken
+from core.publish import publish
+from core.sealer import Sealer
+from core.updater import Updater, UpdaterConfig
+from tests.conftest import MEM, memory_fetcher, tree_digest
+
+
+def _file(tmp_path: Path, size: int, seed: int = 1) -> tuple[Path, bytes]:
+    data = random.Random(seed).randbytes(size)
+    path = tmp_path / "f.part"
+    path.write_bytes(data)
+    return path, data
+
+
+@pytest.mark.parametrize("marked", [1.0, 0.7, 0.0])
+def test_digest_of_pieces_marked_in_any_order(tmp_path: Path, marked: float) -> None:
+    """Marks (in any order, overlapping, some missing) only let hashing start early: the
+    digest is the file's either way, and progress adds up to its size."""
+    size = 9_000_001
+    path, data = _file(tmp_path, size)
+    rng = random.Random(2)
+    cuts = sorted({0, size, *(rng.randrange(size) for _ in range(300))})
+    pieces = list(itertools.pairwise(cuts))
+    rng.shuffle(pieces)
+    pieces = pieces[:int(len(pieces) * marked)]
+    pieces += pieces[:10]  # marked twice
+    fd = os.open(path, os.O_RDONLY)
+    sealer = Sealer()
+    try:
+        written = sealer.track(fd, path, size)
+        for a, b in pieces:
+            written(a, b)
+        sealer.complete(fd)
+        progress: list[int] = []
+        assert sealer.result(fd, CancelToken(), progress.append) \
+            == hashlib.sha256(data).hexdigest()
+        assert sum(progress) == size == sealer.hashed(fd)
+        sealer.forget(fd)
+    finally:
+        sealer.close()
+        os.close(fd)
+
+
+def test_many_files_and_an_empty_one(tmp_path: Path) -> None:
+    sealer = Sealer()
+    fds: list[tuple[int, str]] = []
+    try:
+        for i, size in enumerate([0, 1, 5 << 20, 123_457]):
+            sub = tmp_path / str(i)
+            sub.mkdir()
+            path, data = _file(sub, size, seed=i)
+            fd = os.open(path, os.O_RDONLY)
+            fds.append((fd, hashlib.sha256(data).hexdigest()))
+            sealer.track(fd, path, size)(0, size)
+            sealer.complete(fd)
+        for fd, want in reversed(fds):
+            assert sealer.result(fd, CancelToken()) == want
+    finally:
+        sealer.close()
+        for fd, _ in fds:
+            os.close(fd)
+
+
+def test_a_file_shorter_than_its_size_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    path, _ = _file(tmp_path, 1000)
+    fd = os.open(path, os.O_RDONLY)
+    sealer = Sealer()
+    try:
+        sealer.track(fd, path, 5000)
+        sealer.complete(fd)
+        with pytest.raises(OSError, match="ends at 1000"):
+            sealer.result(fd, CancelToken())
+    finally:
+        sealer.close()
+        os.close(fd)
+
+
+def test_waiting_for_a_result_sees_cancel(tmp_path: Path) -> None:
+    path, _ = _file(tmp_path, 1000)
+    fd = os.open(path, os.O_RDONLY)
+    sealer = Sealer()
+    cancel = CancelToken()
+    try:
+        sealer.track(fd, path, 1000)  # never completed: the result would never come
+        cancel.cancel()
+        with pytest.raises(CancelledError):
+            sealer.result(fd, cancel)
+    finally:
+        sealer.close()
+        os.close(fd)
+
+
+def test_a_byte_spoilt_between_the_chunk_check_and_the_disk_is_caught(
+        game: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every chunk is checked before it is written; a fault after that check (here: the
+    write puts one wrong byte on disk) is caught by the SHA-256 hashed behind the writes,
+    and the install stays the old release."""
+    v1, v2 = game
+    repo = tmp_path / "repo"
+    publish(v1, repo, "1.0.0")
+    install = tmp_path / "install"
+    Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=memory_fetcher(repo)).apply()
+    publish(v2, repo, "2.0.0")
+    before = tree_digest(install)
+
+    real = rebuild._write
+    spoilt: list[int] = []
+
+    def faulty(fd: int, chunk: bytes | bytearray | memoryview, offset: int,
+               chunk_id: bytes) -> None:
+        real(fd, chunk, offset, chunk_id)
+        if not spoilt and len(chunk) > 100:
+            spoilt.append(offset)
+            os.pwrite(fd, bytes([chunk[50] ^ 0x01]), offset + 50)
+
+    monkeypatch.setattr(rebuild, "_write", faulty)
+    up = Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=memory_fetcher(repo))
+    with pytest.raises(HashMismatchError) as info:
+        up.apply()
+    up.close()
+    assert spoilt
+    assert exit_code_for(info.value) == EXIT_REJECTED
+    assert tree_digest(install) == before
+    assert not (install / ".stitch/journal.json").exists()
