@@ -423,12 +423,15 @@ class OrphanSubChunks:
     """For an update: the sub-chunks of local orphan chunks (local chunks no target of the
     update uses), cut once and only if some file asks, and the seed sets that join them to
     the local chunks. ``seeds``: the local chunks by chunker parameters (``ScanResult``),
-    ``targets``: the update's target indexes."""
+    ``targets``: the update's target indexes; ``keep``: local files that stay as they are
+    (files the release does not change), whose chunks are no orphans."""
 
     def __init__(self, seeds: dict[ChunkerParams, list[Seed]], targets: dict[str, FileIndex],
-                 check: Callable[[], None] | None = None) -> None:
+                 check: Callable[[], None] | None = None,
+                 keep: frozenset[str] = frozenset()) -> None:
         self._seeds = seeds
         self._targets = targets
+        self._keep = keep
         self._check = check
         self._orphans: dict[tuple[ChunkerParams, ChunkerParams], list[Seed]] = {}
         self._sets: dict[tuple[ChunkerParams, ChunkerParams], SeedSet] = {}
@@ -441,8 +444,8 @@ class OrphanSubChunks:
         if key not in self._sets:
             used = SeedSet.build([(p, i.offsets()[:-1], i.lengths, i.ids)
                                   for p, i in self._targets.items() if i.params == params])
-            self._orphans[key] = orphan_seeds(self._seeds.get(params, []), used, sub,
-                                              check=self._check)
+            changing = [s for s in self._seeds.get(params, []) if s[0] not in self._keep]
+            self._orphans[key] = orphan_seeds(changing, used, sub, check=self._check)
             self._sets[key] = SeedSet.build(self._orphans[key])
             self._combined.pop(params, None)
         return self._sets[key] if len(self._sets[key]) else None

@@ -273,7 +273,14 @@ class Updater:
             targets[f.path] = self._assemble_index(man, f, table, local[key])
 
         builds: list[_Build] = []
-        subs = OrphanSubChunks(scan.seeds, targets, self.cancel.check) if entries else None
+        subs = None
+        if entries:
+            # Files the update leaves as they are hold no orphans.
+            root = self.config.install_dir
+            changing = {f.path for f in entries} - scan.unchanged
+            keep = frozenset(str(root.joinpath(*p.split("/"))) for p in man.by_path()
+                             if p not in changing)
+            subs = OrphanSubChunks(scan.seeds, targets, self.cancel.check, keep)
         for f in entries:
             if f.path in scan.unchanged:
                 continue

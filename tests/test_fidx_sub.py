@@ -416,3 +416,26 @@ def test_manifest_sub_fields_come_together_and_in_range(fields: dict[str, object
                       "version": "1", "created": "2026-01-01T00:00:00Z", "files": [entry]})
     with pytest.raises(FormatError):
         parse_manifest(raw.encode())
+
+
+def test_orphans_come_only_from_files_the_update_changes(tmp_path: Path) -> None:
+    params = ChunkerParams(256, 1024, 4096)
+    old, other = _noise(50_000, 14), _noise(50_000, 15)
+    new = _patched(old, 16, 3)
+    seeds = {}
+    for name, body in (("old", old), ("other", other)):
+        (tmp_path / name).write_bytes(body)
+        idx = _index(body, params)
+        seeds[name] = (str(tmp_path / name), idx.offsets()[:-1], idx.lengths, idx.ids)
+    targets = {"f": _index(new, params)}
+    keep = frozenset({seeds["other"][0]})
+    subs = fs.OrphanSubChunks({params: list(seeds.values())}, targets, None, keep)
+    got = subs.get(params, fs.SUB_PARAMS)
+    assert got is not None and set(got.names) == {seeds["old"][0]}
+    # Every orphan byte of the changed file was cut, nothing of the kept one.
+    gone = SeedSet.of_index("f", targets["f"]).lookup(seeds["old"][3], seeds["old"][2]) < 0
+    assert int(got.length.sum(dtype=np.uint64)) == int(seeds["old"][2][gone].sum())
+    # The combined set holds the local chunks of both files and the orphans' sub-chunks.
+    assert len(subs.combined(params)) == len(got) + sum(len(s[2]) for s in seeds.values())
+    assert fs.OrphanSubChunks({params: [seeds["other"]]}, targets, None, keep).get(
+        params, fs.SUB_PARAMS) is None
