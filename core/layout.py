@@ -2,7 +2,7 @@
 
     REPO/<channel>/latest.json
     REPO/<channel>/<version>/release.json (+ .minisig)
-    REPO/<channel>/<version>/files/<path>  (+ <path>.fidx, <path>.fidx.groups)
+    REPO/<channel>/<version>/files/<path>  (+ <path>.fidx, .fidx.groups, .fidx.sub)
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ SIGNATURE = "release.json.minisig"
 FILES = "files"
 FIDX_SUFFIX = ".fidx"
 GROUPS_SUFFIX = ".fidx.groups"  # the group table of a two-level index
+SUB_SUFFIX = ".fidx.sub"  # the sub-index: smaller chunks inside changed chunks
 
 
 def join_url(base: str, *parts: str) -> str:
@@ -52,3 +53,7 @@ def fidx_url(base: str, channel: str, version: str, path: str) -> str:
 
 def groups_url(base: str, channel: str, version: str, path: str) -> str:
     return join_url(base, channel, version, FILES, path + GROUPS_SUFFIX)
+
+
+def sub_url(base: str, channel: str, version: str, path: str) -> str:
+    return join_url(base, channel, version, FILES, path + SUB_SUFFIX)

@@ -59,6 +59,9 @@ class FileEntry:
     deltas: tuple[Delta, ...] = ()  # zstd patch-from deltas from earlier versions
     groups_size: int = 0  # size of the index's group table NAME.fidx.groups; 0 = none
     groups_sha256: str = ""  # hex SHA-256 of that table
+    sub_size: int = 0  # size of the index's sub-index NAME.fidx.sub; 0 = none
+    sub_table_size: int = 0  # bytes of its header and table (what a client fetches first)
+    sub_table_sha256: str = ""  # hex SHA-256 of those bytes
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,18 @@ def _groups(raw: dict[str, Any], w: str) -> dict[str, Any]:
             "groups_sha256": _hex(raw, "fidx_groups_sha256", w)}
 
 
+def _sub(raw: dict[str, Any], w: str) -> dict[str, Any]:
+    """The optional sub-index fields of a file entry: all three or none."""
+    keys = ("fidx_sub_size", "fidx_sub_table_size", "fidx_sub_table_sha256")
+    if not any(k in raw for k in keys):
+        return {}
+    size, table_size = _size(raw, keys[0], w), _size(raw, keys[1], w)
+    if not 0 < table_size <= size:
+        raise FormatError(f"{w}: sub-index table size out of range", what=w)
+    return {"sub_size": size, "sub_table_size": table_size,
+            "sub_table_sha256": _hex(raw, keys[2], w)}
+
+
 def parse_manifest(data: bytes, max_file_size: int = 1 << 40) -> Manifest:
     """Parse and check ``release.json``. Raises ``FormatError`` or ``UnsafePathError``."""
     w = "manifest"
@@ -251,7 +266,7 @@ def parse_manifest(data: bytes, max_file_size: int = 1 << 40) -> Manifest:
             fidx_sha256=_hex(raw, "fidx_sha256", w), fidx_size=_size(raw, "fidx_size", w),
             executable=_get(raw, "executable", bool, w, False),
             stz_size=_size(raw, "stz_size", w) if "stz_size" in raw else 0,
-            deltas=_deltas(raw, w), **_groups(raw, w),
+            deltas=_deltas(raw, w), **_groups(raw, w), **_sub(raw, w),
         ))
     # A file may not also be a folder of another file ("a" and "a/b").
     for f in files:
@@ -278,6 +293,8 @@ def encode_manifest(m: Manifest) -> bytes:
              **({"stz_size": f.stz_size} if f.stz_size else {}),
              **({"fidx_groups_size": f.groups_size, "fidx_groups_sha256": f.groups_sha256}
                 if f.groups_size else {}),
+             **({"fidx_sub_size": f.sub_size, "fidx_sub_table_size": f.sub_table_size,
+                 "fidx_sub_table_sha256": f.sub_table_sha256} if f.sub_size else {}),
              **({"deltas": [{"from": d.from_sha256, "size": d.size, "sha256": d.sha256}
                             for d in f.deltas]} if f.deltas else {})}
             for f in m.files

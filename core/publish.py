@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core import delta, fidx_groups, stz
+from core import delta, fidx_groups, fidx_sub, stz
 from core.chunker import DEFAULT_PARAMS, ChunkerParams, chunk_files
 from core.compressed import WARN_SIZE, inspect, warning
 from core.errors import ConfigError, FormatError
@@ -33,6 +33,7 @@ from core.layout import (
     MANIFEST,
     POINTER,
     SIGNATURE,
+    SUB_SUFFIX,
     manifest_rel,
 )
 from core.manifest import (
@@ -47,10 +48,12 @@ from core.manifest import (
     parse_manifest,
     parse_pointer,
 )
-from core.planner import SeedSet
+from core.planner import SeedSet, plan_file
+from core.rebuild import wire_bytes
 from core.state import STATE_DIR
 
 PUBLIC_KEY = "minisign.pub"
+REQUEST_COST = 400  # bytes of headers one more request costs a player (as core.updater)
 
 
 @dataclass(frozen=True)
@@ -119,11 +122,13 @@ def publish(
     compress_level: int = stz.DEFAULT_LEVEL,
     deltas: bool = False,
     delta_level: int = delta.DEFAULT_LEVEL,
+    subchunks: bool = False,
 ) -> PublishReport:
     """Publish ``src`` as ``version`` of ``channel`` in ``repo``. ``sign_key`` is a
     ``core.signing.SecretKey``. Raises ``ConfigError`` for bad arguments (an existing
     version without ``force``), ``UnsafePathError`` for file names that cannot be installed
-    everywhere, ``OSError`` for disk problems."""
+    everywhere, ``OSError`` for disk problems. ``subchunks`` writes sub-indexes
+    (``core.fidx_sub``) against the previous release, when there is one."""
     if not src.is_dir():
         raise ConfigError(f"source folder not found: {src}")
     params.validate()
@@ -184,6 +189,10 @@ def publish(
             entries.append(FileEntry(rel, idx.file_size, sha.hex(),
                                      _sha256(data), len(data), executable, stz_size, made,
                                      groups_size, groups_sha))
+
+    if subchunks and previous is not None:
+        entries, sub_bytes = _write_subindexes(previous, work, entries, indexes)
+        index_bytes += sub_bytes
 
     now = datetime.now(UTC)
     manifest = Manifest(
@@ -275,6 +284,95 @@ def _previous_seeds(previous: tuple[Manifest, Path]) -> SeedSet:
             continue
         seeds.append((f.path, idx.offsets()[:-1], idx.lengths, idx.ids))
     return SeedSet.build(seeds)
+
+
+def _write_subindexes(previous: tuple[Manifest, Path], work: Path, entries: list[FileEntry],
+                      indexes: dict[str, FileIndex]) -> tuple[list[FileEntry], int]:
+    """Write the sub-index of every file that has chunks new since the previous release
+    whose sub-chunks are partly in the previous release's orphan chunks (those the new
+    release no longer uses); return the entries with their sub-index fields, and the bytes
+    written."""
+    prev, prev_dir = previous
+    used = SeedSet.build([(rel, idx.offsets()[:-1], idx.lengths, idx.ids)
+                          for rel, idx in indexes.items()])
+    old = []
+    for f in prev.files:
+        try:
+            idx = decode((prev_dir / FILES / (f.path + FIDX_SUFFIX)).read_bytes())
+        except (OSError, FormatError):
+            continue
+        old.append((str(prev_dir / FILES / Path(*f.path.split("/"))), idx.offsets()[:-1],
+                    idx.lengths, idx.ids))
+    orphan_list = fidx_sub.orphan_seeds(old, used)
+    orphans = SeedSet.build(orphan_list)
+    if not len(orphans):
+        return entries, 0
+    prev_chunks = SeedSet.build(old)
+    # What a player one version behind holds: the previous release's chunks, and the
+    # sub-chunks of its orphans.
+    behind = SeedSet.build(old + orphan_list)
+    out: list[FileEntry] = []
+    written = 0
+    for e in entries:
+        idx = indexes[e.path]
+        new = prev_chunks.lookup(idx.ids, idx.lengths) < 0
+        dest = work / FILES / Path(*e.path.split("/"))
+        table_stz = _stz_table(dest, idx, e)
+        read, close = fidx_sub.file_reader(str(dest))
+        try:
+            made = fidx_sub.build(read, idx, bytes.fromhex(e.fidx_sha256), new, orphans,
+                                  whole_cost=None if table_stz is None else table_stz.sizes)
+        finally:
+            close()
+        made = _worth_it(made, idx, table_stz, prev_chunks, behind)
+        if made is None:
+            out.append(e)
+            continue
+        table, records = made
+        data = fidx_sub.encode(table, records)
+        (dest.parent / (dest.name + SUB_SUFFIX)).write_bytes(data)
+        written += len(data)
+        out.append(replace(e, sub_size=len(data), sub_table_size=table.table_size,
+                           sub_table_sha256=_sha256(data[:table.table_size])))
+    return out, written
+
+
+def _stz_table(dest: Path, idx: FileIndex, e: FileEntry) -> stz.StzTable | None:
+    """The size table of the ``.stz`` written beside ``dest`` (None: there is none, chunks
+    come raw)."""
+    if not e.stz_size:
+        return None
+    with open(dest.parent / (dest.name + stz.SUFFIX), "rb") as f:
+        head = f.read(stz.table_size(len(idx)))
+    return stz.parse_table(head, idx, bytes.fromhex(e.fidx_sha256), e.stz_size)
+
+
+def _worth_it(made: tuple[fidx_sub.SubTable, bytes] | None, idx: FileIndex,
+              table_stz: stz.StzTable | None, prev: SeedSet, behind: SeedSet
+              ) -> tuple[fidx_sub.SubTable, bytes] | None:
+    """The part of a sub-index that pays off for a player one version behind: plan the
+    update as that player would, without and with sub-chunks (``behind``: the previous
+    release's chunks and its orphans' sub-chunks), keep the chunks the plan takes as
+    sub-chunks, and nothing unless the bytes saved exceed the sub-index's."""
+    if made is None:
+        return None
+    table, records = made
+    recs = fidx_sub.records_of(table, records, idx)
+    chosen = fidx_sub.choose(idx, recs, np.ones(len(table), dtype=bool), behind)
+    if chosen is None:
+        return None
+    use, mixed, plan = chosen
+    offsets = idx.offsets()
+    before = wire_bytes(_ranges(plan_file(idx, prev).remote), table_stz, offsets)
+    after = wire_bytes(_ranges(plan.remote), table_stz, offsets, mixed.sub)
+    table, records = fidx_sub.subset(table, records, use)
+    if after + table.table_size + len(records) + 2 * REQUEST_COST >= before:
+        return None
+    return table, records
+
+
+def _ranges(remote: np.ndarray) -> list[tuple[int, int]]:
+    return [(int(a), int(b)) for a, b in remote.tolist()]
 
 
 def _missing_bytes(seeds: SeedSet, idx: FileIndex) -> int:

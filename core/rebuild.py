@@ -83,12 +83,19 @@ class StagedFile(BlankFile):
     """One file being built from chunks: local copies and remote ranges, as planned."""
 
     def __init__(self, path: Path, index: FileIndex, plan: FilePlan,
-                 stz_table: StzTable | None = None) -> None:
+                 stz_table: StzTable | None = None, whole: FileIndex | None = None,
+                 sub: np.ndarray | None = None) -> None:
         super().__init__(path, index.file_size)
         self.index = index
         self.plan = plan
         self.stz = stz_table  # the compressed copy's table, when one is published
         self.offsets = index.offsets()
+        # ``index`` may be a mixed index (core.fidx_sub): then ``whole`` is the published
+        # one, whose chunk numbers the .stz follows, and ``sub`` marks its chunks replaced
+        # by sub-records, which only raw ranges can fetch.
+        self.whole = whole if whole is not None else index
+        self.whole_offsets = self.whole.offsets() if whole is not None else self.offsets
+        self.sub = sub
         self.retry_ranges: list[tuple[int, int]] = []  # local chunks that failed their check
 
     def _ok(self, k: int, chunk: bytes | bytearray | memoryview) -> bool:
@@ -139,17 +146,9 @@ class StagedFile(BlankFile):
         return _merge([(int(a), int(b)) for a, b in self.plan.remote.tolist()]
                       + self.retry_ranges)
 
-    def _stz_ranges(self, ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        """The byte ranges of the compressed copy holding the chunks of raw ``ranges``."""
-        assert self.stz is not None
-        return compressed_ranges(self.stz, self.offsets, ranges)
-
     def wire_bytes(self) -> int:
         """Bytes the download is expected to take from the network."""
-        ranges = self.remote_ranges()
-        if self.stz is not None:
-            ranges = self._stz_ranges(ranges)
-        return sum(b - a for a, b in ranges)
+        return wire_bytes(self.remote_ranges(), self.stz, self.whole_offsets, self.sub)
 
     def download(self, fetcher: Fetcher, url: str, cancel: CancelToken,
                  on_bytes: Callable[[int], None], stz_url: str = "") -> None:
@@ -164,16 +163,22 @@ class StagedFile(BlankFile):
             return
         if self.stz is not None and stz_url:
             table = self.stz
+            whole = self.whole
 
             def unpack(k: int, stored: bytes | bytearray | memoryview) -> bytes | None:
                 try:
-                    return decode_chunk(stored, bool(table.raw[k]),
-                                        int(self.index.lengths[k]))
+                    return decode_chunk(stored, bool(table.raw[k]), int(whole.lengths[k]))
                 except FormatError:
                     return None
 
-            bad = self._fetch(fetcher, stz_url, self._stz_ranges(ranges), cancel, on_bytes,
-                              table.offsets, unpack)
+            packed, raw = split_raw(ranges, self.whole_offsets, self.sub)
+            bad = []
+            if packed:
+                bad = self._fetch(fetcher, stz_url,
+                                  compressed_ranges(table, self.whole_offsets, packed),
+                                  cancel, on_bytes, table.offsets, unpack, whole)
+            if raw:
+                bad = _merge(bad + self._fetch(fetcher, url, raw, cancel, on_bytes))
         else:
             bad = self._fetch(fetcher, url, ranges, cancel, on_bytes)
         if bad:
@@ -188,7 +193,7 @@ class StagedFile(BlankFile):
                cancel: CancelToken, on_bytes: Callable[[int], None],
                layout: np.ndarray | None = None,
                unpack: Callable[[int, bytes | bytearray | memoryview], bytes | None]
-               | None = None) -> list[tuple[int, int]]:
+               | None = None, index: FileIndex | None = None) -> list[tuple[int, int]]:
         """Fetch ``ranges`` of ``url`` and write every chunk that arrives whole and right;
         return the (raw) ranges of chunks that arrived wrong or incomplete.
 
@@ -196,11 +201,12 @@ class StagedFile(BlankFile):
         ``unpack`` turns its stored bytes into the chunk (None: they are the chunk).
         Pieces may start and end anywhere and arrive in any order (a server may split and
         reorder multipart parts); a chunk is assembled in memory until all its bytes are
-        there, checked, and only then written. Only chunks under way are held."""
+        there, checked, and only then written. Only chunks under way are held. ``index``
+        (default the plan's) is the chunk list the ranges and ``layout`` follow."""
         partial: dict[int, tuple[bytearray, list[int]]] = {}  # chunk -> (bytes, [filled])
         bad: list[tuple[int, int]] = []
-        ids = self.index.ids
-        raw_offsets = self.offsets
+        ids = (self.index if index is None else index).ids
+        raw_offsets = self.offsets if index is None else self.whole_offsets
         offsets = raw_offsets if layout is None else layout
         fd = self._fd
         written = self.written
@@ -208,7 +214,9 @@ class StagedFile(BlankFile):
         def finish(k: int, stored: bytes | bytearray | memoryview, a: int, b: int) -> None:
             start, end = int(raw_offsets[k]), int(raw_offsets[k + 1])
             chunk = stored if unpack is None else unpack(k, stored)
-            if chunk is not None and self._ok(k, chunk):
+            if chunk is not None and (
+                    self._ok(k, chunk) if index is None
+                    else xxhash.xxh3_128_digest(chunk) == ids[k].tobytes()):
                 _write(fd, chunk, start, ids[k].tobytes())
                 written(start, end)
             else:
@@ -239,6 +247,40 @@ class StagedFile(BlankFile):
         for k in partial:  # never completed: the server sent less than it said
             bad.append((int(raw_offsets[k]), int(raw_offsets[k + 1])))
         return _merge(bad)
+
+
+def split_raw(ranges: list[tuple[int, int]], offsets: np.ndarray, sub: np.ndarray | None
+              ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Split target byte ``ranges`` into the parts over whole chunks (``offsets``: chunk
+    starts plus the end) and the parts over chunks marked in ``sub`` (fetched raw)."""
+    if sub is None or not sub.any():
+        return ranges, []
+    packed: list[tuple[int, int]] = []
+    raw: list[tuple[int, int]] = []
+    for a, b in ranges:
+        i = int(np.searchsorted(offsets, np.uint64(a), side="right")) - 1
+        j = int(np.searchsorted(offsets, np.uint64(b), side="left"))
+        m = sub[i:j]
+        cuts = np.concatenate(([0], np.flatnonzero(m[1:] != m[:-1]) + 1, [len(m)]))
+        for r in range(len(cuts) - 1):  # per run of like chunks
+            lo = max(a, int(offsets[i + int(cuts[r])]))
+            hi = min(b, int(offsets[i + int(cuts[r + 1])]))
+            if hi > lo:
+                (raw if m[int(cuts[r])] else packed).append((lo, hi))
+    return packed, raw
+
+
+def wire_bytes(ranges: list[tuple[int, int]], stz_table: StzTable | None,
+               offsets: np.ndarray, sub: np.ndarray | None = None) -> int:
+    """Bytes the raw target ``ranges`` take on the network: compressed from the ``.stz``
+    where there is one (``offsets``: its chunks' starts plus the end), raw over the chunks
+    marked in ``sub``."""
+    if stz_table is None:
+        return sum(b - a for a, b in ranges)
+    packed, raw = split_raw(ranges, offsets, sub)
+    return (sum(b - a for a, b in compressed_ranges(stz_table, offsets, packed))
+            + sum(b - a for a, b in raw))
+
 
 def verify_known_chunks(path: Path, index: FileIndex, cancel: CancelToken) -> np.ndarray:
     """Which chunks of ``index`` are already correct in the partial file ``path`` (bool

@@ -29,7 +29,7 @@ from core.errors import (
 )
 from core.fetcher import Fetcher
 from core.fsutil import file_fingerprint, inside
-from core.layout import fidx_url, file_url, groups_url
+from core.layout import fidx_url, file_url, groups_url, sub_url
 from core.manifest import Delta, FileEntry, Manifest
 from core.meter import Meter
 from core.progress import CancelToken, Phase, ProgressCallback, no_progress
@@ -42,10 +42,13 @@ from core.trust import TrustedRelease, verify_release
 if TYPE_CHECKING:
     # The chunk machinery (numpy, the planner, indexes, compressed copies) is imported where
     # it is used: an update rebuilt from deltas, or one with nothing to do, starts without it.
+    import numpy as np
+
     from core.chunker import ChunkerParams
     from core.fidx import FileIndex
     from core.fidx_groups import GroupTable, LocalGroups
-    from core.planner import FilePlan, PlanOptions
+    from core.fidx_sub import OrphanSubChunks, SubTable
+    from core.planner import FilePlan, PlanOptions, SeedSet
     from core.stz import StzTable
 
 
@@ -243,6 +246,7 @@ class Updater:
         indexes come from them, the others from byte ranges of the ``.fidx``."""
         if entries:
             from core.fidx_groups import LocalGroups
+            from core.fidx_sub import OrphanSubChunks
             from core.planner import plan_file
         targets: dict[str, FileIndex] = {}
         tables: dict[str, GroupTable] = {}
@@ -269,6 +273,14 @@ class Updater:
             targets[f.path] = self._assemble_index(man, f, table, local[key])
 
         builds: list[_Build] = []
+        subs = None
+        if entries:
+            # Files the update leaves as they are hold no orphans.
+            root = self.config.install_dir
+            changing = {f.path for f in entries} - scan.unchanged
+            keep = frozenset(str(root.joinpath(*p.split("/"))) for p in man.by_path()
+                             if p not in changing)
+            subs = OrphanSubChunks(scan.seeds, targets, self.cancel.check, keep)
         for f in entries:
             if f.path in scan.unchanged:
                 continue
@@ -276,8 +288,106 @@ class Updater:
             seeds = scan.seeds_for(idx.params, f.path)
             fplan = plan_file(idx, seeds, self.options)
             stz_table = self._stz_table(man, f, idx) if fplan.bytes_remote else None
-            builds.append(_Build(f, idx, fplan, stz_table))
+            b = _Build(f, idx, fplan, stz_table)
+            if f.sub_size and fplan.bytes_remote and subs is not None:
+                b = self._refine(man, b, seeds, subs) or b
+            builds.append(b)
         return builds, scan
+
+    def _refine(self, man: Manifest, b: _Build, seeds: SeedSet,
+                subs: OrphanSubChunks) -> _Build | None:
+        """``b`` with the chunks it downloads replaced by their sub-records (from the
+        file's sub-index, ``core.fidx_sub``) where the sub-chunks found in local orphan
+        chunks save bytes; None when nothing is saved. Nothing is fetched when what the
+        sub-index costs could not pay off. A sub-index that does not match the manifest or
+        its own table is not used (the file is built from whole chunks)."""
+        import numpy as np
+
+        from core import fidx_sub
+        from core.fidx import RECORD_SIZE
+        from core.planner import zero_chunks
+
+        f, idx = b.entry, b.index
+        assert idx is not None
+        missing = (seeds.lookup(idx.ids, idx.lengths) < 0) & ~zero_chunks(idx.ids, idx.lengths)
+        # What each chunk costs whole: compressed when the .stz has it.
+        whole = (b.stz.sizes if b.stz is not None else idx.lengths).astype(np.int64)
+        if int(whole[missing].sum()) < SUB_PAYOFF * (f.sub_table_size + REQUEST_COST):
+            return None
+        cfg = self.config
+        url = sub_url(cfg.url, cfg.channel, man.version, f.path)
+        try:
+            small = f.sub_size - f.sub_table_size <= SUB_WHOLE
+            if small:  # one request for the whole file
+                data = self.fetcher.fetch(url, f.sub_size, self.cancel)
+                self.meter.add_network(len(data))
+                if len(data) != f.sub_size:
+                    raise FormatError(f"{url}: sub-index is {len(data)} bytes, expected "
+                                      f"{f.sub_size}", what="fidx")
+                table = self._accept_sub_table(url, f, idx, data[:f.sub_table_size])
+            else:
+                table = self._accept_sub_table(
+                    url, f, idx, self._fetch_pieces(url, [(0, f.sub_table_size)])[0])
+            chunks = table.chunks.astype(np.int64)
+            entries = np.flatnonzero(missing[chunks])
+            records = RECORD_SIZE * int(table.counts[entries].sum(dtype=np.int64))
+            if len(entries) == 0 or (not small and int(whole[chunks[entries]].sum())
+                                     < SUB_PAYOFF * (records + REQUEST_COST)):
+                return None
+            local = subs.get(idx.params, table.params)
+            if local is None:
+                return None
+            ranges = fidx_sub.record_ranges(table, entries)
+            fetched = ({a: data[a:c] for a, c in ranges} if small
+                       else self._fetch_pieces(url, ranges))
+            recs = fidx_sub.take_records(table, idx, entries, fetched, url)
+        except (DownloadError, ContentError) as e:
+            self.meter.log(f"{f.path}: sub-index not used ({e})")
+            return None
+        # Per chunk: what its missing sub-chunks cost raw, against the chunk whole.
+        found = local.lookup(recs.ids, recs.lengths) >= 0
+        first = np.zeros(len(recs.counts), dtype=np.int64)
+        np.cumsum(recs.counts[:-1], out=first[1:])
+        need = np.add.reduceat(np.where(found, 0, recs.lengths).astype(np.int64), first)
+        use = need + SUB_RANGE_COST < whole[recs.chunks]
+        chosen = fidx_sub.choose(idx, recs, use, subs.combined(idx.params),
+                                 self.options)
+        if chosen is None:
+            return None
+        use, mixed, fplan = chosen
+        better = _Build(f, mixed.index, fplan, b.stz, whole=idx, sub=mixed.sub)
+        before = b.wire_bytes()
+        after = better.wire_bytes() + (REQUEST_COST if b.stz is not None else 0)
+        self.meter.log(f"{f.path}: {int(use.sum())} chunks as sub-chunks: {before} -> "
+                       f"{after} bytes to download")
+        return better if after < before else None
+
+    def _accept_sub_table(self, url: str, f: FileEntry, idx: FileIndex,
+                          data: bytes) -> SubTable:
+        from core.fidx_sub import decode_table
+
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != f.sub_table_sha256:
+            raise HashMismatchError(f"{url}: sub-index table does not match the manifest",
+                                    expected=f.sub_table_sha256, actual=actual, path=f.path)
+        return decode_table(data, idx, bytes.fromhex(f.fidx_sha256), f.sub_size)
+
+    def _fetch_pieces(self, url: str, ranges: list[tuple[int, int]]) -> dict[int, bytes]:
+        """The bytes of ``ranges`` of ``url`` (sorted, disjoint), by range start, in one
+        multi-range request. Raises ``DownloadError``."""
+        bufs = {a: bytearray(b - a) for a, b in ranges}
+        firsts = [a for a, _ in ranges]
+
+        def sink(offset: int, data: bytes) -> None:
+            a = firsts[max(0, bisect.bisect_right(firsts, offset) - 1)]
+            buf, rel = bufs[a], offset - a
+            if rel < 0 or rel + len(data) > len(buf):
+                raise RangeError(f"{url}: bytes at {offset} outside the ranges asked", url=url)
+            buf[rel:rel + len(data)] = data
+
+        self.fetcher.fetch_ranges(url, ranges, sink, self.cancel)
+        self.meter.add_network(sum(b - a for a, b in ranges))
+        return {a: bytes(buf) for a, buf in bufs.items()}
 
     def _has_part(self, f: FileEntry) -> bool:
         pp = self._part_path(f)
@@ -453,7 +563,7 @@ class Updater:
             return BlankFile(self._part_path(b.entry), b.entry.size)
         from core.rebuild import StagedFile
 
-        return StagedFile(self._part_path(b.entry), b.index, b.plan, b.stz)
+        return StagedFile(self._part_path(b.entry), b.index, b.plan, b.stz, b.whole, b.sub)
 
     def _rebuild(self, p: _Planned, staged: list[BlankFile], sealer: Sealer) -> None:
         m = self.meter
@@ -649,6 +759,10 @@ class _Build:
     plan: FilePlan | None
     stz: StzTable | None = None
     delta: Delta | None = None  # the publisher's delta, when it applies and is cheaper
+    # When ``index`` is mixed (core.fidx_sub): the published index, and its chunks replaced
+    # by sub-records.
+    whole: FileIndex | None = None
+    sub: np.ndarray | None = None
 
     def wire_bytes(self) -> int:
         """Bytes the planned remote ranges take on the network (compressed when possible),
@@ -657,11 +771,10 @@ class _Build:
             return self.delta.size
         assert self.plan is not None and self.index is not None
         ranges = [(int(a), int(b)) for a, b in self.plan.remote.tolist()]
-        if self.stz is not None:
-            from core import stz
+        from core.rebuild import wire_bytes
 
-            ranges = stz.compressed_ranges(self.stz, self.index.offsets(), ranges)
-        return sum(b - a for a, b in ranges)
+        whole = self.index if self.whole is None else self.whole
+        return wire_bytes(ranges, self.stz, whole.offsets(), self.sub)
 
 
 @dataclass
@@ -674,6 +787,15 @@ class _Planned:
 
 # Bytes one more leaf range costs (multipart part headers), against fetching the whole index.
 LEAF_RANGE_COST = 100
+# Bytes a chunk taken as sub-chunks must save at least (the extra ranges' part headers).
+SUB_RANGE_COST = 100
+# Bytes one more request costs (response headers).
+REQUEST_COST = 400
+# A sub-index is fetched only when the chunks it may replace cost this many times more
+# than it (most of a chunk is saved at best).
+SUB_PAYOFF = 2
+# A sub-index whose records take at most this many bytes is fetched whole, in one request.
+SUB_WHOLE = 4096
 
 
 def _has_local_files(root: Path, state: InstalledState) -> bool:

@@ -32,8 +32,8 @@ from pathlib import Path
 from tests.bench.compare import pairs as P
 from tests.bench.compare.harness import REPO_ROOT, Nginx, compare_pair, tables
 
-TOOLS = ["stitch", "stitch-cold", "stitch-2k", "stitch-z", "stitch-z2k", "stitch-d", "zsync",
-         "casync"]
+TOOLS = ["stitch", "stitch-cold", "stitch-2k", "stitch-z", "stitch-z2k", "stitch-zs", "stitch-d",
+         "zsync", "casync"]
 
 
 def startup_time(cmd: list[str]) -> float:

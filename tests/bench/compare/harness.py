@@ -39,7 +39,7 @@ TIME = "/usr/bin/time"
 # Seconds to let nginx write the last log line (it logs after the response is sent).
 LOG_SETTLE = 0.25
 # Requests whose bytes count as index/metadata rather than file contents.
-META_SUFFIXES = (".fidx", ".groups", ".json", ".minisig", ".zsync", ".caibx", ".caidx")
+META_SUFFIXES = (".fidx", ".groups", ".sub", ".json", ".minisig", ".zsync", ".caibx", ".caidx")
 
 
 @dataclass
@@ -266,12 +266,13 @@ def compare_pair(pair: Pair, work: Path, nginx: Nginx, web: Path, tools: list[st
 
     # ---- stitch: old release alone in <v>-old, old + new in <v>. Variants: the default
     # chunk size, (tool "stitch-2k") 2 KiB average chunks, (tool "stitch-z") compressed
-    # chunk copies published with --compress.
+    # chunk copies published with --compress, (tool "stitch-zs") plus sub-indexes.
     variants = (("stitch", [], "stitch"),
                 ("stitch-2k", ["--avg-chunk", "2048"], "stitch, avg 2 KiB chunks"),
                 ("stitch-z", ["--compress"], "stitch --compress"),
                 ("stitch-z2k", ["--compress", "--avg-chunk", "2048"],
                  "stitch --compress, avg 2 KiB chunks"),
+                ("stitch-zs", ["--compress", "--subchunks"], "stitch --compress --subchunks"),
                 ("stitch-d", ["--compress", "--delta"], "stitch --compress --delta"))
     for variant, opts, label in variants:
         wanted = [t for t in tools if t == variant or (variant == "stitch" and t == "stitch-cold")]
