@@ -381,6 +381,10 @@ def compare_pair(pair: Pair, work: Path, nginx: Nginx, web: Path, tools: list[st
     for i in range(repeat):
         for run, cmd, prepare, result, cwd in specs:
             prepare()
+            # Every run starts with nothing dirty in the page cache: stitch fsyncs what it
+            # writes (crash safety), and must not pay for flushing the previous run's or
+            # the preparation's writes (zsync and casync never sync, so it costs them nothing).
+            os.sync()
             nginx.mark()
             try:
                 wall, rss = timed(cmd, logs / f"{run.tool}.log", cwd=cwd)
