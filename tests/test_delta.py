@@ -288,12 +288,9 @@ def test_decoder_refuses_a_window_beyond_what_the_pair_needs(tmp_path: Path) -> 
 
 
 _LOADED = (
-    "import runpy, sys\n"
-    "sys.argv = ['stitch', *sys.argv[1:]]\n"
-    "try:\n"
-    "    runpy.run_module('app.cli', run_name='__main__')\n"
-    "except SystemExit as e:\n"
-    "    code = e.code\n"
+    "import sys\n"
+    "from app.cli import main\n"
+    "code = main(sys.argv[1:])\n"
     "heavy = ('numpy', 'pyfastcdc', 'xxhash', 'PySide6')\n"
     "print(code, *sorted(m for m in heavy if m in sys.modules))\n"
 )
