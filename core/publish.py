@@ -22,6 +22,7 @@ import numpy as np
 
 from core import delta, fidx_groups, fidx_sub, stz
 from core.chunker import DEFAULT_PARAMS, ChunkerParams, chunk_files
+from core.chunkplan import REQUEST_COST  # what one more request costs a player
 from core.compressed import WARN_SIZE, inspect, warning
 from core.errors import ConfigError, FormatError
 from core.fidx import FileIndex, decode, encode
@@ -53,7 +54,6 @@ from core.rebuild import wire_bytes
 from core.state import STATE_DIR
 
 PUBLIC_KEY = "minisign.pub"
-REQUEST_COST = 400  # bytes of headers one more request costs a player (as core.updater)
 
 
 @dataclass(frozen=True)

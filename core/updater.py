@@ -7,7 +7,6 @@ what will happen), ``apply()`` runs the plan and commits. ``update()`` does all 
 
 from __future__ import annotations
 
-import bisect
 import enum
 import hashlib
 import os
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core import delta
+from core.chunkplan import Build, ChunkPlanner, release_file_url
 from core.commit import Op, commit, recover
 from core.errors import (
     ContentError,
@@ -25,15 +25,13 @@ from core.errors import (
     FormatError,
     HashMismatchError,
     NotEnoughSpaceError,
-    RangeError,
 )
 from core.fetcher import Fetcher
 from core.fsutil import file_fingerprint, inside
-from core.layout import fidx_url, file_url, groups_url, sub_url
 from core.manifest import Delta, FileEntry, Manifest
 from core.meter import Meter
 from core.progress import CancelToken, Phase, ProgressCallback, no_progress
-from core.scan import ScanResult, scan_local
+from core.scan import ScanResult
 from core.sealer import Sealer
 from core.staging import BlankFile, check_digest
 from core.state import InstalledFile, InstalledState, StateStore
@@ -42,14 +40,8 @@ from core.trust import TrustedRelease, verify_release
 if TYPE_CHECKING:
     # The chunk machinery (numpy, the planner, indexes, compressed copies) is imported where
     # it is used: an update rebuilt from deltas, or one with nothing to do, starts without it.
-    import numpy as np
 
-    from core.chunker import ChunkerParams
-    from core.fidx import FileIndex
-    from core.fidx_groups import GroupTable, LocalGroups
-    from core.fidx_sub import OrphanSubChunks, SubTable
-    from core.planner import FilePlan, PlanOptions, SeedSet
-    from core.stz import StzTable
+    from core.planner import PlanOptions
 
 
 @dataclass(frozen=True)
@@ -219,7 +211,7 @@ class Updater:
         delta_paths = {f.path for f, _ in by_delta}
         builds, scan = self._plan_by_chunks(
             man, c.state, [f for f in c.changed if f.path not in delta_paths])
-        builds += [_Build(f, None, None, None, d) for f, d in by_delta]
+        builds += [Build(f, None, None, None, d) for f, d in by_delta]
         self.meter.phase(Phase.PLAN, 1, 1)
         to_download = sum(b.wire_bytes() for b in builds)
         reused = sum(b.plan.bytes_local for b in builds if b.plan is not None)
@@ -238,244 +230,11 @@ class Updater:
         return _Planned(plan, builds, scan)
 
     def _plan_by_chunks(self, man: Manifest, state: InstalledState,
-                        entries: list[FileEntry]) -> tuple[list[_Build], ScanResult]:
-        """Fetch the indexes of ``entries``, scan local files and plan each from chunks.
-
-        A file with a group table (and something local to match it against) gets its table
-        first and its index after the scan: the records of the groups found in local
-        indexes come from them, the others from byte ranges of the ``.fidx``."""
-        if entries:
-            from core.fidx_groups import LocalGroups
-            from core.fidx_sub import OrphanSubChunks
-            from core.planner import plan_file
-        targets: dict[str, FileIndex] = {}
-        tables: dict[str, GroupTable] = {}
-        local_files = _has_local_files(self.config.install_dir, state)
-        for f in entries:
-            self.cancel.check()
-            if f.groups_size and local_files and not self._has_part(f):
-                tables[f.path] = self._fetch_table(man, f)
-            else:
-                targets[f.path] = self._fetch_index(man, f)
-
-        scan = scan_local(self.store, state, man, targets, entries, self.cancel, self.meter,
-                          self._part_path, frozenset(t.params for t in tables.values()))
-        local: dict[tuple[ChunkerParams, int, int], LocalGroups] = {}
-        for f in entries:
-            table = tables.get(f.path)
-            if table is None or f.path in scan.unchanged:
-                continue
-            key = (table.params, table.target, table.maximum)
-            if key not in local:
-                local[key] = LocalGroups.of(
-                    [(lengths, ids) for _, _, lengths, ids in scan.seeds.get(table.params, [])],
-                    table.target, table.maximum)
-            targets[f.path] = self._assemble_index(man, f, table, local[key])
-
-        builds: list[_Build] = []
-        subs = None
-        if entries:
-            # Files the update leaves as they are hold no orphans.
-            root = self.config.install_dir
-            changing = {f.path for f in entries} - scan.unchanged
-            keep = frozenset(str(root.joinpath(*p.split("/"))) for p in man.by_path()
-                             if p not in changing)
-            subs = OrphanSubChunks(scan.seeds, targets, self.cancel.check, keep)
-        for f in entries:
-            if f.path in scan.unchanged:
-                continue
-            idx = targets[f.path]
-            seeds = scan.seeds_for(idx.params, f.path)
-            fplan = plan_file(idx, seeds, self.options)
-            stz_table = self._stz_table(man, f, idx) if fplan.bytes_remote else None
-            b = _Build(f, idx, fplan, stz_table)
-            if f.sub_size and fplan.bytes_remote and subs is not None:
-                b = self._refine(man, b, seeds, subs) or b
-            builds.append(b)
-        return builds, scan
-
-    def _refine(self, man: Manifest, b: _Build, seeds: SeedSet,
-                subs: OrphanSubChunks) -> _Build | None:
-        """``b`` with the chunks it downloads replaced by their sub-records (from the
-        file's sub-index, ``core.fidx_sub``) where the sub-chunks found in local orphan
-        chunks save bytes; None when nothing is saved. Nothing is fetched when what the
-        sub-index costs could not pay off. A sub-index that does not match the manifest or
-        its own table is not used (the file is built from whole chunks)."""
-        import numpy as np
-
-        from core import fidx_sub
-        from core.fidx import RECORD_SIZE
-        from core.planner import zero_chunks
-
-        f, idx = b.entry, b.index
-        assert idx is not None
-        missing = (seeds.lookup(idx.ids, idx.lengths) < 0) & ~zero_chunks(idx.ids, idx.lengths)
-        # What each chunk costs whole: compressed when the .stz has it.
-        whole = (b.stz.sizes if b.stz is not None else idx.lengths).astype(np.int64)
-        if int(whole[missing].sum()) < SUB_PAYOFF * (f.sub_table_size + REQUEST_COST):
-            return None
-        cfg = self.config
-        url = sub_url(cfg.url, cfg.channel, man.version, f.path)
-        try:
-            small = f.sub_size - f.sub_table_size <= SUB_WHOLE
-            if small:  # one request for the whole file
-                data = self.fetcher.fetch(url, f.sub_size, self.cancel)
-                self.meter.add_network(len(data))
-                if len(data) != f.sub_size:
-                    raise FormatError(f"{url}: sub-index is {len(data)} bytes, expected "
-                                      f"{f.sub_size}", what="fidx")
-                table = self._accept_sub_table(url, f, idx, data[:f.sub_table_size])
-            else:
-                table = self._accept_sub_table(
-                    url, f, idx, self._fetch_pieces(url, [(0, f.sub_table_size)])[0])
-            chunks = table.chunks.astype(np.int64)
-            entries = np.flatnonzero(missing[chunks])
-            records = RECORD_SIZE * int(table.counts[entries].sum(dtype=np.int64))
-            if len(entries) == 0 or (not small and int(whole[chunks[entries]].sum())
-                                     < SUB_PAYOFF * (records + REQUEST_COST)):
-                return None
-            local = subs.get(idx.params, table.params)
-            if local is None:
-                return None
-            ranges = fidx_sub.record_ranges(table, entries)
-            fetched = ({a: data[a:c] for a, c in ranges} if small
-                       else self._fetch_pieces(url, ranges))
-            recs = fidx_sub.take_records(table, idx, entries, fetched, url)
-        except (DownloadError, ContentError) as e:
-            self.meter.log(f"{f.path}: sub-index not used ({e})")
-            return None
-        # Per chunk: what its missing sub-chunks cost raw, against the chunk whole.
-        found = local.lookup(recs.ids, recs.lengths) >= 0
-        first = np.zeros(len(recs.counts), dtype=np.int64)
-        np.cumsum(recs.counts[:-1], out=first[1:])
-        need = np.add.reduceat(np.where(found, 0, recs.lengths).astype(np.int64), first)
-        use = need + SUB_RANGE_COST < whole[recs.chunks]
-        chosen = fidx_sub.choose(idx, recs, use, subs.combined(idx.params),
-                                 self.options)
-        if chosen is None:
-            return None
-        use, mixed, fplan = chosen
-        better = _Build(f, mixed.index, fplan, b.stz, whole=idx, sub=mixed.sub)
-        before = b.wire_bytes()
-        after = better.wire_bytes() + (REQUEST_COST if b.stz is not None else 0)
-        self.meter.log(f"{f.path}: {int(use.sum())} chunks as sub-chunks: {before} -> "
-                       f"{after} bytes to download")
-        return better if after < before else None
-
-    def _accept_sub_table(self, url: str, f: FileEntry, idx: FileIndex,
-                          data: bytes) -> SubTable:
-        from core.fidx_sub import decode_table
-
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != f.sub_table_sha256:
-            raise HashMismatchError(f"{url}: sub-index table does not match the manifest",
-                                    expected=f.sub_table_sha256, actual=actual, path=f.path)
-        return decode_table(data, idx, bytes.fromhex(f.fidx_sha256), f.sub_size)
-
-    def _fetch_pieces(self, url: str, ranges: list[tuple[int, int]]) -> dict[int, bytes]:
-        """The bytes of ``ranges`` of ``url`` (sorted, disjoint), by range start, in one
-        multi-range request. Raises ``DownloadError``."""
-        bufs = {a: bytearray(b - a) for a, b in ranges}
-        firsts = [a for a, _ in ranges]
-
-        def sink(offset: int, data: bytes) -> None:
-            a = firsts[max(0, bisect.bisect_right(firsts, offset) - 1)]
-            buf, rel = bufs[a], offset - a
-            if rel < 0 or rel + len(data) > len(buf):
-                raise RangeError(f"{url}: bytes at {offset} outside the ranges asked", url=url)
-            buf[rel:rel + len(data)] = data
-
-        self.fetcher.fetch_ranges(url, ranges, sink, self.cancel)
-        self.meter.add_network(sum(b - a for a, b in ranges))
-        return {a: bytes(buf) for a, buf in bufs.items()}
-
-    def _has_part(self, f: FileEntry) -> bool:
-        pp = self._part_path(f)
-        return pp.exists() or pp.with_suffix(".ready").exists()
-
-    def _fetch_index(self, man: Manifest, f: FileEntry) -> FileIndex:
-        """The whole ``.fidx`` of ``f``, checked against the manifest."""
-        cfg = self.config
-        url = fidx_url(cfg.url, cfg.channel, man.version, f.path)
-        data = self.fetcher.fetch(url, f.fidx_size, self.cancel)
-        self.meter.add_network(len(data))
-        return self._accept_index(url, f, data)
-
-    def _accept_index(self, url: str, f: FileEntry, data: bytes) -> FileIndex:
-        from core.fidx import decode
-
-        if hashlib.sha256(data).hexdigest() != f.fidx_sha256:
-            raise HashMismatchError(f"{url}: index does not match the manifest",
-                                    expected=f.fidx_sha256, path=f.path)
-        idx = decode(data, self.config.max_file_size)
-        if idx.sha256.hex() != f.sha256 or idx.file_size != f.size:
-            raise FormatError(f"{url}: index describes another file", what="fidx")
-        # Cached now (content-addressed, so harmless if the update stops) rather than
-        # holding the raw bytes until the commit: big files have big indexes.
-        self.store.cache_index(idx, data)
-        return idx
-
-    def _fetch_table(self, man: Manifest, f: FileEntry) -> GroupTable:
-        """The group table of ``f``'s index, checked against the manifest."""
-        from core import fidx_groups
-
-        cfg = self.config
-        url = groups_url(cfg.url, cfg.channel, man.version, f.path)
-        data = self.fetcher.fetch(url, f.groups_size, self.cancel)
-        self.meter.add_network(len(data))
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != f.groups_sha256:
-            raise HashMismatchError(f"{url}: group table does not match the manifest",
-                                    expected=f.groups_sha256, actual=actual, path=f.path)
-        table = fidx_groups.decode(data, cfg.max_file_size)
-        if (table.sha256.hex() != f.sha256 or table.file_size != f.size
-                or table.fidx_size != f.fidx_size):
-            raise FormatError(f"{url}: group table describes another file", what="fidx")
-        return table
-
-    def _assemble_index(self, man: Manifest, f: FileEntry, table: GroupTable,
-                        local: LocalGroups) -> FileIndex:
-        """``f``'s index from the groups ``local`` holds and the fetched records of the
-        others; the whole ``.fidx`` instead when most records are missing anyway, or when a
-        fetched group does not match the table. The result is checked against the
-        manifest's digest of the ``.fidx``. Raises ``HashMismatchError``, ``FormatError``
-        or ``DownloadError``."""
-        from core.fidx_groups import Assembly
-
-        cfg = self.config
-        asm = Assembly.start(table, local)
-        ranges = asm.leaf_ranges()
-        cost = asm.missing_bytes() + LEAF_RANGE_COST * len(ranges)
-        if cost > f.fidx_size * 3 // 4:
-            return self._fetch_index(man, f)
-        url = fidx_url(cfg.url, cfg.channel, man.version, f.path)
-        if ranges:
-            bufs = {a: bytearray(b - a) for a, b in ranges}
-            firsts = [a for a, _ in ranges]
-
-            def sink(offset: int, data: bytes) -> None:
-                a = firsts[max(0, bisect.bisect_right(firsts, offset) - 1)]
-                buf, rel = bufs[a], offset - a
-                if rel < 0 or rel + len(data) > len(buf):
-                    raise RangeError(f"{url}: bytes at {offset} outside the ranges asked",
-                                     url=url)
-                buf[rel:rel + len(data)] = data
-
-            self.fetcher.fetch_ranges(url, ranges, sink, self.cancel)
-            got = sum(len(b) for b in bufs.values())
-            self.meter.add_network(got)
-            try:
-                for a, buf in bufs.items():
-                    asm.add_leaves(a, bytes(buf), url)
-            except ContentError as e:
-                # Like a chunk that fails its id, asked once more: the whole index this time
-                # (one plain GET, checked against the manifest), so a proxy that garbles
-                # multipart answers costs bytes, not the update.
-                self.meter.log(f"{f.path}: {e}; fetching the whole index")
-                return self._fetch_index(man, f)
-            self.meter.log(f"{f.path}: index records of {len(ranges)} changed regions "
-                           f"({got} bytes) fetched")
-        return self._accept_index(url, f, asm.fidx_bytes())
+                        entries: list[FileEntry]) -> tuple[list[Build], ScanResult]:
+        """Plan ``entries`` from chunks (``core.chunkplan``)."""
+        planner = ChunkPlanner(self.config, self.fetcher, self.store, self.meter, self.cancel,
+                               self.options if entries else None, self._part_path)
+        return planner.plan(man, state, entries)
 
     def _delta_for(self, f: FileEntry, state: InstalledState) -> Delta | None:
         """The publisher's delta for this file, when the installed file is exactly its base
@@ -489,34 +248,8 @@ class Updater:
         return next((d for d in f.deltas if d.from_sha256 == have.sha256 and d.size < f.size),
                     None)
 
-    def _stz_table(self, man: Manifest, f: FileEntry, idx: FileIndex) -> StzTable | None:
-        """The compressed copy's size table, when the release has one and zstd is here.
-        A copy that is missing or does not fit its index is ignored: raw ranges still work."""
-        from core import stz
-
-        if not f.stz_size or not stz.available():
-            return None
-        url = self._file_url(man, f.path) + stz.SUFFIX
-        size = stz.table_size(len(idx))
-        got = bytearray(size)
-
-        def sink(offset: int, data: bytes) -> None:
-            got[offset:offset + len(data)] = data
-
-        try:
-            self.fetcher.fetch_ranges(url, [(0, size)], sink, self.cancel)
-            fidx_sha = bytes.fromhex(f.fidx_sha256)
-            table = stz.parse_table(bytes(got), idx, fidx_sha, f.stz_size)
-        except (DownloadError, FormatError) as e:
-            self.meter.log(f"{f.path}: compressed copy not used ({e})")
-            return None
-        self.meter.add_network(size)
-        return table
-
     def _file_url(self, man: Manifest, path: str) -> str:
-        cfg = self.config
-        return file_url(cfg.url, cfg.channel, man.version, path,
-                        cfg.files_url or man.files_url)
+        return release_file_url(self.config, man, path)
 
     def _part_path(self, f: FileEntry) -> Path:
         key = hashlib.sha256(f.path.encode()).hexdigest()[:24]
@@ -557,7 +290,7 @@ class Updater:
         """Check, prepare and apply in one call."""
         return self.apply()
 
-    def _staged(self, b: _Build) -> BlankFile:
+    def _staged(self, b: Build) -> BlankFile:
         """The staging file ``b`` is built in: from chunks, or (a delta) in order."""
         if b.index is None or b.plan is None:
             return BlankFile(self._part_path(b.entry), b.entry.size)
@@ -580,7 +313,7 @@ class Updater:
                 if not s.remote_ranges():
                     sealer.complete(s.fd)  # hashed and synced while the others are built
 
-    def _apply_delta(self, man: Manifest, b: _Build, s: BlankFile, sealer: Sealer) -> bool:
+    def _apply_delta(self, man: Manifest, b: Build, s: BlankFile, sealer: Sealer) -> bool:
         """Rebuild ``s`` from the publisher's delta, decoded as it arrives; False (after
         logging why) when the delta cannot be used, so the caller falls back to chunks.
 
@@ -753,60 +486,11 @@ class _Checked:
 
 
 @dataclass
-class _Build:
-    entry: FileEntry
-    index: FileIndex | None  # None when a delta rebuilds the file (its index is not fetched)
-    plan: FilePlan | None
-    stz: StzTable | None = None
-    delta: Delta | None = None  # the publisher's delta, when it applies and is cheaper
-    # When ``index`` is mixed (core.fidx_sub): the published index, and its chunks replaced
-    # by sub-records.
-    whole: FileIndex | None = None
-    sub: np.ndarray | None = None
-
-    def wire_bytes(self) -> int:
-        """Bytes the planned remote ranges take on the network (compressed when possible),
-        or the delta's size when the file is rebuilt from one."""
-        if self.delta is not None:
-            return self.delta.size
-        assert self.plan is not None and self.index is not None
-        ranges = [(int(a), int(b)) for a, b in self.plan.remote.tolist()]
-        from core.rebuild import wire_bytes
-
-        whole = self.index if self.whole is None else self.whole
-        return wire_bytes(ranges, self.stz, whole.offsets(), self.sub)
-
-
-@dataclass
 class _Planned:
     plan: UpdatePlan
-    builds: list[_Build]
+    builds: list[Build]
     scan: ScanResult
     more_scans: list[ScanResult] = field(default_factory=list)  # from delta fall-backs
-
-
-# Bytes one more leaf range costs (multipart part headers), against fetching the whole index.
-LEAF_RANGE_COST = 100
-# Bytes a chunk taken as sub-chunks must save at least (the extra ranges' part headers).
-SUB_RANGE_COST = 100
-# Bytes one more request costs (response headers).
-REQUEST_COST = 400
-# A sub-index is fetched only when the chunks it may replace cost this many times more
-# than it (most of a chunk is saved at best).
-SUB_PAYOFF = 2
-# A sub-index whose records take at most this many bytes is fetched whole, in one request.
-SUB_WHOLE = 4096
-
-
-def _has_local_files(root: Path, state: InstalledState) -> bool:
-    """Whether anything local could match a group table (else the whole index is cheaper)."""
-    if state.files:
-        return True
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not (dirpath == str(root) and d == ".stitch")]
-        if filenames:
-            return True
-    return False
 
 
 def _size_or_zero(path: Path) -> int:
