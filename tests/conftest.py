@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -196,3 +197,17 @@ def plain_server() -> Iterator[functools.partial[str]]:
     for s in servers:
         s.shutdown()
         s.server_close()
+
+
+def spec_example(marker: str) -> bytes:
+    """The bytes of the hex dump between ``<!-- MARKER -->`` and its code fence's end in
+    docs/format.md (each line: decimal offset, hex bytes, comment), offsets checked."""
+    text = (REPO_ROOT / "docs" / "format.md").read_text(encoding="utf-8")
+    block = re.search(rf"<!-- {re.escape(marker)} -->\n```\n(.*?)```", text, re.S)
+    assert block is not None, f"docs/format.md lost its {marker}"
+    out = b""
+    for line in block.group(1).splitlines():
+        offset, hexbytes = line.split()[:2]
+        assert int(offset) == len(out), f"{marker}: offset column wrong at {offset}"
+        out += bytes.fromhex(hexbytes)
+    return out

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import re
 import struct
 
 import numpy as np
@@ -16,7 +15,7 @@ from hypothesis import strategies as st
 from core.chunker import ChunkerParams, chunk_bytes
 from core.errors import FormatError
 from core.fidx import HEADER_SIZE, FileIndex, decode, encode
-from tests.conftest import REPO_ROOT
+from tests.conftest import spec_example
 
 EXAMPLE_INPUT = b"".join(b"%d\n" % x for x in range(600))
 EXAMPLE_PARAMS = ChunkerParams(256, 1024, 2048)
@@ -27,15 +26,7 @@ def _index(data: bytes, params: ChunkerParams = EXAMPLE_PARAMS) -> FileIndex:
 
 
 def _example_from_spec() -> bytes:
-    text = (REPO_ROOT / "docs" / "format.md").read_text(encoding="utf-8")
-    block = re.search(r"<!-- worked-example -->\n```\n(.*?)```", text, re.S)
-    assert block is not None, "docs/format.md lost its worked example"
-    out = b""
-    for line in block.group(1).splitlines():
-        offset, hexbytes = line.split()[:2]
-        assert int(offset) == len(out), f"offset column wrong at {offset}"
-        out += bytes.fromhex(hexbytes)
-    return out
+    return spec_example("worked-example")
 
 
 def test_worked_example_matches_the_spec_byte_for_byte() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import re
 import struct
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from core.fidx import FileIndex, decode, encode
 from core.planner import SeedSet, plan_file
 from core.publish import publish
 from core.updater import Outcome, Updater, UpdaterConfig
-from tests.conftest import MEM, REPO_ROOT, memory_fetcher, tree_digest
+from tests.conftest import MEM, memory_fetcher, spec_example, tree_digest
 
 PARAMS = ChunkerParams(256, 1024, 4096)
 
@@ -38,15 +37,7 @@ def _noise(n: int, seed: int) -> bytes:
 # -- the format ---------------------------------------------------------------------------------
 
 def _example_from_spec() -> bytes:
-    text = (REPO_ROOT / "docs" / "format.md").read_text(encoding="utf-8")
-    block = re.search(r"<!-- worked-example-groups -->\n```\n(.*?)```", text, re.S)
-    assert block is not None, "docs/format.md lost the group table's worked example"
-    out = b""
-    for line in block.group(1).splitlines():
-        offset, hexbytes = line.split()[:2]
-        assert int(offset) == len(out), f"offset column wrong at {offset}"
-        out += bytes.fromhex(hexbytes)
-    return out
+    return spec_example("worked-example-groups")
 
 
 def test_worked_example_matches_the_spec_byte_for_byte() -> None:

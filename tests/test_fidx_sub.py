@@ -5,7 +5,6 @@ on mixed records, and clients further behind."""
 from __future__ import annotations
 
 import hashlib
-import re
 import struct
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from core.planner import ZERO_SEED, SeedSet, plan_file
 from core.publish import publish
 from core.rebuild import split_raw
 from core.updater import Outcome, Updater, UpdaterConfig
-from tests.conftest import MEM, REPO_ROOT, memory_fetcher, tree_digest
+from tests.conftest import MEM, memory_fetcher, spec_example, tree_digest
 
 EXAMPLE_PARAMS = ChunkerParams(256, 1024, 2048)
 BIG = "big.bin"
@@ -63,15 +62,7 @@ def _sub_index(old: bytes, new: bytes, params: ChunkerParams
 
 
 def _example_from_spec() -> bytes:
-    text = (REPO_ROOT / "docs" / "format.md").read_text(encoding="utf-8")
-    block = re.search(r"<!-- worked-example-sub -->\n```\n(.*?)```", text, re.S)
-    assert block is not None, "docs/format.md lost the sub-index's worked example"
-    out = b""
-    for line in block.group(1).splitlines():
-        offset, hexbytes = line.split()[:2]
-        assert int(offset) == len(out), f"offset column wrong at {offset}"
-        out += bytes.fromhex(hexbytes)
-    return out
+    return spec_example("worked-example-sub")
 
 
 def _example() -> tuple[bytes, bytes]:
