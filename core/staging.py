@@ -63,7 +63,7 @@ class BlankFile:
         os.ftruncate(self._fd, 0)
         os.ftruncate(self._fd, self.size)
 
-    def write_at(self, data: bytes, offset: int) -> None:
+    def write_at(self, data: bytes | memoryview, offset: int) -> None:
         """Write bytes checked some other way (a delta's output, checked by the SHA-256)."""
         pwrite(self._fd, data, offset)
         self.written(offset, offset + len(data))

@@ -318,14 +318,14 @@ class Updater:
         logging why) when the delta cannot be used, so the caller falls back to chunks.
 
         The delta is decoded before its last byte (hence its digest) is known: the output
-        goes to the staging file only, is bounded by the file's size (``delta.Decoder``),
+        goes to the staging file only, is bounded by the file's size (``delta.open_decoder``),
         and is used only if the delta's SHA-256 and then the output's match the manifest.
         """
         assert b.delta is not None
         d = b.delta
         url = self._file_url(man, delta.name_for(b.entry.path, d.from_sha256))
         old = self.config.install_dir.joinpath(*b.entry.path.split("/"))
-        decoder = delta.Decoder(old, b.entry.size, s.write_at)
+        decoder = delta.open_decoder(old, s.size, s.write_at)
         digest = hashlib.sha256()
         got = 0
 
@@ -354,7 +354,7 @@ class Updater:
             self.meter.log(f"{b.entry.path}: delta not used ({e}); using chunks")
             return False
         finally:
-            decoder.close()  # the dictionary (a copy of the old file) goes now
+            decoder.close()  # its maps (or its copy of the old file) go now
         self.meter.log(f"{b.entry.path}: rebuilt from a {d.size}-byte delta")
         return True
 

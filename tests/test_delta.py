@@ -43,7 +43,8 @@ def _update(install: Path, fetcher):  # type: ignore[no-untyped-def]
     return plan, up.apply()
 
 
-def test_one_version_behind_downloads_only_the_delta(tmp_path: Path) -> None:
+def test_one_version_behind_downloads_only_the_delta(tmp_path: Path,
+                                                     decoder_kind: str) -> None:
     v0, v1, _ = _versions(tmp_path)
     repo = tmp_path / "repo"
     publish(v0, repo, "1.0.0", deltas=True)
@@ -90,7 +91,29 @@ def test_two_versions_behind_or_a_bad_delta_fall_back_to_chunks(tmp_path: Path) 
     assert [u for u, _ in fetcher.requests if u.endswith("bin/game.fidx")]  # fetched late
 
 
-def test_apply_is_bounded_and_checks_length(tmp_path: Path) -> None:
+@pytest.fixture(params=["prefix", "dictionary"])
+def decoder_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each decoder test runs twice: with zstd's own API (the old file as a prefix by
+    reference, where python-zstandard's wheels are) and with the portable dictionary copy."""
+    if request.param == "prefix":
+        assert delta._binding() is not None  # the wheels CI installs have it
+    else:
+        monkeypatch.setattr(delta, "_binding", lambda: None)
+    return str(request.param)
+
+
+def test_open_decoder_uses_the_old_file_in_place_where_it_can(
+        tmp_path: Path, decoder_kind: str) -> None:
+    old = tmp_path / "old"
+    old.write_bytes(b"abc" * 1000)
+    dec = delta.open_decoder(old, 10, lambda _b, _o: None)
+    try:
+        assert isinstance(dec, delta._PrefixDecoder) == (decoder_kind == "prefix")
+    finally:
+        dec.close()
+
+
+def test_apply_is_bounded_and_checks_length(tmp_path: Path, decoder_kind: str) -> None:
     old, new = tmp_path / "old", tmp_path / "new"
     old.write_bytes(b"abc" * 10_000)
     new.write_bytes(b"abc" * 9_000 + b"xyz" * 2_000)
@@ -99,7 +122,7 @@ def test_apply_is_bounded_and_checks_length(tmp_path: Path) -> None:
     assert size == len(data) < 1000
     got = bytearray(new.stat().st_size)
 
-    def write(block: bytes, at: int) -> None:
+    def write(block: bytes | memoryview, at: int) -> None:
         got[at:at + len(block)] = block
 
     delta.apply(old, data, len(got), write)
@@ -208,7 +231,7 @@ def test_tampered_delta_bytes_fall_back_to_chunks(tmp_path: Path) -> None:
 
 
 def test_delta_decoding_past_the_file_size_is_cut_before_writing_past_it(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, decoder_kind: str) -> None:
     v0, v1, repo, install = _one_behind(tmp_path)
     longer = tmp_path / "longer"
     longer.write_bytes((v1 / "bin/game").read_bytes() + bytes(3 << 20))  # a small delta
@@ -225,7 +248,7 @@ def test_delta_decoding_past_the_file_size_is_cut_before_writing_past_it(
 
 
 def test_delta_that_rebuilds_another_file_is_caught_by_the_hash_on_write(
-        tmp_path: Path) -> None:
+        tmp_path: Path, decoder_kind: str) -> None:
     """The delta matches its digest and decodes to the right length, but one byte of the
     output is wrong (a publisher's mistake, or a decoder fault): the SHA-256 hashed behind
     the writes catches it right after decoding, and chunks rebuild the file."""
@@ -241,7 +264,7 @@ def test_delta_that_rebuilds_another_file_is_caught_by_the_hash_on_write(
     _assert_fell_back(fetcher, install, v1)
 
 
-def test_decoder_fed_piece_by_piece_is_bounded(tmp_path: Path) -> None:
+def test_decoder_fed_piece_by_piece_is_bounded(tmp_path: Path, decoder_kind: str) -> None:
     old, new = tmp_path / "old", tmp_path / "new"
     rng = random.Random(3)
     base = rng.randbytes(3 << 20)
@@ -253,11 +276,12 @@ def test_decoder_fed_piece_by_piece_is_bounded(tmp_path: Path) -> None:
     for limit in (size, size - 1):
         got = bytearray()
 
-        def write(block: bytes, at: int, got: bytearray = got) -> None:
-            assert at == len(got)
+        def write(block: bytes | memoryview, at: int, got: bytearray = got,
+                  limit: int = limit) -> None:
+            assert at == len(got) and at + len(block) <= limit  # never past the limit
             got.extend(block)
 
-        dec = delta.Decoder(old, limit, write)
+        dec = delta.open_decoder(old, limit, write)
         try:
             for at in range(0, len(data), 777):
                 dec.feed(data[at:at + 777])
@@ -271,7 +295,8 @@ def test_decoder_fed_piece_by_piece_is_bounded(tmp_path: Path) -> None:
     assert delta.max_window(len(base), size) >= len(base) + size
 
 
-def test_decoder_refuses_a_window_beyond_what_the_pair_needs(tmp_path: Path) -> None:
+def test_decoder_refuses_a_window_beyond_what_the_pair_needs(
+        tmp_path: Path, decoder_kind: str) -> None:
     import zstandard as zstd
 
     old = tmp_path / "old"
@@ -281,10 +306,34 @@ def test_decoder_refuses_a_window_beyond_what_the_pair_needs(tmp_path: Path) -> 
     cobj = zstd.ZstdCompressor(compression_params=params).compressobj()
     frame = cobj.compress(bytes(range(256)) * 400) + cobj.flush()
     assert zstd.get_frame_parameters(frame).window_size == 1 << 28
-    dec = delta.Decoder(old, 200_000, lambda _b, _o: None)
-    with pytest.raises(FormatError, match="does not decode"):
-        dec.feed(frame)
-        dec.finish()
+    dec = delta.open_decoder(old, 200_000, lambda _b, _o: None)
+    try:
+        with pytest.raises(FormatError, match="does not decode"):
+            dec.feed(frame)
+            dec.finish()
+    finally:
+        dec.close()
+
+
+def test_decoder_refuses_bytes_after_the_frame_and_a_cut_frame(
+        tmp_path: Path, decoder_kind: str) -> None:
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.write_bytes(bytes(range(256)) * 200)
+    new.write_bytes(bytes(range(256)) * 150 + b"new" * 3000)
+    delta.make(old, new, tmp_path / "d")
+    data = (tmp_path / "d").read_bytes()
+    size = new.stat().st_size
+    got = bytearray(size)
+
+    def write(block: bytes | memoryview, at: int) -> None:
+        got[at:at + len(block)] = block
+
+    delta.apply(old, data, size, write)
+    assert bytes(got) == new.read_bytes()
+    with pytest.raises(FormatError):
+        delta.apply(old, data + data, size, write)  # a second frame: not this delta
+    with pytest.raises(FormatError):
+        delta.apply(old, data[:-3], size, write)  # cut short
 
 
 _LOADED = (
