@@ -105,6 +105,23 @@ pwrite: Callable[[int, bytes | bytearray | memoryview, int], int] = getattr(
     os, "pwrite", _pwrite_seek)
 
 
+def pread_into(fd: int, buf: memoryview, offset: int) -> int:
+    """Read up to ``len(buf)`` bytes at ``offset`` into ``buf`` (a reused buffer: no fresh
+    memory per read, hence no page faults competing with another thread's); the count read,
+    short only at the end of the file."""
+    preadv = getattr(os, "preadv", None)
+    done = 0
+    if preadv is not None:
+        while done < len(buf) and (n := preadv(fd, [buf[done:]], offset + done)):
+            done += n
+        return done
+    os.lseek(fd, offset, os.SEEK_SET)  # Windows: the caller's descriptor is its own
+    with open(fd, "rb", buffering=0, closefd=False) as f:
+        while done < len(buf) and (n := f.readinto(buf[done:])):
+            done += n
+    return done
+
+
 def file_fingerprint(st: os.stat_result) -> tuple[int, int, int]:
     """What the state cache compares to vouch that a file did not change: size, mtime in
     nanoseconds, and inode (the file id on Windows)."""

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.fsutil import pread
+from core.fsutil import pread_into
 from core.progress import CancelToken
 
 _READ = 4 << 20  # bytes per read-back; the worker is woken when this much is ready
@@ -78,6 +78,7 @@ class Sealer:
         self._ready: dict[int, None] = {}  # fds with work, in the order they got it
         self._stop = False
         self._thread: threading.Thread | None = None
+        self._buf = memoryview(bytearray(_READ))  # the worker's one read buffer
 
     # -- main side --------------------------------------------------------------------------
     def track(self, fd: int, path: Path, size: int) -> Callable[[int, int], None]:
@@ -206,13 +207,13 @@ class Sealer:
         for _ in range(_STEP):
             if pos >= limit or self._stop:
                 break
-            data = pread(t.rfd, min(_READ, limit - pos), pos)
-            if not data:
+            n = pread_into(t.rfd, self._buf[:min(_READ, limit - pos)], pos)
+            if not n:
                 raise OSError(f"staged file ends at {pos} bytes, not {t.size}")
-            t.sha.update(data)
+            t.sha.update(self._buf[:n])
             if _WRITEBACK:  # start writing these pages out now: the fsync will wait less
-                os.posix_fadvise(t.fd, pos, len(data), _WRITEBACK)
-            pos += len(data)
+                os.posix_fadvise(t.fd, pos, n, _WRITEBACK)
+            pos += n
             with self._cond:
                 t.hashed = pos
         if pos == t.size and t.complete and not self._stop:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import UnsafePathError
-from core.fsutil import _pread_seek, _pwrite_seek, atomic_write, copy_sparse, inside
+from core.fsutil import _pread_seek, _pwrite_seek, atomic_write, copy_sparse, inside, pread_into
 
 
 def test_seek_fallbacks_match_positional_io(tmp_path: Path) -> None:
@@ -25,6 +25,25 @@ def test_seek_fallbacks_match_positional_io(tmp_path: Path) -> None:
     finally:
         os.close(fd)
     assert p.stat().st_size == 101
+
+
+@pytest.mark.parametrize("positional", [True, False])
+def test_pread_into_fills_the_buffer_and_is_short_at_the_end(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, positional: bool) -> None:
+    if not positional:  # Windows has no preadv: seek + readinto
+        monkeypatch.delattr(os, "preadv")
+    p = tmp_path / "f"
+    p.write_bytes(bytes(range(256)) * 40)
+    buf = memoryview(bytearray(1000))
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        assert pread_into(fd, buf, 300) == 1000
+        assert bytes(buf) == (bytes(range(256)) * 40)[300:1300]
+        assert pread_into(fd, buf[:500], 10_000) == 240  # short at the end of the file
+        assert bytes(buf[:240]) == (bytes(range(256)) * 40)[10_000:]
+        assert pread_into(fd, buf, 20_000) == 0
+    finally:
+        os.close(fd)
 
 
 def test_copy_sparse_keeps_bytes_and_holes(tmp_path: Path) -> None:
