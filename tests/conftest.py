@@ -102,6 +102,38 @@ def stitch_server(tmp_path: Path) -> Iterator[functools.partial[object]]:
         s.server_close()
 
 
+def self_signed(tmp: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, written to ``tmp``: (cert.pem, key.pem)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return cert_path, key_path
+
+
 @dataclass
 class Nginx:
     url: str
@@ -121,13 +153,19 @@ def nginx(tmp_path: Path) -> Iterator[functools.partial[Nginx]]:
     binary = need_tool("nginx")
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(root: Path, max_ranges: int = 64) -> Nginx:
+    def start(root: Path, max_ranges: int = 64,
+              tls: tuple[Path, Path] | None = None) -> Nginx:
+        """``tls``: (certificate, key) to serve HTTPS, with HTTP/2 offered."""
         port = free_port()
         prefix = tmp_path / f"nginx-{port}"
         (prefix / "logs").mkdir(parents=True)
         log = prefix / "logs" / "access.log"
         user = "user root;" if os.geteuid() == 0 else ""
         conf = prefix / "nginx.conf"
+        listen = ""
+        if tls is not None:
+            listen = (f" ssl http2;\n        ssl_certificate {tls[0]};\n"
+                      f"        ssl_certificate_key {tls[1]}")
         conf.write_text(f"""
 {user}
 worker_processes 1;
@@ -145,7 +183,7 @@ http {{
     default_type application/octet-stream;
     log_format bytes '$bytes_sent $status "$request" "$http_range"';
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{listen};
         root {root};
         autoindex on;
         max_ranges {max_ranges};
@@ -164,7 +202,8 @@ http {{
             proc.kill()
             _, err = proc.communicate(timeout=5)
             raise RuntimeError(f"nginx did not start: {err.decode()}") from None
-        return Nginx(f"http://127.0.0.1:{port}", log)
+        scheme = "http" if tls is None else "https"
+        return Nginx(f"{scheme}://127.0.0.1:{port}", log)
 
     yield functools.partial(start)
     for p in procs:

@@ -8,23 +8,21 @@ nothing.
 
 from __future__ import annotations
 
-import datetime
 import http.server
-import ipaddress
+import os
 import ssl
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from core.errors import NetworkError
 from core.http import HttpFetcher
 from core.tls import LazyTrustContext
+from tests.conftest import REPO_ROOT, self_signed
 
 BODY = bytes(range(256)) * 64
 
@@ -40,32 +38,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def _self_signed(tmp: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    return cert_path, key_path
-
-
 @pytest.fixture
 def https_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
@@ -130,3 +105,34 @@ def test_plain_http_loads_no_trust_store(tmp_path: Path) -> None:
         fetcher.close()
         server.shutdown()
         server.server_close()
+
+
+_TWO_ORIGINS = """
+import sys
+from core.http import HttpFetcher
+plain, tls = sys.argv[1:]
+fetcher = HttpFetcher(attempts=1)
+assert fetcher.fetch(plain, 1 << 20) == bytes(range(256)) * 64
+print("plain", *[m for m in ("h2", "anyio") if m in sys.modules])
+assert fetcher.fetch(tls, 1 << 20) == bytes(range(256)) * 64
+print("tls", *[m for m in ("h2", "anyio") if m in sys.modules])
+fetcher.close()
+"""
+
+
+def test_plain_http_skips_http2_imports_and_tls_still_speaks_http2(
+        tmp_path: Path, nginx) -> None:  # type: ignore[no-untyped-def]
+    """A plain-HTTP client imports no HTTP/2 or async machinery (``core.http``), and a TLS
+    origin in the same process still gets HTTP/2 from real nginx."""
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "f").write_bytes(BODY)
+    cert, key = self_signed(tmp_path)
+    plain, tls = nginx(root), nginx(root, tls=(cert, key))
+    env = {**os.environ, "SSL_CERT_FILE": str(cert)}
+    out = subprocess.run([sys.executable, "-c", _TWO_ORIGINS, f"{plain.url}/f", f"{tls.url}/f"],
+                         capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["plain", "tls h2"]
+    assert [line.split('"')[1] for line in plain.log_lines()] == ["GET /f HTTP/1.1"]
+    assert [line.split('"')[1] for line in tls.log_lines()] == ["GET /f HTTP/2.0"]
