@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +138,13 @@ def _finish(store: StateStore, ops: list[Op], state: InstalledState, manifest: b
             signature: bytes | None) -> None:
     from core.state import InstalledFile  # local: only needed here
 
+    # The old files are needed no more (recovery only ever rolls forward from here), and
+    # removing them is the slow part (freeing a big file's blocks): it runs beside the
+    # bookkeeping below.
+    backup = store.root / "backup"
+    sweeper = threading.Thread(target=shutil.rmtree, args=(backup,),
+                               kwargs={"ignore_errors": True}, name="stitch-sweep")
+    sweeper.start()
     for op in ops:
         if op.staged is None:
             continue
@@ -148,7 +156,7 @@ def _finish(store: StateStore, ops: list[Op], state: InstalledState, manifest: b
     for name in ("release.json", "release.json.minisig"):  # the journal's copy, now saved
         (store.root / "staging" / name).unlink(missing_ok=True)
     fsync_dir(store.root)
-    shutil.rmtree(store.root / "backup", ignore_errors=True)
+    sweeper.join()
     _remove_empty_dirs(store.install_dir, [o.path for o in ops if o.staged is None])
 
 
