@@ -98,9 +98,10 @@ class StagedFile(BlankFile):
         self.sub = sub
         self.retry_ranges: list[tuple[int, int]] = []  # local chunks that failed their check
 
-    def _ok(self, k: int, chunk: bytes | bytearray | memoryview) -> bool:
-        """Whether ``chunk`` is chunk ``k`` of the target (subclasses for other id kinds)."""
-        return bool(xxhash.xxh3_128_digest(chunk) == self.index.ids[k].tobytes())
+    def _ok(self, k: int, chunk: bytes | bytearray | memoryview, chunk_id: bytes) -> bool:
+        """Whether ``chunk`` is chunk ``k`` of the target, whose index id is ``chunk_id``
+        (subclasses for other id kinds)."""
+        return bool(xxhash.xxh3_128_digest(chunk) == chunk_id)
 
     def _chunk_range(self, start: int, end: int) -> tuple[int, int]:
         """Chunk numbers [i, j) exactly covering target bytes [start, end)."""
@@ -111,7 +112,10 @@ class StagedFile(BlankFile):
 
     def copy_local(self, open_seed: Callable[[int], int], cancel: CancelToken,
                    on_bytes: Callable[[int], None]) -> None:
-        """Copy every planned local run, checking each chunk's id on the way."""
+        """Copy every planned local run, checking each chunk's id on the way. A run is read
+        in pieces of up to ``_READ`` bytes (whole chunks); the good chunks of a piece are
+        written with one ``pwrite`` per stretch between bad or all-zero chunks (measured:
+        per-chunk writes were half of a 64 MB copy's time)."""
         for toff, seed, soff, length in self.plan.copies.tolist():
             cancel.check()
             if self.plan.seed_names[seed] == ZERO_SEED:
@@ -121,25 +125,45 @@ class StagedFile(BlankFile):
             fd = open_seed(seed)
             i, j = self._chunk_range(toff, toff + length)
             pos = 0
-            good = 0  # start of the run of good chunks not yet reported written
-            data = pread(fd, length, soff) if length <= _READ else None
-            for k in range(i, j):
-                clen = int(self.index.lengths[k])
-                if data is not None:
-                    chunk: bytes | memoryview = memoryview(data)[pos:pos + clen]
-                else:
-                    chunk = pread(fd, clen, soff + pos)
-                if self._ok(k, chunk):
-                    _write(self._fd, chunk, toff + pos, self.index.ids[k].tobytes())
-                else:
-                    self.retry_ranges.append((toff + pos, toff + pos + clen))
-                    if good < pos:
-                        self.written(toff + good, toff + pos)
-                    good = pos + clen
-                pos += clen
-                on_bytes(clen)
-            if good < pos:
-                self.written(toff + good, toff + pos)
+            while i < j:
+                # Chunks [i, e): at most _READ bytes, one chunk at least.
+                e = int(np.searchsorted(self.offsets, np.uint64(toff + pos + _READ),
+                                        side="right")) - 1
+                e = min(j, max(e, i + 1))
+                size = int(self.offsets[e]) - toff - pos
+                self._copy_piece(pread(fd, size, soff + pos), i, e, toff + pos)
+                on_bytes(size)
+                pos += size
+                i = e
+                cancel.check()
+
+    def _copy_piece(self, data: bytes, i: int, e: int, at: int) -> None:
+        """Check chunks [i, e), read from a seed as ``data`` (short at a seed's end), and
+        write the good ones at target offset ``at`` on."""
+        view = memoryview(data)
+        ids = self.index.ids[i:e].tobytes()
+        lengths = self.index.lengths[i:e].tolist()
+        final = 0  # bytes of the piece from here on hold their final value once written
+        pending = 0  # bytes of the piece from here on are good but not yet written
+        pos = 0
+        for n, clen in enumerate(lengths):
+            cid = ids[16 * n:16 * n + 16]
+            chunk = view[pos:pos + clen]
+            good = len(chunk) == clen and self._ok(i + n, chunk, cid)
+            if not good or cid == _zero_id(clen):  # a stretch ends here
+                if pending < pos:
+                    pwrite(self._fd, view[pending:pos], at + pending)
+                pending = pos + clen
+                if not good:
+                    self.retry_ranges.append((at + pos, at + pos + clen))
+                    if final < pos:
+                        self.written(at + final, at + pos)
+                    final = pos + clen
+            pos += clen
+        if pending < pos:
+            pwrite(self._fd, view[pending:pos], at + pending)
+        if final < pos:
+            self.written(at + final, at + pos)
 
     def remote_ranges(self) -> list[tuple[int, int]]:
         """Planned remote ranges plus local chunks that failed their check, merged."""
@@ -214,10 +238,11 @@ class StagedFile(BlankFile):
         def finish(k: int, stored: bytes | bytearray | memoryview, a: int, b: int) -> None:
             start, end = int(raw_offsets[k]), int(raw_offsets[k + 1])
             chunk = stored if unpack is None else unpack(k, stored)
+            cid = ids[k].tobytes()
             if chunk is not None and (
-                    self._ok(k, chunk) if index is None
-                    else xxhash.xxh3_128_digest(chunk) == ids[k].tobytes()):
-                _write(fd, chunk, start, ids[k].tobytes())
+                    self._ok(k, chunk, cid) if index is None
+                    else xxhash.xxh3_128_digest(chunk) == cid):
+                _write(fd, chunk, start, cid)
                 written(start, end)
             else:
                 bad.append((start, end))

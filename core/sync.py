@@ -244,7 +244,7 @@ class _V1StagedFile(StagedFile):
         assert target.sha1 is not None
         self.sha1: np.ndarray = target.sha1
 
-    def _ok(self, k: int, chunk: bytes | bytearray | memoryview) -> bool:
+    def _ok(self, k: int, chunk: bytes | bytearray | memoryview, chunk_id: bytes) -> bool:
         return bool(git_blob_id(chunk) == self.sha1[k].tobytes())
 
     def verify_chunks(self, cancel: CancelToken, on_bytes: Callable[[int], None]) -> None:
@@ -254,7 +254,7 @@ class _V1StagedFile(StagedFile):
                                        strict=True)):
             if k % 256 == 0:
                 cancel.check()
-            if not self._ok(k, pread(self._fd, b - a, a)):
+            if not self._ok(k, pread(self._fd, b - a, a), b""):
                 raise HashMismatchError(f"rebuilt file: chunk {k} at {a} does not match its "
                                         "SHA-1", path=str(self.path))
             on_bytes(b - a)

@@ -1,0 +1,81 @@
+"""Local copies into a staged file (``core.rebuild.StagedFile.copy_local``): every chunk is
+checked as it is copied, good ones are written in long stretches, all-zero ones are left as
+holes, and a chunk that changed in the seed becomes a range to download."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from pathlib import Path
+
+import pytest
+
+import core.rebuild as rebuild
+from core.chunker import ChunkerParams, chunk_bytes
+from core.fidx import FileIndex
+from core.planner import SeedSet, plan_file
+from core.progress import CancelToken
+
+P = ChunkerParams(1024, 4096, 16384)
+
+
+def _index(data: bytes) -> FileIndex:
+    return FileIndex.from_chunks(P, chunk_bytes(data, P), hashlib.sha256(data).digest())
+
+
+def test_copy_local_writes_stretches_skips_zeros_and_refetches_changed_chunks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(11)
+    # 12 MB: three pieces of _READ bytes at least, one run of zeros in the middle.
+    target = rng.randbytes(5 << 20) + bytes(1 << 20) + rng.randbytes(6 << 20)
+    seed_path = tmp_path / "seed"
+    seed_path.write_bytes(target)  # the seed holds every chunk, where the plan says
+    index = _index(target)
+    plan = plan_file(index, SeedSet.of_index(str(seed_path), index))
+    assert plan.bytes_local == len(target) and not len(plan.remote)
+    # The seed changes behind the plan's back: two chunks go stale.
+    offsets = index.offsets().tolist()
+    stale = [offsets[100], offsets[2000]]
+    with open(seed_path, "r+b") as f:
+        for at in stale:
+            f.seek(at)
+            f.write(b"\xff" * 8)
+
+    writes: list[tuple[int, int]] = []
+    real_pwrite = rebuild.pwrite
+
+    def pwrite(fd: int, data: bytes | bytearray | memoryview, offset: int) -> int:
+        writes.append((offset, len(data)))
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(rebuild, "pwrite", pwrite)
+    staged = rebuild.StagedFile(tmp_path / "out.part", index, plan)
+    marks: list[tuple[int, int]] = []
+    staged.written = lambda a, b: marks.append((a, b))
+    counted: list[int] = []
+    seeds = rebuild.SeedFiles()
+    try:
+        staged.copy_local(seeds.opener(plan), CancelToken(), counted.append)
+    finally:
+        seeds.close()
+        staged.close()
+
+    bad = [(at, offsets[offsets.index(at) + 1]) for at in stale]
+    assert staged.remote_ranges() == bad
+    assert sum(counted) == len(target)
+    got = (tmp_path / "out.part").read_bytes()
+    want = bytearray(target)
+    for a, b in bad:
+        want[a:b] = bytes(b - a)  # not written: left for the download
+    assert got == bytes(want)
+    # Written in stretches: a handful of writes, none over a stale chunk, and the zeros
+    # (all but the chunks straddling the zero run's edges) left as a hole.
+    assert len(writes) < 20
+    assert all(not (a < x < a + n) for a, n in writes for x, _ in bad)
+    assert sum(n for _, n in writes) <= len(target) - (1 << 20) + 2 * 16384
+    # Marked final: everything but the stale chunks, each byte once.
+    covered = sorted(marks)
+    assert sum(b - a for a, b in covered) == len(target) - sum(b - a for a, b in bad)
+    for (_, b1), (a2, _) in zip(covered, covered[1:], strict=False):
+        assert b1 <= a2
+    assert all(not (a < x < b) for a, b in covered for x, _ in bad)
