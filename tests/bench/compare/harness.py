@@ -274,10 +274,18 @@ def compare_pair(pair: Pair, work: Path, nginx: Nginx, web: Path, tools: list[st
                  "stitch --compress, avg 2 KiB chunks"),
                 ("stitch-zs", ["--compress", "--subchunks"], "stitch --compress --subchunks"),
                 ("stitch-d", ["--compress", "--delta"], "stitch --compress --delta"))
+    # Signed, as a publisher should: every stitch update below checks the signature.
+    key = work / "stitch.key"
+    if any(t.startswith("stitch") for t in tools) and not key.exists():
+        subprocess.run([*STITCH, "keygen", str(key)], cwd=REPO_ROOT, check=True,
+                       stdout=subprocess.DEVNULL)
+    signed = ["--sign-key", str(key)]
+    trust = ["--pubkey", f"{key}.pub"]
     for variant, opts, label in variants:
         wanted = [t for t in tools if t == variant or (variant == "stitch" and t == "stitch-cold")]
         if not wanted:
             continue
+        opts = [*opts, *signed]
         subprocess.run([*STITCH, "publish", str(pair.old), str(www / f"{variant}-old"),
                         "--version", "1.0.0", *opts], cwd=REPO_ROOT, check=True,
                        stdout=subprocess.DEVNULL)
@@ -287,7 +295,7 @@ def compare_pair(pair: Pair, work: Path, nginx: Nginx, web: Path, tools: list[st
                         "--version", "2.0.0", *opts], cwd=REPO_ROOT, check=True,
                        stdout=subprocess.DEVNULL)
         stitch_publish = time.perf_counter() - t
-        update = ["update", "--url", f"{base}/{variant}", "--progress", "none"]
+        update = ["update", "--url", f"{base}/{variant}", "--progress", "none", *trust]
 
         if variant in tools:
             inst = out / variant
@@ -296,8 +304,8 @@ def compare_pair(pair: Pair, work: Path, nginx: Nginx, web: Path, tools: list[st
             def install_old(inst: Path = inst, variant: str = variant) -> None:
                 fresh(inst)
                 subprocess.run([*STITCH, "update", "--url", f"{base}/{variant}-old", "--dir",
-                                str(inst), "--progress", "none"], cwd=REPO_ROOT, check=True,
-                               stderr=subprocess.DEVNULL)
+                                str(inst), "--progress", "none", *trust], cwd=REPO_ROOT,
+                               check=True, stderr=subprocess.DEVNULL)
             measure(run, [*STITCH, *update, "--dir", str(inst)], install_old, inst,
                     cwd=REPO_ROOT)
         if variant == "stitch" and "stitch-cold" in tools:
