@@ -5,6 +5,7 @@ holes, and a chunk that changed in the seed becomes a range to download."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 from pathlib import Path
 
@@ -76,6 +77,6 @@ def test_copy_local_writes_stretches_skips_zeros_and_refetches_changed_chunks(
     # Marked final: everything but the stale chunks, each byte once.
     covered = sorted(marks)
     assert sum(b - a for a, b in covered) == len(target) - sum(b - a for a, b in bad)
-    for (_, b1), (a2, _) in zip(covered, covered[1:], strict=False):
+    for (_, b1), (a2, _) in itertools.pairwise(covered):
         assert b1 <= a2
     assert all(not (a < x < b) for a, b in covered for x, _ in bad)
