@@ -49,6 +49,11 @@ REQUEST_COST = 400
 SUB_PAYOFF = 2
 # A sub-index whose records take at most this many bytes is fetched whole, in one request.
 SUB_WHOLE = 4096
+# Using a sub-index means cutting the local orphan chunks again (core.fidx_sub, measured at
+# 340-390 MB/s on one core); that is done only when the bytes it may save would take longer
+# to download than the cut, at the network speed the planner's cost model assumes.
+CUT_RATE = 350_000_000  # bytes/s
+NET_RATE = 10_000_000  # bytes/s (core.planner.PlanOptions.range_cost: 50 ms at 10 MB/s)
 
 
 def _has_local_files(root: Path, state: InstalledState) -> bool:
@@ -208,8 +213,15 @@ class ChunkPlanner:
             chunks = table.chunks.astype(np.int64)
             entries = np.flatnonzero(missing[chunks])
             records = RECORD_SIZE * int(table.counts[entries].sum(dtype=np.int64))
-            if len(entries) == 0 or (not small and int(whole[chunks[entries]].sum())
+            promised = int(whole[chunks[entries]].sum())  # at most this much is saved
+            if len(entries) == 0 or (not small and promised
                                      < SUB_PAYOFF * (records + REQUEST_COST)):
+                return None
+            orphans = subs.orphan_bytes(idx.params)
+            if promised * CUT_RATE < orphans * NET_RATE:
+                self.meter.log(f"{f.path}: sub-index not used: cutting {orphans} local bytes "
+                               f"again would take longer than the {promised} bytes it may "
+                               "save")
                 return None
             local = subs.get(idx.params, table.params)
             if local is None:

@@ -436,16 +436,33 @@ class OrphanSubChunks:
         self._orphans: dict[tuple[ChunkerParams, ChunkerParams], list[Seed]] = {}
         self._sets: dict[tuple[ChunkerParams, ChunkerParams], SeedSet] = {}
         self._combined: dict[ChunkerParams, SeedSet] = {}
+        self._used_sets: dict[ChunkerParams, SeedSet] = {}
+
+    def _used(self, params: ChunkerParams) -> SeedSet:
+        if params not in self._used_sets:
+            self._used_sets[params] = SeedSet.build(
+                [(p, i.offsets()[:-1], i.lengths, i.ids)
+                 for p, i in self._targets.items() if i.params == params])
+        return self._used_sets[params]
+
+    def _changing(self, params: ChunkerParams) -> list[Seed]:
+        return [s for s in self._seeds.get(params, []) if s[0] not in self._keep]
+
+    def orphan_bytes(self, params: ChunkerParams) -> int:
+        """Bytes of the orphans among the local chunks cut with ``params``: what ``get``
+        would read and cut again (nothing is read to tell)."""
+        used = self._used(params)
+        return min(MAX_ORPHAN_BYTES, sum(
+            int(np.asarray(lengths, dtype=np.uint64)[used.lookup(ids, lengths) < 0].sum())
+            for _, _, lengths, ids in self._changing(params)))
 
     def get(self, params: ChunkerParams, sub: ChunkerParams) -> SeedSet | None:
         """The sub-chunks, cut with ``sub``, of the orphans among the local chunks cut with
         ``params`` (None: there are none)."""
         key = (params, sub)
         if key not in self._sets:
-            used = SeedSet.build([(p, i.offsets()[:-1], i.lengths, i.ids)
-                                  for p, i in self._targets.items() if i.params == params])
-            changing = [s for s in self._seeds.get(params, []) if s[0] not in self._keep]
-            self._orphans[key] = orphan_seeds(changing, used, sub, check=self._check)
+            self._orphans[key] = orphan_seeds(self._changing(params), self._used(params), sub,
+                                              check=self._check)
             self._sets[key] = SeedSet.build(self._orphans[key])
             self._combined.pop(params, None)
         return self._sets[key] if len(self._sets[key]) else None

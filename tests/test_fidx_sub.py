@@ -426,7 +426,34 @@ def test_orphans_come_only_from_files_the_update_changes(tmp_path: Path) -> None
     # Every orphan byte of the changed file was cut, nothing of the kept one.
     gone = SeedSet.of_index("f", targets["f"]).lookup(seeds["old"][3], seeds["old"][2]) < 0
     assert int(got.length.sum(dtype=np.uint64)) == int(seeds["old"][2][gone].sum())
+    assert subs.orphan_bytes(params) == int(seeds["old"][2][gone].sum())
     # The combined set holds the local chunks of both files and the orphans' sub-chunks.
     assert len(subs.combined(params)) == len(got) + sum(len(s[2]) for s in seeds.values())
     assert fs.OrphanSubChunks({params: [seeds["other"]]}, targets, None, keep).get(
         params, fs.SUB_PARAMS) is None
+
+
+def test_sub_index_is_skipped_when_cutting_orphans_costs_more_than_it_may_save(
+        tmp_path: Path) -> None:
+    """Three small edits promise a few chunks' worth of bytes; a replaced 4 MB pack leaves
+    4 MB of orphans to cut again. The client reads the sub-index table, weighs the two at
+    the cost model's rates (``chunkplan.CUT_RATE``, ``NET_RATE``) and builds from chunks."""
+    old = _noise(1_000_000, 21)
+    new = _patched(old, 22, 3)
+    repo = tmp_path / "repo"
+    v1, v2 = _release(tmp_path, "v1", old), _release(tmp_path, "v2", new)
+    (v1 / "pack.bin").write_bytes(_noise(4 << 20, 23))
+    (v2 / "pack.bin").write_bytes(_noise(4 << 20, 24))
+    publish(v1, repo, "1.0.0")
+    install = tmp_path / "install"
+    _update(install, memory_fetcher(repo))
+    publish(v2, repo, "1.1.0", subchunks=True)
+    fetcher = memory_fetcher(repo)
+    log: list[str] = []
+    _update(install, fetcher, log)
+    assert tree_digest(install) == tree_digest(v2)
+    entry = parse_manifest(fetcher.files[f"{MEM}/stable/1.1.0/release.json"]).by_path()[BIG]
+    assert entry.sub_size > 0  # published: it pays for a player without the pack's orphans
+    assert len([u for u, _ in fetcher.requests if u == SUB_URL]) == 1  # read, then weighed
+    assert any(f"{BIG}: sub-index not used: cutting" in line for line in log)
+    assert not any("as sub-chunks" in line for line in log)
