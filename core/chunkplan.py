@@ -16,13 +16,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from core.errors import ContentError, DownloadError, FormatError, HashMismatchError, RangeError
 from core.fetcher import Fetcher
 from core.layout import fidx_url, file_url, groups_url, sub_url
 from core.manifest import Delta, FileEntry, Manifest
 from core.meter import Meter
+from core.parallel import each
 from core.progress import CancelToken
 from core.scan import ScanResult, scan_local
 from core.state import InstalledState, StateStore
@@ -37,6 +38,9 @@ if TYPE_CHECKING:
     from core.planner import FilePlan, PlanOptions, SeedSet
     from core.stz import StzTable
     from core.updater import UpdaterConfig
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 # Bytes one more leaf range costs (multipart part headers), against fetching the whole index.
 LEAF_RANGE_COST = 100
@@ -133,26 +137,40 @@ class ChunkPlanner:
         targets: dict[str, FileIndex] = {}
         tables: dict[str, GroupTable] = {}
         local_files = _has_local_files(self.config.install_dir, state)
-        for f in entries:
+        by_table = {f.path for f in entries
+                    if f.groups_size and local_files and not self._has_part(f)}
+
+        def first(f: FileEntry) -> GroupTable | FileIndex:
             self.cancel.check()
-            if f.groups_size and local_files and not self._has_part(f):
-                tables[f.path] = self._fetch_table(man, f)
+            if f.path in by_table:
+                return self._fetch_table(man, f)
+            return self._fetch_index(man, f)
+
+        for f, got in zip(entries, self._each(first, entries), strict=True):
+            if f.path in by_table:
+                tables[f.path] = cast("GroupTable", got)
             else:
-                targets[f.path] = self._fetch_index(man, f)
+                targets[f.path] = cast("FileIndex", got)
 
         scan = scan_local(self.store, state, man, targets, entries, self.cancel, self.meter,
                           self._part_path, frozenset(t.params for t in tables.values()))
         local: dict[tuple[ChunkerParams, int, int], LocalGroups] = {}
-        for f in entries:
-            table = tables.get(f.path)
-            if table is None or f.path in scan.unchanged:
-                continue
+        assemble = [f for f in entries if f.path in tables and f.path not in scan.unchanged]
+        for f in assemble:
+            table = tables[f.path]
             key = (table.params, table.target, table.maximum)
             if key not in local:
                 local[key] = LocalGroups.of(
                     [(lengths, ids) for _, _, lengths, ids in scan.seeds.get(table.params, [])],
                     table.target, table.maximum)
-            targets[f.path] = self._assemble_index(man, f, table, local[key])
+
+        def assembled(f: FileEntry) -> FileIndex:
+            table = tables[f.path]
+            return self._assemble_index(man, f, table,
+                                        local[(table.params, table.target, table.maximum)])
+
+        for f, idx in zip(assemble, self._each(assembled, assemble), strict=True):
+            targets[f.path] = idx
 
         builds: list[Build] = []
         subs = None
@@ -163,16 +181,19 @@ class ChunkPlanner:
             keep = frozenset(str(root.joinpath(*p.split("/"))) for p in man.by_path()
                              if p not in changing)
             subs = OrphanSubChunks(scan.seeds, targets, self.cancel.check, keep)
-        for f in entries:
-            if f.path in scan.unchanged:
-                continue
+        planned = [(f, plan_file(targets[f.path], scan.seeds_for(targets[f.path].params,
+                                                                 f.path), self.options))
+                   for f in entries if f.path not in scan.unchanged]
+
+        def stz_table(item: tuple[FileEntry, FilePlan]) -> StzTable | None:
+            f, fplan = item
+            return self._stz_table(man, f, targets[f.path]) if fplan.bytes_remote else None
+
+        for (f, fplan), stz in zip(planned, self._each(stz_table, planned), strict=True):
             idx = targets[f.path]
-            seeds = scan.seeds_for(idx.params, f.path)
-            fplan = plan_file(idx, seeds, self.options)
-            stz_table = self._stz_table(man, f, idx) if fplan.bytes_remote else None
-            b = Build(f, idx, fplan, stz_table)
+            b = Build(f, idx, fplan, stz)
             if f.sub_size and fplan.bytes_remote and subs is not None:
-                b = self._refine(man, b, seeds, subs) or b
+                b = self._refine(man, b, scan.seeds_for(idx.params, f.path), subs) or b
             builds.append(b)
         return builds, scan
 
@@ -260,6 +281,10 @@ class ChunkPlanner:
             raise HashMismatchError(f"{url}: sub-index table does not match the manifest",
                                     expected=f.sub_table_sha256, actual=actual, path=f.path)
         return decode_table(data, idx, bytes.fromhex(f.fidx_sha256), f.sub_size)
+
+    def _each(self, fn: Callable[[T], R], items: list[T]) -> list[R]:
+        """Per-file fetches side by side (``core.parallel``)."""
+        return each(fn, items, self.config.connections)
 
     def _fetch_pieces(self, url: str, ranges: list[tuple[int, int]]) -> dict[int, bytes]:
         """The bytes of ``ranges`` of ``url`` (sorted, disjoint), by range start, in one

@@ -2,11 +2,13 @@
 
 The engine calls ``add_*`` for every chunk; the meter keeps the running totals and calls the
 front end's callback on every phase change and otherwise at most every 50 ms, so a scan at
-GB/s does not flood a GUI or a JSON pipe.
+GB/s does not flood a GUI or a JSON pipe. Any thread may call it (files' metadata and deltas
+are fetched side by side): totals and reports are taken under one lock.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 
 from core.progress import Phase, Progress, ProgressCallback
@@ -24,6 +26,7 @@ class Meter:
         self._total = 0
         self.current = ""
         self._last = 0.0
+        self._lock = threading.RLock()  # a callback may log, which reports again
 
     def _emit(self, message: str = "") -> None:
         self._last = time.monotonic()
@@ -32,8 +35,9 @@ class Meter:
 
     def phase(self, phase: Phase, done: int, total: int, current: str = "") -> None:
         """Enter (or report a step of) ``phase``: always reported."""
-        self._phase, self._done, self._total, self.current = phase, done, total, current
-        self._emit()
+        with self._lock:
+            self._phase, self._done, self._total, self.current = phase, done, total, current
+            self._emit()
 
     def _step(self, n: int) -> None:
         self._done += n
@@ -41,16 +45,20 @@ class Meter:
             self._emit()
 
     def add_local(self, n: int) -> None:
-        self.bytes_local += n
-        self._step(n)
+        with self._lock:
+            self.bytes_local += n
+            self._step(n)
 
     def add_network(self, n: int) -> None:
-        self.bytes_network += n
-        self._step(n)
+        with self._lock:
+            self.bytes_network += n
+            self._step(n)
 
     def add_done(self, n: int) -> None:
-        self._step(n)
+        with self._lock:
+            self._step(n)
 
     def log(self, message: str) -> None:
         """A line for the details log, sent with the current progress."""
-        self._emit(message)
+        with self._lock:
+            self._emit(message)

@@ -30,6 +30,7 @@ from core.fetcher import Fetcher
 from core.fsutil import file_fingerprint, inside
 from core.manifest import Delta, FileEntry, Manifest
 from core.meter import Meter
+from core.parallel import each
 from core.progress import CancelToken, Phase, ProgressCallback, no_progress
 from core.scan import ScanResult
 from core.sealer import Sealer
@@ -42,6 +43,10 @@ if TYPE_CHECKING:
     # it is used: an update rebuilt from deltas, or one with nothing to do, starts without it.
 
     from core.planner import PlanOptions
+
+# Deltas of files up to this size are fetched and decoded side by side (up to
+# ``connections`` at once, each holding about its file in memory); bigger ones one by one.
+SIDE_BY_SIDE_DELTA = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -363,12 +368,19 @@ class Updater:
         m = self.meter
         man = c.trusted.manifest
         m.phase(Phase.DOWNLOAD, 0, sum(b.wire_bytes() for b in p.builds))
+        # Deltas of small files side by side (each holds about its file in memory while it
+        # is decoded); the others one at a time, below.
+        small = [i for i, b in enumerate(p.builds)
+                 if b.delta is not None and b.entry.size <= SIDE_BY_SIDE_DELTA]
+        applied = dict(zip(small, each(
+            lambda i: self._apply_delta(man, p.builds[i], staged[i], sealer), small,
+            self.config.connections), strict=True))
         for i, b in enumerate(p.builds):
             s = staged[i]
             fell_back = False
             if b.delta is not None:
                 m.current = b.entry.path
-                if self._apply_delta(man, b, s, sealer):
+                if applied[i] if i in applied else self._apply_delta(man, b, s, sealer):
                     continue
                 # The delta failed: build this file from chunks after all.
                 sealer.forget(s.fd)
