@@ -30,6 +30,8 @@ it. A request no rule matches is passed through unchanged. Faults (``Rule.fault`
                   answers ``gone`` (403 or 410); asking the original URL again re-signs
     416           answer 416 Range Not Satisfiable
     throttle      forward unchanged, the body paced at ``rate`` bytes a second
+    delay         forward unchanged, ``delay`` seconds after the request came in (a round
+                  trip of a distant server, for the benchmarks)
 
 Bounded in time: the proxy stops by itself after ``lifetime`` seconds, an idle connection
 is closed after ``idle_timeout``, a stall or trickle lasts at most ``stall_max`` seconds,
@@ -55,7 +57,7 @@ from dataclasses import dataclass, field
 
 FAULTS = {
     "pass", "reset", "truncate", "flip", "full200", "first_range", "multipart_lie", "status",
-    "stall", "trickle", "redirect", "416", "throttle",
+    "stall", "trickle", "redirect", "416", "throttle", "delay",
 }
 LIES = {"wrong_range", "bad_boundary", "long_part", "short_part", "swap", "no_close",
         "single_wrong_range", "split_reversed"}
@@ -84,6 +86,7 @@ class Rule:
     uses: int = 1  # redirect: uses of each signed URL
     gone: int = 403  # redirect: status once a signed URL has expired
     rate: float = 1.0  # trickle/throttle: body bytes per second
+    delay: float = 0.05  # delay: seconds before the answer starts
     hits: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
@@ -365,6 +368,9 @@ class FaultProxy:
 
         rule = self._match(req)
         fault = rule.fault if rule is not None else "pass"
+        if rule is not None and fault == "delay":
+            self._stop.wait(rule.delay)
+            fault = "pass"
         if rule is None or fault == "pass":
             status, headers, body = self._upstream(path, req.range)
             return self._send(conn, req, status, headers, body)

@@ -33,7 +33,7 @@ from tests.bench.compare import pairs as P
 from tests.bench.compare.harness import REPO_ROOT, Nginx, compare_pair, tables
 
 TOOLS = ["stitch", "stitch-cold", "stitch-2k", "stitch-z", "stitch-z2k", "stitch-zs", "stitch-d",
-         "zsync", "casync"]
+         "stitch-d1", "zsync", "casync"]
 
 
 def startup_time(cmd: list[str]) -> float:
@@ -62,6 +62,9 @@ def main() -> int:
     ap.add_argument("--cache", type=Path, default=Path("/tmp/stitch-compare-cache"),
                     help="downloaded real pairs (kept between runs)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    ap.add_argument("--delay", type=float, default=0.0,
+                    help="ms every request waits before its answer (a proxy in front of "
+                         "nginx: a distant server's round trip)")
     ap.add_argument("--profile", type=Path,
                     help="also run each stitch update once more under pyinstrument (pip "
                          "install pyinstrument) and write its text report into this folder")
@@ -100,6 +103,12 @@ def main() -> int:
         say(f"real pairs ready in {time.perf_counter() - t:.1f} s")
     pairs = [p for p in pairs if args.only.lower() in p.name.lower()]
     nginx = Nginx(web, args.work / "nginx")
+    proxy = None
+    if args.delay:
+        from tests.faultproxy import FaultProxy, Rule
+
+        proxy = FaultProxy(nginx.url, [Rule("delay", delay=args.delay / 1000)],
+                           lifetime=24 * 3600, idle_timeout=60)
     results = []
     try:
         for i, pair in enumerate(pairs):
@@ -108,7 +117,7 @@ def main() -> int:
             results.append(compare_pair(pair, web / f"p{i}", nginx, web, tools, args.repeat,
                                         args.patch_level,
                                         args.cache / "zstd-figures.json", say,
-                                        args.profile))
+                                        args.profile, proxy.url if proxy else ""))
             say(f"  pair done in {time.perf_counter() - t:.1f} s")
         startup = {name: startup_time(cmd) for name, cmd in (
             ("python -c pass", [sys.executable, "-c", "pass"]),
@@ -118,6 +127,8 @@ def main() -> int:
             ("zsync -V", ["zsync", "-V"]),
         )}
     finally:
+        if proxy is not None:
+            proxy.close()
         nginx.stop()
         if not args.keep:
             shutil.rmtree(args.work, ignore_errors=True)

@@ -234,13 +234,15 @@ def zstd_figures(pair: Pair, work: Path, level: int,
 
 def compare_pair(pair: Pair, work: Path, nginx: Nginx, web: Path, tools: list[str],
                  repeat: int, patch_level: int, zstd_cache: Path | None,
-                 say: Callable[[str], None], profile_dir: Path | None = None) -> PairResult:
+                 say: Callable[[str], None], profile_dir: Path | None = None,
+                 front: str = "") -> PairResult:
+    """``front``: the URL clients use instead of nginx's (a delaying proxy in front of it)."""
     www = work / "www"
     out = work / "out"
     logs = work / "logs"
     for d in (www, out, logs):
         d.mkdir(parents=True, exist_ok=True)
-    base = f"{nginx.url}/{www.relative_to(web).as_posix()}"
+    base = f"{front or nginx.url}/{www.relative_to(web).as_posix()}"
     new_files = files_of(pair.new)
     old_files = files_of(pair.old)
     expected = {rel: sha256(p) for rel, p in new_files.items()}
@@ -282,7 +284,8 @@ def compare_pair(pair: Pair, work: Path, nginx: Nginx, web: Path, tools: list[st
     signed = ["--sign-key", str(key)]
     trust = ["--pubkey", f"{key}.pub"]
     for variant, opts, label in variants:
-        wanted = [t for t in tools if t == variant or (variant == "stitch" and t == "stitch-cold")]
+        wanted = [t for t in tools if t == variant or (variant, t) in (
+            ("stitch", "stitch-cold"), ("stitch-d", "stitch-d1"))]
         if not wanted:
             continue
         opts = [*opts, *signed]
@@ -308,6 +311,17 @@ def compare_pair(pair: Pair, work: Path, nginx: Nginx, web: Path, tools: list[st
                                check=True, stderr=subprocess.DEVNULL)
             measure(run, [*STITCH, *update, "--dir", str(inst)], install_old, inst,
                     cwd=REPO_ROOT)
+        if variant == "stitch-d" and "stitch-d1" in tools:  # files one after the other
+            inst = out / "stitch-d1"
+            run = Run(f"{label}, --connections 1", publish_s=stitch_publish)
+
+            def install_old1(inst: Path = inst, variant: str = variant) -> None:
+                fresh(inst)
+                subprocess.run([*STITCH, "update", "--url", f"{base}/{variant}-old", "--dir",
+                                str(inst), "--progress", "none", *trust], cwd=REPO_ROOT,
+                               check=True, stderr=subprocess.DEVNULL)
+            measure(run, [*STITCH, *update, "--connections", "1", "--dir", str(inst)],
+                    install_old1, inst, cwd=REPO_ROOT)
         if variant == "stitch" and "stitch-cold" in tools:
             inst = out / "stitch-cold"
             run = Run("stitch, cold", publish_s=stitch_publish,
