@@ -33,6 +33,7 @@ from core.manifest import (
     version_key,
 )
 from core.meter import Meter
+from core.parallel import each
 from core.progress import CancelToken, Phase
 from core.state import InstalledState
 
@@ -66,7 +67,21 @@ def verify_release(fetcher: Fetcher, cfg: UpdaterConfig, state: InstalledState,
     if not pointer.manifest.endswith("/" + MANIFEST):
         raise FormatError(f"{pointer_url}: manifest path must end in {MANIFEST}",
                           what="pointer")
-    data = fetcher.fetch(manifest_url, MAX_MANIFEST_SIZE, cancel)
+    sig_url = manifest_url[: -len(MANIFEST)] + SIGNATURE
+
+    def fetch_signature() -> bytes | None:
+        try:
+            return fetcher.fetch(sig_url, MAX_SIGNATURE_SIZE, cancel)
+        except HTTPStatusError as e:
+            if e.status_code not in (404, 410):
+                raise
+            return None
+
+    # The manifest and its signature side by side: one round trip, not two.
+    data, signature = each(lambda fetch: fetch(), [
+        lambda: fetcher.fetch(manifest_url, MAX_MANIFEST_SIZE, cancel), fetch_signature],
+        cfg.connections)
+    assert data is not None
     actual = hashlib.sha256(data).hexdigest()
     if actual != pointer.sha256:
         raise HashMismatchError(f"{manifest_url}: does not match latest.json",
@@ -78,14 +93,6 @@ def verify_release(fetcher: Fetcher, cfg: UpdaterConfig, state: InstalledState,
     pinned = list(state.pinned_keys)
     if not keys and pinned:
         keys = [signing.parse_public_key(k) for k in pinned]
-    sig_url = manifest_url[: -len(MANIFEST)] + SIGNATURE
-    signature: bytes | None
-    try:
-        signature = fetcher.fetch(sig_url, MAX_SIGNATURE_SIZE, cancel)
-    except HTTPStatusError as e:
-        if e.status_code not in (404, 410):
-            raise
-        signature = None
     key_id: str | None = None
     if signature is None:
         if keys:

@@ -273,6 +273,8 @@ class FaultProxy:
                     return
                 if not self._handle(conn, request):
                     return
+                if request.headers.get("connection", "").lower() == "close":
+                    return  # the client reads until the connection ends (zsync does)
         except (_Gone, OSError):
             pass
         finally:
@@ -308,6 +310,8 @@ class FaultProxy:
         with self._lock:
             self.requests += 1
             number = self.requests
+        if parts[2] == "HTTP/1.0" and headers.get("connection", "").lower() != "keep-alive":
+            headers["connection"] = "close"  # HTTP/1.0 closes unless asked not to
         return _Request(number, parts[0], parts[1], headers)
 
     def _match(self, req: _Request) -> Rule | None:
