@@ -138,9 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from app.selfupdate import finish_pending
+    if getattr(sys, "frozen", False):  # only a packaged updater replaces itself
+        from app.selfupdate import finish_pending
 
-    finish_pending()  # a packaged updater that replaced itself: swap in / clean up (Windows)
+        finish_pending()  # a staged new executable: swap it in, clean up old ones (Windows)
     try:
         if args.command in ("fidx", "sync", "verify"):
             from app.sync import run as run_sync

@@ -19,12 +19,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import FormatError
 from core.fsutil import atomic_write, fsync_dir, inside
 from core.state import STATE_DIR, InstalledState, StateStore
-from core.winfiles import LockReport, replace_with_retry
+
+if TYPE_CHECKING:
+    from core.winfiles import LockReport
 
 JOURNAL_FORMAT = "stitch.journal/1"
 
@@ -70,7 +72,10 @@ def _read_journal(store: StateStore) -> tuple[list[Op], dict[str, Any], bool]:
 def _move(src: Path, dst: Path, on_locked: Callable[[LockReport], None] | None) -> None:
     """``os.replace``, waiting (on Windows) for a program that holds either file open: the
     game still running, an antivirus scan. ``os.replace`` is looked up at call time so tests
-    can cut the power in the middle of a commit."""
+    can cut the power in the middle of a commit. (``core.winfiles`` loads ctypes: imported
+    here, on the first move, not at every start.)"""
+    from core.winfiles import replace_with_retry
+
     replace_with_retry(src, dst, on_locked=on_locked, replace=os.replace)
 
 

@@ -350,6 +350,7 @@ class Updater:
                                         expected=d.sha256, path=b.entry.path)
             decoder.finish()
             sealer.complete(s.fd)
+            decoder.close()  # freeing its memory overlaps the sealer's tail
             actual = sealer.result(s.fd, self.cancel, durable=False)  # the tail only
             if actual != b.entry.sha256:
                 raise HashMismatchError(f"{url}: delta rebuilds another file",
@@ -359,7 +360,7 @@ class Updater:
             self.meter.log(f"{b.entry.path}: delta not used ({e}); using chunks")
             return False
         finally:
-            decoder.close()  # its maps (or its copy of the old file) go now
+            decoder.close()  # its maps (or its copy of the old file) go, if not yet gone
         self.meter.log(f"{b.entry.path}: rebuilt from a {d.size}-byte delta")
         return True
 
