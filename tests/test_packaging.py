@@ -237,6 +237,8 @@ def test_bundle_contents(built_exe: Path) -> None:
                                                           "QtNetwork", "QtQml", "QtQuick"))]
     assert {"core.updater", "core.http", "app.cli", "app.gui.window", "app.config"} <= modules
     assert any(n.startswith("pyfastcdc/cy/fastcdc") for n in names)  # the Cython chunker
+    assert any(n.startswith("zstandard/_cffi") for n in names)  # deltas decoded in place
+    assert any(n.startswith("_cffi_backend") for n in names)
     for excluded in ("pytest", "PyInstaller", "tests", "PySide6.QtNetwork", "numpy.random"):
         assert excluded not in modules and not any(
             m.startswith(excluded + ".") for m in modules
@@ -277,7 +279,7 @@ def test_silent_update_with_the_built_exe(
     assert tree_digest(install) == tree_digest(game[0])
 
     key = signing.load_secret_key((signed_repo[0].parent / "release.key").read_bytes(), None)
-    publish(game[1], repo, "2.0.0", product="demo", sign_key=key)
+    publish(game[1], repo, "2.0.0", product="demo", sign_key=key, deltas=True)
     done = run_exe(exe_copy, "--update", "--url", url, "--dir", str(install),
                    "--pubkey", pub, "--progress", "json")
     assert done.returncode == 0, done.stderr
