@@ -111,6 +111,16 @@ class StateStore:
         except FileNotFoundError:
             return None
 
+    def installed_release(self) -> tuple[bytes, bytes | None] | None:
+        """The installed manifest and its signature (None: unsigned), or None."""
+        manifest = self.installed_manifest()
+        if manifest is None:
+            return None
+        try:
+            return manifest, (self._installed_dir / "release.json.minisig").read_bytes()
+        except FileNotFoundError:
+            return manifest, None
+
     def _index_path(self, sha256: str, params: ChunkerParams) -> Path:
         p = params
         return self._index_dir / (

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from core import signing
 from core.errors import (
+    ContentError,
     DowngradeError,
     ExpiredError,
     FormatError,
@@ -28,6 +29,7 @@ from core.manifest import (
     MAX_MANIFEST_SIZE,
     MAX_POINTER_SIZE,
     Manifest,
+    Pointer,
     parse_manifest,
     parse_pointer,
     version_key,
@@ -55,10 +57,16 @@ class TrustedRelease:
 
 
 def verify_release(fetcher: Fetcher, cfg: UpdaterConfig, state: InstalledState,
-                   cancel: CancelToken, meter: Meter) -> TrustedRelease:
+                   cancel: CancelToken, meter: Meter,
+                   installed: tuple[bytes, bytes | None] | None = None) -> TrustedRelease:
     """Fetch and check the channel's current release (see module doc). Raises
     ``DownloadError``, ``FormatError``, ``HashMismatchError``, ``SignatureError``,
-    ``ExpiredError`` or ``DowngradeError``."""
+    ``ExpiredError`` or ``DowngradeError``.
+
+    ``installed``: the manifest installed last and its signature. When the pointer names
+    exactly that manifest (its SHA-256), the local copies are checked instead of fetching
+    them again: a launcher's run that finds nothing new costs one request. Should they not
+    pass (the trusted keys changed, say), the server's copies are fetched and decide."""
     base = cfg.url
     pointer_url = join_url(base, cfg.channel, POINTER)
     pointer = parse_pointer(fetcher.fetch(pointer_url, MAX_POINTER_SIZE, cancel))
@@ -67,6 +75,12 @@ def verify_release(fetcher: Fetcher, cfg: UpdaterConfig, state: InstalledState,
     if not pointer.manifest.endswith("/" + MANIFEST):
         raise FormatError(f"{pointer_url}: manifest path must end in {MANIFEST}",
                           what="pointer")
+    if installed is not None and hashlib.sha256(installed[0]).hexdigest() == pointer.sha256:
+        try:
+            return _accept(fetcher, cfg, state, cancel, meter, pointer, manifest_url,
+                           installed[0], installed[1])
+        except ContentError as e:
+            meter.log(f"installed manifest not accepted again ({e}); fetching it")
     sig_url = manifest_url[: -len(MANIFEST)] + SIGNATURE
 
     def fetch_signature() -> bytes | None:
@@ -86,8 +100,15 @@ def verify_release(fetcher: Fetcher, cfg: UpdaterConfig, state: InstalledState,
     if actual != pointer.sha256:
         raise HashMismatchError(f"{manifest_url}: does not match latest.json",
                                 expected=pointer.sha256, actual=actual, path=manifest_url)
-    meter.phase(Phase.CHECK, 2, 3)
+    return _accept(fetcher, cfg, state, cancel, meter, pointer, manifest_url, data, signature)
 
+
+def _accept(fetcher: Fetcher, cfg: UpdaterConfig, state: InstalledState,
+            cancel: CancelToken, meter: Meter, pointer: Pointer, manifest_url: str,
+            data: bytes, signature: bytes | None) -> TrustedRelease:
+    """The checks of a manifest whose bytes match the pointer: signature, then policy."""
+    meter.phase(Phase.CHECK, 2, 3)
+    base = cfg.url
     warnings: list[str] = []
     keys = [signing.parse_public_key(k) for k in cfg.pubkeys]
     pinned = list(state.pinned_keys)

@@ -170,7 +170,9 @@ class Updater:
         state = self.store.load()
         cfg = self.config
         self.cancel.check()
-        trusted: TrustedRelease = verify_release(self.fetcher, cfg, state, self.cancel, m)
+        local = self.store.installed_release() if state.version is not None else None
+        trusted: TrustedRelease = verify_release(self.fetcher, cfg, state, self.cancel, m,
+                                                 local)
         manifest = trusted.manifest
         installed = state.files
         changed: list[FileEntry] = []

@@ -197,3 +197,41 @@ def test_release_signed_with_the_real_minisign_installs(tmp_path: Path, game,  #
     r = _run("update", "--url", url, "--dir", str(tmp_path / "i"), "--pubkey",
              str(tmp_path / "mk.pub"))
     assert r.returncode == 4
+
+
+def test_nothing_new_costs_one_request_and_a_key_change_fetches_again(
+        tmp_path: Path, game, keys) -> None:  # type: ignore[no-untyped-def]
+    """A launcher's run that finds the installed release current checks the local copies of
+    its manifest and signature (one request: the pointer). When those no longer pass (the
+    release was re-signed with a new key and only that key is trusted now), the server's
+    copies are fetched and decide."""
+    key, pub, other, d = keys
+    repo, install = tmp_path / "repo", tmp_path / "i"
+    publish(game[0], repo, "1.0.0", sign_key=key)
+    _update(install, repo, pubkeys=(pub.b64(),))
+
+    fetcher = memory_fetcher(repo)
+    up = Updater(UpdaterConfig(url=MEM, install_dir=install, pubkeys=(pub.b64(),)),
+                 fetcher=fetcher)
+    assert up.check().up_to_date
+    assert [u for u, _ in fetcher.requests] == [f"{MEM}/stable/latest.json"]
+
+    # Re-signed with the other key; the install now trusts only that one.
+    manifest = _manifest_path(repo, "1.0.0")
+    sig = manifest.with_suffix(".json.minisig")
+    sig.write_bytes(signing.sign(manifest.read_bytes(), other, "re-signed"))
+    other_pub = signing.parse_public_key((d / "other.key.pub").read_text())
+    fetcher = memory_fetcher(repo)
+    up = Updater(UpdaterConfig(url=MEM, install_dir=install, pubkeys=(other_pub.b64(),)),
+                 fetcher=fetcher)
+    result = up.check()
+    assert result.up_to_date and result.signed
+    asked = [u for u, _ in fetcher.requests]
+    assert asked[0] == f"{MEM}/stable/latest.json"
+    assert sorted(asked[1:]) == sorted([f"{MEM}/stable/1.0.0/release.json",
+                                        f"{MEM}/stable/1.0.0/release.json.minisig"])
+    # With a key that signed neither copy, nothing is trusted: refused as before.
+    third = signing.keygen(tmp_path / "third.key", None)
+    with pytest.raises(SignatureError):
+        Updater(UpdaterConfig(url=MEM, install_dir=install, pubkeys=(third.b64(),)),
+                fetcher=memory_fetcher(repo)).check()
