@@ -1,21 +1,16 @@
-"""The real fetcher: HTTP(S) through httpx. The only module in stitch that imports httpx.
+"""``HttpFetcher``: the real fetcher (see the package's docstring for what it owns).
 
-Owns: one ``httpx.Client`` per origin, learning per origin how the server answers range
-requests (multipart multi-range, single ranges in parallel, or no ranges at all), checking
-every status, Content-Range and length against what was asked, retries with jittered
-back-off and ``Retry-After`` that resume where the sink left off, re-resolving an expired
-signed redirect, and translating every httpx exception into ``core.errors`` at one boundary
-(``_translate_errors``).
-
-Leaves out: which ranges to ask for and how to coalesce them (the planner), what the bytes
-mean (hash checks happen in the caller), and wire-format parsing (``core.multipart``).
+Per origin it learns how the server answers range requests (multipart multi-range, single
+ranges in parallel, or no ranges at all) and checks every status, Content-Range and length
+against what was asked; it retries with jittered back-off and ``Retry-After``, resuming
+where the sink left off, and re-resolves an expired signed redirect. httpx itself (the
+client, its exceptions, its lazy imports) is behind ``core.http.client``.
 """
 
 from __future__ import annotations
 
 import enum
 import ssl
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,8 +20,14 @@ from dataclasses import dataclass
 
 import httpx
 
-from core.errors import DownloadError, HTTPStatusError, NetworkError, RangeError
+from core.errors import DownloadError, HTTPStatusError, RangeError
 from core.fetcher import Fetcher, RangeSink
+from core.http.client import (
+    check_identity,
+    content_length,
+    new_client,
+    translate_errors,
+)
 from core.multipart import (
     ByteRangesParser,
     Coverage,
@@ -49,59 +50,6 @@ from core.version import __version__
 
 USER_AGENT = f"stitch/{__version__}"
 MAX_RANGES_PER_REQUEST = 32  # where multi-range starts; halved when a server balks
-
-
-def _translate_error(exc: Exception, url: str) -> DownloadError:
-    """The stitch error for an httpx exception (the one place this mapping lives)."""
-    message = f"{url}: {str(exc) or type(exc).__name__}"
-    if isinstance(exc, httpx.HTTPStatusError):
-        code = exc.response.status_code
-        return HTTPStatusError(message, url=url, status_code=code)
-    if isinstance(exc, httpx.TooManyRedirects):
-        return HTTPStatusError(f"{url}: too many redirects", url=url, status_code=0)
-    if isinstance(exc, httpx.DecodingError):
-        # A body that does not decode (bad gzip, bad chunking) is a broken transfer.
-        return NetworkError(f"{url}: response could not be decoded: {exc}", url=url)
-    # TransportError (timeouts, connect/read/write errors, protocol, proxy, unsupported
-    # scheme), InvalidURL, CookieConflict and the StreamError family (which only a bug of
-    # ours could raise) all mean "the transfer did not happen".
-    return NetworkError(message, url=url)
-
-
-_HTTPX_ERRORS = (httpx.HTTPError, httpx.InvalidURL, httpx.CookieConflict, httpx.StreamError)
-
-
-def _import_httpcore() -> None:
-    """Import httpcore (httpx's transport) without the packages it loads eagerly only in case
-    they are wanted: h2 (HTTP/2, used only over TLS, where httpx imports it itself) and anyio
-    (async clients; stitch's are threads). httpcore is written to work without either, and
-    imports its HTTP/2 connection again when a TLS server offers HTTP/2. Measured: 20-25 ms
-    of a 0.2 s update over plain HTTP, whose client never speaks HTTP/2."""
-    if "httpcore" in sys.modules:
-        return
-    held = [name for name in ("h2", "anyio") if name not in sys.modules]
-    for name in held:
-        sys.modules[name] = None  # type: ignore[assignment]  # import raises ImportError
-    try:
-        import httpcore  # noqa: F401
-    finally:
-        for name in held:
-            if name in sys.modules and sys.modules[name] is None:
-                del sys.modules[name]
-
-
-@contextmanager
-def _translate_errors(url: str) -> Iterator[None]:
-    """Re-raise any httpx exception as its stitch error (and give URL-less stitch errors the
-    URL); everything else, a sink's exception included, passes unchanged."""
-    try:
-        yield
-    except _HTTPX_ERRORS as exc:
-        raise _translate_error(exc, url) from exc
-    except DownloadError as exc:
-        if not exc.url:  # from core.multipart, which knows no URLs
-            exc.url = url
-        raise
 
 
 class _NoRangeSupport(Exception):
@@ -243,7 +191,7 @@ class HttpFetcher(Fetcher):
         with self._lock:
             origins, self._origins = list(self._origins.values()), {}
         for origin in origins:
-            with _translate_errors(""):
+            with translate_errors(""):
                 origin.client.close()
 
     # -- origins, requests, statuses --------------------------------------------------------
@@ -254,27 +202,16 @@ class HttpFetcher(Fetcher):
 
     def _origin_at(self, target: str) -> _Origin:
         with self._lock:
-            with _translate_errors(target):
+            with translate_errors(target):
                 parsed = httpx.URL(target)
             key = (parsed.scheme, parsed.host, parsed.port)
             origin = self._origins.get(key)
             if origin is None:
-                _import_httpcore()
-                with _translate_errors(target):
-                    client = httpx.Client(
-                        # HTTP/2 only over TLS: httpx has no h2c upgrade.
-                        http2=self._http2 and parsed.scheme == "https",
-                        verify=self._tls(),
-                        trust_env=True,  # proxies from the environment
-                        timeout=self._timeout,
-                        follow_redirects=True,
-                        headers={"User-Agent": self._user_agent},
-                        limits=httpx.Limits(
-                            max_connections=self._connections * 2,
-                            max_keepalive_connections=self._connections,
-                        ),
-                        transport=self._transport,
-                    )
+                with translate_errors(target):
+                    # HTTP/2 only over TLS: httpx has no h2c upgrade.
+                    client = new_client(self._http2 and parsed.scheme == "https", self._tls(),
+                                        self._timeout, self._user_agent, self._connections,
+                                        self._transport)
                 origin = self._origins[key] = _Origin(client=client, max_ranges=self._max_ranges)
             return origin
 
@@ -295,7 +232,7 @@ class HttpFetcher(Fetcher):
     def _get(self, url: str, headers: dict[str, str]) -> Iterator[httpx.Response]:
         """GET ``url`` (streamed); yields only 200/206 responses, raises the rest.
 
-        Must run inside ``_translate_errors``. Requests go straight to where ``url`` last
+        Must run inside ``translate_errors``. Requests go straight to where ``url`` last
         redirected; if that answers 403/410 (a signed CDN URL expired), resolve once more
         from ``url`` itself.
         """
@@ -366,10 +303,10 @@ class HttpFetcher(Fetcher):
 
     def _fetch_once(self, url: str, max_length: int, cancel: CancelToken) -> bytes:
         # identity: the length limit then applies to the bytes on the wire and in the file.
-        with _translate_errors(url), self._get(url, {"Accept-Encoding": "identity"}) as resp:
+        with translate_errors(url), self._get(url, {"Accept-Encoding": "identity"}) as resp:
             if resp.status_code != 200:
                 raise RangeError(f"{url}: 206 to a request without Range", url=url)
-            length = _content_length(resp, url)
+            length = content_length(resp, url)
             if length is not None and length > max_length:
                 raise RangeError(f"{url}: body of {length} bytes, limit {max_length}", url=url)
             body = bytearray()
@@ -399,12 +336,12 @@ class HttpFetcher(Fetcher):
         self, url: str, coverage: Coverage, sink: RangeSink, cancel: CancelToken
     ) -> None:
         headers = {"Accept-Encoding": "identity"}
-        with _translate_errors(url), self._get(url, headers) as resp:
+        with translate_errors(url), self._get(url, headers) as resp:
             if resp.status_code != 200:
                 raise RangeError(f"{url}: 206 to a request without Range", url=url)
-            _check_identity(resp, url)
+            check_identity(resp, url)
             end = coverage.ranges[-1][1]
-            length = _content_length(resp, url)
+            length = content_length(resp, url)
             if length is not None:
                 self._check_total(url, length)
                 if length < end:
@@ -526,7 +463,7 @@ class HttpFetcher(Fetcher):
         """One request for ``coverage.ranges``; delivers what the answer holds."""
         n = len(coverage.ranges)
         headers = {"Range": format_range_header(coverage.ranges), "Accept-Encoding": "identity"}
-        with _translate_errors(url), self._get(url, headers) as resp:
+        with translate_errors(url), self._get(url, headers) as resp:
             if resp.status_code == 200:
                 # Leaving the block closes it unread: the body may be the whole (huge) file.
                 accept = resp.headers.get("accept-ranges", "").strip().lower()
@@ -538,7 +475,7 @@ class HttpFetcher(Fetcher):
                     raise _FewerRanges
                 self._set_mode(origin, _Mode.NONE, 0, "200 to a range request")
                 raise _NoRangeSupport
-            _check_identity(resp, url)
+            check_identity(resp, url)
             boundary = multipart_boundary(resp.headers.get("content-type", ""))
             if boundary is None:
                 self._single_part(url, resp, coverage, cancel, stop, sink)
@@ -578,7 +515,7 @@ class HttpFetcher(Fetcher):
             raise RangeError(f"{url}: 206 without Content-Range", url=url)
         start, end, total = parse_content_range(value)
         self._check_total(url, total)
-        length = _content_length(resp, url)
+        length = content_length(resp, url)
         if length is not None and length != end - start:
             raise RangeError(f"{url}: Content-Length {length} for range {start}-{end - 1}", url=url)
         body = PartBody(coverage, start, end, sink)
@@ -587,20 +524,3 @@ class HttpFetcher(Fetcher):
             self.stats.add(bytes_received=len(piece))
             body.feed(piece)  # RangeError if longer than the Content-Range: no buffer grows
         body.finish()
-
-
-def _content_length(resp: httpx.Response, url: str) -> int | None:
-    value = resp.headers.get("content-length")
-    if value is None:
-        return None
-    if not value.strip().isdigit() or len(value.strip()) > 19:
-        raise RangeError(f"{url}: bad Content-Length {value[:40]!r}", url=url)
-    return int(value)
-
-
-def _check_identity(resp: httpx.Response, url: str) -> None:
-    # Byte offsets only mean something in the file itself, never in a compressed rendition.
-    # (With identity checked, ``iter_bytes`` yields the body exactly as sent.)
-    encoding = resp.headers.get("content-encoding", "identity").strip().lower()
-    if encoding not in ("", "identity"):
-        raise RangeError(f"{url}: range answered with Content-Encoding {encoding}", url=url)

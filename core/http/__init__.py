@@ -1,0 +1,20 @@
+"""HTTP(S) for stitch, through httpx: the only package in stitch that imports httpx.
+
+Owns: one ``httpx.Client`` per origin, learning per origin how the server answers range
+requests, checking every status, Content-Range and length against what was asked, retries
+with jittered back-off and ``Retry-After`` that resume where the sink left off,
+re-resolving an expired signed redirect, and translating every httpx exception into
+``core.errors`` at one boundary.
+
+- ``core.http.client``: httpx itself: clients, lazy imports, exception translation,
+  response header checks.
+- ``core.http.fetcher``: ``HttpFetcher``, the ``Fetcher`` the updater uses.
+
+Leaves out: which ranges to ask for and how to coalesce them (the planner), what the bytes
+mean (hash checks happen in the caller), and wire-format parsing (``core.multipart``).
+"""
+
+from core.http.fetcher import MAX_RANGES_PER_REQUEST, USER_AGENT, HttpFetcher
+from core.retry import parse_retry_after
+
+__all__ = ["MAX_RANGES_PER_REQUEST", "USER_AGENT", "HttpFetcher", "parse_retry_after"]
