@@ -146,11 +146,6 @@ class Decoder:
         """Free the dictionary and the decoder's window (the decoder is unusable after)."""
         self._writer = None
 
-    @property
-    def produced(self) -> int:
-        """Bytes of output written so far."""
-        return self._out.pos
-
     def feed(self, data: bytes | memoryview) -> None:
         try:
             self._writer.write(data)
@@ -219,10 +214,6 @@ class _PrefixDecoder:
             raise FormatError(f"delta does not decode: {name}", what="delta")
         return ret
 
-    @property
-    def produced(self) -> int:
-        return self._pos
-
     def feed(self, data: bytes | memoryview) -> None:
         if self._dctx is None:
             raise FormatError("delta does not decode: decoder closed", what="delta")
@@ -282,17 +273,3 @@ def open_decoder(old: Path, size: int,
     if cffi is not None:
         return _PrefixDecoder(cffi, old, size, write)
     return Decoder(old, size, write)
-
-
-def apply(old: Path, delta: bytes, size: int,
-          write: Callable[[bytes | memoryview, int], None]) -> None:
-    """Rebuild a file of ``size`` bytes from ``old`` and the whole ``delta`` in memory
-    (``open_decoder`` fed in blocks); raises as ``Decoder`` does."""
-    decoder = open_decoder(old, size, write)
-    try:
-        view = memoryview(delta)
-        for at in range(0, len(view), _OUT_BLOCK):
-            decoder.feed(view[at:at + _OUT_BLOCK])
-        decoder.finish()
-    finally:
-        decoder.close()

@@ -310,15 +310,19 @@ class Updater:
         total = sum(b.plan.bytes_local for b in p.builds if b.plan is not None)
         m.phase(Phase.REBUILD, 0, total)
         for b, s in zip(p.builds, staged, strict=True):
-            if b.plan is None:
-                continue  # a delta rebuilds its file in the download phase
-            from core.rebuild import StagedFile
+            if b.plan is not None:  # a delta rebuilds its file in the download phase
+                self._rebuild_one(b, s, p.scan, sealer)
 
-            if isinstance(s, StagedFile):
-                m.current = b.entry.path
-                s.copy_local(p.scan.open_seed_for(s.plan), self.cancel, m.add_local)
-                if not s.remote_ranges():
-                    sealer.complete(s.fd)  # hashed and synced while the others are built
+    def _rebuild_one(self, b: Build, s: BlankFile, scan: ScanResult, sealer: Sealer) -> None:
+        """Copy the local chunks of ``b`` (built from chunks) into ``s``; a file that needs
+        nothing from the network is complete, and the sealer finishes it meanwhile."""
+        from core.rebuild import StagedFile
+
+        assert isinstance(s, StagedFile) and b.plan is not None
+        self.meter.current = b.entry.path
+        s.copy_local(scan.open_seed_for(b.plan), self.cancel, self.meter.add_local)
+        if not s.remote_ranges():
+            sealer.complete(s.fd)  # hashed and synced while the others are built
 
     def _apply_delta(self, man: Manifest, b: Build, s: BlankFile, sealer: Sealer) -> bool:
         """Rebuild ``s`` from the publisher's delta, decoded as it arrives; False (after
@@ -380,7 +384,6 @@ class Updater:
             self.config.connections), strict=True))
         for i, b in enumerate(p.builds):
             s = staged[i]
-            fell_back = False
             if b.delta is not None:
                 m.current = b.entry.path
                 if applied[i] if i in applied else self._apply_delta(man, b, s, sealer):
@@ -395,14 +398,13 @@ class Updater:
                 assert b.index is not None and b.plan is not None
                 s = staged[i] = self._staged(b)
                 s.written = sealer.track(s.fd, s.path, s.size)
-                fell_back = True
+                self._rebuild_one(b, s, scan, sealer)
+            # From here on the file is built from chunks (imported only now: an update
+            # rebuilt from deltas alone never loads the chunk machinery).
             from core import stz
             from core.rebuild import StagedFile
 
             assert isinstance(s, StagedFile) and b.plan is not None
-            if fell_back:  # the local chunks of a file whose delta failed are copied now
-                s.copy_local(p.more_scans[-1].open_seed_for(b.plan), self.cancel,
-                             m.add_local)
             ranges = s.remote_ranges()
             if ranges:
                 m.current = b.entry.path

@@ -8,14 +8,16 @@ import json
 import random
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
 from core import delta
 from core.errors import FormatError
 from core.fetcher import MemoryFetcher
-from core.publish import publish
+from core.publish import PublishReport, publish
 from core.staging import BlankFile
 from core.updater import Updater, UpdaterConfig
 from tests.conftest import MEM, memory_fetcher, tree_digest
@@ -43,14 +45,41 @@ def _update(install: Path, fetcher):  # type: ignore[no-untyped-def]
     return plan, up.apply()
 
 
-def test_one_version_behind_downloads_only_the_delta(tmp_path: Path,
-                                                     decoder_kind: str) -> None:
-    v0, v1, _ = _versions(tmp_path)
+class _Behind(NamedTuple):
+    v0: Path
+    v1: Path
+    v2: Path
+    repo: Path
+    install: Path  # on v0 (1.0.0)
+    report: PublishReport  # of v1 (1.1.0), published with a delta for bin/game
+
+
+def _one_behind(tmp_path: Path) -> _Behind:
+    """v0 installed, v1 published with a delta for bin/game (v2 not published)."""
+    v0, v1, v2 = _versions(tmp_path)
     repo = tmp_path / "repo"
     publish(v0, repo, "1.0.0", deltas=True)
     install = tmp_path / "install"
     _update(install, memory_fetcher(repo))
     report = publish(v1, repo, "1.1.0", deltas=True)
+    return _Behind(v0, v1, v2, repo, install, report)
+
+
+def _apply(old: Path, data: bytes, size: int,
+           write: Callable[[bytes | memoryview, int], None]) -> None:
+    """Rebuild from the whole delta ``data`` through ``delta.open_decoder``."""
+    decoder = delta.open_decoder(old, size, write)
+    try:
+        for at in range(0, len(data), 1 << 20):
+            decoder.feed(data[at:at + (1 << 20)])
+        decoder.finish()
+    finally:
+        decoder.close()
+
+
+def test_one_version_behind_downloads_only_the_delta(tmp_path: Path,
+                                                     decoder_kind: str) -> None:
+    _, v1, _, repo, install, report = _one_behind(tmp_path)
     manifest = json.loads((repo / "stable/1.1.0/release.json").read_text())
     entry = next(f for f in manifest["files"] if f["path"] == "bin/game")
     assert len(entry["deltas"]) == 1 and report.delta_bytes > 0
@@ -66,12 +95,7 @@ def test_one_version_behind_downloads_only_the_delta(tmp_path: Path,
 
 
 def test_two_versions_behind_or_a_bad_delta_fall_back_to_chunks(tmp_path: Path) -> None:
-    v0, v1, v2 = _versions(tmp_path)
-    repo = tmp_path / "repo"
-    publish(v0, repo, "1.0.0", deltas=True)
-    behind = tmp_path / "behind"
-    _update(behind, memory_fetcher(repo))
-    publish(v1, repo, "1.1.0", deltas=True)
+    _, _, v2, repo, behind, _ = _one_behind(tmp_path)
     current = tmp_path / "current"
     _update(current, memory_fetcher(repo))
     publish(v2, repo, "1.2.0", deltas=True)  # its delta is from 1.1.0 only
@@ -125,14 +149,14 @@ def test_apply_is_bounded_and_checks_length(tmp_path: Path, decoder_kind: str) -
     def write(block: bytes | memoryview, at: int) -> None:
         got[at:at + len(block)] = block
 
-    delta.apply(old, data, len(got), write)
+    _apply(old, data, len(got), write)
     assert bytes(got) == new.read_bytes()
     with pytest.raises(FormatError):
-        delta.apply(old, data, len(got) - 1, write)  # would produce more than stated
+        _apply(old, data, len(got) - 1, write)  # would produce more than stated
     with pytest.raises(FormatError):
-        delta.apply(old, data, len(got) + 1, write)  # produces less
+        _apply(old, data, len(got) + 1, write)  # produces less
     with pytest.raises(FormatError):
-        delta.apply(old, b"garbage" * 10, len(got), write)
+        _apply(old, b"garbage" * 10, len(got), write)
 
 
 def test_publish_delta_flag_reports_it(tmp_path: Path) -> None:
@@ -147,17 +171,6 @@ def test_publish_delta_flag_reports_it(tmp_path: Path) -> None:
 
 
 # -- streamed deltas: a bad delta never gets past staging, and the install is the new release --
-
-
-def _one_behind(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
-    """v0 installed, v1 published with a delta for bin/game: (v0, v1, repo, install)."""
-    v0, v1, _ = _versions(tmp_path)
-    repo = tmp_path / "repo"
-    publish(v0, repo, "1.0.0", deltas=True)
-    install = tmp_path / "install"
-    _update(install, memory_fetcher(repo))
-    publish(v1, repo, "1.1.0", deltas=True)
-    return v0, v1, repo, install
 
 
 def _swap_delta(repo: Path, data: bytes) -> None:
@@ -200,7 +213,7 @@ def _assert_fell_back(fetcher: MemoryFetcher, install: Path, v1: Path) -> None:
 @pytest.mark.parametrize("damage", ["garbage-frame", "flipped-bytes", "truncated"])
 def test_corrupt_delta_with_a_matching_digest_falls_back_to_chunks(
         tmp_path: Path, damage: str) -> None:
-    _, v1, repo, install = _one_behind(tmp_path)
+    _, v1, _, repo, install, _ = _one_behind(tmp_path)
     chan = repo / "stable/1.1.0/files/bin"
     good = next(chan.glob("game.*.zdelta")).read_bytes()
     if damage == "garbage-frame":
@@ -220,7 +233,7 @@ def test_corrupt_delta_with_a_matching_digest_falls_back_to_chunks(
 
 def test_tampered_delta_bytes_fall_back_to_chunks(tmp_path: Path) -> None:
     """The server's delta differs from the one the manifest vouches for (its digest)."""
-    _, v1, repo, install = _one_behind(tmp_path)
+    _, v1, _, repo, install, _ = _one_behind(tmp_path)
     fetcher = memory_fetcher(repo)
     url = next(u for u in fetcher.files if u.endswith(".zdelta") and "/1.1.0/files/bin/" in u)
     body = bytearray(fetcher.files[url])
@@ -232,7 +245,7 @@ def test_tampered_delta_bytes_fall_back_to_chunks(tmp_path: Path) -> None:
 
 def test_delta_decoding_past_the_file_size_is_cut_before_writing_past_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, decoder_kind: str) -> None:
-    v0, v1, repo, install = _one_behind(tmp_path)
+    v0, v1, _, repo, install, _ = _one_behind(tmp_path)
     longer = tmp_path / "longer"
     longer.write_bytes((v1 / "bin/game").read_bytes() + bytes(3 << 20))  # a small delta
     made = tmp_path / "longer.zdelta"
@@ -252,7 +265,7 @@ def test_delta_that_rebuilds_another_file_is_caught_by_the_hash_on_write(
     """The delta matches its digest and decodes to the right length, but one byte of the
     output is wrong (a publisher's mistake, or a decoder fault): the SHA-256 hashed behind
     the writes catches it right after decoding, and chunks rebuild the file."""
-    v0, v1, repo, install = _one_behind(tmp_path)
+    v0, v1, _, repo, install, _ = _one_behind(tmp_path)
     wrong = bytearray((v1 / "bin/game").read_bytes())
     wrong[len(wrong) // 2] ^= 0xFF
     (tmp_path / "wrong").write_bytes(bytes(wrong))
@@ -328,12 +341,12 @@ def test_decoder_refuses_bytes_after_the_frame_and_a_cut_frame(
     def write(block: bytes | memoryview, at: int) -> None:
         got[at:at + len(block)] = block
 
-    delta.apply(old, data, size, write)
+    _apply(old, data, size, write)
     assert bytes(got) == new.read_bytes()
     with pytest.raises(FormatError):
-        delta.apply(old, data + data, size, write)  # a second frame: not this delta
+        _apply(old, data + data, size, write)  # a second frame: not this delta
     with pytest.raises(FormatError):
-        delta.apply(old, data[:-3], size, write)  # cut short
+        _apply(old, data[:-3], size, write)  # cut short
 
 
 _LOADED = (
