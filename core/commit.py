@@ -73,9 +73,15 @@ def _move(src: Path, dst: Path, on_locked: Callable[[LockReport], None] | None) 
     """``os.replace``, waiting (on Windows) for a program that holds either file open: the
     game still running, an antivirus scan. ``os.replace`` is looked up at call time so tests
     can cut the power in the middle of a commit. (``core.winfiles`` loads ctypes: imported
-    here, on the first move, not at every start.)"""
-    from core.winfiles import replace_with_retry
+    only once a move has failed, not by every update.)"""
+    try:
+        os.replace(src, dst)
+        return
+    except OSError as e:
+        from core.winfiles import is_locked_error, replace_with_retry
 
+        if not is_locked_error(e):
+            raise
     replace_with_retry(src, dst, on_locked=on_locked, replace=os.replace)
 
 

@@ -24,6 +24,7 @@ class Meter:
         self._phase = Phase.CHECK
         self._done = 0
         self._total = 0
+        self._early = 0  # download bytes fetched before the download phase (add_download)
         self.current = ""
         self._last = 0.0
         self._lock = threading.RLock()  # a callback may log, which reports again
@@ -36,6 +37,8 @@ class Meter:
     def phase(self, phase: Phase, done: int, total: int, current: str = "") -> None:
         """Enter (or report a step of) ``phase``: always reported."""
         with self._lock:
+            if phase is Phase.DOWNLOAD:
+                done, self._early = done + self._early, 0
             self._phase, self._done, self._total, self.current = phase, done, total, current
             self._emit()
 
@@ -53,6 +56,19 @@ class Meter:
         with self._lock:
             self.bytes_network += n
             self._step(n)
+
+    def add_download(self, n: int) -> None:
+        """Network bytes of the download phase, which may arrive before it begins (fetched
+        ahead, during the rebuild): until then they count in the update's total only, and
+        the phase begins with them done."""
+        with self._lock:
+            self.bytes_network += n
+            if self._phase is Phase.DOWNLOAD:
+                self._step(n)
+                return
+            self._early += n
+            if time.monotonic() - self._last >= _INTERVAL:
+                self._emit()
 
     def add_done(self, n: int) -> None:
         with self._lock:

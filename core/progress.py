@@ -54,10 +54,13 @@ class CancelToken:
     """Cancel and pause for one operation, shared between the engine and a front end.
 
     ``check()`` is called in every long loop: it raises ``CancelledError`` once ``cancel()``
-    was called, and blocks while paused. Safe to use from any thread.
+    was called, and blocks while paused. Safe to use from any thread. A token made with a
+    ``parent`` is also cancelled and paused by it (one part of an operation can be stopped
+    without stopping the rest).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, parent: CancelToken | None = None) -> None:
+        self._parent = parent
         self._cancelled = threading.Event()
         self._running = threading.Event()
         self._running.set()
@@ -74,14 +77,16 @@ class CancelToken:
 
     @property
     def cancelled(self) -> bool:
-        return self._cancelled.is_set()
+        return self._cancelled.is_set() or (self._parent is not None and self._parent.cancelled)
 
     @property
     def paused(self) -> bool:
-        return not self._running.is_set()
+        return not self._running.is_set() or (self._parent is not None and self._parent.paused)
 
     def check(self) -> None:
         """Raise ``CancelledError`` if cancelled; wait here while paused."""
+        if self._parent is not None:
+            self._parent.check()
         while not self._running.wait(0.1):
             pass
         if self._cancelled.is_set():

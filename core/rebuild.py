@@ -97,6 +97,7 @@ class StagedFile(BlankFile):
         self.whole_offsets = self.whole.offsets() if whole is not None else self.offsets
         self.sub = sub
         self.retry_ranges: list[tuple[int, int]] = []  # local chunks that failed their check
+        self.fetched_ahead = False  # the planned remote ranges are in (``download``)
 
     def _ok(self, k: int, chunk: bytes | bytearray | memoryview, chunk_id: bytes) -> bool:
         """Whether ``chunk`` is chunk ``k`` of the target, whose index id is ``chunk_id``
@@ -166,24 +167,35 @@ class StagedFile(BlankFile):
             self.written(at + final, at + pos)
 
     def remote_ranges(self) -> list[tuple[int, int]]:
-        """Planned remote ranges plus local chunks that failed their check, merged."""
-        return _merge([(int(a), int(b)) for a, b in self.plan.remote.tolist()]
-                      + self.retry_ranges)
+        """What is still to fetch: the planned remote ranges (unless fetched ahead) plus
+        local chunks that failed their check, merged."""
+        planned = [] if self.fetched_ahead else self.plan.remote.tolist()
+        return _merge([(int(a), int(b)) for a, b in planned] + self.retry_ranges)
 
-    def wire_bytes(self) -> int:
-        """Bytes the download is expected to take from the network."""
-        return wire_bytes(self.remote_ranges(), self.stz, self.whole_offsets, self.sub)
+    def planned_ranges(self) -> list[tuple[int, int]]:
+        """The plan's remote ranges, merged."""
+        return _merge([(int(a), int(b)) for a, b in self.plan.remote.tolist()])
+
+    def wire_bytes(self, ranges: list[tuple[int, int]] | None = None) -> int:
+        """Bytes a download of ``ranges`` (default: what is still to fetch) takes from the
+        network."""
+        return wire_bytes(self.remote_ranges() if ranges is None else ranges, self.stz,
+                          self.whole_offsets, self.sub)
 
     def download(self, fetcher: Fetcher, url: str, cancel: CancelToken,
-                 on_bytes: Callable[[int], None], stz_url: str = "") -> None:
+                 on_bytes: Callable[[int], None], stz_url: str = "",
+                 ahead: bool = False) -> None:
         """Fetch the remote ranges into the file, each chunk verified before it is written:
         from the compressed copy at ``stz_url`` when there is one, else raw from ``url``.
 
         A chunk that arrives wrong (or does not decompress) is fetched once more, raw from
         the original file; a second failure is a ``HashMismatchError``: the server holds bad
-        bytes."""
-        ranges = self.remote_ranges()
+        bytes. ``ahead``: only the planned ranges, on another thread while ``copy_local``
+        runs (the writes never overlap: a chunk is either copied or fetched); the local
+        chunks that fail their check are left to a later call."""
+        ranges = self.planned_ranges() if ahead else self.remote_ranges()
         if not ranges:
+            self.fetched_ahead = self.fetched_ahead or ahead
             return
         if self.stz is not None and stz_url:
             table = self.stz
@@ -212,6 +224,8 @@ class StagedFile(BlankFile):
             raise HashMismatchError(
                 f"{url}: bytes {a}-{b - 1} do not match the index (server content is bad)",
                 path=url)
+        if ahead:
+            self.fetched_ahead = True
 
     def _fetch(self, fetcher: Fetcher, url: str, ranges: list[tuple[int, int]],
                cancel: CancelToken, on_bytes: Callable[[int], None],

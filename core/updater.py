@@ -12,14 +12,17 @@ import hashlib
 import os
 import shutil
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core import delta
+from core.background import Background
 from core.chunkplan import Build, ChunkPlanner, release_file_url
 from core.commit import Op, commit, recover
 from core.errors import (
+    CancelledError,
     ContentError,
     DownloadError,
     FormatError,
@@ -277,13 +280,15 @@ class Updater:
         self._clean_stale_staging({self._part_path(b.entry).name for b in p.builds})
         staged = [self._staged(b) for b in p.builds]
         sealer = Sealer()
+        ahead = Background(self.cancel, "stitch-fetch-ahead")
         try:
             for s in staged:
                 s.written = sealer.track(s.fd, s.path, s.size)
-            self._rebuild(p, staged, sealer)
-            self._download(c, p, staged, sealer)
+            self._rebuild(c, p, staged, sealer, ahead)
+            self._download(c, p, staged, sealer, ahead)
             self._verify(p, staged, sealer)
         finally:
+            ahead.stop()  # before the files: it writes them
             sealer.close()  # before the files: it must not touch a closed descriptor
             for s in staged:
                 s.close()
@@ -305,24 +310,60 @@ class Updater:
 
         return StagedFile(self._part_path(b.entry), b.index, b.plan, b.stz, b.whole, b.sub)
 
-    def _rebuild(self, p: _Planned, staged: list[BlankFile], sealer: Sealer) -> None:
+    def _rebuild(self, c: _Checked, p: _Planned, staged: list[BlankFile], sealer: Sealer,
+                 ahead: Background) -> None:
+        """Copy the local chunks of every file built from chunks, while ``ahead`` fetches
+        their planned remote ranges (``core.background``); the download phase waits for it.
+        Local chunks that fail their check are fetched in the download phase."""
         m = self.meter
         total = sum(b.plan.bytes_local for b in p.builds if b.plan is not None)
         m.phase(Phase.REBUILD, 0, total)
-        for b, s in zip(p.builds, staged, strict=True):
-            if b.plan is not None:  # a delta rebuilds its file in the download phase
-                self._rebuild_one(b, s, p.scan, sealer)
+        jobs = [(b, s) for b, s in zip(p.builds, staged, strict=True)
+                if b.plan is not None and len(b.plan.remote)]
 
-    def _rebuild_one(self, b: Build, s: BlankFile, scan: ScanResult, sealer: Sealer) -> None:
+        def fetch_ahead(token: CancelToken) -> None:
+            for b, s in jobs:
+                self._fetch_remote(c.trusted.manifest, b, s, token, m.add_download, ahead=True)
+
+        if jobs:
+            ahead.start(fetch_ahead)
+        try:
+            for b, s in zip(p.builds, staged, strict=True):
+                if b.plan is not None:  # a delta rebuilds its file in the download phase
+                    self._rebuild_one(b, s, p.scan, sealer, ahead.token)
+        except CancelledError:
+            if ahead.failed():
+                ahead.wait()  # raises the fetch's own error: that is what stopped the copies
+            raise
+
+    def _rebuild_one(self, b: Build, s: BlankFile, scan: ScanResult, sealer: Sealer,
+                     cancel: CancelToken | None = None) -> None:
         """Copy the local chunks of ``b`` (built from chunks) into ``s``; a file that needs
         nothing from the network is complete, and the sealer finishes it meanwhile."""
         from core.rebuild import StagedFile
 
         assert isinstance(s, StagedFile) and b.plan is not None
         self.meter.current = b.entry.path
-        s.copy_local(scan.open_seed_for(b.plan), self.cancel, self.meter.add_local)
+        s.copy_local(scan.open_seed_for(b.plan), cancel or self.cancel, self.meter.add_local)
         if not s.remote_ranges():
             sealer.complete(s.fd)  # hashed and synced while the others are built
+
+    def _fetch_remote(self, man: Manifest, b: Build, s: BlankFile, cancel: CancelToken,
+                      on_bytes: Callable[[int], None], ahead: bool = False) -> None:
+        """Download what ``s`` (built from chunks) still needs (``StagedFile.download``)."""
+        from core import stz
+        from core.rebuild import StagedFile
+
+        assert isinstance(s, StagedFile)
+        ranges = s.planned_ranges() if ahead else s.remote_ranges()
+        if not ranges:
+            return
+        how = "compressed" if s.stz is not None else "raw"
+        self.meter.log(f"{b.entry.path}: {len(ranges)} ranges, {s.wire_bytes(ranges)} bytes "
+                       f"{how}")
+        url = self._file_url(man, b.entry.path)
+        s.download(self.fetcher, url, cancel, on_bytes,
+                   url + stz.SUFFIX if s.stz is not None else "", ahead=ahead)
 
     def _apply_delta(self, man: Manifest, b: Build, s: BlankFile, sealer: Sealer) -> bool:
         """Rebuild ``s`` from the publisher's delta, decoded as it arrives; False (after
@@ -371,7 +412,9 @@ class Updater:
         return True
 
     def _download(self, c: _Checked, p: _Planned, staged: list[BlankFile],
-                  sealer: Sealer) -> None:
+                  sealer: Sealer, ahead: Background) -> None:
+        """Deltas, then (once ``ahead`` has fetched their planned ranges) whatever the files
+        built from chunks still need."""
         m = self.meter
         man = c.trusted.manifest
         m.phase(Phase.DOWNLOAD, 0, sum(b.wire_bytes() for b in p.builds))
@@ -382,6 +425,7 @@ class Updater:
         applied = dict(zip(small, each(
             lambda i: self._apply_delta(man, p.builds[i], staged[i], sealer), small,
             self.config.connections), strict=True))
+        ahead.wait()  # the planned ranges of the files built from chunks
         for i, b in enumerate(p.builds):
             s = staged[i]
             if b.delta is not None:
@@ -401,18 +445,12 @@ class Updater:
                 self._rebuild_one(b, s, scan, sealer)
             # From here on the file is built from chunks (imported only now: an update
             # rebuilt from deltas alone never loads the chunk machinery).
-            from core import stz
             from core.rebuild import StagedFile
 
             assert isinstance(s, StagedFile) and b.plan is not None
-            ranges = s.remote_ranges()
-            if ranges:
+            if s.remote_ranges():  # local chunks that failed, or not fetched ahead
                 m.current = b.entry.path
-                url = self._file_url(man, b.entry.path)
-                how = "compressed" if s.stz is not None else "raw"
-                m.log(f"{b.entry.path}: {len(ranges)} ranges, {s.wire_bytes()} bytes {how}")
-                s.download(self.fetcher, url, self.cancel, m.add_network,
-                           url + stz.SUFFIX if s.stz is not None else "")
+                self._fetch_remote(man, b, s, self.cancel, m.add_network)
             sealer.complete(s.fd)
 
     def _verify(self, p: _Planned, staged: list[BlankFile], sealer: Sealer) -> None:

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,41 @@ def test_first_install_then_update_then_up_to_date(tmp_path: Path,
     _, r = _update(install, fetcher)
     assert r.outcome is Outcome.UP_TO_DATE
     assert all(not u.endswith(".fidx") and rs is None for u, rs in fetcher.requests)
+
+
+def test_remote_ranges_are_fetched_while_local_chunks_are_copied(
+        tmp_path: Path, releases: tuple[Path, Path, Path]) -> None:
+    """The planned ranges are requested during the rebuild, on another thread: the copies
+    wait (at their last progress report) until a file's data has been asked for. The
+    download phase begins with what was fetched meanwhile and ends at its total."""
+    repo, install, _before = _v1_installed_v2_published(tmp_path, releases)
+    asked = threading.Event()
+    phase_when_asked: list[Phase] = []
+    log: list[Progress] = []
+
+    class Watching(MemoryFetcher):
+        def fetch_ranges(self, url, ranges, sink, cancel=None):  # type: ignore[no-untyped-def]
+            if "/files/" in url and not url.endswith((".fidx", ".groups", ".sub")):
+                phase_when_asked.append(log[-1].phase)
+                asked.set()
+            super().fetch_ranges(url, ranges, sink, cancel)
+
+    def progress(p: Progress) -> None:
+        log.append(p)
+        if p.phase is Phase.REBUILD and p.done and p.done == p.total:
+            asked.wait(10)  # bounded: a run that fetches only afterwards fails below
+
+    fetcher = Watching(memory_fetcher(repo).files)
+    up = Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=fetcher,
+                 progress=progress)
+    r = up.update()
+    assert r.outcome is Outcome.UPDATED
+    assert tree_digest(install) == tree_digest(releases[2])
+    assert phase_when_asked and set(phase_when_asked) == {Phase.REBUILD}
+    downloads = [p for p in log if p.phase is Phase.DOWNLOAD]
+    assert downloads[0].done > 0  # fetched during the rebuild
+    assert [p.done for p in downloads] == sorted(p.done for p in downloads)
+    assert downloads[-1].done == downloads[-1].total == up.prepare().bytes_to_download
 
 
 def test_unchanged_files_are_not_read_again(tmp_path: Path, releases: tuple[Path, Path, Path],
@@ -305,6 +341,37 @@ def test_crash_during_commit_rolls_forward(tmp_path: Path, releases: tuple[Path,
     assert tree_digest(install) == tree_digest(releases[2])
     assert not (install / ".stitch/journal.json").exists()
     assert not (install / ".stitch/backup").exists()
+
+
+def test_a_locked_file_is_waited_for_and_reported(tmp_path: Path,
+                                                 releases: tuple[Path, Path, Path],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The game still running holds a file (Windows' sharing violation, simulated): the commit
+    tells who, waits, and goes on once the file is free."""
+    repo, install, _before = _v1_installed_v2_published(tmp_path, releases)
+    import core.winfiles
+
+    busy = {"n": 2}
+    real = os.replace
+
+    def locked_replace(a, b):  # type: ignore[no-untyped-def]
+        if str(a).endswith(".ready") and busy["n"] > 0:
+            busy["n"] -= 1
+            err = PermissionError(13, "The process cannot access the file")
+            err.winerror = 32  # type: ignore[attr-defined]
+            raise err
+        return real(a, b)
+
+    monkeypatch.setattr(core.winfiles, "is_locked_error",
+                        lambda e, windows=None: getattr(e, "winerror", None) == 32)
+    monkeypatch.setattr(os, "replace", locked_replace)
+    log: list[Progress] = []
+    _, r = _update(install, memory_fetcher(repo), progress_log=log)
+    assert r.outcome is Outcome.UPDATED
+    assert busy["n"] == 0
+    assert tree_digest(install) == tree_digest(releases[2])
+    said = [p.message for p in log if "in use" in p.message]
+    assert len(said) == 1 and said[0].endswith("close it to continue"), said
 
 
 def test_read_only_install_folder_fails_cleanly(tmp_path: Path,
