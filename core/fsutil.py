@@ -105,6 +105,28 @@ pwrite: Callable[[int, bytes | bytearray | memoryview, int], int] = getattr(
     os, "pwrite", _pwrite_seek)
 
 
+IOV_MAX = 1024  # buffers per pwritev call (POSIX's minimum is 16; Linux and BSD: 1024)
+
+
+def pwritev(fd: int, bufs: list[bytes | bytearray | memoryview], offset: int) -> None:
+    """Write ``bufs`` one after the other at ``offset``: one system call where the OS has
+    ``pwritev`` (at most ``IOV_MAX`` buffers), else one ``pwrite`` each."""
+    native = getattr(os, "pwritev", None)
+    if native is None or len(bufs) > IOV_MAX:
+        for b in bufs:
+            pwrite(fd, b, offset)
+            offset += len(b)
+        return
+    total = sum(len(b) for b in bufs)
+    done = native(fd, bufs, offset)
+    if done < total:  # a short write (rare): the rest one buffer at a time
+        rest = memoryview(b"".join(bufs))[done:]
+        while len(rest):
+            n = pwrite(fd, rest, offset + done)
+            done += n
+            rest = rest[n:]
+
+
 def pread_into(fd: int, buf: memoryview, offset: int) -> int:
     """Read up to ``len(buf)`` bytes at ``offset`` into ``buf`` (a reused buffer: no fresh
     memory per read, hence no page faults competing with another thread's); the count read,

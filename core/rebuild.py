@@ -21,13 +21,14 @@ import xxhash
 from core.errors import FormatError, HashMismatchError
 from core.fetcher import Fetcher
 from core.fidx import FileIndex
-from core.fsutil import pread, pwrite
+from core.fsutil import pread, pwrite, pwritev
 from core.planner import ZERO_SEED, FilePlan
 from core.progress import CancelToken
 from core.staging import BlankFile
 from core.stz import StzTable, compressed_ranges, decode_chunk
 
 _READ = 4 << 20  # bytes per read when copying or hashing
+_RUN_CHUNKS = 256  # chunks per write of downloaded chunks at most (fsutil.IOV_MAX)
 
 
 def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -44,16 +45,6 @@ def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 @functools.lru_cache(maxsize=64)
 def _zero_id(length: int) -> bytes:
     return xxhash.xxh3_128_digest(bytes(length))
-
-
-def _write(fd: int, chunk: bytes | bytearray | memoryview, offset: int, chunk_id: bytes) -> None:
-    """Write a verified chunk, except an all-zero one: the staged file starts as a hole
-    (``ftruncate``) and only ever holds correct target bytes, so its zeros are already
-    there. Sparse images stay sparse and cost no disk writes. (Zero chunks are recognised by
-    their id, which was just checked.)"""
-    if chunk_id == _zero_id(len(chunk)):
-        return
-    pwrite(fd, chunk, offset)
 
 
 class SeedFiles:
@@ -197,6 +188,26 @@ class StagedFile(BlankFile):
         if not ranges:
             self.fetched_ahead = self.fetched_ahead or ahead
             return
+        # Ahead, through a descriptor of its own: where positional writes are seek + write
+        # (Windows), two threads must not share a file position.
+        fd = os.open(self.path, os.O_WRONLY | getattr(os, "O_BINARY", 0)) if ahead else None
+        try:
+            bad = self._fetch_all(fetcher, url, ranges, cancel, on_bytes, stz_url, fd)
+        finally:
+            if fd is not None:
+                os.close(fd)
+        if bad:
+            a, b = bad[0]
+            raise HashMismatchError(
+                f"{url}: bytes {a}-{b - 1} do not match the index (server content is bad)",
+                path=url)
+        if ahead:
+            self.fetched_ahead = True
+
+    def _fetch_all(self, fetcher: Fetcher, url: str, ranges: list[tuple[int, int]],
+                   cancel: CancelToken, on_bytes: Callable[[int], None], stz_url: str,
+                   fd: int | None) -> list[tuple[int, int]]:
+        """``download``'s fetches: the chunks still bad after a second try, raw."""
         if self.stz is not None and stz_url:
             table = self.stz
             whole = self.whole
@@ -212,26 +223,22 @@ class StagedFile(BlankFile):
             if packed:
                 bad = self._fetch(fetcher, stz_url,
                                   compressed_ranges(table, self.whole_offsets, packed),
-                                  cancel, on_bytes, table.offsets, unpack, whole)
+                                  cancel, on_bytes, table.offsets, unpack, whole, fd)
             if raw:
-                bad = _merge(bad + self._fetch(fetcher, url, raw, cancel, on_bytes))
+                bad = _merge(bad + self._fetch(fetcher, url, raw, cancel, on_bytes,
+                                               write_fd=fd))
         else:
-            bad = self._fetch(fetcher, url, ranges, cancel, on_bytes)
+            bad = self._fetch(fetcher, url, ranges, cancel, on_bytes, write_fd=fd)
         if bad:
-            bad = self._fetch(fetcher, url, bad, cancel, on_bytes)
-        if bad:
-            a, b = bad[0]
-            raise HashMismatchError(
-                f"{url}: bytes {a}-{b - 1} do not match the index (server content is bad)",
-                path=url)
-        if ahead:
-            self.fetched_ahead = True
+            bad = self._fetch(fetcher, url, bad, cancel, on_bytes, write_fd=fd)
+        return bad
 
     def _fetch(self, fetcher: Fetcher, url: str, ranges: list[tuple[int, int]],
                cancel: CancelToken, on_bytes: Callable[[int], None],
                layout: np.ndarray | None = None,
                unpack: Callable[[int, bytes | bytearray | memoryview], bytes | None]
-               | None = None, index: FileIndex | None = None) -> list[tuple[int, int]]:
+               | None = None, index: FileIndex | None = None,
+               write_fd: int | None = None) -> list[tuple[int, int]]:
         """Fetch ``ranges`` of ``url`` and write every chunk that arrives whole and right;
         return the (raw) ranges of chunks that arrived wrong or incomplete.
 
@@ -240,14 +247,26 @@ class StagedFile(BlankFile):
         Pieces may start and end anywhere and arrive in any order (a server may split and
         reorder multipart parts); a chunk is assembled in memory until all its bytes are
         there, checked, and only then written. Only chunks under way are held. ``index``
-        (default the plan's) is the chunk list the ranges and ``layout`` follow."""
+        (default the plan's) is the chunk list the ranges and ``layout`` follow;
+        ``write_fd`` (default the file's own) the descriptor written through."""
         partial: dict[int, tuple[bytearray, list[int]]] = {}  # chunk -> (bytes, [filled])
         bad: list[tuple[int, int]] = []
         ids = (self.index if index is None else index).ids
         raw_offsets = self.offsets if index is None else self.whole_offsets
         offsets = raw_offsets if layout is None else layout
-        fd = self._fd
+        fd = self._fd if write_fd is None else write_fd
         written = self.written
+        # Good chunks that follow one another are written together (one pwritev per run,
+        # within one piece of data from the network): fewer writes, and fewer waits on the
+        # file's lock when another thread copies local chunks into the same file.
+        run: list[bytes | bytearray | memoryview] = []
+        run_at = [0, 0]  # the run's start and end in the file
+
+        def flush() -> None:
+            if run:
+                pwritev(fd, run, run_at[0])
+                written(run_at[0], run_at[1])
+                run.clear()
 
         def finish(k: int, stored: bytes | bytearray | memoryview, a: int, b: int) -> None:
             start, end = int(raw_offsets[k]), int(raw_offsets[k + 1])
@@ -256,9 +275,20 @@ class StagedFile(BlankFile):
             if chunk is not None and (
                     self._ok(k, chunk, cid) if index is None
                     else xxhash.xxh3_128_digest(chunk) == cid):
-                _write(fd, chunk, start, cid)
-                written(start, end)
+                # An all-zero chunk is not written: the staged file starts as a hole and
+                # only ever holds correct bytes, so its zeros are there (sparse images stay
+                # sparse; zero chunks are recognised by their id, just checked).
+                if cid == _zero_id(len(chunk)):
+                    flush()
+                    written(start, end)
+                else:
+                    if not run or run_at[1] != start or len(run) >= _RUN_CHUNKS:
+                        flush()
+                        run_at[0] = start
+                    run.append(chunk)
+                    run_at[1] = end
             else:
+                flush()
                 bad.append((start, end))
             on_bytes(b - a)
 
@@ -266,21 +296,24 @@ class StagedFile(BlankFile):
             view = memoryview(data)
             pos, end = offset, offset + len(data)
             k = int(np.searchsorted(offsets, np.uint64(pos), side="right")) - 1
-            while pos < end:
-                a, b = int(offsets[k]), int(offsets[k + 1])
-                take = min(end, b) - pos
-                piece = view[pos - offset:pos - offset + take]
-                if pos == a and take == b - a:
-                    finish(k, piece, a, b)  # the usual case: a whole chunk, no copy
-                else:
-                    buf, filled = partial.setdefault(k, (bytearray(b - a), [0]))
-                    buf[pos - a:pos - a + take] = piece
-                    filled[0] += take
-                    if filled[0] >= b - a:
-                        del partial[k]
-                        finish(k, buf, a, b)
-                pos += take
-                k += 1
+            try:
+                while pos < end:
+                    a, b = int(offsets[k]), int(offsets[k + 1])
+                    take = min(end, b) - pos
+                    piece = view[pos - offset:pos - offset + take]
+                    if pos == a and take == b - a:
+                        finish(k, piece, a, b)  # the usual case: a whole chunk, no copy
+                    else:
+                        buf, filled = partial.setdefault(k, (bytearray(b - a), [0]))
+                        buf[pos - a:pos - a + take] = piece
+                        filled[0] += take
+                        if filled[0] >= b - a:
+                            del partial[k]
+                            finish(k, buf, a, b)
+                    pos += take
+                    k += 1
+            finally:
+                flush()  # the run may point into ``data``: written before it goes
 
         fetcher.fetch_ranges(url, ranges, sink, cancel)
         for k in partial:  # never completed: the server sent less than it said

@@ -8,8 +8,17 @@ from pathlib import Path
 
 import pytest
 
+import core.fsutil as fsutil
 from core.errors import UnsafePathError
-from core.fsutil import _pread_seek, _pwrite_seek, atomic_write, copy_sparse, inside, pread_into
+from core.fsutil import (
+    _pread_seek,
+    _pwrite_seek,
+    atomic_write,
+    copy_sparse,
+    inside,
+    pread_into,
+    pwritev,
+)
 
 
 def test_seek_fallbacks_match_positional_io(tmp_path: Path) -> None:
@@ -44,6 +53,34 @@ def test_pread_into_fills_the_buffer_and_is_short_at_the_end(
         assert pread_into(fd, buf, 20_000) == 0
     finally:
         os.close(fd)
+
+
+@pytest.mark.parametrize("how", ["native", "short", "none", "too many"])
+def test_pwritev_writes_the_buffers_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             how: str) -> None:
+    calls: list[int] = []
+    native = os.pwritev
+
+    def short(fd: int, bufs: list[bytes], offset: int) -> int:  # the kernel stops early
+        calls.append(len(bufs))
+        return native(fd, bufs[:1], offset)
+
+    if how == "short":
+        monkeypatch.setattr(os, "pwritev", short)
+    elif how == "none":  # Windows has no pwritev: one pwrite each
+        monkeypatch.delattr(os, "pwritev")
+    elif how == "too many":
+        monkeypatch.setattr(fsutil, "IOV_MAX", 2)
+    p = tmp_path / "f"
+    p.write_bytes(bytes(20))
+    bufs: list[bytes | bytearray | memoryview] = [b"abc", bytearray(b"defg"), memoryview(b"hi")]
+    fd = os.open(p, os.O_RDWR)
+    try:
+        pwritev(fd, bufs, 5)
+    finally:
+        os.close(fd)
+    assert p.read_bytes() == bytes(5) + b"abcdefghi" + bytes(6)
+    assert calls == ([3] if how == "short" else [])
 
 
 def test_copy_sparse_keeps_bytes_and_holes(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import itertools
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import core.rebuild as rebuild
@@ -80,3 +81,65 @@ def test_copy_local_writes_stretches_skips_zeros_and_refetches_changed_chunks(
     for (_, b1), (a2, _) in itertools.pairwise(covered):
         assert b1 <= a2
     assert all(not (a < x < b) for a, b in covered for x, _ in bad)
+
+
+class _Pieces:
+    """A fetcher handing each range to the sink in pieces of ``piece`` bytes, as a network
+    read does; ``flip`` damages the byte at that file offset, the first time it is sent."""
+
+    def __init__(self, body: bytes, piece: int, flip: int = -1) -> None:
+        self.body, self.piece, self.flip = body, piece, flip
+
+    def fetch_ranges(self, url, ranges, sink, cancel=None):  # type: ignore[no-untyped-def]
+        for a, b in ranges:
+            for at in range(a, b, self.piece):
+                data = bytearray(self.body[at:min(b, at + self.piece)])
+                if at <= self.flip < at + len(data):
+                    data[self.flip - at] ^= 0xFF
+                    self.flip = -1  # once: the second fetch is right
+                sink(at, bytes(data))
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_downloaded_chunks_are_written_in_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               flip: bool) -> None:
+    """Good chunks that arrive one after the other are written with one pwritev per piece
+    of network data (not one write per chunk); a bad chunk ends a run and is fetched again.
+    Each byte is marked final once, after it is written."""
+    rng = random.Random(5)
+    target = rng.randbytes(2 << 20)
+    index = _index(target)
+    plan = plan_file(index, SeedSet.build([]))
+    assert plan.bytes_local == 0
+    calls: list[tuple[int, int, int]] = []  # (offset, buffers, bytes)
+    real = rebuild.pwritev
+
+    def pwritev(fd: int, bufs: list[bytes | bytearray | memoryview], offset: int) -> None:
+        calls.append((offset, len(bufs), sum(len(b) for b in bufs)))
+        real(fd, bufs, offset)
+
+    monkeypatch.setattr(rebuild, "pwritev", pwritev)
+    staged = rebuild.StagedFile(tmp_path / "out.part", index, plan)
+    marks: list[tuple[int, int]] = []
+    staged.written = lambda a, b: marks.append((a, b))
+    bad_at = 1_300_000 if flip else -1
+    fetcher = _Pieces(target, 64 << 10, bad_at)
+    got: list[int] = []
+    try:
+        staged.download(fetcher, "u", CancelToken(), got.append)  # type: ignore[arg-type]
+    finally:
+        staged.close()
+    assert (tmp_path / "out.part").read_bytes() == target
+    assert sum(got) == len(target) + (  # the bad chunk's bytes twice
+        int(index.lengths[int(np.searchsorted(index.offsets(), bad_at, "right")) - 1])
+        if flip else 0)
+    pieces = -(-len(target) // (64 << 10))
+    # Runs end with each piece of data (a chunk split across two pieces is written with
+    # the second), at the bad chunk, and the bad chunk's second fetch is one more write.
+    assert len(calls) <= pieces + 3 * flip
+    assert max(n for _, n, _ in calls) > 4  # several chunks per write
+    assert sum(n for _, _, n in calls) == len(target)  # every byte written once
+    covered = sorted(marks)
+    assert sum(b - a for a, b in covered) == len(target)
+    for (_, b1), (a2, _) in itertools.pairwise(covered):
+        assert b1 <= a2
