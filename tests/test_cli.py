@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import resource
 import signal
 import subprocess
@@ -217,6 +218,22 @@ def test_core_does_not_load_qt_and_only_http_loads_httpx() -> None:
     offenders = [p.name for p in Path("core").glob("*.py")
                  if p.name != "http.py" and "import httpx" in p.read_text()]
     assert offenders == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir() or (os.cpu_count() or 1) < 2,
+                    reason="counts threads in Linux's /proc; needs 2 CPUs for BLAS threads")
+def test_the_engine_runs_no_idle_blas_threads() -> None:
+    """numpy's BLAS starts a spinning worker thread per extra CPU; the engine turns them off
+    (it does no linear algebra) before numpy is loaded."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+
+    def threads(code: str) -> int:
+        code += "; import os; print(len(os.listdir('/proc/self/task')))"
+        return int(subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                  text=True, check=True, env=env).stdout)
+
+    assert threads("import numpy") > 1  # what numpy does on its own here
+    assert threads("import core.planner, numpy") == 1
 
 
 @pytest.fixture

@@ -120,17 +120,16 @@ def test_a_byte_spoilt_between_the_chunk_check_and_the_disk_is_caught(
     publish(v2, repo, "2.0.0")
     before = tree_digest(install)
 
-    real = rebuild._write
+    real = rebuild.pwritev
     spoilt: list[int] = []
 
-    def faulty(fd: int, chunk: bytes | bytearray | memoryview, offset: int,
-               chunk_id: bytes) -> None:
-        real(fd, chunk, offset, chunk_id)
-        if not spoilt and len(chunk) > 100:
+    def faulty(fd: int, chunks: list[bytes | bytearray | memoryview], offset: int) -> None:
+        real(fd, chunks, offset)  # downloaded chunks, each checked just before
+        if not spoilt and len(chunks[0]) > 100:
             spoilt.append(offset)
-            os.pwrite(fd, bytes([chunk[50] ^ 0x01]), offset + 50)
+            os.pwrite(fd, bytes([chunks[0][50] ^ 0x01]), offset + 50)
 
-    monkeypatch.setattr(rebuild, "_write", faulty)
+    monkeypatch.setattr(rebuild, "pwritev", faulty)
     up = Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=memory_fetcher(repo))
     with pytest.raises(HashMismatchError) as info:
         up.apply()
