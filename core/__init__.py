@@ -1,7 +1,7 @@
 """stitch's engine: publish releases and update installs from content-defined chunks.
 
 The front ends (``app/``) use the names below; every other module is internal. The engine
-never imports Qt, and only ``core.http`` (a package) imports httpx. Names are loaded on first use
+never imports Qt, and only ``core.http.client`` imports httpx. Names are loaded on first use
 (PEP 562), so ``import core.errors`` does not pull in numpy and the rest of the engine:
 ``stitch --version`` and ``stitch serve`` start fast.
 """

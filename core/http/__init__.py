@@ -1,4 +1,4 @@
-"""HTTP(S) for stitch, through httpx: the only package in stitch that imports httpx.
+"""HTTP(S) for stitch, through httpx, which only ``core.http.client`` imports.
 
 Owns: one ``httpx.Client`` per origin, learning per origin how the server answers range
 requests, checking every status, Content-Range and length against what was asked, retries
@@ -6,8 +6,8 @@ with jittered back-off and ``Retry-After`` that resume where the sink left off,
 re-resolving an expired signed redirect, and translating every httpx exception into
 ``core.errors`` at one boundary.
 
-- ``core.http.client``: httpx itself: clients, lazy imports, exception translation,
-  response header checks.
+- ``core.http.client``: httpx itself, its one importer: clients, lazy imports, URL
+  parsing, exception translation, response header checks.
 - ``core.http.fetcher``: ``HttpFetcher``, the ``Fetcher`` the updater uses.
 
 Leaves out: which ranges to ask for and how to coalesce them (the planner), what the bytes

@@ -1,6 +1,7 @@
-"""httpx at the boundary: the clients stitch makes, the imports they need (and the ones they
-do not), the translation of every httpx exception into ``core.errors``, and the header
-checks every response gets. ``core.http.fetcher`` builds on it.
+"""httpx at the boundary, and the only module that imports it: the clients stitch makes,
+the imports they need (and the ones they do not), URL parsing, the translation of every httpx
+exception into ``core.errors``, and the header checks every response gets.
+``core.http.fetcher`` builds on it and uses httpx's objects only through the names below.
 """
 
 from __future__ import annotations
@@ -13,6 +14,12 @@ from contextlib import contextmanager
 import httpx
 
 from core.errors import DownloadError, HTTPStatusError, NetworkError, RangeError
+
+# The httpx types the fetcher handles (a client per origin, streamed responses, and the
+# transport tests put in place of the network).
+Client = httpx.Client
+Response = httpx.Response
+Transport = httpx.BaseTransport
 
 
 def translate_error(exc: Exception, url: str) -> DownloadError:
@@ -68,8 +75,14 @@ def translate_errors(url: str) -> Iterator[None]:
         raise
 
 
-def new_client(http2: bool, tls: ssl.SSLContext, timeout: httpx.Timeout, user_agent: str,
-               connections: int, transport: httpx.BaseTransport | None) -> httpx.Client:
+def origin_of(url: str) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)`` of ``url``. Must run inside ``translate_errors``."""
+    parsed = httpx.URL(url)
+    return parsed.scheme, parsed.host, parsed.port
+
+
+def new_client(http2: bool, tls: ssl.SSLContext, read_timeout: float, connect_timeout: float,
+               user_agent: str, connections: int, transport: Transport | None) -> Client:
     """A client for one origin: proxies from the environment, redirects followed, up to
     ``connections`` kept alive. Must run inside ``translate_errors``."""
     import_httpcore()
@@ -77,7 +90,7 @@ def new_client(http2: bool, tls: ssl.SSLContext, timeout: httpx.Timeout, user_ag
         http2=http2,
         verify=tls,
         trust_env=True,  # proxies from the environment
-        timeout=timeout,
+        timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
         follow_redirects=True,
         headers={"User-Agent": user_agent},
         limits=httpx.Limits(max_connections=connections * 2,
@@ -86,7 +99,7 @@ def new_client(http2: bool, tls: ssl.SSLContext, timeout: httpx.Timeout, user_ag
     )
 
 
-def content_length(resp: httpx.Response, url: str) -> int | None:
+def content_length(resp: Response, url: str) -> int | None:
     """The response's Content-Length (None: not sent); ``RangeError`` if it is malformed."""
     value = resp.headers.get("content-length")
     if value is None:
@@ -96,7 +109,7 @@ def content_length(resp: httpx.Response, url: str) -> int | None:
     return int(value)
 
 
-def check_identity(resp: httpx.Response, url: str) -> None:
+def check_identity(resp: Response, url: str) -> None:
     """``RangeError`` unless the body is sent as is (no Content-Encoding)."""
     # Byte offsets only mean something in the file itself, never in a compressed rendition.
     # (With identity checked, ``iter_bytes`` yields the body exactly as sent.)

@@ -18,14 +18,16 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import httpx
-
 from core.errors import DownloadError, HTTPStatusError, RangeError
 from core.fetcher import Fetcher, RangeSink
 from core.http.client import (
+    Client,
+    Response,
+    Transport,
     check_identity,
     content_length,
     new_client,
+    origin_of,
     translate_errors,
 )
 from core.multipart import (
@@ -74,7 +76,7 @@ class _Mode(enum.Enum):
 class _Origin:
     """What we learned about one scheme://host:port."""
 
-    client: httpx.Client
+    client: Client
     mode: _Mode = _Mode.MULTI
     max_ranges: int = MAX_RANGES_PER_REQUEST
 
@@ -107,14 +109,15 @@ class HttpFetcher(Fetcher):
         max_ranges: int = MAX_RANGES_PER_REQUEST,
         http2: bool = True,
         user_agent: str = USER_AGENT,
-        transport: httpx.BaseTransport | None = None,
+        transport: Transport | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         super().__init__()
         if connections < 1 or attempts < 1 or max_ranges < 1:
             raise ValueError("connections, attempts and max_ranges must be at least 1")
         self._connections = connections
-        self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
+        self._read_timeout = read_timeout
+        self._connect_timeout = connect_timeout
         self._attempts = attempts
         self._backoff = backoff
         self._backoff_max = backoff_max
@@ -203,15 +206,14 @@ class HttpFetcher(Fetcher):
     def _origin_at(self, target: str) -> _Origin:
         with self._lock:
             with translate_errors(target):
-                parsed = httpx.URL(target)
-            key = (parsed.scheme, parsed.host, parsed.port)
+                key = origin_of(target)
             origin = self._origins.get(key)
             if origin is None:
                 with translate_errors(target):
                     # HTTP/2 only over TLS: httpx has no h2c upgrade.
-                    client = new_client(self._http2 and parsed.scheme == "https", self._tls(),
-                                        self._timeout, self._user_agent, self._connections,
-                                        self._transport)
+                    client = new_client(self._http2 and key[0] == "https", self._tls(),
+                                        self._read_timeout, self._connect_timeout,
+                                        self._user_agent, self._connections, self._transport)
                 origin = self._origins[key] = _Origin(client=client, max_ranges=self._max_ranges)
             return origin
 
@@ -229,7 +231,7 @@ class HttpFetcher(Fetcher):
         self._set_mode(origin, _Mode.MULTI if n > 1 else _Mode.SINGLE, max(n, 1), why)
 
     @contextmanager
-    def _get(self, url: str, headers: dict[str, str]) -> Iterator[httpx.Response]:
+    def _get(self, url: str, headers: dict[str, str]) -> Iterator[Response]:
         """GET ``url`` (streamed); yields only 200/206 responses, raises the rest.
 
         Must run inside ``translate_errors``. Requests go straight to where ``url`` last
@@ -261,7 +263,7 @@ class HttpFetcher(Fetcher):
         finally:
             response.close()
 
-    def _status_error(self, url: str, response: httpx.Response) -> DownloadError:
+    def _status_error(self, url: str, response: Response) -> DownloadError:
         status = response.status_code
         message = f"{url}: HTTP {status} {response.reason_phrase}"
         if status == 429 or 500 <= status <= 599:
@@ -274,7 +276,7 @@ class HttpFetcher(Fetcher):
             return RangeError(f"{message}: range not satisfiable ({size})", url=url)
         return HTTPStatusError(message, url=url, status_code=status)
 
-    def _paced(self, resp: httpx.Response, url: str) -> Iterator[bytes]:
+    def _paced(self, resp: Response, url: str) -> Iterator[bytes]:
         """``resp.iter_bytes()``, raising ``TooSlowError`` when fewer than ``min_speed``
         bytes a second arrive over a ``speed_window``. The read timeout ends a silent stall;
         this ends a trickle (a byte every second never trips a per-read timeout)."""
@@ -504,7 +506,7 @@ class HttpFetcher(Fetcher):
     def _single_part(
         self,
         url: str,
-        resp: httpx.Response,
+        resp: Response,
         coverage: Coverage,
         cancel: CancelToken,
         stop: threading.Event,
