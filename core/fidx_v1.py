@@ -2,7 +2,7 @@
 
 Layout (big-endian): ``b'FIDX'``, u32 version 1, then one 24-byte record per chunk
 (20-byte git blob SHA-1, u16 size, u16 level), then a 20-byte SHA-1 of everything before it.
-Facts and vectors: ``shared/vectors/bupsplit.json``.
+Facts and vectors: ``tests/vectors/bupsplit.json``.
 
 Owns: the layout, chunk ids (git blob SHA-1), validation of untrusted index bytes and the
 compact in-memory form ``IndexV1``. Leaves out: where the cut points come from

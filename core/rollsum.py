@@ -3,7 +3,7 @@
 Owns: the rolling checksum (window 64, char offset 31), the split rule (low 13 bits of s2 all
 ones, restart from the initial state at every chunk start, forced cut at 32768 bytes, no
 minimum), the level rule, a pure-Python reference and a numpy fast path that yields exactly
-the same cuts. Facts and vectors: ``shared/vectors/bupsplit.json``.
+the same cuts. Facts and vectors: ``tests/vectors/bupsplit.json``.
 
 Leaves out: chunk ids and the index file layout (``core.fidx_v1``), and the 1 MiB forced cut
 of the last C indexer (an artifact of its read loop that v1 writers do not reproduce).

@@ -24,8 +24,7 @@ from app.serve import make_server
 from core.fetcher import MemoryFetcher
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED = REPO_ROOT.parent / "shared"
-VECTORS = SHARED / "vectors"
+VECTORS = REPO_ROOT / "tests" / "vectors"  # golden vectors: tests/vectors/README.md
 IN_CI = os.environ.get("CI") == "true"
 
 MEM = "mem://repo"

@@ -1,6 +1,6 @@
 """core.fidx_v1: bupdate's .fidx v1 against the vectors, round trips, and a fuzzed parser.
 
-Vectors come from ``shared/vectors/bupsplit.json`` (read at run time, never copied here).
+Vectors come from ``tests/vectors/bupsplit.json`` (see ``tests/vectors/README.md``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from core.fidx_v1 import (
 )
 from core.rollsum import split_lengths
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
+VECTORS = Path(__file__).resolve().parent / "vectors"
 WORKED_INPUT = b"".join(b"%d\n" % x for x in range(10000))
 BIG = 1 << 30  # a max_size that never binds
 

@@ -1,6 +1,6 @@
 """core.rollsum: bupsplit vectors, and the numpy fast path against the pure-Python reference.
 
-Vectors come from ``shared/vectors/bupsplit.json`` (read at run time, never copied here).
+Vectors come from ``tests/vectors/bupsplit.json`` (see ``tests/vectors/README.md``).
 Throughput is measured apart, by ``tests/bench/rollsum_speed.py``.
 """
 
@@ -29,7 +29,7 @@ from core.rollsum import (
     split_points_reference,
 )
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
+VECTORS = Path(__file__).resolve().parent / "vectors"
 WORKED_INPUT = b"".join(b"%d\n" % x for x in range(10000))
 
 
