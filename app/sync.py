@@ -87,7 +87,7 @@ def cmd_fidx(args: argparse.Namespace) -> int:
               f"({args.format})")
         if args.url:
             url = args.url + quote(path.name) if args.url.endswith("/") else args.url
-            atomic_write(path.with_name(path.name + SOURCE_SUFFIX), encode_source(url), 0o644)
+            atomic_write(path.with_name(path.name + SOURCE_SUFFIX), encode_source(url))
             print(f"{path}{SOURCE_SUFFIX}: bytes at {url}")
     return EXIT_OK
 

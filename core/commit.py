@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import FormatError
-from core.fsutil import atomic_write, fsync_dir, inside
+from core.fsutil import atomic_write, current_umask, file_mode, fsync_dir, inside
 from core.state import STATE_DIR, InstalledState, StateStore
 
 if TYPE_CHECKING:
@@ -124,6 +124,7 @@ def _roll_forward(store: StateStore, ops: list[Op],
                   on_locked: Callable[[LockReport], None] | None = None) -> None:
     root = store.install_dir
     touched: set[Path] = set()
+    umask = current_umask()  # new files get what it gives, plus the release's executable bit
     for i, op in enumerate(ops):
         dest = inside(root, op.path)
         backup = store.root / op.backup
@@ -135,7 +136,7 @@ def _roll_forward(store: StateStore, ops: list[Op],
             _move(dest, backup, on_locked)
         if staged is not None:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            os.chmod(staged, 0o755 if op.executable else 0o644)
+            os.chmod(staged, file_mode(op.executable, umask))
             _move(staged, dest, on_locked)
         touched.add(dest.parent)
         if on_file is not None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,21 +24,66 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, mode: int | None = None,
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the OS shows it (Linux's
+    ``/proc/self/status``); elsewhere set to 0o077 and back under a lock, so a file another
+    thread creates meanwhile gets fewer permissions, never more."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+def file_mode(executable: bool = False, umask: int | None = None) -> int:
+    """The permissions a new file gets, as ``cp`` or a compiler would make it: 0o666 (0o777
+    when ``executable``) less the umask (``umask``, or the process's): 0o644 / 0o755 under
+    the usual 022, 0o600 / 0o700 under 077."""
+    mask = current_umask() if umask is None else umask
+    return (0o777 if executable else 0o666) & ~mask & 0o777
+
+
+def create_temp(folder: Path, name: str, perms: int = 0o666,
+                suffix: str = ".tmp") -> tuple[int, Path]:
+    """A new, empty file ``folder/.<name>.<random><suffix>`` opened for writing (its
+    descriptor and path). Unlike ``tempfile.mkstemp`` (always 0o600), its permissions are
+    ``perms`` less the umask, as ``open()`` would make them."""
+    flags = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+             | getattr(os, "O_NOINHERIT", 0) | getattr(os, "O_CLOEXEC", 0))
+    for _ in range(100):  # a name clash is rare: bounded, as tempfile's TMP_MAX
+        tmp = folder / f".{name}.{secrets.token_hex(6)}{suffix}"
+        try:
+            return os.open(tmp, flags, perms), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(17, "no free temporary name", str(folder / f".{name}.*{suffix}"))
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o666,
                  durable: bool = True) -> None:
     """Write ``data`` to ``path`` so a reader sees the old file or the new one, never a mix:
     temp file in the same folder, fsync, ``os.replace``, fsync of the folder. ``durable``
-    False skips the fsyncs, for caches whose readers check what they read anyway."""
+    False skips the fsyncs, for caches whose readers check what they read anyway.
+    ``mode`` less the umask are the file's permissions (0o644 under the usual umask, so a
+    web server's workers can read what ``stitch publish`` writes); a secret passes 0o600,
+    and its file is never readable by others, not even for a moment."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = create_temp(path.parent, path.name, mode)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             if durable:
                 os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

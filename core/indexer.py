@@ -137,7 +137,7 @@ def write_beside(path: Path, params: ChunkerParams, force: bool = False) -> bool
                         return False
         except (FileNotFoundError, FormatError):
             pass
-    atomic_write(dest, index_file(path, params).raw, mode=0o644)  # a web server reads it
+    atomic_write(dest, index_file(path, params).raw)  # 0o644 under umask 022: servable
     return True
 
 

@@ -26,7 +26,7 @@ from core.chunkplan import REQUEST_COST  # what one more request costs a player
 from core.compressed import WARN_SIZE, inspect, warning
 from core.errors import ConfigError, FormatError
 from core.fidx import FileIndex, decode, encode
-from core.fsutil import atomic_write, copy_sparse
+from core.fsutil import atomic_write, copy_sparse, current_umask, file_mode
 from core.layout import (
     FIDX_SUFFIX,
     FILES,
@@ -151,11 +151,17 @@ def publish(
     delta_bytes = 0
     prev_seeds: SeedSet | None = None
     copied: list[tuple[str, Path, Path]] = []
+    # Everything below is created with the mode the umask gives (0o644 files, 0o755
+    # folders under 022), whatever the source's own modes: a web server's workers, running
+    # as another user, must read it.
+    umask = current_umask()
+    if umask & 0o005:
+        warnings.append(_umask_warning(umask))
     for rel, path in _source_files(src):
         dest = work / FILES / Path(*rel.split("/"))
         dest.parent.mkdir(parents=True, exist_ok=True)
         copy_sparse(path, dest)
-        shutil.copymode(path, dest)
+        os.chmod(dest, file_mode(bool(path.stat().st_mode & stat.S_IXUSR), umask))
         copied.append((rel, path, dest))
     # Index the copies several at once (a pool sized to the CPUs); results come in order.
     with closing(chunk_files([(dest, params) for _, _, dest in copied])) as chunked:
@@ -221,6 +227,12 @@ def publish(
     atomic_write(chan / POINTER, encode_pointer(
         Pointer(version, manifest_rel(version), _sha256(manifest_bytes))))
     return report
+
+
+def _umask_warning(umask: int) -> str:
+    return (f"umask {umask:04o} leaves the repository unreadable by other users: a web server "
+            "whose workers run as another user (www-data) will answer 403; publish under "
+            "umask 022, or run chmod -R o+rX on the repository")
 
 
 def _compression_warning(rel: str, path: Path, size: int) -> list[str]:

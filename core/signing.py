@@ -316,7 +316,8 @@ def load_secret_key(data: bytes, password: bytes | None) -> SecretKey:
 
 
 def keygen(path: Path, password: bytes | None, force: bool = False) -> PublicKey:
-    """Write a new key pair: ``path`` (secret, mode 0600) and ``path``.pub. Returns the public key.
+    """Write a new key pair: ``path`` (secret, mode 0600) and ``path``.pub (the mode the
+    umask gives, 0644 usually: it is published). Returns the public key.
 
     Raises FileExistsError if either file exists and ``force`` is false, ValueError for a
     password minisign could not read, and OSError for disk problems.
@@ -328,7 +329,7 @@ def keygen(path: Path, password: bytes | None, force: bool = False) -> PublicKey
                 raise FileExistsError(errno.EEXIST, "refusing to overwrite a key file", str(p))
     secret_file, public_file = generate_keypair(password)
     atomic_write(path, secret_file, 0o600)
-    atomic_write(pub_path, public_file, 0o644)
+    atomic_write(pub_path, public_file)  # 0o644 under the usual umask
     return parse_public_key(public_file)
 
 

@@ -44,7 +44,7 @@ class BlankFile:
         self.size = size
         path.parent.mkdir(parents=True, exist_ok=True)
         # O_CREAT without truncation: a .part left by an interrupted run keeps its bytes.
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
         if os.fstat(self._fd).st_size != size:
             os.ftruncate(self._fd, size)
         self.written: Callable[[int, int], None] = _no_mark

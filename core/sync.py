@@ -36,7 +36,7 @@ from core.chunker import ChunkerParams
 from core.errors import FormatError, HashMismatchError, HTTPStatusError, NotEnoughSpaceError
 from core.fetcher import Fetcher
 from core.fidx_v1 import git_blob_id
-from core.fsutil import file_fingerprint, fsync_dir, inside, pread
+from core.fsutil import current_umask, file_fingerprint, file_mode, fsync_dir, inside, pread
 from core.indexer import MAX_INDEX_BYTES, IndexCache, LocalIndex, index_file, parse_any
 from core.listing import (
     FIDX_SUFFIX,
@@ -393,6 +393,7 @@ def _replace_all(builds: list[_Build], cache: IndexCache, meter: Meter,
                  cancel: CancelToken) -> None:
     cancel.check()  # the last point where a cancel leaves every file as it was
     meter.phase(Phase.INSTALL, 0, len(builds))
+    umask = current_umask()
     for i, b in enumerate(builds):
         s = b.staged
         assert s is not None
@@ -400,7 +401,7 @@ def _replace_all(builds: list[_Build], cache: IndexCache, meter: Meter,
         try:
             mode = b.dest.stat().st_mode & 0o7777
         except FileNotFoundError:
-            mode = 0o644
+            mode = file_mode(umask=umask)  # a new file: what the umask gives, as cp's
         os.chmod(s.path, mode)
         os.replace(s.path, b.dest)
         fsync_dir(b.dest.parent)

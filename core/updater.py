@@ -30,7 +30,7 @@ from core.errors import (
     NotEnoughSpaceError,
 )
 from core.fetcher import Fetcher
-from core.fsutil import file_fingerprint, inside
+from core.fsutil import file_fingerprint, file_mode, inside
 from core.manifest import Delta, FileEntry, Manifest
 from core.meter import Meter
 from core.parallel import each
@@ -481,9 +481,10 @@ class Updater:
         # Executable bits of unchanged files are part of the release too.
         built = {b.entry.path for b in p.builds}
         root = self.config.install_dir
+        xbits = file_mode(True) & 0o111  # the executable bits the umask lets a file have
         for f in man.files:
-            if f.path not in built and not _executable_as(root, f.path, f.executable):
-                _set_executable(inside(root, f.path), f.executable)
+            if f.path not in built and not _executable_as(root, f.path, f.executable, xbits):
+                _set_executable(inside(root, f.path), f.executable, xbits)
         state = InstalledState(
             product=man.product, channel=man.channel, version=man.version,
             files={k: v for k, v in p.scan.fingerprints.items() if k in man.by_path()},
@@ -562,7 +563,7 @@ def _free_space(path: Path) -> int:
     return shutil.disk_usage(p).free
 
 
-def _executable_as(root: Path, rel: str, executable: bool) -> bool:
+def _executable_as(root: Path, rel: str, executable: bool, xbits: int = 0o111) -> bool:
     """Whether the file at ``rel`` is a regular file whose executable bits are already as
     the release says (then nothing is written, and the symlink-safe walk of ``inside``,
     a few ms per hundred files, is not needed). Windows has no such bits."""
@@ -573,16 +574,16 @@ def _executable_as(root: Path, rel: str, executable: bool) -> bool:
     except OSError:
         return False
     bits = mode & 0o111
-    return stat.S_ISREG(mode) and bits == (0o111 if executable else 0)
+    return stat.S_ISREG(mode) and bits == (xbits if executable else 0)
 
 
-def _set_executable(path: Path, executable: bool) -> None:
+def _set_executable(path: Path, executable: bool, xbits: int = 0o111) -> None:
     try:
         mode = path.lstat().st_mode
     except OSError:
         return
     if stat.S_ISLNK(mode):
         return  # chmod would follow the link, possibly out of the install
-    want = mode | 0o111 if executable else mode & ~0o111
+    want = (mode & ~0o111) | xbits if executable else mode & ~0o111
     if want != mode and os.name != "nt":
         os.chmod(path, want)
