@@ -11,6 +11,7 @@ import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -146,9 +147,69 @@ class Nginx:
         return sum(int(line.split()[0]) for line in self.log_lines()[since:])
 
 
+class WwwFactory:
+    """Folders a web server's workers, running as another user, can reach: pytest's own
+    temporary folders are 0700 (only their owner may enter them), so served files live under
+    a 0755 folder of their own in the system's temporary folder, as under /var/www."""
+
+    def __init__(self) -> None:
+        self.base = Path(tempfile.mkdtemp(prefix="stitch-www-"))
+        self.base.chmod(0o755)
+
+    def mktemp(self, name: str) -> Path:
+        path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.base))
+        path.chmod(0o755)
+        return path
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def www_factory() -> Iterator[WwwFactory]:
+    factory = WwwFactory()
+    yield factory
+    factory.cleanup()
+
+
+@pytest.fixture
+def www(www_factory: WwwFactory) -> Path:
+    """An empty folder nginx's unprivileged workers can serve (see ``WwwFactory``)."""
+    return www_factory.mktemp("www")
+
+
+def nginx_worker_user() -> str | None:
+    """The ``user`` line of the nginx fixture: as root, workers run as www-data (Debian's
+    nginx user) or nobody, as on a server; not root, nginx cannot switch users (None)."""
+    if os.geteuid() != 0:
+        return None
+    import grp  # POSIX only; conftest is imported on Windows too
+    import pwd
+
+    for name in ("www-data", "nobody"):
+        try:
+            pw = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return f"{name} {grp.getgrgid(pw.pw_gid).gr_name}"
+    raise RuntimeError("no unprivileged user (www-data, nobody) to run nginx's workers as")
+
+
+def _check_reachable(root: Path) -> None:
+    """Fail early, with the fix, when nginx's workers could not enter ``root``."""
+    for d in (root.resolve(), *root.resolve().parents):
+        if not d.stat().st_mode & 0o001:
+            raise RuntimeError(f"nginx's workers cannot enter {d} (mode "
+                               f"{d.stat().st_mode & 0o777:o}): serve a folder made by the "
+                               "www or www_factory fixture")
+
+
 @pytest.fixture
 def nginx(tmp_path: Path) -> Iterator[functools.partial[Nginx]]:
-    """Start nginx (Debian's) serving a folder: ``start(root, max_ranges=64) -> Nginx``."""
+    """Start nginx (Debian's) serving a folder: ``start(root, max_ranges=64) -> Nginx``.
+    Its workers run as an unprivileged user (``nginx_worker_user``), as a server's do: a
+    file they may not read is answered 403. ``root`` must be reachable by that user: make it
+    with the ``www`` fixture."""
     binary = need_tool("nginx")
     procs: list[subprocess.Popen[bytes]] = []
 
@@ -159,7 +220,10 @@ def nginx(tmp_path: Path) -> Iterator[functools.partial[Nginx]]:
         prefix = tmp_path / f"nginx-{port}"
         (prefix / "logs").mkdir(parents=True)
         log = prefix / "logs" / "access.log"
-        user = "user root;" if os.geteuid() == 0 else ""
+        worker = nginx_worker_user()
+        if worker is not None:
+            _check_reachable(root)
+        user = f"user {worker};" if worker is not None else ""
         conf = prefix / "nginx.conf"
         listen = ""
         if tls is not None:

@@ -47,9 +47,9 @@ def _metadata_bytes(repo: Path, version: str, paths: list[str]) -> int:
 
 @pytest.mark.nginx
 def test_update_through_nginx_sends_what_the_plan_said(tmp_path: Path, game: tuple[Path, Path],
-                                                       nginx) -> None:  # type: ignore[no-untyped-def]
+                                                       nginx, www: Path) -> None:  # type: ignore[no-untyped-def]
     v1, v2 = game
-    repo = tmp_path / "repo"
+    repo = www / "repo"
     install = tmp_path / "install"
     publish(v1, repo, "1.0.0")
     server = nginx(repo, max_ranges=64)
@@ -74,11 +74,11 @@ def test_update_through_nginx_sends_what_the_plan_said(tmp_path: Path, game: tup
 
 @pytest.mark.nginx
 def test_nginx_with_few_max_ranges_still_works(tmp_path: Path, game: tuple[Path, Path],
-                                               nginx) -> None:  # type: ignore[no-untyped-def]
+                                               nginx, www: Path) -> None:  # type: ignore[no-untyped-def]
     """nginx answers 200 (whole file) when a request has more ranges than max_ranges;
     the client learns to ask for fewer and still gets the right files."""
     v1, v2 = game
-    repo = tmp_path / "repo"
+    repo = www / "repo"
     install = tmp_path / "install"
     publish(v1, repo, "1.0.0", params=_small_chunks())
     server = nginx(repo, max_ranges=2)
@@ -137,8 +137,8 @@ def test_update_through_a_server_without_range_support(tmp_path: Path, game: tup
 
 
 @pytest.mark.nginx
-def test_thousands_of_scattered_changes_take_tens_of_requests(tmp_path: Path,
-                                                              nginx) -> None:  # type: ignore[no-untyped-def]
+def test_thousands_of_scattered_changes_take_tens_of_requests(tmp_path: Path, nginx,
+                                                              www: Path) -> None:  # type: ignore[no-untyped-def]
     import random
 
     rng = random.Random(3000)
@@ -152,7 +152,7 @@ def test_thousands_of_scattered_changes_take_tens_of_requests(tmp_path: Path,
         new[at:at + 8] = rng.randbytes(8)
     (v1 / "big.pak").write_bytes(old)
     (v2 / "big.pak").write_bytes(bytes(new))
-    repo = tmp_path / "repo"
+    repo = www / "repo"
     install = tmp_path / "install"
     publish(v1, repo, "1.0.0")
     install.mkdir()

@@ -41,7 +41,7 @@ from core.errors import (
 from core.http import HttpFetcher
 from core.publish import publish
 from core.updater import Outcome, Updater, UpdaterConfig
-from tests.conftest import tree_digest
+from tests.conftest import WwwFactory, tree_digest
 from tests.faultproxy import FaultProxy, Rule, parse_ranges
 
 WAD = r"/files/data/game\.wad$"
@@ -98,8 +98,9 @@ def _make_world(base: Path, game: tuple[Path, Path], signed: bool) -> Iterator[W
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, game: tuple[Path, Path]) -> Iterator[World]:
-    yield from _make_world(tmp_path_factory.mktemp("hostile"), game, signed=False)
+def world(www_factory: WwwFactory, game: tuple[Path, Path]) -> Iterator[World]:
+    # Under a folder nginx's unprivileged workers can enter (test_fault_in_front_of_nginx).
+    yield from _make_world(www_factory.mktemp("hostile"), game, signed=False)
 
 
 @pytest.fixture(scope="module")

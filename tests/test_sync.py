@@ -256,9 +256,9 @@ def test_bad_server_bytes_leave_the_folder_as_it_was(tmp_path: Path, fmt: str) -
 
 @pytest.mark.nginx
 def test_sync_from_nginx_autoindex_keeps_file_mode(tmp_path: Path, game: tuple[Path, Path],
-                                                   nginx) -> None:  # type: ignore[no-untyped-def]
+                                                   nginx, www: Path) -> None:  # type: ignore[no-untyped-def]
     v1, v2 = game
-    srv, local = tmp_path / "srv", tmp_path / "local"
+    srv, local = www / "srv", tmp_path / "local"
     _serve_folder(srv, v2, "v2", BIG)
     _local_v1(local, v1, BIG)
     (local / "stitchquest").chmod(0o755)

@@ -121,11 +121,10 @@ fetcher.close()
 
 
 def test_plain_http_skips_http2_imports_and_tls_still_speaks_http2(
-        tmp_path: Path, nginx) -> None:  # type: ignore[no-untyped-def]
+        tmp_path: Path, nginx, www: Path) -> None:  # type: ignore[no-untyped-def]
     """A plain-HTTP client imports no HTTP/2 or async machinery (``core.http``), and a TLS
     origin in the same process still gets HTTP/2 from real nginx."""
-    root = tmp_path / "www"
-    root.mkdir()
+    root = www
     (root / "f").write_bytes(BODY)
     cert, key = self_signed(tmp_path)
     plain, tls = nginx(root), nginx(root, tls=(cert, key))
