@@ -48,7 +48,8 @@ class InstalledState:
     channel: str = ""
     version: str | None = None
     files: dict[str, InstalledFile] = field(default_factory=dict)
-    pinned_keys: list[str] = field(default_factory=list)  # key ids (hex) seen on signed releases
+    # Public keys (base64): the one the last signed release verified with.
+    pinned_keys: list[str] = field(default_factory=list)
 
     def to_json(self) -> bytes:
         obj: dict[str, Any] = {

@@ -1,10 +1,11 @@
 """Deciding whether to believe a release: pointer → manifest → signature → policy.
 
 Owns the client's trust decisions: fetch the channel pointer and the manifest it names,
-check the manifest's bytes against the signature made with a trusted key (configured, or
-pinned in the install's state on first contact), and refuse a manifest for another product
-or channel, an expired one, or a downgrade. Signature formats are ``core.signing``; what the
-files say once trusted is ``core.manifest``.
+check the manifest's bytes against the signature made with a trusted key (configured, else
+the one pinned in the install's state; the key a signed release verified with is pinned,
+the server's ``minisign.pub`` on first contact when none is configured), and refuse a
+manifest for another product or channel, an expired one, or a downgrade. Signature formats
+are ``core.signing``; what the files say once trusted is ``core.manifest``.
 """
 
 from __future__ import annotations
@@ -129,8 +130,9 @@ def _accept(fetcher: Fetcher, cfg: UpdaterConfig, state: InstalledState,
                             "published, and only that key from now on")
         verified = signing.verify(data, signature, keys)
         key_id = verified.key_id.hex()
-        if not cfg.pubkeys:
-            pinned = [k.b64() for k in keys if k.key_id == verified.key_id]
+        # Pin the key this release verified with, configured or not: a later run without
+        # a configured key trusts that key alone, never the one the server publishes.
+        pinned = [k.b64() for k in keys if k.key_id == verified.key_id]
 
     manifest = parse_manifest(data, cfg.max_file_size)
     if manifest.channel != cfg.channel:

@@ -512,11 +512,14 @@ class Updater:
                         p.unlink(missing_ok=True)
 
     def _result(self, outcome: Outcome, c: _Checked, p: _Planned) -> UpdateResult:
-        if outcome is Outcome.UP_TO_DATE and p.scan.fingerprints_changed:
-            # Files re-read during the scan proved unchanged: remember their fingerprints.
+        if outcome is Outcome.UP_TO_DATE and (
+                p.scan.fingerprints_changed or c.state.pinned_keys != c.trusted.pinned_keys):
+            # Files re-read during the scan proved unchanged: remember their fingerprints;
+            # and the key the release verified with (given now with --pubkey, say).
             state = c.state
             paths = c.trusted.manifest.by_path()
             state.files.update({k: v for k, v in p.scan.fingerprints.items() if k in paths})
+            state.pinned_keys = list(c.trusted.pinned_keys)
             self.store.save(state)
         stats = self.fetcher.stats if self._fetcher is not None else None
         return UpdateResult(

@@ -235,3 +235,62 @@ def test_nothing_new_costs_one_request_and_a_key_change_fetches_again(
     with pytest.raises(SignatureError):
         Updater(UpdaterConfig(url=MEM, install_dir=install, pubkeys=(third.b64(),)),
                 fetcher=memory_fetcher(repo)).check()
+
+
+def test_install_with_pubkey_pins_it_and_a_run_without_trusts_only_that_key(
+        tmp_path: Path, game, stitch_server) -> None:  # type: ignore[no-untyped-def]
+    """The key an install was verified with is pinned: a later run without --pubkey refuses
+    a release re-signed with another key (and the server's minisign.pub swapped for it),
+    exit 4, install untouched. Configuring the new key is the rotation path: it verifies,
+    and is pinned from then on."""
+    assert _run("keygen", str(tmp_path / "a.key")).returncode == 0
+    assert _run("keygen", str(tmp_path / "b.key")).returncode == 0
+    pub_a = (tmp_path / "a.key.pub").read_text().splitlines()[1]
+    pub_b = (tmp_path / "b.key.pub").read_text().splitlines()[1]
+    repo, install = tmp_path / "repo", tmp_path / "i"
+    assert publish_cli(game[0], repo, "1.0.0", tmp_path / "a.key").returncode == 0
+    url = stitch_server(repo).url
+    up = ("update", "--url", url, "--dir", str(install), "--progress", "none")
+    r = _run(*up, "--pubkey", str(tmp_path / "a.key.pub"))
+    assert r.returncode == 0, r.stderr
+    state = json.loads((install / ".stitch/state.json").read_text())
+    assert state["pinned_keys"] == [pub_a]
+
+    # The server now offers 1.1.0 signed with key B, and publishes B as minisign.pub.
+    assert publish_cli(game[1], repo, "1.1.0", tmp_path / "b.key").returncode == 0
+    assert pub_b in (repo / "stable/minisign.pub").read_text()
+    before = tree_digest(install)
+    r = _run(*up)
+    assert r.returncode == 4, r.stderr
+    assert "key" in r.stderr.lower()
+    assert tree_digest(install) == before
+    assert json.loads((install / ".stitch/state.json").read_text())["pinned_keys"] == [pub_a]
+
+    # Rotation: the player (or updater.toml) configures B; it verifies and is pinned.
+    r = _run(*up, "--pubkey", pub_b)
+    assert r.returncode == 0, r.stderr
+    assert tree_digest(install) == tree_digest(game[1])
+    assert json.loads((install / ".stitch/state.json").read_text())["pinned_keys"] == [pub_b]
+    assert publish_cli(game[0], repo, "1.2.0", tmp_path / "b.key").returncode == 0
+    assert _run(*up).returncode == 0  # B pinned: trusted without --pubkey
+    assert publish_cli(game[1], repo, "1.3.0", tmp_path / "a.key").returncode == 0
+    assert _run(*up).returncode == 4  # A no longer
+
+
+def test_an_up_to_date_run_with_pubkey_pins_the_key(tmp_path: Path, game, keys) -> None:  # type: ignore[no-untyped-def]
+    """An install whose state pins nothing (made by an older stitch) pins the configured key
+    on its next run, even when nothing is new."""
+    key, pub, _, _ = keys
+    repo, install = tmp_path / "repo", tmp_path / "i"
+    publish(game[0], repo, "1.0.0", sign_key=key)
+    _update(install, repo, pubkeys=(pub.b64(),))
+    path = install / ".stitch/state.json"
+    state = json.loads(path.read_text())
+    state["pinned_keys"] = []
+    path.write_text(json.dumps(state))
+    assert _update(install, repo, pubkeys=(pub.b64(),)).outcome.value == "up-to-date"
+    assert json.loads(path.read_text())["pinned_keys"] == [pub.b64()]
+
+
+def publish_cli(src: Path, repo: Path, version: str, key: Path) -> subprocess.CompletedProcess[str]:
+    return _run("publish", str(src), str(repo), "--version", version, "--sign-key", str(key))
