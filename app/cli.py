@@ -99,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expires-days", type=int)
     p.add_argument("--files-url", default="", help="where the files are hosted, if elsewhere")
     p.add_argument("--avg-chunk", type=int, help="average chunk size in bytes (power of 2)")
-    p.add_argument("--force", action="store_true", help="replace an existing version")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing version, or publish one not newer than the "
+                   "channel's latest")
     p.add_argument("--compress", action="store_true",
                    help="also upload NAME.stz, each chunk zstd-compressed: updates download "
                    "compressed chunks (needs the zstandard package)")

@@ -1,8 +1,9 @@
 """The release manifest (``release.json``) and the channel pointer (``latest.json``).
 
-Owns their JSON shapes, strict parsing with bounds, path safety rules and version order.
-Signatures over the manifest bytes live in ``core.signing``; the layout of the repository on
-the server in ``core.layout``. The normative description is docs/format.md.
+Owns their JSON shapes, strict parsing with bounds and path safety rules; the version order
+is ``core.pep440``'s (``version_key`` re-exported here). Signatures over the manifest bytes
+live in ``core.signing``; the layout of the repository on the server in ``core.layout``.
+The normative description is docs/format.md.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.errors import FormatError, UnsafePathError
+from core.pep440 import version_key as version_key
 
 MANIFEST_FORMAT = "stitch.release/1"
 POINTER_FORMAT = "stitch.pointer/1"
@@ -138,20 +140,6 @@ def parse_time(value: str) -> datetime:
 
 def format_time(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
-    """Sort key for versions like ``1.10.2``, ``2.0.0-rc1``, ``2024.11.28``.
-
-    Dot/dash separated parts compare numerically when numeric; a pre-release suffix
-    (``-rc1``) sorts before the release itself.
-    """
-    main, _, pre = version.partition("-")
-    parts: list[tuple[int, int | str]] = []
-    for p in main.split("."):
-        parts.append((0, int(p)) if p.isdigit() else (1, p))
-    parts.append((1, pre) if pre else (2, 0))
-    return tuple(parts)
 
 
 def _obj(data: bytes, limit: int, what: str) -> dict[str, Any]:

@@ -49,6 +49,8 @@ from core.manifest import (
     parse_manifest,
     parse_pointer,
 )
+from core.pep440 import Key
+from core.pep440 import parse as parse_version
 from core.planner import SeedSet, plan_file
 from core.rebuild import wire_bytes
 from core.state import STATE_DIR
@@ -125,13 +127,18 @@ def publish(
     subchunks: bool = False,
 ) -> PublishReport:
     """Publish ``src`` as ``version`` of ``channel`` in ``repo``. ``sign_key`` is a
-    ``core.signing.SecretKey``. Raises ``ConfigError`` for bad arguments (an existing
-    version without ``force``), ``UnsafePathError`` for file names that cannot be installed
+    ``core.signing.SecretKey``. Raises ``ConfigError`` for bad arguments (a version that is
+    not a PEP 440 version; without ``force``, one not newer than the channel's latest or
+    one that exists), ``UnsafePathError`` for file names that cannot be installed
     everywhere, ``OSError`` for disk problems. ``subchunks`` writes sub-indexes
     (``core.fidx_sub``) against the previous release, when there is one."""
     if not src.is_dir():
         raise ConfigError(f"source folder not found: {src}")
     params.validate()
+    try:
+        key = parse_version(version).key()  # before the version names any path
+    except FormatError as e:
+        raise ConfigError(f"--version: {e}") from None
     chan = repo / channel
     previous = _previous(chan)
     # A product name, once published, stays: clients refuse a manifest for another product.
@@ -139,6 +146,8 @@ def publish(
     final = chan / version
     if final.exists() and not force:
         raise ConfigError(f"version {version} already exists in {chan} (use --force)")
+    if not force:
+        _check_newer(key, version, chan, channel)
     work = chan / f".{version}.publishing"
     shutil.rmtree(work, ignore_errors=True)
     (work / FILES).mkdir(parents=True)
@@ -227,6 +236,24 @@ def publish(
     atomic_write(chan / POINTER, encode_pointer(
         Pointer(version, manifest_rel(version), _sha256(manifest_bytes))))
     return report
+
+
+def _check_newer(key: Key, version: str, chan: Path, channel: str) -> None:
+    """Refuse a version (sort key ``key``) not newer than the channel's latest: players who
+    have that one would refuse it as a downgrade."""
+    try:
+        latest = parse_pointer((chan / POINTER).read_bytes()).version
+    except (OSError, FormatError):
+        return  # a new channel (or a broken pointer, which this release replaces)
+    try:
+        latest_key = parse_version(latest).key()
+    except FormatError:
+        return  # published by an older stitch, which took any name: older than any version
+    if key <= latest_key:
+        raise ConfigError(
+            f"--version {version} is not newer than {latest}, the latest release of channel "
+            f"{channel!r} (players who have {latest} would refuse it as a downgrade; "
+            "--force publishes it anyway)")
 
 
 def _umask_warning(umask: int) -> str:

@@ -33,10 +33,10 @@ from core.manifest import (
     Pointer,
     parse_manifest,
     parse_pointer,
-    version_key,
 )
 from core.meter import Meter
 from core.parallel import each
+from core.pep440 import parse as parse_version
 from core.progress import CancelToken, Phase
 from core.state import InstalledState
 
@@ -146,9 +146,19 @@ def _accept(fetcher: Fetcher, cfg: UpdaterConfig, state: InstalledState,
         raise FormatError("manifest version differs from latest.json", what="manifest")
     if manifest.expired():
         raise ExpiredError(f"release {manifest.version} expired at {manifest.expires}")
+    offered = parse_version(manifest.version).key()  # FormatError: not a version
     if (state.version is not None and not cfg.allow_downgrade
-            and version_key(manifest.version) < version_key(state.version)):
+            and offered < _installed_key(state.version)):
         raise DowngradeError(
             f"offered release {manifest.version} is older than installed {state.version}",
             installed=state.version, offered=manifest.version)
     return TrustedRelease(manifest, data, signature, key_id, pinned, tuple(warnings))
+
+
+def _installed_key(version: str) -> tuple[tuple[int, ...], ...]:
+    """The installed version's sort key; one that is not a PEP 440 version (installed by an
+    older stitch, which published any name) sorts before every version."""
+    try:
+        return parse_version(version).key()
+    except FormatError:
+        return ((-1,),)

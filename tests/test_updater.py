@@ -247,7 +247,7 @@ def test_downgrade_refused_unless_allowed(tmp_path: Path,
                                           releases: tuple[Path, Path, Path]) -> None:
     repo, install, _ = _v1_installed_v2_published(tmp_path, releases)
     _update(install, memory_fetcher(repo))
-    publish(releases[1], repo, "1.0.1")  # 1.0.1 < installed 1.1.0
+    publish(releases[1], repo, "1.0.1", force=True)  # 1.0.1 < installed 1.1.0
     with pytest.raises(DowngradeError):
         _update(install, memory_fetcher(repo))
     _, r = _update(install, memory_fetcher(repo), allow_downgrade=True)
