@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Protocol
 
 from core.errors import ConfigError
+from core.fsutil import create_temp
 
 NEW_SUFFIX = ".new"
 OLD_SUFFIX = ".old"
@@ -87,7 +88,7 @@ class OsFileOps:
         return digest.hexdigest()
 
     def write_temp(self, folder: Path, name: str, data: bytes) -> Path:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+        fd, tmp = create_temp(folder, name)  # the mode the umask gives, not mkstemp's 0600
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

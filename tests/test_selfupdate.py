@@ -5,6 +5,7 @@ same steps on the real file system (where they are merely unnecessary)."""
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,6 +197,11 @@ def test_real_files(tmp_path: Path) -> None:
     config.write_text('url = "https://old.example/"\n', encoding="utf-8")
     with pytest.raises(ConfigError):
         selfupdate.replace_config(config, 'url = "ftp://nope"\n')
-    selfupdate.replace_config(config, 'url = "https://cdn.example/game/"\nname = "Zoë"\n')
+    old = os.umask(0o022)
+    try:
+        selfupdate.replace_config(config, 'url = "https://cdn.example/game/"\nname = "Zoë"\n')
+    finally:
+        os.umask(old)
     assert "cdn.example" in config.read_text(encoding="utf-8")
+    assert config.stat().st_mode & 0o777 == 0o644  # as the umask gives, not mkstemp's 0600
     assert sorted(p.name for p in exe.parent.iterdir()) == ["updater", "updater.toml"]
