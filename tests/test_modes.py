@@ -92,6 +92,22 @@ def test_atomic_write_and_temp_files_honour_the_umask(tmp_path: Path, mask: int)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["plain", "secret", tmp.name])
 
 
+@pytest.mark.parametrize("mask", [0o022, 0o077], ids=octal)
+def test_umask_without_proc_is_read_and_restored(monkeypatch: pytest.MonkeyPatch,
+                                                 mask: int) -> None:
+    """Where /proc/self/status is missing (Windows, macOS) the umask is set and put back."""
+    import core.fsutil as fsutil
+
+    def no_proc(*args: object, **kw: object) -> object:
+        raise FileNotFoundError(2, "no /proc here")
+
+    monkeypatch.setattr(fsutil, "open", no_proc, raising=False)
+    with umask_of(mask):
+        assert current_umask() == mask
+        assert current_umask() == mask  # and left as it was
+        assert os.umask(mask) == mask
+
+
 # -- publisher side: publish, keygen, fidx, as processes under an explicit umask --------------
 
 @pytest.mark.parametrize("mask", UMASKS, ids=octal)
