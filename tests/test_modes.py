@@ -129,6 +129,15 @@ def test_publish_and_keygen_write_what_the_umask_gives(tmp_path: Path, mask: int
     assert got["stable/1.0.0/files/sub/b.dat"] == 0o666 & ~mask
     warned = "umask 0077 leaves the repository unreadable" in r.stdout + r.stderr
     assert warned == (mask == 0o077)
+    # The optional writers too: compressed copies, deltas, sub-indexes.
+    r = stitch("publish", str(small_game(tmp_path / "v2", 2)), str(repo), "--version", "1.1.0",
+               "--compress", "--delta", "--subchunks", umask=mask)
+    assert r.returncode == 0, r.stderr
+    got = modes(repo)
+    assert any(p.endswith(".stz") for p in got) and any(p.endswith(".zdelta") for p in got)
+    assert got == expected(list(got), mask, {"stable/1.0.0/files/bin/run",
+                                             "stable/1.1.0/files/bin/run",
+                                             "stable/1.1.0/files/sub/b.dat"})
 
 
 @pytest.mark.parametrize("mask", UMASKS, ids=octal)
