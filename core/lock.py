@@ -21,6 +21,7 @@ standard library costs the packaged updater nothing.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 import time
@@ -52,6 +53,7 @@ if sys.platform == "win32":
         msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
 
     _OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_BINARY | os.O_NOINHERIT
+    _READ_FLAGS = os.O_RDONLY | os.O_BINARY | os.O_NOINHERIT
 else:
     import fcntl
 
@@ -66,6 +68,7 @@ else:
         fcntl.flock(fd, fcntl.LOCK_UN)
 
     _OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+    _READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC
 
 
 def busy_message(pid: int | None, what: str = "update of this game") -> str:
@@ -78,9 +81,10 @@ class InstallLock:
     """The held lock on one install's ``.stitch/lock``. Release it with ``release()`` or a
     ``with`` block; a process that dies releases it too."""
 
-    def __init__(self, path: Path, fd: int) -> None:
+    def __init__(self, path: Path, fd: int | None, writable: bool = True) -> None:
         self.path = path
         self._fd: int | None = fd
+        self._writable = writable
 
     @property
     def held(self) -> bool:
@@ -91,8 +95,9 @@ class InstallLock:
         if fd is None:
             return
         try:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)  # no pid: nobody holds it now
+            if self._writable:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)  # no pid: nobody holds it now
             _unlock(fd)
         finally:
             os.close(fd)
@@ -142,18 +147,37 @@ def acquire(state_dir: Path, *, wait: float = DEFAULT_WAIT, cancel: CancelToken 
     """
     state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / LOCK_NAME
-    fd = os.open(path, _OPEN_FLAGS, 0o666)
+    fd, writable = _open(path)
+    if fd is None:
+        return InstallLock(path, None, False)  # nothing to lock, and nothing can be written
     try:
         if not _try_lock(fd):
             _wait(fd, path, max(0.0, wait), cancel, on_wait, what)
-        os.ftruncate(fd, 0)
-        data = f"{os.getpid()}\n".encode()
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, data)
+        if writable:
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, f"{os.getpid()}\n".encode())
     except BaseException:
         os.close(fd)  # releases the lock too, if it was taken
         raise
-    return InstallLock(path, fd)
+    return InstallLock(path, fd, writable)
+
+
+def _open(path: Path) -> tuple[int | None, bool]:
+    """The lock file, open for writing (the pid); read-only where it exists but may not be
+    written (an install on read-only media, or another user's): the lock needs no write
+    access, so an up-to-date check there still works. ``(None, False)`` where it can
+    neither be opened nor created for lack of rights (a read-only install made before the
+    lock existed): this run can write nothing there, so it goes on unlocked."""
+    try:
+        return os.open(path, _OPEN_FLAGS, 0o666), True
+    except OSError as e:
+        if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        try:
+            return os.open(path, _READ_FLAGS), False
+        except FileNotFoundError:
+            return None, False
 
 
 def _wait(fd: int, path: Path, wait: float, cancel: CancelToken | None,

@@ -331,3 +331,51 @@ def test_cli_lock_wait_must_be_seconds(tmp_path: Path) -> None:
         r = _stitch("update", "--url", "http://127.0.0.1:9/", "--dir", str(tmp_path),
                     "--lock-wait", bad)
         assert r.returncode == 2 and "--lock-wait" in r.stderr
+
+
+# -- an install on read-only media ---------------------------------------------------------
+
+@pytest.fixture
+def ro_disk(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A small tmpfs (root only) that the test can remount read-only."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mnt)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _remount(mnt: Path, mode: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,{mode}", str(mnt)], check=True)
+
+
+def test_an_up_to_date_install_on_read_only_media_still_checks(
+        ro_disk: Path, repo: Path, stitch_server) -> None:  # type: ignore[no-untyped-def]
+    url = stitch_server(repo).url
+    install = ro_disk / "game"
+    args = ("update", "--url", url, "--dir", str(install), "--progress", "none")
+    assert _stitch(*args).returncode == 0
+    before = tree_digest(install)
+    _remount(ro_disk, "ro")
+    r = _stitch(*args)  # the lock file is there: locked through a read-only descriptor
+    assert r.returncode == 0, r.stderr
+    holder = subprocess.Popen(  # ... which excludes others as well
+        [sys.executable, "-c", "import fcntl, sys; f = open(sys.argv[1], 'rb'); "
+         "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.readline()",
+         str(install / ".stitch" / LOCK_NAME)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        assert _stitch(*args, "--lock-wait", "0").returncode == EXIT_BUSY
+    finally:
+        holder.kill()
+        holder.wait(timeout=60)
+    _remount(ro_disk, "rw")
+    (install / ".stitch" / LOCK_NAME).unlink()  # as an install made before the lock
+    _remount(ro_disk, "ro")
+    r = _stitch(*args)  # cannot be created, nothing can be written: runs unlocked
+    assert r.returncode == 0, r.stderr
+    assert tree_digest(install) == before
