@@ -326,6 +326,21 @@ def test_cli_update_verify_and_sync_exit_8_while_another_run_holds_the_install(
     assert sorted(p.name for p in install.iterdir()) == [".stitch"]  # nothing else written
 
 
+def test_cli_sigterm_ends_the_wait(tmp_path: Path) -> None:
+    state = tmp_path / "install" / ".stitch"
+    with acquire(state):
+        proc = subprocess.Popen(
+            [*STITCH, "update", "--url", "http://127.0.0.1:9/", "--dir", str(state.parent),
+             "--lock-wait", "3600"],
+            stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+        assert proc.stderr is not None
+        assert "waiting up to 3600 s" in proc.stderr.readline()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)  # not the hour it would otherwise wait
+    assert proc.returncode == 6, err
+    assert err.strip().splitlines()[-1] == "stitch: cancelled"
+
+
 def test_cli_lock_wait_must_be_seconds(tmp_path: Path) -> None:
     for bad in ("-1", "soon", "1e9"):
         r = _stitch("update", "--url", "http://127.0.0.1:9/", "--dir", str(tmp_path),
