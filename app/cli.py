@@ -22,6 +22,7 @@ from core.errors import (
     ConfigError,
     ContentError,
     DownloadError,
+    InstallBusyError,
     StitchError,
 )
 from core.progress import CancelToken
@@ -35,11 +36,14 @@ EXIT_REJECTED = 4  # the release failed a check: signature, hash, format, downgr
 EXIT_DISK = 5  # local disk: not writable, full, missing
 EXIT_CANCELLED = 6
 EXIT_DAMAGED = 7  # stitch verify: damaged or missing files found, not repaired
+EXIT_BUSY = 8  # another stitch run held the install's lock for all of --lock-wait
 
 
 def exit_code_for(exc: BaseException) -> int:
     if isinstance(exc, CancelledError):
         return EXIT_CANCELLED
+    if isinstance(exc, InstallBusyError):
+        return EXIT_BUSY
     if isinstance(exc, ConfigError):
         return EXIT_CONFIG
     if isinstance(exc, DownloadError):
@@ -53,7 +57,8 @@ def exit_code_for(exc: BaseException) -> int:
 
 def error_kind(exc: BaseException) -> str:
     return {EXIT_CANCELLED: "cancelled", EXIT_CONFIG: "config", EXIT_NETWORK: "network",
-            EXIT_REJECTED: "rejected", EXIT_DISK: "disk"}.get(exit_code_for(exc), "internal")
+            EXIT_REJECTED: "rejected", EXIT_DISK: "disk",
+            EXIT_BUSY: "busy"}.get(exit_code_for(exc), "internal")
 
 
 def one_line(exc: BaseException) -> str:
@@ -74,6 +79,30 @@ def _add_update_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wait-pid", type=int, help="wait for this process to exit first")
     p.add_argument("--launch", action="store_true", help="start the configured program after")
     p.add_argument("--connections", type=int, default=4, help="parallel HTTP requests")
+    add_lock_wait(p)
+
+
+def add_lock_wait(p: argparse.ArgumentParser) -> None:
+    from core.lock import DEFAULT_WAIT
+
+    p.add_argument("--lock-wait", type=_seconds, default=DEFAULT_WAIT, metavar="SECONDS",
+                   help="how long to wait for another stitch run on the same install "
+                   f"(default {DEFAULT_WAIT:g}; then exit {EXIT_BUSY})")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value <= 86_400:
+        raise argparse.ArgumentTypeError(f"{text}: give 0 to 86400 seconds")
+    return value
+
+
+def say_waiting(line: str) -> None:
+    """The one line a run prints while another run holds the install's lock."""
+    print(f"stitch: {line}", file=sys.stderr, flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -280,14 +309,14 @@ def cmd_update(args: argparse.Namespace) -> int:
             channel=args.channel or (cfg_file.channel if cfg_file else "stable"),
             product=cfg_file.product if cfg_file else "",
             pubkeys=pubkeys, allow_downgrade=args.allow_downgrade,
-            connections=args.connections,
+            connections=args.connections, lock_wait=args.lock_wait,
         )
         if args.wait_pid:
             _wait_pid(args.wait_pid)
         cancel = CancelToken()
         restore_signals = _cancel_on_signals(cancel)
         updater = Updater(config, progress=reporter if args.progress != "none" else None,
-                          cancel=cancel)
+                          cancel=cancel, on_wait=say_waiting)
         try:
             result = updater.update()
         finally:

@@ -35,6 +35,9 @@ def add_parsers(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
     p.add_argument("--dir", type=Path, required=True, help="local folder to bring up to date")
     p.add_argument("--progress", choices=["text", "json", "none"], default="text")
     p.add_argument("--connections", type=int, default=4, help="parallel HTTP requests")
+    from app.cli import add_lock_wait
+
+    add_lock_wait(p)
 
     p = sub.add_parser("verify", help="re-hash an install; --repair downloads what is damaged")
     add_update_options(p)
@@ -93,14 +96,16 @@ def cmd_fidx(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from app.cli import _cancel_on_signals
+    from app.cli import _cancel_on_signals, say_waiting
     from core.sync import FileOutcome, SyncConfig, sync
 
     reporter = Reporter(args.progress)
     cancel = CancelToken()
     _cancel_on_signals(cancel)
-    result = sync(SyncConfig(args.url, args.dir, connections=args.connections),
-                  progress=reporter if args.progress != "none" else None, cancel=cancel)
+    result = sync(SyncConfig(args.url, args.dir, connections=args.connections,
+                             lock_wait=args.lock_wait),
+                  progress=reporter if args.progress != "none" else None, cancel=cancel,
+                  on_wait=say_waiting)
     for f in result.files:
         check = "whole-file SHA-256 matched the index" if f.whole_file_verified else \
             "v1 index: every chunk's SHA-1 checked; the file as a whole is not signed"
@@ -127,7 +132,14 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from app.cli import EXIT_DAMAGED, cmd_update, error_kind, exit_code_for, one_line
+    from app.cli import (
+        EXIT_DAMAGED,
+        cmd_update,
+        error_kind,
+        exit_code_for,
+        one_line,
+        say_waiting,
+    )
     from core.verify import verify_install
 
     if args.dir is None:
@@ -135,7 +147,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     reporter = Reporter(args.progress)
     progress = reporter if args.progress != "none" else None
     try:
-        found = verify_install(args.dir, progress)
+        found = verify_install(args.dir, progress, lock_wait=args.lock_wait,
+                               on_wait=say_waiting)
     except (StitchError, OSError) as e:
         if args.progress == "json":
             reporter.emit({"event": "error", "kind": error_kind(e), "message": one_line(e),
@@ -147,7 +160,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         code = cmd_update(args)
         if code != EXIT_OK:
             return code
-        after = verify_install(args.dir, progress)
+        after = verify_install(args.dir, progress, lock_wait=args.lock_wait,
+                               on_wait=say_waiting)
     code = EXIT_OK if after.clean else EXIT_DAMAGED
     outcome = "clean" if found.clean else ("repaired" if after.clean else "damaged")
     if args.progress == "json":

@@ -15,6 +15,7 @@
     │   ├── ExpiredError             the release manifest has expired
     │   └── UnsafePathError          a path that would escape the install folder
     ├── CancelledError               the user (or a signal) cancelled
+    ├── InstallBusyError             another stitch run holds the install's lock (core/lock.py)
     └── ConfigError                  bad configuration or arguments (file and line when known)
 
 Local disk problems (not writable, full, missing) stay ``OSError``: they are the player's
@@ -106,6 +107,15 @@ class UnsafePathError(ContentError):
 
 class CancelledError(StitchError):
     """The operation was cancelled; nothing installed was changed."""
+
+
+class InstallBusyError(StitchError):
+    """Another stitch run held the install's lock for longer than this run would wait."""
+
+    def __init__(self, message: str, *, path: str = "", pid: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.pid = pid
 
 
 class ConfigError(StitchError):

@@ -10,11 +10,14 @@ journal's location. What the journal means belongs to ``core.commit``.
     .stitch/index/<sha256>-<params>.fidx          cached chunk indexes
     .stitch/staging/                              new files being built
     .stitch/journal.json                          present only while a commit is under way
+    .stitch/lock                                  the lock one run at a time holds (core.lock)
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,6 +163,25 @@ class StateStore:
         for p in self._index_dir.iterdir():
             if p.name.split("-", 1)[0] not in keep:
                 p.unlink(missing_ok=True)
+
+    def token(self) -> bytes:
+        """What a check and plan depend on, to compare later: ``state.json``'s bytes, the
+        journal's, and each staging file's name, size and mtime. Equal tokens: no other run
+        committed, recovered, verified or built anything in between."""
+        parts = []
+        for path in (self.root / "state.json", self.journal):
+            try:
+                parts.append(path.read_bytes())
+            except FileNotFoundError:
+                parts.append(b"-")
+        try:
+            with os.scandir(self.staging) as it:
+                for e in sorted(it, key=lambda e: e.name):
+                    st = e.stat(follow_symlinks=False)
+                    parts.append(f"{e.name} {st.st_size} {st.st_mtime_ns}".encode())
+        except FileNotFoundError:
+            pass
+        return hashlib.sha256(b"\0".join(parts)).digest()
 
     def clear_staging(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)

@@ -14,6 +14,10 @@ not signed: it is as trustworthy as the server it came from); a v1 target has no
 digest, so every chunk's full 20-byte SHA-1 is checked as it lands and again over the
 finished file, and results say ``whole_file_verified=False``.
 
+The folder's lock (``DIR/.stitch/lock``, ``core.lock``) is held from the scan of the local
+files to the last replacement, so a sync never overlaps an update, verify or sync of the
+same folder.
+
 Leaves out: releases, signatures and install state (``core.updater``), HTTP
 (``core.http``), and the byte layouts (``core.fidx``, ``core.fidx_v1``).
 """
@@ -51,6 +55,7 @@ from core.listing import (
     single_index,
     source_url_of,
 )
+from core.lock import DEFAULT_WAIT, acquire
 from core.manifest import check_path
 from core.meter import Meter
 from core.planner import FilePlan, PlanOptions, SeedSet, plan_file
@@ -72,6 +77,7 @@ class SyncConfig:
     directory: Path
     connections: int = 4  # parallel HTTP requests
     max_file_size: int = 1 << 40  # ceiling for one target file (1 TiB)
+    lock_wait: float = DEFAULT_WAIT  # seconds to wait for another run's lock on the folder
 
 
 class FileOutcome(enum.Enum):
@@ -272,11 +278,14 @@ class _Build:
 
 def sync(config: SyncConfig, fetcher: Fetcher | None = None,
          progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
-         options: PlanOptions | None = None) -> SyncResult:
+         options: PlanOptions | None = None,
+         on_wait: Callable[[str], None] | None = None) -> SyncResult:
     """Bring ``config.directory`` up to date with the indexes at ``config.url``.
 
     Raises ``DownloadError`` (network), ``ContentError`` (a listing or index that does not
-    parse, bytes that do not match an index, an unsafe name), ``CancelledError``, and
+    parse, bytes that do not match an index, an unsafe name), ``CancelledError``,
+    ``InstallBusyError`` when another run holds the folder's lock for more than
+    ``config.lock_wait`` seconds (``on_wait`` gets the line said meanwhile), and
     ``OSError`` for local disk problems (``NotEnoughSpaceError`` before anything is written).
     On any failure no destination file has been touched, except that files already
     replaced stay replaced (each replacement is atomic and complete).
@@ -293,7 +302,10 @@ def sync(config: SyncConfig, fetcher: Fetcher | None = None,
         meter.phase(Phase.CHECK, 0, 1)
         targets = discover(fetcher, config.url, config.max_file_size, cancel)
         meter.phase(Phase.CHECK, 1, 1)
-        return _sync(root, targets, fetcher, meter, cancel, options or PlanOptions())
+        root.mkdir(parents=True, exist_ok=True)
+        with acquire(root / STATE_DIR, wait=config.lock_wait, cancel=cancel,
+                     on_wait=on_wait or meter.log, what="stitch run in this folder"):
+            return _sync(root, targets, fetcher, meter, cancel, options or PlanOptions())
     finally:
         if own:
             fetcher.close()

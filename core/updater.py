@@ -3,16 +3,23 @@
 This is the one object front ends drive. ``check()`` fetches and verifies the release,
 ``prepare()`` scans local files and plans (nothing is downloaded yet, so a front end can show
 what will happen), ``apply()`` runs the plan and commits. ``update()`` does all three.
+
+Each of the three holds the install's lock (``core.lock``) while it runs, so two runs never
+read or write one install at once; ``update()`` holds it from the check to the end of the
+commit. Between calls (the window waiting for the player's click) the lock is free: each
+call compares the install's state (``state.json``, the journal, the staging folder) with
+what the check saw, and checks and plans again, under the lock, if another run changed it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import hashlib
 import os
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +38,7 @@ from core.errors import (
 )
 from core.fetcher import Fetcher
 from core.fsutil import file_fingerprint, file_mode, inside
+from core.lock import DEFAULT_WAIT, InstallLock, acquire, acquire_existing
 from core.manifest import Delta, FileEntry, Manifest
 from core.meter import Meter
 from core.parallel import each
@@ -65,6 +73,7 @@ class UpdaterConfig:
     max_file_size: int = 1 << 40  # ceiling for one file in a manifest (1 TiB)
     connections: int = 4  # parallel HTTP requests
     files_url: str = ""  # where file bytes live when not beside the manifest; "" = beside
+    lock_wait: float = DEFAULT_WAIT  # seconds to wait for another run's lock on the install
 
 
 class Outcome(enum.Enum):
@@ -118,8 +127,10 @@ class Updater:
 
     Collaborators are passed in; ``fetcher`` defaults to an ``HttpFetcher``, ``progress`` to
     a no-op and ``cancel`` to a fresh token. Raises ``StitchError`` subclasses for anything
-    the release or the network did wrong and ``OSError`` for local disk problems; in every
-    case the install folder holds the old release or the new one.
+    the release or the network did wrong (``InstallBusyError`` when another run held the
+    install for longer than ``config.lock_wait``) and ``OSError`` for local disk problems; in
+    every case the install folder holds the old release or the new one. ``on_wait`` gets the
+    one line said while waiting for another run (default: the progress log).
     """
 
     def __init__(
@@ -129,8 +140,11 @@ class Updater:
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
         options: PlanOptions | None = None,
+        on_wait: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
+        self._on_wait = on_wait
+        self._lock: InstallLock | None = None
         self._own_fetcher = fetcher is None
         self._fetcher = fetcher
         self.cancel = cancel or CancelToken()
@@ -160,16 +174,56 @@ class Updater:
         if self._own_fetcher and self._fetcher is not None:
             self._fetcher.close()
 
+    # -- the install's lock -------------------------------------------------------------
+    @contextlib.contextmanager
+    def _hold(self, create: bool) -> Iterator[None]:
+        """Hold the install's lock for the body (nested calls: held once, by the outermost
+        that took it), and first drop what was checked and planned if another run changed
+        the install since.
+
+        ``create`` False (the check): an install with no ``.stitch/`` yet is not locked,
+        and nothing is created (there is nothing to read, and a check writes nothing); the
+        steps that write (planning caches indexes, applying) take it with ``create``,
+        making ``.stitch/`` then."""
+        if self._lock is not None:
+            yield
+            return
+        lock = (acquire if create else acquire_existing)(
+            self.store.root, wait=self.config.lock_wait, cancel=self.cancel,
+            on_wait=self._on_wait or self.meter.log)
+        self._lock = lock
+        try:
+            self._revalidate()
+            yield
+        finally:
+            self._lock = None
+            if lock is not None:
+                lock.release()
+
+    def _revalidate(self) -> None:
+        """Forget the check and plan if the install is no longer what they were made from
+        (another run committed, recovered, verified or used the staging folder meanwhile)."""
+        if self._check is None or self._check.token == self.store.token():
+            return
+        self.meter.log("the install changed since the check (another run): checking again")
+        if self._plan is not None:
+            for scan in (self._plan.scan, *self._plan.more_scans):
+                scan.close()
+        self._check = None
+        self._plan = None
+
     # -- check ------------------------------------------------------------------------
     def check(self) -> CheckResult:
-        if self._check is None:
-            self._check = self._do_check()
-        return self._check.result
+        with self._hold(create=False):
+            if self._check is None:
+                self._check = self._do_check()
+            return self._check.result
 
     def _do_check(self) -> _Checked:
         m = self.meter
         m.phase(Phase.CHECK, 0, 3)
         recover(self.store)  # finish a commit an earlier run was interrupted in
+        token = self.store.token()
         state = self.store.load()
         cfg = self.config
         self.cancel.check()
@@ -196,7 +250,7 @@ class Updater:
             warnings=trusted.warnings,
         )
         m.phase(Phase.CHECK, 3, 3)
-        return _Checked(result, trusted, state, changed, removed)
+        return _Checked(result, trusted, state, changed, removed, token)
 
     def _vouched(self, path: str, have: InstalledFile) -> bool:
         """The state cache vouches for a file whose size, mtime and file id did not change."""
@@ -208,11 +262,14 @@ class Updater:
 
     # -- prepare: fetch indexes, scan, plan -----------------------------------------------
     def prepare(self) -> UpdatePlan:
-        if self._plan is None:
+        with self._hold(create=False):
             self.check()
-            assert self._check is not None
-            self._plan = self._do_prepare(self._check)
-        return self._plan.plan
+            with self._hold(create=True):  # planning writes .stitch/ (the index cache)
+                if self._plan is None:
+                    self.check()  # again, if the install changed since
+                    assert self._check is not None
+                    self._plan = self._do_prepare(self._check)
+                return self._plan.plan
 
     def _do_prepare(self, c: _Checked) -> _Planned:
         cfg = self.config
@@ -267,6 +324,20 @@ class Updater:
 
     # -- apply ------------------------------------------------------------------------
     def apply(self) -> UpdateResult:
+        """Run the plan and commit, holding the install's lock from the check (or, after a
+        separate ``prepare()``, from re-validating it) to the end of the commit."""
+        with self._hold(create=False):
+            self.check()
+            with self._hold(create=True):  # a first install makes .stitch/ only now
+                return self._apply()
+
+    def _apply(self) -> UpdateResult:
+        result = self._run_plan()
+        assert self._check is not None
+        self._check.token = self.store.token()  # our own commit leaves the check current
+        return result
+
+    def _run_plan(self) -> UpdateResult:
         self.prepare()
         assert self._check is not None and self._plan is not None
         c, p = self._check, self._plan
@@ -542,6 +613,7 @@ class _Checked:
     state: InstalledState
     changed: list[FileEntry]
     removed: list[str]
+    token: bytes  # StateStore.token() when checked: the install as the check saw it
 
 
 @dataclass

@@ -7,16 +7,21 @@ update re-reads them even when their size, mtime and inode look unchanged (bit r
 tool that restored the mtime). The repair itself is an ordinary update (``core.updater``):
 a file whose fingerprint does not match is chunked, its good chunks reused and only its
 damaged chunks downloaded.
+
+The install's lock (``core.lock``) is held from reading the manifest to saving the state:
+a verify never reads files an update is replacing, and never saves over its state.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import ConfigError
 from core.fsutil import file_fingerprint
+from core.lock import DEFAULT_WAIT, acquire_existing
 from core.manifest import parse_manifest
 from core.meter import Meter
 from core.progress import CancelToken, Phase, ProgressCallback, no_progress
@@ -41,15 +46,29 @@ class VerifyReport:
 
 
 def verify_install(install_dir: Path, progress: ProgressCallback | None = None,
-                   cancel: CancelToken | None = None) -> VerifyReport:
-    """Hash every file of the installed release in ``install_dir``.
+                   cancel: CancelToken | None = None, lock_wait: float = DEFAULT_WAIT,
+                   on_wait: Callable[[str], None] | None = None) -> VerifyReport:
+    """Hash every file of the installed release in ``install_dir``, holding its lock.
 
     Raises ``ConfigError`` if the folder holds no stitch install, ``FormatError`` if the
-    installed manifest is damaged, ``CancelledError``, and ``OSError`` for unreadable files.
+    installed manifest is damaged, ``CancelledError``, ``InstallBusyError`` when another
+    run holds the install for more than ``lock_wait`` seconds (``on_wait`` gets the line
+    said meanwhile; default: the progress log), and ``OSError`` for unreadable files.
     """
     cancel = cancel or CancelToken()
     meter = Meter(progress or no_progress)
     store = StateStore(install_dir)
+    lock = acquire_existing(store.root, wait=lock_wait, cancel=cancel,
+                            on_wait=on_wait or meter.log)
+    try:
+        return _verify(install_dir, store, meter, cancel)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _verify(install_dir: Path, store: StateStore, meter: Meter,
+            cancel: CancelToken) -> VerifyReport:
     raw = store.installed_manifest()
     if raw is None:
         raise ConfigError(f"{install_dir}: no stitch install here (.stitch/installed/"

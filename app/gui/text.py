@@ -18,6 +18,7 @@ from core.errors import (
     ExpiredError,
     HashMismatchError,
     HTTPStatusError,
+    InstallBusyError,
     NotEnoughSpaceError,
     RangeError,
     SignatureError,
@@ -146,6 +147,12 @@ def describe_error(exc: BaseException) -> ErrorText:
     if isinstance(exc, CancelledError):
         return ErrorText(
             "cancelled", "The update was cancelled. Your files were not changed.", detail
+        )
+    if isinstance(exc, InstallBusyError):
+        return ErrorText(
+            "busy",
+            "Another update of this game is running. Wait for it to finish, then try again.",
+            detail,
         )
     if isinstance(exc, DownloadError):
         return ErrorText("network", _download_words(exc), detail)

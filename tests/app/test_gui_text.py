@@ -14,6 +14,7 @@ from core.errors import (
     FormatError,
     HashMismatchError,
     HTTPStatusError,
+    InstallBusyError,
     NetworkError,
     NotEnoughSpaceError,
     RangeError,
@@ -163,6 +164,11 @@ def test_rate_meter_needs_warmup() -> None:
             CancelledError("cancelled"),
             "cancelled",
             "The update was cancelled. Your files were not changed.",
+        ),
+        (
+            InstallBusyError("another update of this game is running (pid 7)", pid=7),
+            "busy",
+            "Another update of this game is running. Wait for it to finish, then try again.",
         ),
         (
             NotEnoughSpaceError(4_200_000_000, 1_100_000_000, "/games"),
