@@ -471,13 +471,13 @@ class Updater:
         man = c.trusted.manifest
         self.cancel.check()  # the last point where cancel leaves the old release in place
         ops: list[Op] = []
-        for i, (b, s) in enumerate(zip(p.builds, staged, strict=True)):
+        for b, s in zip(p.builds, staged, strict=True):
             dest = self.config.install_dir.joinpath(*b.entry.path.split("/"))
             ops.append(Op(b.entry.path, f"staging/{s.path.with_suffix('.ready').name}",
-                          b.entry.executable, os.path.lexists(dest), f"backup/{i}"))
-        for j, path in enumerate(c.removed):
+                          b.entry.executable, os.path.lexists(dest)))
+        for path in c.removed:
             dest = self.config.install_dir.joinpath(*path.split("/"))
-            ops.append(Op(path, None, False, os.path.lexists(dest), f"backup/r{j}"))
+            ops.append(Op(path, None, False, os.path.lexists(dest)))
         # Executable bits of unchanged files are part of the release too.
         built = {b.entry.path for b in p.builds}
         root = self.config.install_dir
