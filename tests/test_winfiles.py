@@ -311,8 +311,8 @@ def test_wait_until_replaceable_waits_then_names_the_held_file() -> None:
     busy = {"game/Game.exe": 2}
 
     def probe(path: Path) -> OSError | None:
-        if busy.get(str(path), 0) > 0:
-            busy[str(path)] -= 1
+        if busy.get(path.as_posix(), 0) > 0:
+            busy[path.as_posix()] -= 1
             return winfiles.win_error(32, path)
         return None
 
@@ -323,7 +323,7 @@ def test_wait_until_replaceable_waits_then_names_the_held_file() -> None:
         [Path("game/a.pak"), Path("game/Game.exe")], probe, reports.append,
         sleep=sleeps.append, find_holders=lambda paths: [game])
     assert used == 3 and sleeps == [0.25, 0.5]
-    assert [str(r.path) for r in reports] == ["game/Game.exe"] * 2
+    assert [r.path.as_posix() for r in reports] == ["game/Game.exe"] * 2
     assert reports[0].message() == (
         "Game.exe is in use by Dungeon Crawl (pid 77); close it to continue")
 
