@@ -304,6 +304,24 @@ def keep_data(dest: str) -> bool:
     return not d.endswith((".pyi", "py.typed"))
 
 
+def is_qt_module(name: str) -> bool:
+    """Whether a Python module name (a PyInstaller ``a.pure`` entry) is part of the Qt
+    bindings: left out of the one-file console program ``NAME-cli.exe``."""
+    top = name.split(".", 1)[0]
+    return top in ("PySide6", "shiboken6", "app") and (top != "app" or name.startswith("app.gui"))
+
+
+def is_qt_file(dest: str) -> bool:
+    """Whether a bundled file (its destination path) belongs to Qt or its bindings."""
+    top = dest.replace("\\", "/").split("/", 1)[0]
+    return top in ("PySide6", "shiboken6")
+
+
+def is_qt_runtime_hook(name: str) -> bool:
+    """PyInstaller's run-time hook for PySide6 (it imports Qt helpers at start-up)."""
+    return "pyside6" in name.lower()
+
+
 def filter_toc(
     toc: Iterable[tuple[str, str, str]], keep: object
 ) -> list[tuple[str, str, str]]:
