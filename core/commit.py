@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import FormatError
+from core.errors import CancelledError, FormatError
 from core.fsutil import atomic_write, fsync_dir, inside
 from core.state import STATE_DIR, InstalledState, StateStore
 
@@ -144,10 +144,10 @@ def commit(store: StateStore, ops: list[Op], state: InstalledState, manifest: by
     _write_journal(store, ops, state, manifest, signature)
     try:
         _roll_forward(store, ops, on_file, on_locked)
-    except PermissionError:
-        # Refused after all (held, or denied, since the check): put the old release back now
-        # rather than leave a mix until the next run. If that fails too, the journal stays
-        # and the next run finishes the commit.
+    except (PermissionError, CancelledError):
+        # Refused after all (held, or denied, since the check), or the wait for a held file
+        # cancelled: put the old release back now rather than leave a mix until the next
+        # run. If that fails too, the journal stays and the next run finishes the commit.
         with contextlib.suppress(OSError):
             _roll_back(store, ops)
         raise

@@ -223,3 +223,29 @@ def test_no_check_off_windows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert core.commit._probe() is None
     _commit(store, ops, state)
     assert _tree(tmp_path) == NEW
+
+
+def test_cancelling_the_wait_for_a_held_file_leaves_the_old_release(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The player cancels while the commit waits for a file refused after the check."""
+    from core.errors import CancelledError
+
+    store, ops, state = _prepare(tmp_path)
+    monkeypatch.setattr(core.commit, "replace_probe", lambda p: None)
+    monkeypatch.setattr(winfiles, "is_locked_error",
+                        lambda e, windows=None: getattr(e, "winerror", None) == 32)
+    real = os.replace
+
+    def replace(a: Path, b: Path) -> None:
+        if Path(a) == tmp_path / "data" / "b.pak":
+            raise winfiles.win_error(winfiles.ERROR_SHARING_VIOLATION, a)
+        real(a, b)
+
+    def on_locked(report: LockReport) -> None:
+        raise CancelledError("cancelled")
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(CancelledError):
+        _commit(store, ops, state, on_locked)
+    monkeypatch.setattr(os, "replace", real)
+    assert _tree(tmp_path) == OLD and not store.journal.exists()
