@@ -21,20 +21,33 @@ def _no_console_streams() -> None:
             setattr(sys, name, open(os.devnull, "r" if name == "stdin" else "w"))  # noqa: SIM115
 
 
+def _no_window_here() -> None:
+    """In a program built without Qt (the one-file ``NAME-cli.exe``), ``app.gui`` is a
+    stand-in whose window says which program has it (exit code 2)."""
+    import importlib.util
+    import types
+
+    if importlib.util.find_spec("PySide6") is not None:
+        return
+    gui = types.ModuleType("app.gui")
+
+    def run(*args: object, **kwargs: object) -> int:
+        exe = os.path.basename(sys.executable)
+        windowed = exe.replace("-cli", "") if "-cli" in exe else "the windowed program"
+        print(f"{exe}: this console program has no window; start {windowed} for it",
+              file=sys.stderr)
+        return 2
+
+    gui.run = run  # type: ignore[attr-defined]
+    sys.modules["app.gui"] = gui
+
+
 def main() -> None:
     _no_console_streams()
+    _no_window_here()
     from app.cli import entry
 
-    try:
-        entry()
-    except ModuleNotFoundError as e:  # the window asked of the Qt-free console program
-        if (e.name or "").split(".")[0] not in ("PySide6", "shiboken6", "app"):
-            raise
-        exe = os.path.basename(sys.executable)
-        gui = exe.replace("-cli", "") if "-cli" in exe else "the windowed program"
-        print(f"{exe}: this console program has no window; start {gui} for it",
-              file=sys.stderr)
-        sys.exit(2)
+    entry()
 
 
 if __name__ == "__main__":

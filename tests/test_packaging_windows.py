@@ -58,3 +58,26 @@ def test_the_spec_makes_a_windowed_and_a_console_program() -> None:
     assert 'args.name, console=False' in spec  # NAME.exe: the player's, no console
     assert 'f"{args.name}-cli", console=True' in spec  # NAME-cli.exe: the launcher's
     assert "hide_console" not in spec  # no console to hide any more
+
+
+def test_the_qt_free_console_program_says_where_the_window_is() -> None:
+    """The one-file NAME-cli.exe carries no PySide6: asked for the window (no arguments), it
+    names the windowed program and exits 2, instead of an internal error."""
+    code = (
+        "import importlib.util, sys\n"
+        "real = importlib.util.find_spec\n"
+        "importlib.util.find_spec = lambda n, *a: None if n == 'PySide6' else real(n, *a)\n"
+        f"sys.path.insert(0, {str(REPO_ROOT / 'packaging')!r})\n"
+        f"sys.path.insert(0, {str(REPO_ROOT)!r})\n"
+        "sys.executable = 'C:/Games/dcrawl/dcrawl-updater-cli.exe'\n"
+        "sys.argv = ['dcrawl-updater-cli']\n"
+        "import stitch_main\n"
+        "stitch_main.main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120,
+                          cwd=REPO_ROOT)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.decode().strip() == (
+        "dcrawl-updater-cli.exe: this console program has no window; start "
+        "dcrawl-updater.exe for it")
+    assert b"PySide6.QtCore" not in done.stdout
