@@ -121,3 +121,18 @@ def test_posix_polls_until_the_process_is_gone() -> None:
 
     wait_for_exit(99, 60, windows=False, kill=kill, sleep=sleep, clock=lambda: now["t"])
     assert sleeps == [procwait._POLL] * 3
+
+
+def test_the_cli_waits_then_updates_and_a_bad_pid_is_exit_2(
+        tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
+    """``stitch --update --wait-pid``: an ended process lets the update go on (here to the
+    refused connection's exit code 3); a negative pid is a clear argument error (exit 2)."""
+    from app.cli import main
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    args = ["--update", "--url", "http://127.0.0.1:9/", "--dir", str(tmp_path),
+            "--progress", "none"]
+    assert main([*args, "--wait-pid", str(child.pid)]) == 3
+    assert main([*args, "--wait-pid", "-5"]) == 2
+    assert "--wait-pid needs a process id above 0" in capsys.readouterr().err
