@@ -11,7 +11,6 @@ import argparse
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -384,25 +383,21 @@ def _cancel_on_signals(cancel: CancelToken) -> Callable[[], None]:
 
 
 def _wait_pid(pid: int, timeout: float = 600.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        except PermissionError:
-            pass
-        time.sleep(0.2)
-    raise ConfigError(f"process {pid} did not exit within {timeout:.0f} s")
+    """``--wait-pid``: core/procwait.py (OpenProcess + WaitForSingleObject on Windows)."""
+    from core.procwait import wait_for_exit
+
+    wait_for_exit(pid, timeout)
 
 
 def _launch(program: str, args: Sequence[str], install_dir: Path) -> None:
-    import subprocess
+    """``--launch``: the game as a program of its own (app/launch.py: no bundle paths in its
+    environment, the DLL search folder reset on Windows)."""
+    from app.launch import launch_detached
 
     exe = Path(program)
     if not exe.is_absolute():
         exe = install_dir / exe
-    subprocess.Popen([str(exe), *args], cwd=install_dir, start_new_session=True)
+    launch_detached([str(exe), *args], install_dir)
 
 
 def entry() -> NoReturn:

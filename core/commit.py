@@ -1,12 +1,18 @@
 """The journaled swap of staged files into the install folder.
 
 Every new file was built and verified (SHA-256) in ``.stitch/staging`` before this module
-runs. ``commit()`` first writes the journal (what goes where, and the new state) durably;
-from that moment the update is decided and every step is idempotent, so ``recover()`` rolls
-an interrupted commit forward whenever stitch runs next. Replaced and removed files are moved
-to ``.stitch/backup`` (a rename, no copy) and deleted only after the new state is written.
-If a staged file has vanished (the user deleted ``.stitch``), recovery rolls back instead,
-using those backups. Either way the install ends as the complete old or new release.
+runs. On Windows ``commit()`` first checks that every file it will move can be moved now
+(``core.winfiles``: a file the game holds open is named, waited for, and if it stays held the
+commit stops before anything was written or moved). It then writes the journal (what goes
+where, and the new state) durably; from that moment the update is decided and every step is
+idempotent, so ``recover()`` rolls an interrupted commit forward whenever stitch runs next.
+Replaced and removed files are moved to ``.stitch/backup/<journal id>/<path>`` (a rename, no
+copy: a folder of this journal's own, so a backup an earlier commit could not delete is never
+mistaken for one of this commit's) and deleted only after the new state is written. If a
+staged file has vanished (the user deleted ``.stitch``), recovery rolls back instead, using
+those backups; so does ``commit()`` itself when a file is refused after all (held or denied
+between the check and the move). Either way the install ends as the complete old or new
+release.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import threading
 from collections.abc import Callable
@@ -21,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import FormatError
+from core.errors import CancelledError, FormatError
 from core.fsutil import atomic_write, current_umask, file_mode, fsync_dir, inside
 from core.state import STATE_DIR, InstalledState, StateStore
 
@@ -41,7 +48,7 @@ class Op:
     staged: str | None
     executable: bool
     had_old: bool
-    backup: str
+    backup: str = ""  # relative to .stitch; ``commit()`` sets it (backup/<journal id>/<path>)
 
 
 def _write_journal(store: StateStore, ops: list[Op], state: InstalledState,
@@ -69,20 +76,58 @@ def _read_journal(store: StateStore) -> tuple[list[Op], dict[str, Any], bool]:
         raise FormatError(f"commit journal is damaged: {e}", what="journal") from None
 
 
-def _move(src: Path, dst: Path, on_locked: Callable[[LockReport], None] | None) -> None:
+# Whether a file can be moved away now: ``None`` if so, else why not (an ``OSError`` with its
+# ``winerror``). ``None`` here means the platform's own: ``core.winfiles.probe_replace`` on
+# Windows, no check elsewhere (a rename on POSIX is not refused because a file is open).
+# Tests put a fake here to run the Windows path anywhere.
+replace_probe: Callable[[Path], OSError | None] | None = None
+
+
+def _probe() -> Callable[[Path], OSError | None] | None:
+    if replace_probe is not None:
+        return replace_probe
+    if os.name == "nt":
+        from core.winfiles import probe_replace
+
+        return probe_replace
+    return None
+
+
+def _check_movable(root: Path, ops: list[Op],
+                   on_locked: Callable[[LockReport], None] | None) -> None:
+    """Before the journal: wait until every file the commit moves aside can be moved (see
+    the module doc); raises ``FileLockedError`` naming the game's file, or
+    ``AccessDeniedError``, with nothing written or moved."""
+    probe = _probe()
+    if probe is None:
+        return
+    from core.winfiles import wait_until_replaceable
+
+    targets = [p for p in (root.joinpath(*o.path.split("/")) for o in ops) if os.path.lexists(p)]
+    if targets:
+        wait_until_replaceable(targets, probe, on_locked)
+
+
+def _move(src: Path, dst: Path, on_locked: Callable[[LockReport], None] | None,
+          name: Path) -> None:
     """``os.replace``, waiting (on Windows) for a program that holds either file open: the
-    game still running, an antivirus scan. ``os.replace`` is looked up at call time so tests
-    can cut the power in the middle of a commit. (``core.winfiles`` loads ctypes: imported
-    only once a move has failed, not by every update.)"""
+    game still running, an antivirus scan. Reports and errors name ``name`` (the install's
+    file, not its backup). ``os.replace`` is looked up at call time so tests can cut the
+    power in the middle of a commit. (``core.winfiles`` loads ctypes: imported only once a
+    move has failed, not by every update.)"""
     try:
         os.replace(src, dst)
         return
     except OSError as e:
-        from core.winfiles import is_locked_error, replace_with_retry
+        from core.winfiles import AccessDeniedError, is_access_denied, is_locked_error
 
+        if is_access_denied(e):
+            raise AccessDeniedError(name, e) from e
         if not is_locked_error(e):
             raise
-    replace_with_retry(src, dst, on_locked=on_locked, replace=os.replace)
+    from core.winfiles import replace_with_retry
+
+    replace_with_retry(src, dst, on_locked=on_locked, replace=os.replace, name=name)
 
 
 def commit(store: StateStore, ops: list[Op], state: InstalledState, manifest: bytes,
@@ -92,8 +137,20 @@ def commit(store: StateStore, ops: list[Op], state: InstalledState, manifest: by
     fingerprints for the files being placed; they are filled in after the swap."""
     for op in ops:  # refuse a symlinked folder before anything is decided
         inside(store.install_dir, op.path)
+    _check_movable(store.install_dir, ops, on_locked)
+    journal_id = secrets.token_hex(8)
+    ops = [Op(o.path, o.staged, o.executable, o.had_old, f"backup/{journal_id}/{o.path}")
+           for o in ops]
     _write_journal(store, ops, state, manifest, signature)
-    _roll_forward(store, ops, on_file, on_locked)
+    try:
+        _roll_forward(store, ops, on_file, on_locked)
+    except (PermissionError, CancelledError):
+        # Refused after all (held, or denied, since the check), or the wait for a held file
+        # cancelled: put the old release back now rather than leave a mix until the next
+        # run. If that fails too, the journal stays and the next run finishes the commit.
+        with contextlib.suppress(OSError):
+            _roll_back(store, ops)
+        raise
     _finish(store, ops, state, manifest, signature)
 
 
@@ -133,11 +190,11 @@ def _roll_forward(store: StateStore, ops: list[Op],
             continue  # already moved into place by an earlier, interrupted run
         if os.path.lexists(dest) and not os.path.lexists(backup):
             backup.parent.mkdir(parents=True, exist_ok=True)
-            _move(dest, backup, on_locked)
+            _move(dest, backup, on_locked, dest)
         if staged is not None:
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.chmod(staged, file_mode(op.executable, umask))
-            _move(staged, dest, on_locked)
+            _move(staged, dest, on_locked, dest)
         touched.add(dest.parent)
         if on_file is not None:
             on_file(i + 1, op.path)
@@ -173,15 +230,22 @@ def _finish(store: StateStore, ops: list[Op], state: InstalledState, manifest: b
 
 
 def _roll_back(store: StateStore, ops: list[Op]) -> None:
+    """Put every file back as the journal found it. A new file already in place goes back
+    to staging (the next run uses it again) when the op had moved the old one aside or had
+    none; only this journal's own backups are restored."""
     root = store.install_dir
     for op in reversed(ops):
         dest = root.joinpath(*op.path.split("/"))
         backup = store.root / op.backup
+        staged = store.root / op.staged if op.staged is not None else None
+        placed = (staged is not None and not os.path.lexists(staged) and os.path.lexists(dest)
+                  and (os.path.lexists(backup) or not op.had_old))
+        if placed and staged is not None:
+            staged.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(dest, staged)
         if os.path.lexists(backup):
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(backup, dest)
-        elif not op.had_old and op.staged is not None and os.path.lexists(dest):
-            os.unlink(dest)
     store.journal.unlink()
     shutil.rmtree(store.root / "backup", ignore_errors=True)
 

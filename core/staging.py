@@ -15,6 +15,7 @@ from pathlib import Path
 from core.errors import HashMismatchError
 from core.fsutil import pread, pwrite
 from core.progress import CancelToken
+from core.sparse import set_size
 
 _READ = 4 << 20  # bytes per read when hashing
 
@@ -33,8 +34,10 @@ def _no_mark(_a: int, _b: int) -> None:
 
 
 class BlankFile:
-    """A file being built at ``path`` in staging, ``size`` bytes, starting as a hole. A
-    delta writes it in order; ``StagedFile`` builds it from chunks.
+    """A file being built at ``path`` in staging, ``size`` bytes, starting as a hole (POSIX;
+    on Windows a sparse file where the file system has them, never zeros written by the C
+    runtime: ``core.sparse``). A delta writes it in order; ``StagedFile`` builds it from
+    chunks.
 
     ``written(a, b)`` is called after bytes [a, b) hold their final value (written, or
     already zeros), from whichever thread wrote them: ``core.sealer`` hashes behind it."""
@@ -46,7 +49,7 @@ class BlankFile:
         # O_CREAT without truncation: a .part left by an interrupted run keeps its bytes.
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
         if os.fstat(self._fd).st_size != size:
-            os.ftruncate(self._fd, size)
+            set_size(self._fd, size)
         self.written: Callable[[int, int], None] = _no_mark
 
     @property
@@ -60,8 +63,8 @@ class BlankFile:
 
     def reset(self) -> None:
         """Empty the staged file again (all zeros, a hole), keeping its size."""
-        os.ftruncate(self._fd, 0)
-        os.ftruncate(self._fd, self.size)
+        set_size(self._fd, 0)
+        set_size(self._fd, self.size)
 
     def write_at(self, data: bytes | memoryview, offset: int) -> None:
         """Write bytes checked some other way (a delta's output, checked by the SHA-256)."""

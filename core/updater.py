@@ -357,6 +357,11 @@ class Updater:
                 s.written = sealer.track(s.fd, s.path, s.size)
             self._rebuild(c, p, staged, sealer, ahead)
             self._download(c, p, staged, sealer, ahead)
+            # The seeds are read no more. Closed before the staged files are renamed: a seed
+            # may be the staged file itself (a .part an earlier run left), and Windows
+            # refuses to rename a file open without FILE_SHARE_DELETE.
+            for scan in (p.scan, *p.more_scans):
+                scan.close()
             self._verify(p, staged, sealer)
         finally:
             ahead.stop()  # before the files: it writes them
@@ -542,13 +547,13 @@ class Updater:
         man = c.trusted.manifest
         self.cancel.check()  # the last point where cancel leaves the old release in place
         ops: list[Op] = []
-        for i, (b, s) in enumerate(zip(p.builds, staged, strict=True)):
+        for b, s in zip(p.builds, staged, strict=True):
             dest = self.config.install_dir.joinpath(*b.entry.path.split("/"))
             ops.append(Op(b.entry.path, f"staging/{s.path.with_suffix('.ready').name}",
-                          b.entry.executable, os.path.lexists(dest), f"backup/{i}"))
-        for j, path in enumerate(c.removed):
+                          b.entry.executable, os.path.lexists(dest)))
+        for path in c.removed:
             dest = self.config.install_dir.joinpath(*path.split("/"))
-            ops.append(Op(path, None, False, os.path.lexists(dest), f"backup/r{j}"))
+            ops.append(Op(path, None, False, os.path.lexists(dest)))
         # Executable bits of unchanged files are part of the release too.
         built = {b.entry.path for b in p.builds}
         root = self.config.install_dir

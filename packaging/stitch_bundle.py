@@ -121,11 +121,75 @@ def project_version(root: Path) -> str:
     return match.group(1)
 
 
+# FILEVERSION's fourth number: where a release stands among the builds of the same X.Y.Z.
+# Windows compares the four 16-bit numbers in order, so pre-releases get numbers below the
+# final release's, and each kind its own range (docs/publishing.md, "Version resource"):
+#   X.Y.Z.devN -> N          (N < 10000)
+#   X.Y.ZaN    -> 10000 + N  (alpha; N < 10000)
+#   X.Y.ZbN    -> 20000 + N  (beta)
+#   X.Y.ZrcN   -> 30000 + N  (release candidate)
+#   X.Y.Z      -> 40000      (the final release)
+#   X.Y.Z.postN-> 40000 + N  (N <= 25535)
+_PRE_BASE = {"a": 10000, "b": 20000, "rc": 30000}
+_FINAL = 40000
+_PRE_MAX = 9999
+_PRE_SPELLINGS = {"a": "a", "alpha": "a", "b": "b", "beta": "b", "rc": "rc", "c": "rc",
+                  "pre": "rc", "preview": "rc"}
+_VERSION_RE = re.compile(
+    r"""^v?(?P<release>\d+(?:\.\d+)*)
+    (?:[-_.]?(?P<pre>alpha|beta|preview|pre|rc|a|b|c)[-_.]?(?P<pre_n>\d+)?)?
+    (?:[-_.]?(?:post|rev|r)[-_.]?(?P<post>\d+))?
+    (?P<devpart>[-_.]?dev[-_.]?(?P<dev>\d+)?)?
+    (?:\+[a-z0-9]+(?:[-_.][a-z0-9]+)*)?$""",
+    re.VERBOSE | re.IGNORECASE,
+)
+
+
 def version_tuple(version: str) -> tuple[int, int, int, int]:
-    """Four numbers for the Windows version resource: ``"1.2.3rc1"`` -> ``(1, 2, 3, 0)``."""
-    numbers = [int(m) for m in re.findall(r"\d+", version.split("+")[0])[:3]]
-    numbers += [0] * (4 - len(numbers))
-    return (numbers[0], numbers[1], numbers[2], numbers[3])
+    """The four numbers of the Windows version resource (FILEVERSION, PRODUCTVERSION) for a
+    PEP 440 version: ``X.Y.Z`` then where the build stands among X.Y.Z's pre-releases, final
+    and post-releases (the table above): ``1.2.3rc1`` -> ``(1, 2, 3, 30001)``, ``1.2.3`` ->
+    ``(1, 2, 3, 40000)``. A local part (``+g123``) is left out. ``ValueError``, naming the
+    part, for a version that does not fit: more than three release numbers, a number above
+    65535, a pre-release or dev number above 9999, a post number above 25535, or a dev
+    release of a pre- or post-release."""
+    m = _VERSION_RE.match(version.strip())
+    if m is None:
+        raise ValueError(f"version {version!r}: not a PEP 440 version (X.Y.Z, X.Y.ZrcN...)")
+    release = [int(x) for x in m["release"].split(".")]
+    if len(release) > 3:
+        raise ValueError(f"version {version!r}: at most three release numbers fit the Windows "
+                         "version resource (its fourth number orders pre-releases)")
+    release += [0] * (3 - len(release))
+    for name, n in zip(("major", "minor", "patch"), release, strict=True):
+        if n > 0xFFFF:
+            raise ValueError(f"version {version!r}: the {name} number {n} does not fit the "
+                             "Windows version resource (at most 65535)")
+    pre, pre_n, post, dev = m["pre"], m["pre_n"], m["post"], m["dev"]
+    if m["devpart"] is not None:
+        dev_n = int(dev or 0)
+        if pre is not None or post is not None:
+            raise ValueError(f"version {version!r}: a dev release of a pre- or post-release "
+                             "has no place in the Windows version resource's order")
+        fourth = _bounded(version, "dev", dev_n, _PRE_MAX)
+    elif pre is not None:
+        kind = _PRE_SPELLINGS[pre.lower()]
+        fourth = _PRE_BASE[kind] + _bounded(version, kind, int(pre_n or 0), _PRE_MAX)
+        if post is not None:
+            raise ValueError(f"version {version!r}: a post-release of a pre-release has no "
+                             "place in the Windows version resource's order")
+    elif post is not None:
+        fourth = _FINAL + _bounded(version, "post", int(post), 0xFFFF - _FINAL)
+    else:
+        fourth = _FINAL
+    return (release[0], release[1], release[2], fourth)
+
+
+def _bounded(version: str, what: str, n: int, limit: int) -> int:
+    if n > limit:
+        raise ValueError(f"version {version!r}: the {what} number {n} does not fit the Windows "
+                         f"version resource (at most {limit})")
+    return n
 
 
 def version_info_text(version: str, exe_name: str) -> str:
@@ -238,6 +302,24 @@ def keep_data(dest: str) -> bool:
     if "PySide6/" in d and ("/translations/" in d or d.endswith(".qm")):
         return False
     return not d.endswith((".pyi", "py.typed"))
+
+
+def is_qt_module(name: str) -> bool:
+    """Whether a Python module name (a PyInstaller ``a.pure`` entry) is part of the Qt
+    bindings: left out of the one-file console program ``NAME-cli.exe``."""
+    top = name.split(".", 1)[0]
+    return top in ("PySide6", "shiboken6", "app") and (top != "app" or name.startswith("app.gui"))
+
+
+def is_qt_file(dest: str) -> bool:
+    """Whether a bundled file (its destination path) belongs to Qt or its bindings."""
+    top = dest.replace("\\", "/").split("/", 1)[0]
+    return top in ("PySide6", "shiboken6")
+
+
+def is_qt_runtime_hook(name: str) -> bool:
+    """PyInstaller's run-time hook for PySide6 (it imports Qt helpers at start-up)."""
+    return "pyside6" in name.lower()
 
 
 def filter_toc(

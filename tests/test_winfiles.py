@@ -160,7 +160,7 @@ def test_retries_with_back_off_and_tells_who_holds_the_file() -> None:
 
 
 def test_gives_up_with_the_holders_after_the_last_attempt() -> None:
-    replace = LockedFile(busy=100, winerror=5)
+    replace = LockedFile(busy=100, winerror=33)  # ERROR_LOCK_VIOLATION
     sleeps: list[float] = []
     reports: list[LockReport] = []
     holder = Holder(9, "MsMpEng.exe", "service", "WinDefend")
@@ -212,3 +212,133 @@ def test_really_replaces_a_file(tmp_path: Path) -> None:
     dst.write_bytes(b"old")
     assert replace_with_retry(src, dst) == 1
     assert dst.read_bytes() == b"new" and not src.exists()
+
+
+# --- access denied is not "in use" -----------------------------------------------------------
+
+
+def _oserror(winerror: int | None, cls: type[OSError] = PermissionError) -> OSError:
+    e = cls(errno.EACCES, "refused", "game/data.pak")
+    if winerror is not None:
+        e.winerror = winerror  # type: ignore[attr-defined]
+    return e
+
+
+@pytest.mark.parametrize(("winerror", "locked"), [
+    (32, True), (33, True),  # ERROR_SHARING_VIOLATION, ERROR_LOCK_VIOLATION: in use
+    (5, False),  # ERROR_ACCESS_DENIED: a permission, not a program
+    (None, False),  # a PermissionError without a Windows code
+    (2, False),
+])
+def test_only_sharing_and_lock_violations_are_in_use(winerror: int | None, locked: bool) -> None:
+    assert winfiles.is_locked_error(_oserror(winerror), windows=True) is locked
+    assert winfiles.is_locked_error(_oserror(winerror), windows=False) is False
+
+
+def test_access_denied_is_raised_at_once_without_waiting() -> None:
+    replace = LockedFile(busy=100, winerror=5)
+    sleeps: list[float] = []
+    reports: list[LockReport] = []
+    with pytest.raises(PermissionError) as info:
+        replace_with_retry("a", "b", on_locked=reports.append, replace=replace,
+                           sleep=sleeps.append, find_holders=lambda p: [], windows=True)
+    assert not isinstance(info.value, FileLockedError)
+    assert len(replace.calls) == 1 and sleeps == [] and reports == []
+
+
+def test_the_report_names_the_file_asked_for() -> None:
+    """The commit moves the game's file to .stitch/backup/...: the game's file is named."""
+    replace = LockedFile(busy=100)
+    reports: list[LockReport] = []
+    with pytest.raises(FileLockedError) as info:
+        replace_with_retry("game/data.pak", ".stitch/backup/1", attempts=2,
+                           on_locked=reports.append, replace=replace, sleep=lambda s: None,
+                           find_holders=lambda p: [], windows=True, name="game/data.pak")
+    assert info.value.path == Path("game/data.pak")
+    assert {r.path for r in reports} == {Path("game/data.pak")}
+    assert "backup" not in str(info.value)
+
+
+# --- the pre-check: can every file be moved now? -----------------------------------------
+
+
+class FakeKernel32:
+    """CreateFileW/CloseHandle as Windows answers them: ``held`` paths fail with a sharing
+    violation, ``denied`` ones with access denied, missing ones with file not found."""
+
+    def __init__(self, held: set[str] = frozenset(), denied: set[str] = frozenset(),  # type: ignore[assignment]
+                 missing: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        self.held, self.denied, self.missing = held, denied, missing
+        self.opened: list[tuple[str, int, int, int, int]] = []
+        self.closed: list[int] = []
+        self.error = 0
+
+    def CreateFileW(self, name: str, access: int, share: int, sa: Any, disposition: int,
+                    flags: int, template: Any) -> int:
+        self.opened.append((name, access, share, disposition, flags))
+        for names, code in ((self.held, 32), (self.denied, 5), (self.missing, 2)):
+            if name in names:
+                self.error = code
+                return winfiles.INVALID_HANDLE_VALUE
+        return 100 + len(self.opened)
+
+    def CloseHandle(self, handle: int) -> None:
+        self.closed.append(handle)
+
+    def get_last_error(self) -> int:
+        return self.error
+
+
+def test_probe_opens_for_delete_with_every_share_mode() -> None:
+    k32 = FakeKernel32(held={"held.pak"}, denied={"ro.pak"}, missing={"gone.pak"})
+    assert winfiles.probe_replace("free.pak", k32) is None
+    _name, access, share, disposition, flags = k32.opened[0]
+    assert access == winfiles.DELETE == 0x10000
+    assert share == 0x7  # FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE
+    assert disposition == 3  # OPEN_EXISTING: never creates a file
+    assert flags & winfiles.FILE_FLAG_OPEN_REPARSE_POINT  # a link is moved, not its target
+    assert k32.closed == [101]  # the handle is closed at once
+    err = winfiles.probe_replace("held.pak", k32)
+    assert err is not None and err.winerror == 32  # type: ignore[attr-defined]
+    assert winfiles.is_locked_error(err, windows=True)
+    denied = winfiles.probe_replace("ro.pak", k32)
+    assert denied is not None and winfiles.is_access_denied(denied)
+    assert winfiles.probe_replace("gone.pak", k32) is None  # nothing to move aside
+    assert len(k32.closed) == 1
+
+
+def test_wait_until_replaceable_waits_then_names_the_held_file() -> None:
+    busy = {"game/Game.exe": 2}
+
+    def probe(path: Path) -> OSError | None:
+        if busy.get(path.as_posix(), 0) > 0:
+            busy[path.as_posix()] -= 1
+            return winfiles.win_error(32, path)
+        return None
+
+    reports: list[LockReport] = []
+    sleeps: list[float] = []
+    game = Holder(77, "Dungeon Crawl", "window")
+    used = winfiles.wait_until_replaceable(
+        [Path("game/a.pak"), Path("game/Game.exe")], probe, reports.append,
+        sleep=sleeps.append, find_holders=lambda paths: [game])
+    assert used == 3 and sleeps == [0.25, 0.5]
+    assert [r.path.as_posix() for r in reports] == ["game/Game.exe"] * 2
+    assert reports[0].message() == (
+        "Game.exe is in use by Dungeon Crawl (pid 77); close it to continue")
+
+    with pytest.raises(FileLockedError) as info:
+        winfiles.wait_until_replaceable(
+            [Path("game/Game.exe")], lambda p: winfiles.win_error(33, p), attempts=3,
+            sleep=sleeps.append, find_holders=lambda paths: [game])
+    assert info.value.path == Path("game/Game.exe") and info.value.holders == (game,)
+
+
+def test_wait_until_replaceable_does_not_wait_for_access_denied() -> None:
+    sleeps: list[float] = []
+    with pytest.raises(winfiles.AccessDeniedError) as info:
+        winfiles.wait_until_replaceable(
+            [Path("game/ro.pak")], lambda p: winfiles.win_error(5, p), sleep=sleeps.append,
+            find_holders=lambda paths: [])
+    assert sleeps == [] and info.value.path == Path("game/ro.pak")
+    assert "access denied" in str(info.value) and "ro.pak" in str(info.value)

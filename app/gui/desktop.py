@@ -2,14 +2,13 @@
 the icon and the style sheet.
 
 The first three block or leave the process, so the window takes them as parameters and tests
-pass stand-ins; these are the real ones.
+pass stand-ins; these are the real ones. Starting the game (``launch_detached``) lives in
+``app/launch.py``, Qt-free, shared with the CLI: it undoes what the packaged updater's bundle
+changed (DLL search folder, environment) before the game starts.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QSize
@@ -18,6 +17,9 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from app import assets
 from app.config import AppConfig
+from app.launch import launch_detached
+
+__all__ = ["app_icon", "ask_cancel", "launch_detached", "pick_folder", "style_sheet"]
 
 
 def ask_cancel(parent: QWidget) -> bool:
@@ -40,26 +42,6 @@ def pick_folder(parent: QWidget, caption: str, start: Path) -> Path | None:
         probe = probe.parent
     chosen = QFileDialog.getExistingDirectory(parent, caption, str(probe))
     return Path(chosen) if chosen else None
-
-
-def launch_detached(argv: Sequence[str], cwd: Path) -> None:
-    """Start the game and let it outlive the updater. Raises ``OSError`` if it cannot start."""
-    kwargs: dict[str, object] = {}
-    if sys.platform == "win32":
-        kwargs["creationflags"] = (
-            subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
-        )
-    else:
-        kwargs["start_new_session"] = True  # not killed with the updater's process group
-    subprocess.Popen(  # the program comes from the publisher's config
-        list(argv),
-        cwd=str(cwd),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        close_fds=True,
-        **kwargs,  # type: ignore[call-overload]
-    )
 
 
 def app_icon(config: AppConfig | None = None) -> QIcon:
