@@ -45,7 +45,9 @@ class FakeServer:
     """Serves ``DATA`` at ``URL`` the way different servers do (``mode``), recording requests.
 
     modes: "multi" (multipart up to ``max_ranges``, 200 beyond), "single" (first range only,
-    like S3), "none" (always 200 with the full body).
+    like S3), "none" (always 200 with the full body), "varnish" (416 with ``Content-Range:
+    bytes */SIZE`` to any multi-range request, as Varnish 7.1 answers; ``size_in_416``
+    False leaves the header out).
     """
 
     def __init__(self, mode: str = "multi", max_ranges: int = 1000) -> None:
@@ -56,6 +58,7 @@ class FakeServer:
         self.before: list[Callable[[httpx.Request], httpx.Response | None]] = []
         self.fail_after: int | None = None  # bytes into the next body, once
         self.lock = threading.Lock()
+        self.size_in_416 = True
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -81,6 +84,9 @@ class FakeServer:
             return self.body(200, DATA, {})
         assert request.headers["accept-encoding"] == "identity"
         specs = [tuple(int(x) for x in s.split("-")) for s in header[6:].split(",")]
+        if len(specs) > 1 and self.mode == "varnish":
+            size = {"content-range": f"bytes */{len(DATA)}"} if self.size_in_416 else {}
+            return self.body(416, b"", size)
         if len(specs) > self.max_ranges:  # like nginx's max_ranges: ranges work, not this many
             return self.body(200, DATA, {"accept-ranges": "bytes"})
         if len(specs) == 1 or self.mode == "single":
@@ -268,6 +274,52 @@ def test_416_is_range_error() -> None:
     server.before.append(status_hook([416], {"content-range": f"bytes */{len(DATA)}"}))
     with pytest.raises(RangeError):
         fetcher(server.transport()).fetch_ranges(URL, [(len(DATA), len(DATA) + 5)], Sink())
+
+
+@pytest.mark.parametrize("size_in_416", [True, False])
+def test_416_to_multi_range_inside_the_file_means_single_ranges(size_in_416: bool) -> None:
+    """Varnish answers every multi-range request 416 (single ranges work): the origin is
+    learned as single-range, every range arrives, and later calls ask one range at a time
+    from the start."""
+    server = FakeServer(mode="varnish")
+    server.size_in_416 = size_in_416
+    f = fetcher(server.transport())
+    ranges = spread(40)
+    sink = Sink()
+    f.fetch_ranges(URL, ranges, sink)
+    sink.check(ranges)
+    multi = [h for h in server.ranges_seen if h is not None and "," in h]
+    # The first batches (32 and 8 ranges; the second may start after the switch, then it
+    # is cut again unasked) were refused; after them every request asked one range, each
+    # range once.
+    assert 1 <= len(multi) <= 2 and server.ranges_seen[:len(multi)] == multi
+    singles = server.ranges_seen[len(multi):]
+    assert len(singles) == 40 and len(set(singles)) == 40
+    assert any("single ranges" in line and "416" in line for line in f.lines)  # type: ignore[attr-defined]
+    server.ranges_seen.clear()
+    sink = Sink()
+    f.fetch_ranges(URL, ranges[:5], sink)
+    sink.check(ranges[:5])
+    assert len(server.ranges_seen) == 5 and not any("," in h for h in server.ranges_seen)  # type: ignore[operator]
+
+
+def test_416_to_multi_range_past_the_end_is_range_error() -> None:
+    """A 416 whose size shows the ranges do not fit the file is the error it says."""
+    server = FakeServer(mode="varnish")
+    f = fetcher(server.transport())
+    with pytest.raises(RangeError, match="416"):
+        f.fetch_ranges(URL, [(0, 10), (len(DATA) - 5, len(DATA) + 5)], Sink())
+    assert server.ranges_seen == [f"bytes=0-9,{len(DATA) - 5}-{len(DATA) + 4}"]
+
+
+def test_416_to_a_single_range_inside_the_file_stays_an_error() -> None:
+    """Fallback is for multi-range only: a single range refused is not retried."""
+    server = FakeServer()
+    server.before.append(status_hook([416] * 3, {"content-range": f"bytes */{len(DATA)}"}))
+    f = fetcher(server.transport())
+    with pytest.raises(RangeError):
+        f.fetch_ranges(URL, [(0, 10)], Sink())
+    assert f.stats.requests == 1
 
 
 def test_fetch_max_length() -> None:
@@ -530,3 +582,4 @@ def test_user_agent_and_identity() -> None:
     fetcher(httpx.MockTransport(handler)).fetch(URL, 10)
     assert seen[0].headers["user-agent"].startswith("stitch/")
     assert seen[0].headers["accept-encoding"] == "identity"
+

@@ -66,6 +66,14 @@ class _Resplit(Exception):
     """Internal: the origin now takes fewer ranges per request; cut the batches again."""
 
 
+class _Unsatisfiable(RangeError):
+    """A 416 answer; ``total`` is the size its ``Content-Range: bytes */SIZE`` gave."""
+
+    def __init__(self, message: str, url: str, total: int | None) -> None:
+        super().__init__(message, url=url)
+        self.total = total
+
+
 class _Mode(enum.Enum):
     MULTI = "multipart multi-range"
     SINGLE = "single ranges in parallel"
@@ -273,7 +281,10 @@ class HttpFetcher(Fetcher):
             )
         if status == 416:
             size = response.headers.get("content-range", "")
-            return RangeError(f"{message}: range not satisfiable ({size})", url=url)
+            unit, _, total = size.strip().partition(" */")
+            known = unit == "bytes" and total.isdigit() and len(total) <= 19
+            return _Unsatisfiable(f"{message}: range not satisfiable ({size})", url,
+                                  int(total) if known else None)
         return HTTPStatusError(message, url=url, status_code=status)
 
     def _paced(self, resp: Response, url: str) -> Iterator[bytes]:
@@ -448,10 +459,30 @@ class HttpFetcher(Fetcher):
                 self._ranges_once(url, origin, coverage, sink, cancel, stop)
             except _FewerRanges:
                 pass  # the origin now asks for fewer ranges; not a failure
+            except _Unsatisfiable as exc:
+                if not self._multi_unsatisfiable(url, origin, coverage, exc):
+                    retry.failed(exc, progressed=coverage.delivered_bytes > 0)
             except DownloadError as exc:
                 retry.failed(exc, progressed=coverage.delivered_bytes > 0)
             finally:
                 batch[:n] = coverage.missing()
+
+    def _multi_unsatisfiable(self, url: str, origin: _Origin, coverage: Coverage,
+                             exc: _Unsatisfiable) -> bool:
+        """A 416 to a multi-range request whose ranges lie inside the file (as far as the
+        416's ``Content-Range: bytes */SIZE`` or an earlier answer says): the server refuses
+        multi-range (Varnish does), it does not say the ranges are wrong. Switch the origin
+        to single ranges and return True; False for a 416 that is a real error."""
+        if len(coverage.ranges) < 2:
+            return False
+        self._check_total(url, exc.total)  # a size that changed is an error of its own
+        with self._lock:
+            total = self._sizes.get(url)
+        if total is not None and coverage.ranges[-1][1] > total:
+            return False
+        self._set_mode(origin, _Mode.SINGLE, 1,
+                       f"416 to a {len(coverage.ranges)}-range request inside the file")
+        return True
 
     def _ranges_once(
         self,
