@@ -65,6 +65,9 @@ class UpdaterConfig:
     max_file_size: int = 1 << 40  # ceiling for one file in a manifest (1 TiB)
     connections: int = 4  # parallel HTTP requests
     files_url: str = ""  # where file bytes live when not beside the manifest; "" = beside
+    # latest.json is asked with a query of its own (?stitch=<random>) so no cache answers
+    # with a stale copy; False when the host refuses queries (docs/publishing.md).
+    cache_bust: bool = True
 
 
 class Outcome(enum.Enum):

@@ -583,3 +583,35 @@ def test_user_agent_and_identity() -> None:
     assert seen[0].headers["user-agent"].startswith("stitch/")
     assert seen[0].headers["accept-encoding"] == "identity"
 
+
+# -- the pointer: never a cache's stale copy ------------------------------------------------
+def test_fetch_fresh_asks_caches_to_revalidate_and_busts_with_a_unique_query() -> None:
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, content=b"{}")
+
+    f = fetcher(httpx.MockTransport(handle))
+    assert f.fetch_fresh(URL, 100, bust=True) == b"{}"
+    assert f.fetch_fresh(URL, 100, bust=True) == b"{}"
+    assert f.fetch_fresh(URL + "?token=x", 100, bust=True) == b"{}"
+    assert f.fetch_fresh(URL, 100) == b"{}"
+    assert f.fetch(URL, 100) == b"{}"
+    for r in seen[:4]:
+        assert r.headers["cache-control"] == "no-cache" and r.headers["pragma"] == "no-cache"
+    assert "cache-control" not in seen[4].headers and "pragma" not in seen[4].headers
+    busts = [dict(r.url.params) for r in seen[:3]]
+    assert all(len(b["stitch"]) == 16 and int(b["stitch"], 16) >= 0 for b in busts)
+    assert busts[0]["stitch"] != busts[1]["stitch"]  # each check its own URL
+    assert busts[2]["token"] == "x"  # a query already there is kept
+    assert str(seen[0].url).startswith(URL + "?stitch=")
+    assert str(seen[3].url) == URL and str(seen[4].url) == URL
+
+
+def test_fetch_fresh_retries_like_fetch() -> None:
+    server = FakeServer()
+    server.before.append(status_hook([503, 503]))
+    f = fetcher(server.transport())
+    assert f.fetch_fresh(URL, len(DATA), bust=True) == DATA
+    assert f.stats.requests == 3 and f.stats.retries == 2

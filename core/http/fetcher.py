@@ -10,6 +10,7 @@ client, its exceptions, its lazy imports) is behind ``core.http.client``.
 from __future__ import annotations
 
 import enum
+import secrets
 import ssl
 import threading
 import time
@@ -51,6 +52,9 @@ from core.tls import LazyTrustContext
 from core.version import __version__
 
 USER_AGENT = f"stitch/{__version__}"
+# fetch_fresh: ask every cache on the way to check with the origin (Pragma for HTTP/1.0 ones).
+REVALIDATE = {"Cache-Control": "no-cache", "Pragma": "no-cache"}
+BUST_PARAM = "stitch"  # fetch_fresh(bust=True) adds ?stitch=<16 random hex digits>
 MAX_RANGES_PER_REQUEST = 32  # where multi-range starts; halved when a server balks
 
 
@@ -154,6 +158,20 @@ class HttpFetcher(Fetcher):
         while True:
             try:
                 return self._fetch_once(url, max_length, cancel)
+            except DownloadError as exc:
+                retry.failed(exc, progressed=False)
+
+    def fetch_fresh(self, url: str, max_length: int, cancel: CancelToken | None = None,
+                    *, bust: bool = False) -> bytes:
+        """``fetch`` with ``REVALIDATE``'s headers, and with ``bust`` a query unique to this
+        call (see ``core.fetcher.Fetcher.fetch_fresh``)."""
+        cancel = cancel or CancelToken()
+        if bust:
+            url += ("&" if "?" in url else "?") + f"{BUST_PARAM}={secrets.token_hex(8)}"
+        retry = RetryState(self, url, cancel)
+        while True:
+            try:
+                return self._fetch_once(url, max_length, cancel, REVALIDATE)
             except DownloadError as exc:
                 retry.failed(exc, progressed=False)
 
@@ -314,9 +332,11 @@ class HttpFetcher(Fetcher):
 
     # -- whole bodies -------------------------------------------------------------------------
 
-    def _fetch_once(self, url: str, max_length: int, cancel: CancelToken) -> bytes:
+    def _fetch_once(self, url: str, max_length: int, cancel: CancelToken,
+                    extra: dict[str, str] | None = None) -> bytes:
         # identity: the length limit then applies to the bytes on the wire and in the file.
-        with translate_errors(url), self._get(url, {"Accept-Encoding": "identity"}) as resp:
+        headers = {"Accept-Encoding": "identity", **(extra or {})}
+        with translate_errors(url), self._get(url, headers) as resp:
             if resp.status_code != 200:
                 raise RangeError(f"{url}: 206 to a request without Range", url=url)
             length = content_length(resp, url)
