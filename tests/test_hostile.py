@@ -375,7 +375,7 @@ def _fetched_ranges(world: World, tmp_path: Path) -> dict[str, list[tuple[int, i
     assert run.error is None
     out: dict[str, list[tuple[int, int]]] = {}
     for e in run.proxy.log:
-        rel = e.path.lstrip("/")
+        rel = e.path.split("?", 1)[0].lstrip("/")  # the pointer comes with ?stitch=...
         size = (world.repo / rel).stat().st_size
         out.setdefault(rel, []).extend(parse_ranges(e.range, size) if e.range else [(0, size)])
     shutil.rmtree(install.parent)
