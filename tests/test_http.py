@@ -47,7 +47,8 @@ class FakeServer:
     modes: "multi" (multipart up to ``max_ranges``, 200 beyond), "single" (first range only,
     like S3), "none" (always 200 with the full body), "varnish" (416 with ``Content-Range:
     bytes */SIZE`` to any multi-range request, as Varnish 7.1 answers; ``size_in_416``
-    False leaves the header out).
+    False leaves the header out), "first10" (multipart of the first 10 ranges only, as
+    lighttpd answers a longer request).
     """
 
     def __init__(self, mode: str = "multi", max_ranges: int = 1000) -> None:
@@ -95,6 +96,8 @@ class FakeServer:
                 206, DATA[first : last + 1], {"content-range": f"bytes {first}-{last}/{len(DATA)}"}
             )
         out = bytearray()
+        if self.mode == "first10":
+            specs = specs[:10]
         for first, last in specs:
             out += f"\r\n--B\r\nContent-Range: bytes {first}-{last}/{len(DATA)}\r\n\r\n".encode()
             out += DATA[first : last + 1]
@@ -301,6 +304,22 @@ def test_416_to_multi_range_inside_the_file_means_single_ranges(size_in_416: boo
     f.fetch_ranges(URL, ranges[:5], sink)
     sink.check(ranges[:5])
     assert len(server.ranges_seen) == 5 and not any("," in h for h in server.ranges_seen)  # type: ignore[operator]
+
+
+def test_multipart_of_the_first_ranges_only_teaches_how_many() -> None:
+    """lighttpd answers the first 10 ranges of a longer request: the rest is asked again,
+    and from then on 10 ranges per request, so no later request is answered in part."""
+    server = FakeServer(mode="first10")
+    f = fetcher(server.transport(), connections=1)
+    ranges = spread(60)
+    sink = Sink()
+    f.fetch_ranges(URL, ranges, sink)
+    sink.check(ranges)
+    counts = [h.count(",") + 1 for h in server.ranges_seen if h is not None]
+    assert counts[0] == 32 and all(c <= 10 for c in counts[1:]), counts
+    assert sum(min(c, 10) for c in counts) == 60  # every request answered in full but the first
+    assert len(counts) == 1 + 5  # 10 of the first 32, then 50 in batches of 10
+    assert any("10 of 32 ranges answered" in line for line in f.lines)  # type: ignore[attr-defined]
 
 
 def test_416_to_multi_range_past_the_end_is_range_error() -> None:

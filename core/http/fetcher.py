@@ -553,6 +553,11 @@ class HttpFetcher(Fetcher):
             self._check_total(url, parser.total)
             if coverage.delivered_bytes == 0:
                 raise RangeError(f"{url}: multipart answer without any asked bytes", url=url)
+            answered = n - len(coverage.missing())
+            if not coverage.complete and 1 <= answered < origin.max_ranges:
+                # lighttpd answers the first 10 ranges of a longer request: ask that many.
+                self._set_mode(origin, _Mode.MULTI if answered > 1 else _Mode.SINGLE,
+                               answered, f"{answered} of {n} ranges answered")
 
     def _single_part(
         self,
