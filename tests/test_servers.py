@@ -7,97 +7,33 @@ release, and each server's access log says how many requests and bytes it took
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-import subprocess
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
 from core.publish import CACHE_CHANGING, CACHE_VERSIONED, publish
-from tests.conftest import REPO_ROOT, tree_digest
+from tests.conftest import REPO_ROOT
 from tests.servers import (  # noqa: F401  (fixtures)
     Server,
     apache,
     caddy,
     lighttpd,
+    measure_update,
     nginx_with,
+    publish_cli,
+    release_cycle,
     server_pool,
+    tree_sha,
     varnish,
     www,
 )
 
-STITCH = [sys.executable, "-m", "app.cli"]
-
 pytestmark = pytest.mark.slow
 
-
-def stitch(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*STITCH, *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=REPO_ROOT)
-
-
-def _sha(root: Path) -> dict[str, str]:
-    return {k: hashlib.sha256(v).hexdigest() for k, v in tree_digest(root).items()}
-
-
-@dataclass
-class Step:
-    """What one `stitch update` cost, from the server's access log."""
-
-    requests: int
-    bytes_sent: int
-    statuses: dict[int, int]
-    result: dict[str, object]
-    failed: list[str]  # requests answered neither 200 nor 206
-    entries: list[tuple[int, int, str]]  # (status, bytes, '"REQUEST" "RANGE"') per request
-
-
-def _update(server: Server, install: Path, *extra: str) -> Step:
-    before = server.requests()
-    r = stitch("update", "--url", server.url, "--dir", str(install), "--progress", "json",
-               *extra)
-    assert r.returncode == 0, (r.returncode, r.stderr[-2000:], server.errors()[-2000:])
-    result = json.loads(r.stdout.strip().splitlines()[-1])
-    requests = result["requests"]
-    assert isinstance(requests, int)
-    server.settle(before + requests)
-    entries = server.entries()[before:]
-    assert len(entries) == requests, (entries, requests)  # the log holds every request
-    statuses: dict[int, int] = {}
-    for status, _, _ in entries:
-        statuses[status] = statuses.get(status, 0) + 1
-    failed = [request for status, _, request in entries if status not in (200, 206)]
-    return Step(len(entries), sum(e[1] for e in entries), statuses, result, failed, entries)
-
-
-def _publish(src: Path, repo: Path, version: str, *options: str) -> None:
-    r = stitch("publish", str(src), str(repo), "--version", version, *options)
-    assert r.returncode == 0, r.stderr
-
-
-def release_cycle(game: tuple[Path, Path], repo: Path, install: Path, server: Server,
-                  *options: str) -> tuple[Step, Step]:
-    """Publish 1.0.0, install it, publish 1.1.0, update; assert each tree is the release's.
-    ``repo`` must be what ``server`` serves (or its backend serves)."""
-    v1, v2 = game
-    _publish(v1, repo, "1.0.0", *options)
-    full = _update(server, install)
-    assert full.result["outcome"] == "updated"
-    assert _sha(install) == _sha(v1)
-    _publish(v2, repo, "1.1.0", *options)
-    update = _update(server, install)
-    assert update.result["outcome"] == "updated", update.result
-    assert _sha(install) == _sha(v2)
-    return full, update
-
-
-Start = Callable[[Path], Server]
+Start = Callable[..., Server]
 OPTIONS = {"default": (), "compress-delta": ("--compress", "--delta")}
 
 
@@ -152,15 +88,15 @@ def test_varnish_stale_pointer_is_not_believed(game: tuple[Path, Path], www: Pat
     repo.mkdir()
     cache = varnish(nginx(repo).url)
     install = tmp_path / "install"
-    _publish(v1, repo, "1.0.0")
-    first = _update(cache, install, "--no-cache-bust")  # the plain URL is now cached
-    assert first.result["to_version"] == "1.0.0" and _sha(install) == _sha(v1)
-    _publish(v2, repo, "1.1.0")
-    stale = _update(cache, install, "--no-cache-bust")
+    publish_cli(v1, repo, "1.0.0")
+    first = measure_update(cache, install, "--no-cache-bust")  # the plain URL is now cached
+    assert first.result["to_version"] == "1.0.0" and tree_sha(install) == tree_sha(v1)
+    publish_cli(v2, repo, "1.1.0")
+    stale = measure_update(cache, install, "--no-cache-bust")
     assert (stale.result["outcome"], stale.result["to_version"]) == ("up-to-date", "1.0.0")
-    fresh = _update(cache, install)
+    fresh = measure_update(cache, install)
     assert (fresh.result["outcome"], fresh.result["to_version"]) == ("updated", "1.1.0")
-    assert _sha(install) == _sha(v2)
+    assert tree_sha(install) == tree_sha(v2)
 
 
 def _doc_snippet(name: str) -> str:
