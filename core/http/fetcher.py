@@ -1,10 +1,13 @@
 """``HttpFetcher``: the real fetcher (see the package's docstring for what it owns).
 
-Per origin it learns how the server answers range requests (multipart multi-range, single
-ranges in parallel, or no ranges at all) and checks every status, Content-Range and length
-against what was asked; it retries with jittered back-off and ``Retry-After``, resuming
-where the sink left off, and re-resolves an expired signed redirect. httpx itself (the
-client, its exceptions, its lazy imports) is behind ``core.http.client``.
+Per origin it learns how the server answers range requests (multipart multi-range and how
+many ranges per request, single ranges in parallel, or no ranges at all: from a 200, a
+multipart of the first ranges only, a first range only, or a 416 to a multi-range request
+inside the file) and checks every status, Content-Range and length against what was
+asked; it retries with jittered back-off and ``Retry-After``, resuming where the sink left
+off, and re-resolves an expired signed redirect. ``fetch_fresh`` fetches a file past the
+caches on the way (the pointer). httpx itself (the client, its exceptions, its lazy
+imports) is behind ``core.http.client``.
 """
 
 from __future__ import annotations
@@ -184,9 +187,10 @@ class HttpFetcher(Fetcher):
     ) -> None:
         """Deliver ``ranges`` of ``url`` to ``sink``, each byte once (see ``core.fetcher``).
 
-        Raises ``RangeError`` when the server answers ranges wrongly (416, a Content-Range
-        that was not asked, a body longer than its range), ``NetworkError`` or
-        ``HTTPStatusError`` after retries, ``CancelledError``; a sink exception propagates.
+        Raises ``RangeError`` when the server answers ranges wrongly (416 to a single range
+        or past the end, a Content-Range that was not asked, a body longer than its range),
+        ``NetworkError`` or ``HTTPStatusError`` after retries, ``CancelledError``; a sink
+        exception propagates.
         """
         ranges = list(ranges)
         if not ranges:
