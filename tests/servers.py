@@ -87,7 +87,9 @@ class Server:
 
     def errors(self) -> str:
         """The error log and what the server printed (``output`` beside it)."""
-        logs = dict.fromkeys((self.error_log, self.error_log.with_name("output")))
+        logs = [self.error_log]
+        if self.name != "varnishncsa":  # (its folder's output file is varnishd's)
+            logs = list(dict.fromkeys((self.error_log, self.error_log.with_name("output"))))
         return "\n".join(p.read_text(errors="replace") for p in logs if p.exists())
 
 
