@@ -249,4 +249,3 @@ def test_nothing_new_costs_one_request_and_a_key_change_fetches_again(
     with pytest.raises(SignatureError):
         Updater(UpdaterConfig(url=MEM, install_dir=install, pubkeys=(third.b64(),)),
                 fetcher=memory_fetcher(repo)).check()
-
