@@ -238,6 +238,8 @@ CASES: dict[str, Case] = {
         Rule("multipart_lie", ranged=True, multi=False, lie="single_wrong_range"),
         expect=RangeError),
     "416-to-ranges": case(Rule("416", ranged=True), expect=RangeError),
+    # Varnish: 416 (size given) to every multi-range request, single ranges work.
+    "416-to-multi-range-varnish": case(Rule("416", multi=True)),
     # Busy servers: Retry-After is honoured, and a server that stays busy is given up on.
     "503-retry-after-once": case(Rule("status", status=503, retry_after="1", times=1)),
     "429-retry-after-once": case(Rule("status", status=429, retry_after="1", times=1,
