@@ -79,6 +79,9 @@ def _add_update_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--launch", action="store_true", help="start the configured program after")
     p.add_argument("--connections", type=int, default=4, help="parallel HTTP requests")
     add_lock_wait(p)
+    p.add_argument("--no-cache-bust", action="store_true",
+                   help="ask for latest.json without the ?stitch=<random> query (for hosts "
+                   "that refuse queries; caches are still asked to revalidate)")
 
 
 def add_lock_wait(p: argparse.ArgumentParser) -> None:
@@ -309,6 +312,7 @@ def cmd_update(args: argparse.Namespace) -> int:
             product=cfg_file.product if cfg_file else "",
             pubkeys=pubkeys, allow_downgrade=args.allow_downgrade,
             connections=args.connections, lock_wait=args.lock_wait,
+            cache_bust=not args.no_cache_bust and (cfg_file.cache_bust if cfg_file else True),
         )
         if args.wait_pid:
             _wait_pid(args.wait_pid)

@@ -14,6 +14,7 @@ The file::
     install_dir = "."                         # relative to this file's folder, or "ask"
     pubkey = "RWQ..."                         # or pubkeys = ["RWQ...", "RWR..."] (minisign)
     auto_start = false                        # update without waiting for the Update button
+    cache_bust = true                         # latest.json asked with ?stitch=<random>
 
     [launch]                                  # what Play runs, from the install folder
     program = "bin/dcrawl"
@@ -57,6 +58,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "pubkey": str,
         "pubkeys": list,
         "auto_start": bool,
+        "cache_bust": bool,
         "launch": dict,
         "window": dict,
     },
@@ -78,6 +80,7 @@ class AppConfig:
     default_install_dir: Path = Path()  # suggestion for the folder chooser
     pubkeys: tuple[str, ...] = ()
     auto_start: bool = False
+    cache_bust: bool = True  # ?stitch=<random> on latest.json (docs/publishing.md)
     program: str = ""  # "" = no Play button; relative paths are inside the install folder
     args: tuple[str, ...] = ()
     title: str = ""  # "" = "<product> updater"
@@ -143,6 +146,7 @@ def to_updater_config(cfg: AppConfig, install_dir: Path) -> UpdaterConfig:
         channel=cfg.channel,
         product=cfg.product,
         pubkeys=cfg.pubkeys,
+        cache_bust=cfg.cache_bust,
     )
 
 
@@ -292,6 +296,7 @@ def _build(path: Path, text: str, data: dict[str, Any]) -> AppConfig:
         default_install_dir=default_dir,
         pubkeys=tuple(keys),
         auto_start=data.get("auto_start", False),
+        cache_bust=data.get("cache_bust", True),
         program=launch.get("program", ""),
         args=tuple(launch.get("args", ())),
         title=window.get("title", ""),

@@ -52,6 +52,15 @@ class Fetcher:
         ``max_length`` (checked before reading past it)."""
         raise NotImplementedError
 
+    def fetch_fresh(self, url: str, max_length: int, cancel: CancelToken | None = None,
+                    *, bust: bool = False) -> bytes:
+        """``fetch`` for a file that changes under the same URL (the channel pointer): the
+        answer must not come from a cache that has not asked the origin. HTTP asks caches to
+        revalidate, and with ``bust`` adds a query of its own to the URL, so a cache that
+        ignores request headers (Varnish, most CDNs) misses as well. Here (no cache on the
+        way) it is ``fetch``."""
+        return self.fetch(url, max_length, cancel)
+
     def fetch_ranges(
         self,
         url: str,
@@ -69,13 +78,20 @@ class Fetcher:
 class MemoryFetcher(Fetcher):
     """Serves ``files`` (url -> bytes) from memory and records what was asked.
 
-    ``requests`` holds ``(url, ranges)`` per call, ``ranges`` being ``None`` for ``fetch``.
+    ``requests`` holds ``(url, ranges)`` per call, ``ranges`` being ``None`` for ``fetch``;
+    ``fresh`` holds ``(url, bust)`` per ``fetch_fresh`` call.
     """
 
     def __init__(self, files: dict[str, bytes] | None = None) -> None:
         super().__init__()
         self.files: dict[str, bytes] = dict(files or {})
         self.requests: list[tuple[str, tuple[tuple[int, int], ...] | None]] = []
+        self.fresh: list[tuple[str, bool]] = []
+
+    def fetch_fresh(self, url: str, max_length: int, cancel: CancelToken | None = None,
+                    *, bust: bool = False) -> bytes:
+        self.fresh.append((url, bust))
+        return self.fetch(url, max_length, cancel)
 
     def _body(self, url: str) -> bytes:
         try:

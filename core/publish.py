@@ -56,6 +56,11 @@ from core.rebuild import wire_bytes
 from core.state import STATE_DIR
 
 PUBLIC_KEY = "minisign.pub"
+# The Cache-Control each part of a repository should be served with (docs/publishing.md):
+# the files that change under their URL are revalidated on every request; a version's folder
+# never changes (a new release is a new folder), so caches may keep it for good.
+CACHE_CHANGING = "no-cache"
+CACHE_VERSIONED = "public, max-age=31536000, immutable"
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,7 @@ class PublishReport:
     warnings: tuple[str, ...] = ()  # e.g. large files compressed against chunking
     compressed_bytes: int = 0  # total size of the .stz compressed chunk copies written
     delta_bytes: int = 0  # total size of the deltas from the previous release written
+    channel: str = ""  # "" leaves the cache header lines out
 
     def lines(self) -> list[str]:
         overhead = 100 * self.index_bytes / self.total_bytes if self.total_bytes else 0.0
@@ -91,6 +97,12 @@ class PublishReport:
         if self.delta_bytes:
             out.append(f"deltas from {self.previous}: {self.delta_bytes} bytes")
         out.extend(f"warning: {w}" for w in self.warnings)
+        if self.channel:
+            changing = f"{self.channel}/{POINTER}" + (
+                f", {self.channel}/{PUBLIC_KEY}" if self.signed else "")
+            out += ["cache headers (docs/publishing.md); upload latest.json last:",
+                    f"  {changing}: Cache-Control: {CACHE_CHANGING}",
+                    f"  {self.channel}/{self.version}/: Cache-Control: {CACHE_VERSIONED}"]
         return out
 
 
@@ -229,7 +241,7 @@ def publish(
 
     report = _report(manifest, indexes, index_bytes, previous, sign_key is not None)
     report = replace(report, warnings=tuple(warnings), compressed_bytes=stz_bytes,
-                     delta_bytes=delta_bytes)
+                     delta_bytes=delta_bytes, channel=channel)
     if final.exists():
         shutil.rmtree(final)
     os.replace(work, final)

@@ -70,7 +70,9 @@ def verify_release(fetcher: Fetcher, cfg: UpdaterConfig, state: InstalledState,
     pass (the trusted keys changed, say), the server's copies are fetched and decide."""
     base = cfg.url
     pointer_url = join_url(base, cfg.channel, POINTER)
-    pointer = parse_pointer(fetcher.fetch(pointer_url, MAX_POINTER_SIZE, cancel))
+    # The pointer is the one file that changes under its URL: never a cache's stale copy.
+    pointer = parse_pointer(fetcher.fetch_fresh(pointer_url, MAX_POINTER_SIZE, cancel,
+                                                bust=cfg.cache_bust))
     meter.phase(Phase.CHECK, 1, 3)
     manifest_url = join_url(base, cfg.channel, pointer.manifest)
     if not pointer.manifest.endswith("/" + MANIFEST):

@@ -74,6 +74,9 @@ class UpdaterConfig:
     connections: int = 4  # parallel HTTP requests
     files_url: str = ""  # where file bytes live when not beside the manifest; "" = beside
     lock_wait: float = DEFAULT_WAIT  # seconds to wait for another run's lock on the install
+    # latest.json is asked with a query of its own (?stitch=<random>) so no cache answers
+    # with a stale copy; False when the host refuses queries (docs/publishing.md).
+    cache_bust: bool = True
 
 
 class Outcome(enum.Enum):

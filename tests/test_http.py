@@ -45,7 +45,10 @@ class FakeServer:
     """Serves ``DATA`` at ``URL`` the way different servers do (``mode``), recording requests.
 
     modes: "multi" (multipart up to ``max_ranges``, 200 beyond), "single" (first range only,
-    like S3), "none" (always 200 with the full body).
+    like S3), "none" (always 200 with the full body), "varnish" (416 with ``Content-Range:
+    bytes */SIZE`` to any multi-range request, as Varnish 7.1 answers; ``size_in_416``
+    False leaves the header out), "first10" (multipart of the first 10 ranges only, as
+    lighttpd answers a longer request).
     """
 
     def __init__(self, mode: str = "multi", max_ranges: int = 1000) -> None:
@@ -56,6 +59,7 @@ class FakeServer:
         self.before: list[Callable[[httpx.Request], httpx.Response | None]] = []
         self.fail_after: int | None = None  # bytes into the next body, once
         self.lock = threading.Lock()
+        self.size_in_416 = True
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -81,6 +85,9 @@ class FakeServer:
             return self.body(200, DATA, {})
         assert request.headers["accept-encoding"] == "identity"
         specs = [tuple(int(x) for x in s.split("-")) for s in header[6:].split(",")]
+        if len(specs) > 1 and self.mode == "varnish":
+            size = {"content-range": f"bytes */{len(DATA)}"} if self.size_in_416 else {}
+            return self.body(416, b"", size)
         if len(specs) > self.max_ranges:  # like nginx's max_ranges: ranges work, not this many
             return self.body(200, DATA, {"accept-ranges": "bytes"})
         if len(specs) == 1 or self.mode == "single":
@@ -89,6 +96,8 @@ class FakeServer:
                 206, DATA[first : last + 1], {"content-range": f"bytes {first}-{last}/{len(DATA)}"}
             )
         out = bytearray()
+        if self.mode == "first10":
+            specs = specs[:10]
         for first, last in specs:
             out += f"\r\n--B\r\nContent-Range: bytes {first}-{last}/{len(DATA)}\r\n\r\n".encode()
             out += DATA[first : last + 1]
@@ -268,6 +277,68 @@ def test_416_is_range_error() -> None:
     server.before.append(status_hook([416], {"content-range": f"bytes */{len(DATA)}"}))
     with pytest.raises(RangeError):
         fetcher(server.transport()).fetch_ranges(URL, [(len(DATA), len(DATA) + 5)], Sink())
+
+
+@pytest.mark.parametrize("size_in_416", [True, False])
+def test_416_to_multi_range_inside_the_file_means_single_ranges(size_in_416: bool) -> None:
+    """Varnish answers every multi-range request 416 (single ranges work): the origin is
+    learned as single-range, every range arrives, and later calls ask one range at a time
+    from the start."""
+    server = FakeServer(mode="varnish")
+    server.size_in_416 = size_in_416
+    f = fetcher(server.transport())
+    ranges = spread(40)
+    sink = Sink()
+    f.fetch_ranges(URL, ranges, sink)
+    sink.check(ranges)
+    multi = [h for h in server.ranges_seen if h is not None and "," in h]
+    # The first batches (32 and 8 ranges; the second may start after the switch, then it
+    # is cut again unasked) were refused; after them every request asked one range, each
+    # range once.
+    assert 1 <= len(multi) <= 2 and server.ranges_seen[:len(multi)] == multi
+    singles = server.ranges_seen[len(multi):]
+    assert len(singles) == 40 and len(set(singles)) == 40
+    assert any("single ranges" in line and "416" in line for line in f.lines)  # type: ignore[attr-defined]
+    server.ranges_seen.clear()
+    sink = Sink()
+    f.fetch_ranges(URL, ranges[:5], sink)
+    sink.check(ranges[:5])
+    assert len(server.ranges_seen) == 5 and not any("," in h for h in server.ranges_seen)  # type: ignore[operator]
+
+
+def test_multipart_of_the_first_ranges_only_teaches_how_many() -> None:
+    """lighttpd answers the first 10 ranges of a longer request: the rest is asked again,
+    and from then on 10 ranges per request, so no later request is answered in part."""
+    server = FakeServer(mode="first10")
+    f = fetcher(server.transport(), connections=1)
+    ranges = spread(60)
+    sink = Sink()
+    f.fetch_ranges(URL, ranges, sink)
+    sink.check(ranges)
+    counts = [h.count(",") + 1 for h in server.ranges_seen if h is not None]
+    assert counts[0] == 32 and all(c <= 10 for c in counts[1:]), counts
+    assert sum(min(c, 10) for c in counts) == 60  # every request answered in full but the first
+    assert len(counts) == 1 + 5  # 10 of the first 32, then 50 in batches of 10
+    assert any("10 of 32 ranges answered" in line for line in f.lines)  # type: ignore[attr-defined]
+
+
+def test_416_to_multi_range_past_the_end_is_range_error() -> None:
+    """A 416 whose size shows the ranges do not fit the file is the error it says."""
+    server = FakeServer(mode="varnish")
+    f = fetcher(server.transport())
+    with pytest.raises(RangeError, match="416"):
+        f.fetch_ranges(URL, [(0, 10), (len(DATA) - 5, len(DATA) + 5)], Sink())
+    assert server.ranges_seen == [f"bytes=0-9,{len(DATA) - 5}-{len(DATA) + 4}"]
+
+
+def test_416_to_a_single_range_inside_the_file_stays_an_error() -> None:
+    """Fallback is for multi-range only: a single range refused is not retried."""
+    server = FakeServer()
+    server.before.append(status_hook([416] * 3, {"content-range": f"bytes */{len(DATA)}"}))
+    f = fetcher(server.transport())
+    with pytest.raises(RangeError):
+        f.fetch_ranges(URL, [(0, 10)], Sink())
+    assert f.stats.requests == 1
 
 
 def test_fetch_max_length() -> None:
@@ -530,3 +601,36 @@ def test_user_agent_and_identity() -> None:
     fetcher(httpx.MockTransport(handler)).fetch(URL, 10)
     assert seen[0].headers["user-agent"].startswith("stitch/")
     assert seen[0].headers["accept-encoding"] == "identity"
+
+
+# -- the pointer: never a cache's stale copy ------------------------------------------------
+def test_fetch_fresh_asks_caches_to_revalidate_and_busts_with_a_unique_query() -> None:
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, content=b"{}")
+
+    f = fetcher(httpx.MockTransport(handle))
+    assert f.fetch_fresh(URL, 100, bust=True) == b"{}"
+    assert f.fetch_fresh(URL, 100, bust=True) == b"{}"
+    assert f.fetch_fresh(URL + "?token=x", 100, bust=True) == b"{}"
+    assert f.fetch_fresh(URL, 100) == b"{}"
+    assert f.fetch(URL, 100) == b"{}"
+    for r in seen[:4]:
+        assert r.headers["cache-control"] == "no-cache" and r.headers["pragma"] == "no-cache"
+    assert "cache-control" not in seen[4].headers and "pragma" not in seen[4].headers
+    busts = [dict(r.url.params) for r in seen[:3]]
+    assert all(len(b["stitch"]) == 16 and int(b["stitch"], 16) >= 0 for b in busts)
+    assert busts[0]["stitch"] != busts[1]["stitch"]  # each check its own URL
+    assert busts[2]["token"] == "x"  # a query already there is kept
+    assert str(seen[0].url).startswith(URL + "?stitch=")
+    assert str(seen[3].url) == URL and str(seen[4].url) == URL
+
+
+def test_fetch_fresh_retries_like_fetch() -> None:
+    server = FakeServer()
+    server.before.append(status_hook([503, 503]))
+    f = fetcher(server.transport())
+    assert f.fetch_fresh(URL, len(DATA), bust=True) == DATA
+    assert f.stats.requests == 3 and f.stats.retries == 2

@@ -199,6 +199,20 @@ def test_release_signed_with_the_real_minisign_installs(tmp_path: Path, game,  #
     assert r.returncode == 4
 
 
+@pytest.mark.parametrize("bust", [True, False])
+def test_only_the_pointer_is_fetched_fresh(tmp_path: Path, game, bust: bool) -> None:  # type: ignore[no-untyped-def]
+    """latest.json changes under its URL, so it is asked past every cache (with the query
+    unless the config turns it off); the manifest and files are versioned paths that a
+    cache may keep."""
+    repo = tmp_path / "repo"
+    publish(game[0], repo, "1.0.0")
+    fetcher = memory_fetcher(repo)
+    Updater(UpdaterConfig(url=MEM, install_dir=tmp_path / "i", cache_bust=bust),
+            fetcher=fetcher).update()
+    assert fetcher.fresh == [(f"{MEM}/stable/latest.json", bust)]
+    assert len(fetcher.requests) > 3  # the rest went through fetch / fetch_ranges
+
+
 def test_nothing_new_costs_one_request_and_a_key_change_fetches_again(
         tmp_path: Path, game, keys) -> None:  # type: ignore[no-untyped-def]
     """A launcher's run that finds the installed release current checks the local copies of

@@ -1,15 +1,19 @@
 """``HttpFetcher``: the real fetcher (see the package's docstring for what it owns).
 
-Per origin it learns how the server answers range requests (multipart multi-range, single
-ranges in parallel, or no ranges at all) and checks every status, Content-Range and length
-against what was asked; it retries with jittered back-off and ``Retry-After``, resuming
-where the sink left off, and re-resolves an expired signed redirect. httpx itself (the
-client, its exceptions, its lazy imports) is behind ``core.http.client``.
+Per origin it learns how the server answers range requests (multipart multi-range and how
+many ranges per request, single ranges in parallel, or no ranges at all: from a 200, a
+multipart of the first ranges only, a first range only, or a 416 to a multi-range request
+inside the file) and checks every status, Content-Range and length against what was
+asked; it retries with jittered back-off and ``Retry-After``, resuming where the sink left
+off, and re-resolves an expired signed redirect. ``fetch_fresh`` fetches a file past the
+caches on the way (the pointer). httpx itself (the client, its exceptions, its lazy
+imports) is behind ``core.http.client``.
 """
 
 from __future__ import annotations
 
 import enum
+import secrets
 import ssl
 import threading
 import time
@@ -51,6 +55,9 @@ from core.tls import LazyTrustContext
 from core.version import __version__
 
 USER_AGENT = f"stitch/{__version__}"
+# fetch_fresh: ask every cache on the way to check with the origin (Pragma for HTTP/1.0 ones).
+REVALIDATE = {"Cache-Control": "no-cache", "Pragma": "no-cache"}
+BUST_PARAM = "stitch"  # fetch_fresh(bust=True) adds ?stitch=<16 random hex digits>
 MAX_RANGES_PER_REQUEST = 32  # where multi-range starts; halved when a server balks
 
 
@@ -64,6 +71,14 @@ class _FewerRanges(Exception):
 
 class _Resplit(Exception):
     """Internal: the origin now takes fewer ranges per request; cut the batches again."""
+
+
+class _Unsatisfiable(RangeError):
+    """A 416 answer; ``total`` is the size its ``Content-Range: bytes */SIZE`` gave."""
+
+    def __init__(self, message: str, url: str, total: int | None) -> None:
+        super().__init__(message, url=url)
+        self.total = total
 
 
 class _Mode(enum.Enum):
@@ -149,6 +164,20 @@ class HttpFetcher(Fetcher):
             except DownloadError as exc:
                 retry.failed(exc, progressed=False)
 
+    def fetch_fresh(self, url: str, max_length: int, cancel: CancelToken | None = None,
+                    *, bust: bool = False) -> bytes:
+        """``fetch`` with ``REVALIDATE``'s headers, and with ``bust`` a query unique to this
+        call (see ``core.fetcher.Fetcher.fetch_fresh``)."""
+        cancel = cancel or CancelToken()
+        if bust:
+            url += ("&" if "?" in url else "?") + f"{BUST_PARAM}={secrets.token_hex(8)}"
+        retry = RetryState(self, url, cancel)
+        while True:
+            try:
+                return self._fetch_once(url, max_length, cancel, REVALIDATE)
+            except DownloadError as exc:
+                retry.failed(exc, progressed=False)
+
     def fetch_ranges(
         self,
         url: str,
@@ -158,9 +187,10 @@ class HttpFetcher(Fetcher):
     ) -> None:
         """Deliver ``ranges`` of ``url`` to ``sink``, each byte once (see ``core.fetcher``).
 
-        Raises ``RangeError`` when the server answers ranges wrongly (416, a Content-Range
-        that was not asked, a body longer than its range), ``NetworkError`` or
-        ``HTTPStatusError`` after retries, ``CancelledError``; a sink exception propagates.
+        Raises ``RangeError`` when the server answers ranges wrongly (416 to a single range
+        or past the end, a Content-Range that was not asked, a body longer than its range),
+        ``NetworkError`` or ``HTTPStatusError`` after retries, ``CancelledError``; a sink
+        exception propagates.
         """
         ranges = list(ranges)
         if not ranges:
@@ -273,7 +303,10 @@ class HttpFetcher(Fetcher):
             )
         if status == 416:
             size = response.headers.get("content-range", "")
-            return RangeError(f"{message}: range not satisfiable ({size})", url=url)
+            unit, _, total = size.strip().partition(" */")
+            known = unit == "bytes" and total.isdigit() and len(total) <= 19
+            return _Unsatisfiable(f"{message}: range not satisfiable ({size})", url,
+                                  int(total) if known else None)
         return HTTPStatusError(message, url=url, status_code=status)
 
     def _paced(self, resp: Response, url: str) -> Iterator[bytes]:
@@ -303,9 +336,11 @@ class HttpFetcher(Fetcher):
 
     # -- whole bodies -------------------------------------------------------------------------
 
-    def _fetch_once(self, url: str, max_length: int, cancel: CancelToken) -> bytes:
+    def _fetch_once(self, url: str, max_length: int, cancel: CancelToken,
+                    extra: dict[str, str] | None = None) -> bytes:
         # identity: the length limit then applies to the bytes on the wire and in the file.
-        with translate_errors(url), self._get(url, {"Accept-Encoding": "identity"}) as resp:
+        headers = {"Accept-Encoding": "identity", **(extra or {})}
+        with translate_errors(url), self._get(url, headers) as resp:
             if resp.status_code != 200:
                 raise RangeError(f"{url}: 206 to a request without Range", url=url)
             length = content_length(resp, url)
@@ -448,10 +483,30 @@ class HttpFetcher(Fetcher):
                 self._ranges_once(url, origin, coverage, sink, cancel, stop)
             except _FewerRanges:
                 pass  # the origin now asks for fewer ranges; not a failure
+            except _Unsatisfiable as exc:
+                if not self._multi_unsatisfiable(url, origin, coverage, exc):
+                    retry.failed(exc, progressed=coverage.delivered_bytes > 0)
             except DownloadError as exc:
                 retry.failed(exc, progressed=coverage.delivered_bytes > 0)
             finally:
                 batch[:n] = coverage.missing()
+
+    def _multi_unsatisfiable(self, url: str, origin: _Origin, coverage: Coverage,
+                             exc: _Unsatisfiable) -> bool:
+        """A 416 to a multi-range request whose ranges lie inside the file (as far as the
+        416's ``Content-Range: bytes */SIZE`` or an earlier answer says): the server refuses
+        multi-range (Varnish does), it does not say the ranges are wrong. Switch the origin
+        to single ranges and return True; False for a 416 that is a real error."""
+        if len(coverage.ranges) < 2:
+            return False
+        self._check_total(url, exc.total)  # a size that changed is an error of its own
+        with self._lock:
+            total = self._sizes.get(url)
+        if total is not None and coverage.ranges[-1][1] > total:
+            return False
+        self._set_mode(origin, _Mode.SINGLE, 1,
+                       f"416 to a {len(coverage.ranges)}-range request inside the file")
+        return True
 
     def _ranges_once(
         self,
@@ -502,6 +557,11 @@ class HttpFetcher(Fetcher):
             self._check_total(url, parser.total)
             if coverage.delivered_bytes == 0:
                 raise RangeError(f"{url}: multipart answer without any asked bytes", url=url)
+            answered = n - len(coverage.missing())
+            if not coverage.complete and 1 <= answered < origin.max_ranges:
+                # lighttpd answers the first 10 ranges of a longer request: ask that many.
+                self._set_mode(origin, _Mode.MULTI if answered > 1 else _Mode.SINGLE,
+                               answered, f"{answered} of {n} ranges answered")
 
     def _single_part(
         self,

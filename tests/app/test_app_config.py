@@ -152,3 +152,12 @@ def test_default_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "updater.exe"))
     assert default_config_path() == (tmp_path / "bin").resolve() / "updater.toml"
+
+
+def test_cache_bust_on_by_default_and_off_when_the_file_says(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, 'url = "http://lan/"\n'))
+    assert cfg.cache_bust and to_updater_config(cfg, tmp_path).cache_bust
+    cfg = load_config(write(tmp_path, 'url = "http://lan/"\ncache_bust = false\n'))
+    assert not cfg.cache_bust and not to_updater_config(cfg, tmp_path).cache_bust
+    with pytest.raises(ConfigError, match="cache_bust"):
+        load_config(write(tmp_path, 'url = "http://lan/"\ncache_bust = "no"\n'))
