@@ -217,14 +217,17 @@ class Updater:
     def _do_prepare(self, c: _Checked) -> _Planned:
         cfg = self.config
         man = c.trusted.manifest
+        # Until the plan says, the overall work is at most every changed file written.
+        self.meter.expect(sum(f.size for f in c.changed))
         by_delta = [(f, d) for f in c.changed if (d := self._delta_for(f, c.state))]
         delta_paths = {f.path for f, _ in by_delta}
         builds, scan = self._plan_by_chunks(
             man, c.state, [f for f in c.changed if f.path not in delta_paths])
         builds += [Build(f, None, None, None, d) for f, d in by_delta]
-        self.meter.phase(Phase.PLAN, 1, 1)
         to_download = sum(b.wire_bytes() for b in builds)
         reused = sum(b.plan.bytes_local for b in builds if b.plan is not None)
+        self.meter.plan(reused, to_download)
+        self.meter.phase(Phase.PLAN, 1, 1)
         part_bytes = sum(_size_or_zero(self._part_path(b.entry)) for b in builds)
         needed = max(0, sum(b.entry.size for b in builds) - part_bytes)
         plan = UpdatePlan(
