@@ -92,23 +92,28 @@ def status_line(
     download_total: int = 0,
     speed: float | None = None,
     eta: float | None = None,
+    first_install: bool = False,
 ) -> str:
-    """The one line under the bar. ``download_total`` is the plan's bytes to download, used
-    when the progress value carries no total."""
-    if p.phase is Phase.DOWNLOAD:
-        total = p.total or download_total
-        parts = [f"Downloading {human_size(p.done)} of {human_size(total)}"]
-        if p.bytes_local:
-            saved = percent_saved(p.bytes_local, max(total, p.bytes_network))
-            parts.append(
-                f"reused {human_size(p.bytes_local)} from your existing files ({saved}% saved)"
-            )
-        if speed:
-            parts.append(human_speed(speed))
-        left = time_left(eta)
-        if left:
-            parts.append(left)
-        return " · ".join(parts)
+    """The one line under the bar. While bytes arrive (the download runs during the rebuild
+    too) it is the download's own "X of Y" in bytes, the unit of the bar (which counts
+    the bytes read, copied and downloaded). ``download_total`` is the plan's bytes to
+    download, used when the progress value carries no total; ``first_install``: nothing
+    is "reused" (the zeros of a new file are not the player's files)."""
+    if p.phase in (Phase.REBUILD, Phase.DOWNLOAD):
+        total = p.download_total or download_total
+        done = p.download_done
+        if not p.download_total and p.phase is Phase.DOWNLOAD:
+            total, done = p.total or download_total, p.done
+        if total > 0:
+            parts = [f"Downloading {human_size(done)} of {human_size(total)}"]
+            if p.bytes_local and not first_install:
+                parts.append(f"{human_size(p.bytes_local)} reused")
+            if speed:
+                parts.append(human_speed(speed))
+            left = time_left(eta)
+            if left:
+                parts.append(left)
+            return " · ".join(parts)
     if p.phase in (Phase.SCAN, Phase.REBUILD, Phase.VERIFY):
         line = PHASE_TITLES[p.phase]
         if p.total:

@@ -205,17 +205,19 @@ class UpdaterWindow(UpdaterView):
         self.bar.setValue(round(self._overall.update(p) * BAR_MAX))
         self.files.observe(p)
         speed = eta = None
-        if p.phase is Phase.DOWNLOAD:
-            self._meter.add(self._clock(), p.bytes_network)
+        if p.phase in (Phase.REBUILD, Phase.DOWNLOAD) and p.download_total:
+            # The download's own bytes, fetched ahead during the rebuild included.
+            self._meter.add(self._clock(), p.download_done)
             speed = self._meter.speed
-            total = p.total or (self.plan.bytes_to_download if self.plan else 0)
-            eta = self._meter.eta(total - p.done)
+            eta = self._meter.eta(p.download_total - p.download_done)
+        first = self.check_result is not None and self.check_result.installed_version is None
         self.status.setText(
             text.status_line(
                 p,
                 download_total=self.plan.bytes_to_download if self.plan else 0,
                 speed=speed,
                 eta=eta,
+                first_install=first,
             )
         )
         self.current_file.setText(p.current)
