@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     # The chunk machinery (numpy, the planner, indexes, compressed copies) is imported where
     # it is used: an update rebuilt from deltas, or one with nothing to do, starts without it.
 
-    from core.planner import PlanOptions
+    from core.planner import FilePlan, PlanOptions
 
 # Deltas of files up to this size are fetched and decoded side by side (up to
 # ``connections`` at once, each holding about its file in memory); bigger ones one by one.
@@ -98,6 +98,9 @@ class UpdatePlan:
     disk_needed: int  # free space the update needs in the install folder's disk
     disk_free: int
     requests_estimate: int  # HTTP range requests the plan expects to make
+    # Of bytes_reused: bytes an earlier, interrupted attempt downloaded (kept in staging and
+    # checked again), so neither downloaded now nor taken from the installed files.
+    bytes_resumed: int = 0
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,10 @@ class UpdateResult:
     files_removed: int
     requests: int
     warnings: tuple[str, ...] = field(default=())
+    bytes_resumed: int = 0  # of bytes_reused: downloaded by an earlier attempt (the plan's)
+    # File content received by this run, in the plan's unit (ranges, deltas, as sent):
+    # bytes_downloaded less the indexes, manifests and tables fetched to plan.
+    bytes_content: int = 0
 
 
 class Updater:
@@ -228,8 +235,12 @@ class Updater:
         reused = sum(b.plan.bytes_local for b in builds if b.plan is not None)
         self.meter.plan(reused, to_download)
         self.meter.phase(Phase.PLAN, 1, 1)
-        part_bytes = sum(_size_or_zero(self._part_path(b.entry)) for b in builds)
+        # Staged files are sparse: what an earlier attempt wrote is their allocated blocks,
+        # not their size (a 151 MB .part may hold 3 MB).
+        part_bytes = sum(_allocated(self._part_path(b.entry), b.entry.size) for b in builds)
         needed = max(0, sum(b.entry.size for b in builds) - part_bytes)
+        parts = {str(self._part_path(b.entry)) for b in builds}
+        resumed = sum(_copied_from(b.plan, parts) for b in builds if b.plan is not None)
         plan = UpdatePlan(
             check=c.result,
             bytes_to_download=to_download,
@@ -239,6 +250,7 @@ class Updater:
             disk_free=_free_space(cfg.install_dir),
             requests_estimate=sum(b.plan.requests(self.options.ranges_per_request)
                                   if b.plan is not None else 1 for b in builds),
+            bytes_resumed=resumed,
         )
         return _Planned(plan, builds, scan)
 
@@ -531,6 +543,8 @@ class Updater:
             files_removed=len(c.removed) if outcome is Outcome.UPDATED else 0,
             requests=stats.requests if stats else 0,
             warnings=c.result.warnings,
+            bytes_resumed=p.plan.bytes_resumed if outcome is Outcome.UPDATED else 0,
+            bytes_content=self.meter.download_done,
         )
 
 
@@ -551,11 +565,26 @@ class _Planned:
     more_scans: list[ScanResult] = field(default_factory=list)  # from delta fall-backs
 
 
-def _size_or_zero(path: Path) -> int:
+def _allocated(path: Path, cap: int) -> int:
+    """Bytes ``path`` holds on disk (its allocated blocks where the system says, else its
+    size), at most ``cap``; 0 when it does not exist."""
     try:
-        return path.stat().st_size
+        st = path.stat()
     except OSError:
         return 0
+    blocks = getattr(st, "st_blocks", None)
+    return min(cap, st.st_size if blocks is None else blocks * 512)
+
+
+def _copied_from(plan: FilePlan, names: set[str]) -> int:
+    """Bytes ``plan`` copies from the local files named in ``names``."""
+    seeds = [i for i, name in enumerate(plan.seed_names) if name in names]
+    if not seeds or not len(plan.copies):
+        return 0
+    import numpy as np
+
+    rows = np.isin(plan.copies[:, 1], seeds)
+    return int(plan.copies[rows, 3].sum())
 
 
 def _free_space(path: Path) -> int:

@@ -18,19 +18,21 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from app import assets
 from app.config import AppConfig
+from app.gui import text
 
 
 def ask_cancel(parent: QWidget) -> bool:
-    """The real confirmation: a question box whose default answer keeps updating."""
-    answer = QMessageBox.question(
-        parent,
-        "Cancel the update?",
-        "Stop the update? Your files stay as they were; what was already downloaded is "
-        "kept for next time.",
-        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-        QMessageBox.StandardButton.No,
-    )
-    return answer == QMessageBox.StandardButton.Yes
+    """The real confirmation: a question box whose default answer keeps updating, worded
+    for a first install or an update (``parent.first_install``)."""
+    title, question, stop, keep = text.cancel_question(bool(getattr(parent, "first_install",
+                                                                    False)))
+    box = QMessageBox(QMessageBox.Icon.Question, title, question, parent=parent)
+    stop_button = box.addButton(stop, QMessageBox.ButtonRole.DestructiveRole)
+    keep_button = box.addButton(keep, QMessageBox.ButtonRole.RejectRole)
+    box.setDefaultButton(keep_button)
+    box.setEscapeButton(keep_button)
+    box.exec()
+    return box.clickedButton() is stop_button
 
 
 def pick_folder(parent: QWidget, caption: str, start: Path) -> Path | None:

@@ -274,9 +274,27 @@ def version_change(check: CheckResult) -> str:
 
 
 def reuse_line(plan: UpdatePlan) -> str:
-    """``4.1 GB (99% saved)``."""
-    saved = percent_saved(plan.bytes_reused, plan.bytes_to_download)
-    return f"{human_size(plan.bytes_reused)} ({saved}% saved)"
+    """``4.1 GB (99% saved)``: taken from the installed files (not what an earlier attempt
+    downloaded, which ``download_line`` tells)."""
+    old = plan.bytes_reused - plan.bytes_resumed
+    saved = percent_saved(old, plan.bytes_to_download + plan.bytes_resumed)
+    return f"{human_size(old)} ({saved}% saved)"
+
+
+def download_line(plan: UpdatePlan) -> str:
+    """``38.2 MB``, or ``125 MB (26.0 MB already downloaded)`` after a stopped attempt."""
+    line = human_size(plan.bytes_to_download)
+    if plan.bytes_resumed:
+        line += f" ({human_size(plan.bytes_resumed)} already downloaded)"
+    return line
+
+
+def ready_line(plan: UpdatePlan) -> str:
+    """The status line under the plan, before the Update button is pressed."""
+    if plan.bytes_resumed:
+        return (f"{human_size(plan.bytes_resumed)} already downloaded: "
+                "it continues where it stopped.")
+    return "Nothing has been downloaded yet."
 
 
 def disk_line(plan: UpdatePlan) -> str:
@@ -289,19 +307,25 @@ def enough_space(plan: UpdatePlan) -> bool:
 
 
 def done_message(result: UpdateResult, product: str = "") -> str:
-    """What the window says when the update finished."""
+    """What the window says when the update finished, in the plan's categories: downloaded
+    now, downloaded by an earlier attempt, reused from the installed files."""
     if result.outcome is Outcome.UP_TO_DATE:
         return up_to_date_message(result.to_version, product)
     name = f"{product} " if product else ""
-    first = (
+    first = result.from_version is None
+    head = (
         f"Installed {name}{result.to_version}."
-        if result.from_version is None
+        if first
         else f"Updated {name}from {result.from_version} to {result.to_version}."
     )
-    second = f"Downloaded {human_size(result.bytes_downloaded)}"
-    if result.bytes_reused:
-        second += f", reused {human_size(result.bytes_reused)} from your existing files"
-    return f"{first} {second}."
+    now = result.bytes_content or result.bytes_downloaded
+    line = f"Downloaded {human_size(now)}"
+    if result.bytes_resumed:
+        line += f" (and {human_size(result.bytes_resumed)} before it was stopped)"
+    old = result.bytes_reused - result.bytes_resumed
+    if old > 0 and not first:
+        line += f", reused {human_size(old)} from your existing files"
+    return f"{head} {line}."
 
 
 def up_to_date_message(version: str, product: str = "") -> str:
@@ -324,3 +348,44 @@ def sentence(line: str) -> str:
         return line
     line = line[0].upper() + line[1:]
     return line if line[-1] in ".!?" else line + "."
+
+
+# --- words that depend on a first install or an update ----------------------------------------
+
+
+def stopped_heading(cancelled: bool, started: bool, first_install: bool) -> str:
+    """The heading once an attempt ended early. "The update did not finish" only when an
+    update had started (a failed check started nothing)."""
+    work = "installation" if first_install else "update"
+    if cancelled:
+        return f"{work.capitalize()} cancelled" if started else "Cancelled"
+    return f"The {work} did not finish" if started else "Could not check for updates"
+
+
+def cancelled_message(first_install: bool) -> str:
+    if first_install:
+        return "The installation was cancelled. What was downloaded is kept for next time."
+    return "The update was cancelled. Your files were not changed."
+
+
+def cancel_question(first_install: bool) -> tuple[str, str, str, str]:
+    """The cancel confirmation: title, text, the button that stops, the one that goes on."""
+    if first_install:
+        return (
+            "Stop the installation?",
+            "Stop the installation? What was already downloaded is kept for next time.",
+            "&Stop download",
+            "&Keep downloading",
+        )
+    return (
+        "Stop the update?",
+        "Stop the update? Your files stay as they were; what was already downloaded is "
+        "kept for next time.",
+        "&Stop download",
+        "&Keep downloading",
+    )
+
+
+def version_line(check: CheckResult, finished: bool) -> str:
+    """The version under the heading: ``1.0 → 1.1``; once done, the version alone."""
+    return check.offered_version if finished else version_change(check)

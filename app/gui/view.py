@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSizePolicy,
+    QStyle,
     QTableView,
     QTabWidget,
     QTextBrowser,
@@ -83,6 +84,7 @@ class UpdaterView(QWidget):
         self.summary = QFrame()
         self.summary.setObjectName("Summary")
         form = QFormLayout(self.summary)
+        self.summary_form = form
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         self.version_value = QLabel()
         self.download_value = QLabel()
@@ -114,6 +116,9 @@ class UpdaterView(QWidget):
         self.message.setObjectName("Message")
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.state_icon = QLabel()  # beside the message when an attempt ended early
+        self.state_icon.setObjectName("StateIcon")
+        self.state_icon.hide()
         self.error_details_button = QPushButton("&Show details")
         self.error_details_button.setCheckable(True)
         self.error_details_button.toggled.connect(self._toggle_error_detail)
@@ -179,7 +184,10 @@ class UpdaterView(QWidget):
         root.addWidget(self.summary)
         root.addWidget(self.warning)
         root.addWidget(self.notes)
-        root.addWidget(self.message)
+        message_row = QHBoxLayout()
+        message_row.addWidget(self.state_icon, 0, Qt.AlignmentFlag.AlignTop)
+        message_row.addWidget(self.message, 1)
+        root.addLayout(message_row)
         error_row = QHBoxLayout()
         error_row.addWidget(self.error_details_button)
         error_row.addStretch(1)
@@ -205,6 +213,21 @@ class UpdaterView(QWidget):
         ]
         for first, second in itertools.pairwise(order):
             QWidget.setTabOrder(first, second)
+
+    def set_stopped_look(self, cancelled: bool) -> None:
+        """An error or a cancel: a warning or information icon, and the message's
+        ``tone`` ("error" / "cancelled") for the style sheet."""
+        pixmap = QStyle.StandardPixmap.SP_MessageBoxInformation if cancelled else (
+            QStyle.StandardPixmap.SP_MessageBoxCritical)
+        size = self.style().pixelMetric(QStyle.PixelMetric.PM_MessageBoxIconSize)
+        self.state_icon.setPixmap(
+            self.style().standardIcon(pixmap).pixmap(QSize(size, size), self.devicePixelRatioF()))
+        self.state_icon.setAccessibleName("Cancelled" if cancelled else "Error")
+        tone = "cancelled" if cancelled else "error"
+        if self.message.property("tone") != tone:
+            self.message.setProperty("tone", tone)
+            self.message.style().unpolish(self.message)
+            self.message.style().polish(self.message)
 
     def _log(self, line: str, stamp: bool = True) -> None:
         prefix = QTime.currentTime().toString("HH:mm:ss") + "  " if stamp else "          "

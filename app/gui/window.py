@@ -87,6 +87,8 @@ class UpdaterWindow(UpdaterView):
         self._meter = RateMeter()
         self._close_pending = False
         self._asked_folder = False
+        self._started = False  # this attempt got past the plan (the Update button)
+        self._resume = False  # Retry after a started attempt: go on without a second click
 
         self.session = UpdateSession(factory, progress_interval, parent=self)
         sig = self.session.signals
@@ -115,6 +117,8 @@ class UpdaterWindow(UpdaterView):
         if self.state is not State.READY or self.plan is None:
             return
         self.state = State.RUNNING
+        self._started = True
+        self._resume = False
         self._meter = RateMeter()
         self._log(f"Updating in {self.install_dir}")
         self.session.apply(self.install_dir)
@@ -149,7 +153,10 @@ class UpdaterWindow(UpdaterView):
         return True
 
     def retry(self) -> None:
+        """Try again. After an attempt that had started updating, this goes on where it
+        stopped (what was downloaded is kept) without asking for Update again."""
         if self.state is State.ERROR:
+            self._resume = self._started
             self._begin_check()
 
     def change_folder(self) -> None:
@@ -187,6 +194,11 @@ class UpdaterWindow(UpdaterView):
         self.close()
 
     @property
+    def first_install(self) -> bool:
+        """Nothing is installed yet (as far as the check knows)."""
+        return self.check_result is not None and self.check_result.installed_version is None
+
+    @property
     def exit_code(self) -> int:
         """0 when the install is current, 1 after an error or a cancel."""
         return 0 if self.state in (State.DONE, State.UP_TO_DATE) else 1
@@ -210,14 +222,13 @@ class UpdaterWindow(UpdaterView):
             self._meter.add(self._clock(), p.download_done)
             speed = self._meter.speed
             eta = self._meter.eta(p.download_total - p.download_done)
-        first = self.check_result is not None and self.check_result.installed_version is None
         self.status.setText(
             text.status_line(
                 p,
                 download_total=self.plan.bytes_to_download if self.plan else 0,
                 speed=speed,
                 eta=eta,
-                first_install=first,
+                first_install=self.first_install,
             )
         )
         self.current_file.setText(p.current)
@@ -263,7 +274,10 @@ class UpdaterWindow(UpdaterView):
             if self.state is not State.READY:
                 return  # planning again for the chosen folder
         chosen_by_player = first and self.config.ask_install_dir
-        if self.auto_start and not chosen_by_player and text.enough_space(plan):
+        if self._resume and text.enough_space(plan):
+            self._log("Continuing where it stopped")
+            self.start_update()
+        elif self.auto_start and not chosen_by_player and text.enough_space(plan):
             self.start_update()
 
     def _on_finished(self, result: UpdateResult) -> None:
@@ -277,6 +291,8 @@ class UpdaterWindow(UpdaterView):
     def _on_failed(self, kind: str, message: str, detail: str) -> None:
         self.state = State.ERROR
         self.error_kind = kind
+        if kind == "cancelled":
+            message = text.cancelled_message(self.first_install)
         self.message.setText(message)
         self.error_detail.setPlainText(detail)
         self.status.setText(text.stopped_line(self._phase, cancelled=kind == "cancelled"))
@@ -292,8 +308,12 @@ class UpdaterWindow(UpdaterView):
         self.plan = None
         self.result = None
         self._phase = None
-        self._overall.reset()
-        self.bar.setValue(0)
+        if not self._resume:
+            # A new attempt; one that goes on where the last stopped keeps the bar where it
+            # was (its own figures start again from the scan of what was kept, below it).
+            self._overall.reset()
+            self.bar.setValue(0)
+        self._started = False
         self.files.clear()
         self.status.setText(text.PHASE_TITLES[Phase.CHECK] + "…")
         self.current_file.clear()
@@ -334,7 +354,8 @@ class UpdaterWindow(UpdaterView):
                 f"Ready to install {what}" if first else f"Update available: {what}"
             )
             self.update_button.setText("&Install" if first else "&Update")
-            self.status.setText("Nothing has been downloaded yet.")
+            if plan is not None:
+                self.status.setText(text.ready_line(plan))
         elif s is State.DONE and self.result is not None:
             self.heading.setText("Done")
             self.message.setText(text.done_message(self.result, product))
@@ -345,9 +366,9 @@ class UpdaterWindow(UpdaterView):
             self.status.setText("No update needed")
         elif s is State.ERROR:
             self.heading.setText(
-                "Update cancelled"
-                if self.error_kind == "cancelled"
-                else "The update did not finish"
+                text.stopped_heading(
+                    self.error_kind == "cancelled", self._started, self.first_install
+                )
             )
         elif s is State.CANCELLING:
             self.heading.setText("Cancelling…")
@@ -355,12 +376,15 @@ class UpdaterWindow(UpdaterView):
             self._set_heading()
 
         if check is not None:
+            finished = s in (State.DONE, State.UP_TO_DATE)
             self.subheading.setText(
-                (f"{product} · " if product else "") + "Version " + text.version_change(check)
+                (f"{product} · " if product else "")
+                + "Version "
+                + text.version_line(check, finished)
             )
         if plan is not None:
             self.version_value.setText(text.version_change(plan.check))
-            self.download_value.setText(text.human_size(plan.bytes_to_download))
+            self.download_value.setText(text.download_line(plan))
             self.reuse_value.setText(text.reuse_line(plan))
             self.disk_value.setText(text.disk_line(plan))
             self.folder_value.setText(str(self.install_dir))
@@ -377,6 +401,14 @@ class UpdaterWindow(UpdaterView):
         show_plan = plan is not None and s in (State.READY, State.RUNNING, State.CANCELLING)
         first_install = check is not None and check.installed_version is None
         self.summary.setVisible(show_plan)
+        # A first install reuses nothing of the player's: no "0 bytes (0% saved)" row.
+        self.summary_form.setRowVisible(self.reuse_value, not first_install)
+        # An attempt that ended early is not progress: no bar, an icon and a coloured edge.
+        failed = s is State.ERROR
+        self.bar.setVisible(not failed)
+        self.state_icon.setVisible(failed)
+        if failed:
+            self.set_stopped_look(self.error_kind == "cancelled")
         self.change_button.setVisible(s is State.READY and first_install)
         self.notes.setVisible(show_plan and bool(plan and plan.check.notes))
         self.warning.setVisible(bool(self.warning.text()))

@@ -35,10 +35,13 @@ class Watcher:
         self.checked = 0
         self.scan_total = 0
         self.words: list[tuple[float, str]] = []
+        self.floor = 0.0  # a retry that goes on holds the bar where the last attempt stopped
+        self.last: Progress | None = None
         w.session.signals.progress.connect(self.on_progress)
 
     def on_progress(self, p: Progress) -> None:
         w = self.w
+        self.last = p
         bar = w.bar.value()
         assert not self.bars or bar >= self.bars[-1], (self.bars[-1], bar, p)
         self.bars.append(bar)
@@ -53,6 +56,7 @@ class Watcher:
         total = self.scan_total + plan.bytes_reused + plan.bytes_to_download
         done = self.scan_total + p.bytes_local + p.download_done
         expected = 1.0 if p.phase in (Phase.VERIFY, Phase.INSTALL) else min(1.0, done / total)
+        expected = max(expected, self.floor)
         assert abs(bar / BAR_MAX - expected) <= TOLERANCE, (bar, expected, p)
         self.checked += 1
         m = re.match(r"Downloading ([\d.]+ \w+) of ([\d.]+ \w+)", w.status.text())
@@ -114,3 +118,60 @@ def test_update_bar_matches_the_bytes_and_never_goes_back(
     # The download was seen moving, with its speed once known.
     assert any(0 < bar < 1 for bar, _ in watch.words)
     assert any("/s" in words for _, words in watch.words)
+
+
+def _kept_on_disk(install: Path) -> int:
+    """Bytes the staged files of a stopped attempt really hold (they are sparse)."""
+    staging = install / ".stitch" / "staging"
+    return sum(min(st.st_size, st.st_blocks * 512)
+               for st in (p.stat() for p in staging.iterdir() if p.suffix in (".part", ".ready")))
+
+
+def test_retry_resumes_with_one_click_and_counts_what_was_kept(
+    qtbot: QtBot, tmp_path: Path, app_release: Release,
+    app_server: Callable[..., RunningServer], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app import serve
+
+    server = app_server()
+    app_release.publish("1.0")
+    install = tmp_path / "game"
+    install_with_engine(app_config(tmp_path, server.url, install), install)
+    app_release.publish("1.1")
+    monkeypatch.setattr(serve, "BLOCK", 16 * 1024)
+    server.delay = 0.02
+    w = window(qtbot, app_config(tmp_path, server.url, install))
+    watch = Watcher(w)
+    qtbot.waitUntil(lambda: w.state is State.READY, timeout=WAIT)
+    first_plan = w.plan
+    assert first_plan is not None and first_plan.bytes_resumed == 0
+    before = server.bytes_sent
+    w.update_button.click()
+    qtbot.waitUntil(lambda: w.state is State.RUNNING and watch.last is not None
+                    and watch.last.download_done > first_plan.bytes_to_download // 3,
+                    timeout=WAIT)
+    w.cancel_button.click()  # confirmed by the stub
+    qtbot.waitUntil(lambda: w.state is State.ERROR, timeout=WAIT)
+    assert tree(install) == tree(app_release.sources["1.0"])
+    stopped_at = w.bar.value()
+    kept = _kept_on_disk(install)
+    assert kept > 0
+
+    server.delay = 0.0
+    watch.floor = stopped_at / BAR_MAX
+    w.retry_button.click()  # the only click: the update goes on by itself
+    qtbot.waitUntil(lambda: w.state is State.DONE, timeout=WAIT)
+    assert tree(install) == tree(app_release.sources["1.1"])
+    plan = w.plan
+    assert plan is not None and plan.bytes_resumed > 0
+    assert "already downloaded" in w.download_value.text()
+    # Disk space: what the staged files really hold is not needed again (nor their size).
+    assert plan.disk_needed == first_plan.disk_needed - kept > 0
+    assert not w.disk_value.text().startswith("0 bytes")
+    # Nothing downloaded twice but the chunks cut off mid-way, and the indexes.
+    assert server.bytes_sent - before <= first_plan.bytes_to_download + 1_000_000
+    # The bar never went back, through the retry too.
+    assert watch.bars == sorted(watch.bars) and min(watch.bars[-5:]) >= stopped_at
+    result = w.result
+    assert result is not None and result.bytes_resumed == plan.bytes_resumed
+    assert "before it was stopped" in w.message.text()
