@@ -40,13 +40,14 @@ class Progress:
     (steps) and INSTALL (files)). ``bytes_local``/``bytes_network``: running totals for the
     whole update (network: every body byte, indexes included).
 
-    ``overall_done``/``overall_total``: the whole update's work in bytes, the one honest
-    percentage: bytes to read while scanning + bytes to copy from local files + bytes to
-    download. ``overall_total`` is 0 while nothing is known (the check), an upper bound
-    during the scan (the changed files' sizes stand for what the plan will say), the
-    plan's exact figure from PLAN on; ``overall_done`` never decreases, never passes
-    ``overall_total``, and the fraction never goes backwards. VERIFY and INSTALL add no
-    bytes (they are mostly done behind the writes): the fraction is 1 there.
+    ``overall_done``/``overall_total``: the whole update's work, the one honest percentage:
+    bytes read while scanning + bytes copied from local files, each counting 1, + bytes
+    downloaded, each counting ``core.meter.NET_WEIGHT`` (35: what a downloaded byte costs
+    next to a local one). ``overall_total`` is 0 while nothing is known (the check), an
+    upper bound during the scan (the changed files, as if all downloaded), the plan's exact
+    figure from PLAN on; ``overall_done`` never decreases, never passes ``overall_total``,
+    and the fraction never goes backwards. VERIFY and INSTALL add nothing (they are mostly
+    done behind the writes): the fraction is 1 there.
 
     ``download_done``/``download_total``: the plan's download in bytes (what goes over the
     wire, fetched ahead during REBUILD included), for speed and time left; 0 before the

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from app.serve import make_server
-from core.meter import Meter
+from core.meter import NET_WEIGHT, Meter
 from core.progress import PHASE_ORDER, Phase, Progress
 from core.publish import publish
 from core.updater import Updater, UpdaterConfig
@@ -105,19 +105,19 @@ def test_meter_counts_each_kind_of_byte_in_its_own_phase_only() -> None:
     download = [p for p in got if p.phase is Phase.DOWNLOAD]
     assert download[0].done == 100 and download[-1].done == download[-1].total == 450
     assert got[-1].bytes_network == 5271 + 4920 + 450
-    assert got[-1].overall_done == got[-1].overall_total == 1000
+    assert got[-1].overall_done == got[-1].overall_total == 600 + 400 * NET_WEIGHT
 
 
 def test_the_plan_never_moves_the_fraction_back() -> None:
     got: list[Progress] = []
     m = Meter(got.append)
-    m.expect(100)
+    m.expect(100)  # at most 100 bytes to write, were all of them downloaded
     m.phase(Phase.SCAN, 0, 100)
-    m.add_read(100)  # half of the upper bound: 50 %
-    m.plan(80, 40)  # more than expected (compressed copies a little bigger): capped
+    m.add_read(100)
+    m.plan(80, 110)  # more than expected (compressed copies a little bigger): capped
     m.phase(Phase.PLAN, 1, 1)
     check_reports([*got, Progress(Phase.DONE)])
-    assert got[-1].overall_done == 100 and got[-1].overall_total == 200
+    assert got[-1].overall_done == 100 and got[-1].overall_total == 100 + 100 * NET_WEIGHT
 
 
 # --- the engine, in memory -----------------------------------------------------------------
@@ -144,7 +144,8 @@ def test_engine_reports_keep_their_invariants(tmp_path: Path, game: tuple[Path, 
     planned = [p for p in first if p.phase is Phase.PLAN][-1]
     size = sum(len(b) for b in tree_digest(v1).values())
     # A first install: the overall work is the download (nothing to read or copy).
-    assert planned.overall_total == planned.download_total >= size * 9 // 10
+    assert planned.overall_total == planned.download_total * NET_WEIGHT
+    assert planned.download_total >= size * 9 // 10
     publish(v2, repo, "1.1.0", **extras)  # type: ignore[arg-type]
     second = _update(repo, install)
     check_reports(second)
@@ -154,7 +155,8 @@ def test_engine_reports_keep_their_invariants(tmp_path: Path, game: tuple[Path, 
     # The copies and the download make the whole of the work.
     last = [p for p in second if p.phase is Phase.DOWNLOAD][-1]
     assert last.overall_done == last.overall_total
-    assert last.bytes_local + last.download_done >= last.overall_total - planned.overall_done
+    assert (last.bytes_local + last.download_done * NET_WEIGHT
+            >= last.overall_total - planned.overall_done)
 
 
 # --- the command line against a real server ------------------------------------------------
@@ -206,7 +208,9 @@ def test_cli_json_lines_keep_their_invariants_and_tell_speed(
     assert result["event"] == "result"
     assert progress[-1]["download_done"] <= result["bytes_downloaded"]
     # Every key is documented.
-    keys = set().union(*(o.keys() for o in progress))
+    keys = set().union(*(o.keys() for o in lines))
+    assert result["bytes_content"] == progress[-1]["download_done"]
+    assert result["bytes_resumed"] == 0
     docs = (Path(__file__).parents[1] / "README.md").read_text()
     for key in keys:
         assert f'"{key}"' in docs, key

@@ -1,11 +1,12 @@
 """What the window shows, as data: the overall bar's position and the table of files.
 
-``OverallProgress`` is the engine's own overall fraction (``Progress.fraction``: bytes of
-work done, read + copied + downloaded, out of the plan's total), held so it never runs
-backwards. The window, its title and a launcher reading ``--progress json`` show the same
-figure. ``FileTableModel`` lists the files the engine reported working on, with what it last
-did to each; it emits ``dataChanged`` for the one cell that changed, never a reset, so a
-view's selection and scroll position survive thousands of updates.
+``OverallProgress`` is the engine's own overall fraction (``Progress.fraction``: the work
+done, bytes read + copied + downloaded each weighed by its cost, out of the plan's total),
+held so it never runs backwards. The window, its title and a launcher reading
+``--progress json`` show the same figure. ``FileTableModel`` lists the files the engine
+reported working on, with what it last did to each; it emits ``dataChanged`` for the one
+cell that changed, never a reset, so a view's selection and scroll position survive
+thousands of updates.
 """
 
 from __future__ import annotations

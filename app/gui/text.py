@@ -95,9 +95,8 @@ def status_line(
     first_install: bool = False,
 ) -> str:
     """The one line under the bar. While bytes arrive (the download runs during the rebuild
-    too) it is the download's own "X of Y" in bytes, the unit of the bar (which counts
-    the bytes read, copied and downloaded). ``download_total`` is the plan's bytes to
-    download, used when the progress value carries no total; ``first_install``: nothing
+    too) it is the download's own "X of Y" in bytes. ``download_total`` is the plan's bytes
+    to download, used when the progress value carries no total; ``first_install``: nothing
     is "reused" (the zeros of a new file are not the player's files)."""
     if p.phase in (Phase.REBUILD, Phase.DOWNLOAD):
         total = p.download_total or download_total

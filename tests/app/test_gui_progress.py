@@ -1,10 +1,10 @@
 """One honest percentage: the window's bar, its title and the words under it, checked at every
 progress event of real updates (the engine against a real, slowed ``stitch serve``).
 
-The bar is the share of the update's bytes of work done: bytes read while scanning, copied
-from the installed files, and downloaded, out of the plan's total. The test recomputes that
-from the plan and each event's byte counters, and wants the bar within a few percent of it,
-never moving backwards.
+The bar is the share of the update's work done: bytes read while scanning and copied from
+the installed files (1 each), and downloaded (``NET_WEIGHT`` each, for what they cost), out
+of the plan's total. The test recomputes that from the plan and each event's byte counters,
+and wants the bar within a few percent of it, never moving backwards.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pytestqt.qtbot import QtBot
 from test_gui_e2e import WAIT, app_config, install_with_engine, tree, window
 
 from app.gui.window import BAR_MAX, State, UpdaterWindow
+from core.meter import NET_WEIGHT
 from core.progress import Phase, Progress
 
 pytestmark = pytest.mark.slow
@@ -53,8 +54,9 @@ class Watcher:
         if plan is None or p.phase not in (Phase.REBUILD, Phase.DOWNLOAD, Phase.VERIFY,
                                            Phase.INSTALL):
             return
-        total = self.scan_total + plan.bytes_reused + plan.bytes_to_download
-        done = self.scan_total + p.bytes_local + p.download_done
+        # Bytes read or copied count 1, downloaded bytes NET_WEIGHT (what they cost).
+        total = self.scan_total + plan.bytes_reused + plan.bytes_to_download * NET_WEIGHT
+        done = self.scan_total + p.bytes_local + p.download_done * NET_WEIGHT
         expected = 1.0 if p.phase in (Phase.VERIFY, Phase.INSTALL) else min(1.0, done / total)
         expected = max(expected, self.floor)
         assert abs(bar / BAR_MAX - expected) <= TOLERANCE, (bar, expected, p)
