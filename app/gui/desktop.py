@@ -92,4 +92,22 @@ def style_sheet(accent: str, palette: QPalette) -> str:
     luminance = 0.2126 * colour.redF() + 0.7152 * colour.greenF() + 0.0722 * colour.blueF()
     accent_text = "#000000" if luminance > 0.6 else "#ffffff"
     qss = qss_file.read_text(encoding="utf-8")
-    return qss.replace("@accent_text@", accent_text).replace("@accent@", colour.name())
+    # Lines and the bar's track from the window's own colours, mixed towards its text: they
+    # read on light and dark themes alike (palette(mid) all but vanishes on dark ones).
+    window = palette.color(QPalette.ColorRole.Window)
+    ink = palette.color(QPalette.ColorRole.WindowText)
+    return (
+        qss.replace("@accent_text@", accent_text)
+        .replace("@accent@", colour.name())
+        .replace("@line@", _mix(window, ink, 0.35))
+        .replace("@track@", _mix(window, ink, 0.12))
+    )
+
+
+def _mix(a: QColor, b: QColor, share: float) -> str:
+    """``a`` with ``share`` of ``b``, as ``#rrggbb``."""
+    return QColor.fromRgbF(
+        a.redF() + (b.redF() - a.redF()) * share,
+        a.greenF() + (b.greenF() - a.greenF()) * share,
+        a.blueF() + (b.blueF() - a.blueF()) * share,
+    ).name()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 
 from PySide6.QtCore import QSize, Qt, QTime
-from PySide6.QtGui import QIcon, QKeyEvent
+from PySide6.QtGui import QFont, QIcon, QKeyEvent, QTextCharFormat, QTextCursor, QTextFormat
 from PySide6.QtWidgets import (
     QFormLayout,
     QFrame,
@@ -105,10 +105,15 @@ class UpdaterView(QWidget):
         self.warning = QLabel()
         self.warning.setObjectName("Warning")
         self.warning.setWordWrap(True)
+        self.notes_label = QLabel("What's new")
+        self.notes_label.setObjectName("NotesLabel")
         self.notes = QTextBrowser()
         self.notes.setObjectName("Notes")
         self.notes.setOpenExternalLinks(True)
-        self.notes.setMaximumHeight(140)
+        # Room for about six lines before a scrollbar, twelve at most.
+        line = self.notes.fontMetrics().lineSpacing()
+        self.notes.setMinimumHeight(6 * line + 16)
+        self.notes.setMaximumHeight(12 * line + 16)
         self.notes.setAccessibleName("Release notes")
 
         # Errors and the end: plain words, the technical text one click away.
@@ -183,6 +188,7 @@ class UpdaterView(QWidget):
         root.addWidget(self.current_file)
         root.addWidget(self.summary)
         root.addWidget(self.warning)
+        root.addWidget(self.notes_label)
         root.addWidget(self.notes)
         message_row = QHBoxLayout()
         message_row.addWidget(self.state_icon, 0, Qt.AlignmentFlag.AlignTop)
@@ -213,6 +219,25 @@ class UpdaterView(QWidget):
         ]
         for first, second in itertools.pairwise(order):
             QWidget.setTabOrder(first, second)
+
+    def set_notes(self, markdown: str) -> None:
+        """The release notes, their headings at the size of the text (bold): a "# 1.1" in
+        the notes must not shout louder than the window's own heading."""
+        if self.notes.property("markdown") == markdown:
+            return  # unchanged: keep where the player scrolled to
+        self.notes.setProperty("markdown", markdown)
+        self.notes.setMarkdown(markdown)
+        plain = QTextCharFormat()
+        plain.setProperty(QTextFormat.Property.FontSizeAdjustment, 0)
+        plain.setFontWeight(QFont.Weight.Bold)
+        block = self.notes.document().begin()
+        while block.isValid():
+            if block.blockFormat().headingLevel():
+                cursor = QTextCursor(block)
+                cursor.movePosition(QTextCursor.MoveOperation.EndOfBlock,
+                                    QTextCursor.MoveMode.KeepAnchor)
+                cursor.mergeCharFormat(plain)
+            block = block.next()
 
     def set_stopped_look(self, cancelled: bool) -> None:
         """An error or a cancel: a warning or information icon, and the message's

@@ -388,7 +388,7 @@ class UpdaterWindow(UpdaterView):
             self.reuse_value.setText(text.reuse_line(plan))
             self.disk_value.setText(text.disk_line(plan))
             self.folder_value.setText(str(self.install_dir))
-            self.notes.setMarkdown(plan.check.notes)
+            self.set_notes(plan.check.notes)
         enough = plan is None or text.enough_space(plan)
         if plan is not None and not enough and s is State.READY:
             self.warning.setText(
@@ -411,10 +411,12 @@ class UpdaterWindow(UpdaterView):
             self.set_stopped_look(self.error_kind == "cancelled")
         self.change_button.setVisible(s is State.READY and first_install)
         self.notes.setVisible(show_plan and bool(plan and plan.check.notes))
+        self.notes_label.setVisible(self.notes.isVisibleTo(self))
         self.warning.setVisible(bool(self.warning.text()))
         self.current_file.setVisible(working or s is State.CANCELLING)
         self.message.setVisible(s in (State.DONE, State.UP_TO_DATE, State.ERROR))
-        self.error_details_button.setVisible(s is State.ERROR)
+        # A plain cancel has nothing technical to show.
+        self.error_details_button.setVisible(s is State.ERROR and self.error_kind != "cancelled")
         if s is not State.ERROR:
             self.error_details_button.setChecked(False)
         self.error_detail.setVisible(s is State.ERROR and self.error_details_button.isChecked())

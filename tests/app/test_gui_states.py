@@ -191,3 +191,70 @@ def test_words_for_each_case() -> None:
     first = UpdateResult(Outcome.UPDATED, None, "1.0", 151_500_000, 2_500_000, 3, 0, 9,
                          bytes_content=151_000_000)
     assert text.done_message(first) == "Installed 1.0. Downloaded 151 MB."
+
+
+def test_lines_and_track_read_on_a_dark_theme(qtbot: QtBot) -> None:
+    from PySide6.QtGui import QColor, QPalette
+
+    from app.gui.desktop import style_sheet
+
+    dark = QPalette()
+    dark.setColor(QPalette.ColorRole.Window, QColor("#202124"))
+    dark.setColor(QPalette.ColorRole.WindowText, QColor("#e8eaed"))
+    dark.setColor(QPalette.ColorRole.Base, QColor("#17181a"))
+    dark.setColor(QPalette.ColorRole.Mid, QColor("#2a2b2e"))  # what a dark theme gives
+    qss = style_sheet("#3d7eff", dark)
+    import re
+
+    assert not re.search(r"@\w+@", qss)  # every placeholder filled
+    border = re.search(r"QProgressBar \{[^}]*border: 1px solid (#[0-9a-f]{6})", qss)
+    track = re.search(r"QProgressBar \{[^}]*background: (#[0-9a-f]{6})", qss)
+    frame = re.search(r"QFrame#Summary \{[^}]*border: 1px solid (#[0-9a-f]{6})", qss)
+    assert border and track and frame
+    window = QColor("#202124").lightnessF()
+    # Clearly apart from the window (palette(mid) was 0.03 away), below the text.
+    assert QColor(border.group(1)).lightnessF() - window > 0.2
+    assert QColor(frame.group(1)).lightnessF() - window > 0.2
+    assert QColor(track.group(1)).lightnessF() - window > 0.07
+
+
+def test_a_plain_cancel_offers_no_technical_details(
+    qtbot: QtBot, tmp_path: Path, fake_factory, script: Script
+) -> None:
+    script.gate = threading.Event()
+    w, _ = make_window(qtbot, tmp_path, fake_factory, auto_start=True)
+    qtbot.waitUntil(lambda: script.in_download.is_set() and w.state is State.RUNNING,
+                    timeout=WAIT)
+    w.cancel_button.click()
+    qtbot.waitUntil(lambda: w.state is State.ERROR, timeout=WAIT)
+    assert not w.error_details_button.isVisible()
+    assert w.retry_button.isVisible()
+
+
+def test_release_notes_have_a_label_room_and_quiet_headings(
+    qtbot: QtBot, tmp_path: Path, fake_factory, script: Script
+) -> None:
+    from PySide6.QtGui import QTextFormat
+
+    script.check = make_check("1.0", "1.1", notes="# Dungeon Crawl 1.1\n\n- New level\n")
+    script.plan = make_plan(script.check)
+    w, _ = make_window(qtbot, tmp_path, fake_factory)
+    qtbot.waitUntil(lambda: w.state is State.READY, timeout=WAIT)
+    assert w.notes_label.isVisible() and w.notes_label.text() == "What's new"
+    line = w.notes.fontMetrics().lineSpacing()
+    assert w.notes.height() >= 6 * line
+    block = w.notes.document().begin()
+    assert block.blockFormat().headingLevel() == 1 and block.text() == "Dungeon Crawl 1.1"
+    fmt = block.begin().fragment().charFormat()
+    assert fmt.intProperty(QTextFormat.Property.FontSizeAdjustment) == 0
+    assert fmt.fontWeight() >= 600
+    body = block.next().begin().fragment().charFormat()
+    assert fmt.font().pointSizeF() <= max(body.font().pointSizeF(), w.notes.font().pointSizeF())
+
+
+def test_no_release_notes_no_label(
+    qtbot: QtBot, tmp_path: Path, fake_factory, script: Script
+) -> None:
+    w, _ = make_window(qtbot, tmp_path, fake_factory)
+    qtbot.waitUntil(lambda: w.state is State.READY, timeout=WAIT)
+    assert not w.notes.isVisible() and not w.notes_label.isVisible()
