@@ -220,6 +220,19 @@ class UpdaterView(QWidget):
         for first, second in itertools.pairwise(order):
             QWidget.setTabOrder(first, second)
 
+    def fit_content(self) -> None:
+        """Grow the window when its content no longer fits its height (a status line that
+        wraps, a long path, a large font or scale): rows are never squashed or cut. Only
+        grows: a window the player made taller stays so."""
+        layout = self.layout()
+        if layout is None or not self.isVisible():
+            return
+        layout.activate()
+        need = layout.totalHeightForWidth(self.width()) if layout.hasHeightForWidth() else (
+            layout.totalSizeHint().height())
+        if self.height() < need:
+            self.resize(self.width(), need)
+
     def set_notes(self, markdown: str) -> None:
         """The release notes, their headings at the size of the text (bold): a "# 1.1" in
         the notes must not shout louder than the window's own heading."""

@@ -233,6 +233,7 @@ class UpdaterWindow(UpdaterView):
         )
         self.current_file.setText(p.current)
         self.setWindowTitle(self._title())
+        self.fit_content()
         if self.state is not State.CANCELLING:
             self._set_heading()
 
@@ -448,6 +449,7 @@ class UpdaterWindow(UpdaterView):
         if default is not None and default.isVisible() and default.isEnabled():
             default.setFocus(Qt.FocusReason.OtherFocusReason)
         self.setWindowTitle(self._title())
+        self.fit_content()
 
     def _title(self) -> str:
         base = self.config.window_title
