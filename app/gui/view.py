@@ -220,17 +220,17 @@ class UpdaterView(QWidget):
         for first, second in itertools.pairwise(order):
             QWidget.setTabOrder(first, second)
 
-    def fit_content(self) -> None:
+    def fit_content(self, shrink: bool = False) -> None:
         """Grow the window when its content no longer fits its height (a status line that
-        wraps, a long path, a large font or scale): rows are never squashed or cut. Only
-        grows: a window the player made taller stays so."""
+        wraps, a long path, a large font or scale): rows are never squashed or cut. Grows
+        only, unless ``shrink`` (a final screen: no blank space where the plan was)."""
         layout = self.layout()
         if layout is None or not self.isVisible():
             return
         layout.activate()
         need = layout.totalHeightForWidth(self.width()) if layout.hasHeightForWidth() else (
             layout.totalSizeHint().height())
-        if self.height() < need:
+        if self.height() < need or (shrink and self.height() > need):
             self.resize(self.width(), need)
 
     def set_notes(self, markdown: str) -> None:

@@ -402,6 +402,8 @@ class UpdaterWindow(UpdaterView):
         show_plan = plan is not None and s in (State.READY, State.RUNNING, State.CANCELLING)
         first_install = check is not None and check.installed_version is None
         self.summary.setVisible(show_plan)
+        # The version is under the heading already: not a third time in the summary.
+        self.summary_form.setRowVisible(self.version_value, False)
         # A first install reuses nothing of the player's: no "0 bytes (0% saved)" row.
         self.summary_form.setRowVisible(self.reuse_value, not first_install)
         # An attempt that ended early is not progress: no bar, an icon and a coloured edge.
@@ -449,7 +451,7 @@ class UpdaterWindow(UpdaterView):
         if default is not None and default.isVisible() and default.isEnabled():
             default.setFocus(Qt.FocusReason.OtherFocusReason)
         self.setWindowTitle(self._title())
-        self.fit_content()
+        self.fit_content(shrink=s in (State.DONE, State.UP_TO_DATE, State.ERROR))
 
     def _title(self) -> str:
         base = self.config.window_title

@@ -113,3 +113,21 @@ def test_the_layout_holds_at_each_scale(scale: str) -> None:
     assert r.returncode == 0, r.stderr
     seen = json.loads(r.stdout.splitlines()[-1])
     assert seen == {"running": [], "done": []}, seen
+
+
+def test_final_screens_leave_no_blank_space_and_say_the_version_once(
+    qtbot: QtBot, tmp_path: Path, fake_factory, script: Script
+) -> None:
+    script.check = make_check("1.0", "1.1", notes="## 1.1\n\n" + "- a change\n" * 8)
+    script.plan = make_plan(script.check)
+    w, _ = make_window(qtbot, tmp_path, fake_factory)
+    qtbot.waitUntil(lambda: w.state is State.READY, timeout=WAIT)
+    assert not w.summary_form.isRowVisible(w.version_value)
+    assert "1.0 → 1.1" in w.subheading.text()
+    ready_height = w.height()
+    w.update_button.click()
+    qtbot.waitUntil(lambda: w.state is State.DONE, timeout=WAIT)
+    qtbot.wait(50)
+    layout = w.layout()
+    assert w.height() <= layout.totalHeightForWidth(w.width()) < ready_height - 100
+    assert clipped_labels(w) == []
