@@ -15,12 +15,18 @@ class RateMeter:
     from the first sample: an estimate seeded with the first, slow fraction of a second took
     several half-lives to reach the real speed); it stays unknown until ``warmup`` seconds
     of samples exist, since the first fraction of a second is mostly connection setup.
-    ``pause()`` forgets the last sample so the idle time does not count as slow transfer.
+    ``pause()`` forgets the last sample so the idle time does not count as slow transfer,
+    and the first ``settle`` seconds after it do not count either: what waited in socket
+    buffers arrives at once on resume and would read as a burst of speed.
     """
 
-    def __init__(self, half_life: float = 3.0, warmup: float = 1.0) -> None:
+    def __init__(self, half_life: float = 3.0, warmup: float = 1.0,
+                 settle: float = 0.5) -> None:
         self.half_life = half_life
         self.warmup = warmup
+        self.settle = settle
+        self._settle_until: float | None = None
+        self._resumed = False
         self._last: tuple[float, int] | None = None
         self._elapsed = 0.0
         self._acc = 0.0  # the moving average of the samples, started from 0
@@ -29,7 +35,15 @@ class RateMeter:
     def add(self, t: float, total_bytes: int) -> None:
         if self._last is None:
             self._last = (t, total_bytes)
+            if self._resumed:
+                self._settle_until = t + self.settle
+                self._resumed = False
             return
+        if self._settle_until is not None:
+            if t < self._settle_until:
+                self._last = (t, total_bytes)  # the anchor moves; nothing counts yet
+                return
+            self._settle_until = None
         t0, b0 = self._last
         dt = t - t0
         if dt <= 0:
@@ -43,6 +57,7 @@ class RateMeter:
 
     def pause(self) -> None:
         self._last = None
+        self._resumed = True
 
     @property
     def speed(self) -> float | None:

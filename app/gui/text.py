@@ -128,6 +128,16 @@ def status_line(
     return PHASE_TITLES[p.phase] + "…"
 
 
+def paused_line(p: Progress, download_total: int = 0) -> str:
+    """The status line while paused: no speed, no time left. ``Paused — 12.3 MB of 31.5 MB``
+    while downloading, ``Paused`` otherwise."""
+    total = p.download_total or download_total
+    if p.phase in (Phase.REBUILD, Phase.DOWNLOAD) and total > 0:
+        done = p.download_done if p.download_total else p.done
+        return f"Paused — {human_size(done)} of {human_size(total)}"
+    return "Paused"
+
+
 # --- errors ----------------------------------------------------------------------------------
 
 

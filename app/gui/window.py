@@ -88,6 +88,7 @@ class UpdaterWindow(UpdaterView):
         self._close_pending = False
         self._asked_folder = False
         self._started = False  # this attempt got past the plan (the Update button)
+        self._last_progress: Progress | None = None
         self._resume = False  # Retry after a started attempt: go on without a second click
 
         self.session = UpdateSession(factory, progress_interval, parent=self)
@@ -134,6 +135,8 @@ class UpdaterWindow(UpdaterView):
             self.session.pause()
             self._meter.pause()
             self._log("Paused")
+        if self._last_progress is not None:
+            self._show_status(self._last_progress)  # no speed or time left while paused
         self._show_state()
 
     def request_cancel(self) -> bool:
@@ -216,26 +219,38 @@ class UpdaterWindow(UpdaterView):
                 self._log(line, stamp=False)
         self.bar.setValue(round(self._overall.update(p) * BAR_MAX))
         self.files.observe(p)
+        self._last_progress = p
         speed = eta = None
-        if p.phase in (Phase.REBUILD, Phase.DOWNLOAD) and p.download_total:
+        if self.session.paused:
+            self._meter.pause()  # what drains from socket buffers is no speed
+        elif p.phase in (Phase.REBUILD, Phase.DOWNLOAD) and p.download_total:
             # The download's own bytes, fetched ahead during the rebuild included.
             self._meter.add(self._clock(), p.download_done)
             speed = self._meter.speed
             eta = self._meter.eta(p.download_total - p.download_done)
-        self.status.setText(
-            text.status_line(
-                p,
-                download_total=self.plan.bytes_to_download if self.plan else 0,
-                speed=speed,
-                eta=eta,
-                first_install=self.first_install,
-            )
-        )
+        self._show_status(p, speed, eta)
         self.current_file.setText(p.current)
         self.setWindowTitle(self._title())
         self.fit_content()
         if self.state is not State.CANCELLING:
             self._set_heading()
+
+    def _show_status(
+        self, p: Progress, speed: float | None = None, eta: float | None = None
+    ) -> None:
+        download_total = self.plan.bytes_to_download if self.plan else 0
+        if self.session.paused:
+            self.status.setText(text.paused_line(p, download_total))
+            return
+        self.status.setText(
+            text.status_line(
+                p,
+                download_total=download_total,
+                speed=speed,
+                eta=eta,
+                first_install=self.first_install,
+            )
+        )
 
     def _on_checked(self, check: CheckResult) -> None:
         self.check_result = check

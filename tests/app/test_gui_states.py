@@ -258,3 +258,46 @@ def test_no_release_notes_no_label(
     w, _ = make_window(qtbot, tmp_path, fake_factory)
     qtbot.waitUntil(lambda: w.state is State.READY, timeout=WAIT)
     assert not w.notes.isVisible() and not w.notes_label.isVisible()
+
+
+def test_speed_after_resume_does_not_swing_from_a_buffered_burst() -> None:
+    from app.rate import RateMeter
+
+    m = RateMeter()
+    t, got = 0.0, 0
+    for _ in range(100):  # 1 MB/s for 10 s
+        t, got = t + 0.1, got + 100_000
+        m.add(t, got)
+    before = m.speed or 0
+    m.pause()
+    t += 30  # paused; socket buffers filled meanwhile
+    m.add(t, got)
+    got += 3_000_000  # they arrive at once on resume
+    m.add(t + 0.05, got)
+    for _ in range(20):  # then 1 MB/s again
+        t, got = t + 0.1, got + 100_000
+        m.add(t, got)
+        assert 0.8 * before < (m.speed or 0) < 1.25 * before
+
+
+def test_paused_shows_no_speed_nor_time_left(
+    qtbot: QtBot, tmp_path: Path, fake_factory, script: Script
+) -> None:
+    from core.progress import Phase, Progress
+
+    assert text.paused_line(Progress(Phase.DOWNLOAD, download_done=12_300_000,
+                                     download_total=31_500_000)) == (
+        "Paused — 12.3 MB of 31.5 MB")
+    assert text.paused_line(Progress(Phase.SCAN, 5, 10)) == "Paused"
+    script.gate = threading.Event()
+    w, _ = make_window(qtbot, tmp_path, fake_factory, auto_start=True)
+    qtbot.waitUntil(lambda: script.in_download.is_set() and w.state is State.RUNNING,
+                    timeout=WAIT)
+    qtbot.waitUntil(lambda: w.status.text().startswith("Downloading"), timeout=WAIT)
+    w.pause_button.click()
+    import re
+
+    assert re.fullmatch(r"Paused — [\d.]+ (bytes|kB|MB) of 4\.0 MB", w.status.text())
+    w.pause_button.click()
+    script.gate.set()
+    qtbot.waitUntil(lambda: w.state is State.DONE, timeout=WAIT)
