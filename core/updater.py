@@ -373,8 +373,9 @@ class Updater:
         ranges = s.planned_ranges() if ahead else s.remote_ranges()
         if not ranges:
             return
-        how = "compressed" if s.stz is not None else "raw"
-        self.meter.log(f"{b.entry.path}: {len(ranges)} ranges, {s.wire_bytes(ranges)} bytes "
+        how = ", compressed" if s.stz is not None else ""
+        parts = "1 part" if len(ranges) == 1 else f"{len(ranges)} parts"
+        self.meter.log(f"{b.entry.path}: downloading {_mb(s.wire_bytes(ranges))} in {parts}"
                        f"{how}")
         url = self._file_url(man, b.entry.path)
         s.download(self.fetcher, url, cancel, on_bytes,
@@ -423,7 +424,7 @@ class Updater:
             return False
         finally:
             decoder.close()  # its maps (or its copy of the old file) go, if not yet gone
-        self.meter.log(f"{b.entry.path}: rebuilt from a {d.size}-byte delta")
+        self.meter.log(f"{b.entry.path}: rebuilt from a {_mb(d.size)} patch")
         return True
 
     def _download(self, c: _Checked, p: _Planned, staged: list[BlankFile],
@@ -563,6 +564,13 @@ class _Planned:
     builds: list[Build]
     scan: ScanResult
     more_scans: list[ScanResult] = field(default_factory=list)  # from delta fall-backs
+
+
+def _mb(n: int) -> str:
+    """A size for the details log: ``67.1 MB``, ``12.0 kB``, ``512 bytes``."""
+    if n < 1000:
+        return f"{n} bytes"
+    return f"{n / 1e3:.1f} kB" if n < 1_000_000 else f"{n / 1e6:.1f} MB"
 
 
 def _allocated(path: Path, cap: int) -> int:

@@ -120,6 +120,10 @@ def test_update_bar_matches_the_bytes_and_never_goes_back(
     # The download was seen moving, with its speed once known.
     assert any(0 < bar < 1 for bar, _ in watch.words)
     assert any("/s" in words for _, words in watch.words)
+    # The details log speaks in words, not "1 ranges, 67108864 bytes raw".
+    log = w.log.toPlainText()
+    assert re.search(r"data/big\.pak: downloading [\d.]+ (kB|MB) in \d+ parts?\b", log), log
+    assert "bytes raw" not in log and " 1 parts" not in log
 
 
 def _kept_on_disk(install: Path) -> int:
