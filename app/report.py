@@ -73,8 +73,8 @@ class Reporter:
             changed = p.phase is not self._phase
             self._phase = p.phase
             fraction = p.fraction
-            if fraction is None and p.total:
-                fraction = p.done / p.total  # sync and verify: the phase's own share
+            if fraction is None and p.total and p.phase is not Phase.CHECK:
+                fraction = p.done / p.total  # verify: the phase's own share
             pct = None if fraction is None else math.floor(100 * fraction)
             if not changed and (now - self._last_text < (0.2 if self._tty else 1.0)
                                 or (pct == self._pct and not self._tty)):

@@ -240,3 +240,28 @@ def test_cli_text_progress_moves_steadily(tmp_path: Path, served: tuple[Path, st
     assert pcts == sorted(pcts), r.stderr
     assert len({p for p in pcts if 0 < p < 100}) >= 2, r.stderr
     assert re.search(r"MB/s, about \d+ s left", r.stderr), r.stderr
+
+
+def test_text_percentages_follow_the_overall_figure_only() -> None:
+    import io
+
+    from app.report import Reporter
+
+    out = io.StringIO()
+    r = Reporter("text", out)
+    got: list[Progress] = []
+    m = Meter(lambda p: (got.append(p), r(p)))
+    m.phase(Phase.CHECK, 0, 3)
+    m.phase(Phase.CHECK, 3, 3)  # all of the check, nothing of the update: no "100%"
+    m.expect(100)
+    m.phase(Phase.SCAN, 0, 0)
+    m.plan(0, 100)
+    m.phase(Phase.PLAN, 1, 1)
+    m.phase(Phase.REBUILD, 0, 0)
+    m.phase(Phase.DOWNLOAD, 0, 100)
+    m.add_network(100)
+    m.phase(Phase.VERIFY, 0, 100)
+    m.phase(Phase.DONE, 1, 1)
+    pcts = [int(x) for x in re.findall(r" +(\d+)%", out.getvalue())]
+    assert pcts == sorted(pcts) and pcts[-1] == 100, out.getvalue()
+    assert out.getvalue().splitlines()[0] == "checking for updates"
