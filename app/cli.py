@@ -342,6 +342,7 @@ def cmd_update(args: argparse.Namespace) -> int:
             "event": "result", "outcome": result.outcome.value,
             "from_version": result.from_version, "to_version": result.to_version,
             "bytes_downloaded": result.bytes_downloaded, "bytes_reused": result.bytes_reused,
+            "bytes_content": result.bytes_content, "bytes_resumed": result.bytes_resumed,
             "files_changed": result.files_changed, "files_removed": result.files_removed,
             "requests": result.requests, "warnings": list(result.warnings), "exit_code": 0,
         })

@@ -223,7 +223,7 @@ class ChunkPlanner:
             small = f.sub_size - f.sub_table_size <= SUB_WHOLE
             if small:  # one request for the whole file
                 data = self.fetcher.fetch(url, f.sub_size, self.cancel)
-                self.meter.add_network(len(data))
+                self.meter.add_metadata(len(data))
                 if len(data) != f.sub_size:
                     raise FormatError(f"{url}: sub-index is {len(data)} bytes, expected "
                                       f"{f.sub_size}", what="fidx")
@@ -300,7 +300,7 @@ class ChunkPlanner:
             buf[rel:rel + len(data)] = data
 
         self.fetcher.fetch_ranges(url, ranges, sink, self.cancel)
-        self.meter.add_network(sum(b - a for a, b in ranges))
+        self.meter.add_metadata(sum(b - a for a, b in ranges))
         return {a: bytes(buf) for a, buf in bufs.items()}
 
     def _has_part(self, f: FileEntry) -> bool:
@@ -312,7 +312,7 @@ class ChunkPlanner:
         cfg = self.config
         url = fidx_url(cfg.url, cfg.channel, man.version, f.path)
         data = self.fetcher.fetch(url, f.fidx_size, self.cancel)
-        self.meter.add_network(len(data))
+        self.meter.add_metadata(len(data))
         return self._accept_index(url, f, data)
 
     def _accept_index(self, url: str, f: FileEntry, data: bytes) -> FileIndex:
@@ -336,7 +336,7 @@ class ChunkPlanner:
         cfg = self.config
         url = groups_url(cfg.url, cfg.channel, man.version, f.path)
         data = self.fetcher.fetch(url, f.groups_size, self.cancel)
-        self.meter.add_network(len(data))
+        self.meter.add_metadata(len(data))
         actual = hashlib.sha256(data).hexdigest()
         if actual != f.groups_sha256:
             raise HashMismatchError(f"{url}: group table does not match the manifest",
@@ -400,5 +400,5 @@ class ChunkPlanner:
         except (DownloadError, FormatError) as e:
             self.meter.log(f"{f.path}: compressed copy not used ({e})")
             return None
-        self.meter.add_network(size)
+        self.meter.add_metadata(size)
         return table

@@ -20,19 +20,39 @@ class Phase(enum.Enum):
     CHECK = "check"  # fetch pointer and manifest, verify them
     SCAN = "scan"  # chunk local files the state cache cannot vouch for
     PLAN = "plan"  # decide local copies and remote ranges
-    DOWNLOAD = "download"  # fetch remote ranges into staging
-    REBUILD = "rebuild"  # copy reused chunks from local files into staging
+    REBUILD = "rebuild"  # copy reused chunks from local files into staging (the planned
+    # remote ranges are fetched meanwhile, on a thread of their own)
+    DOWNLOAD = "download"  # fetch what is left of the remote ranges into staging
     VERIFY = "verify"  # whole-file SHA-256 of every staged file (mostly hashed already,
     # behind the writes of REBUILD and DOWNLOAD: ``done`` jumps by that) and its fsync
     INSTALL = "install"  # journaled swap into the install folder
     DONE = "done"
 
 
+PHASE_ORDER: dict[Phase, int] = {p: i for i, p in enumerate(Phase)}
+
+
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """One progress report. ``done``/``total`` are in the phase's unit (bytes, except CHECK
-    and INSTALL which count files); ``bytes_local``/``bytes_network`` are running totals for
-    the whole update."""
+    """One progress report (``core.meter`` keeps every invariant below).
+
+    ``done``/``total``: the phase's own count, ``0 <= done <= total`` (bytes, except CHECK
+    (steps) and INSTALL (files)). ``bytes_local``/``bytes_network``: running totals for the
+    whole update (network: every body byte, indexes included).
+
+    ``overall_done``/``overall_total``: the whole update's work, the one honest percentage:
+    bytes read while scanning + bytes copied from local files, each counting 1, + bytes
+    downloaded, each counting ``core.meter.NET_WEIGHT`` (35: what a downloaded byte costs
+    next to a local one). ``overall_total`` is 0 while nothing is known (the check), an
+    upper bound during the scan (the changed files, as if all downloaded), the plan's exact
+    figure from PLAN on; ``overall_done`` never decreases, never passes ``overall_total``,
+    and the fraction never goes backwards. VERIFY and INSTALL add nothing (they are mostly
+    done behind the writes): the fraction is 1 there.
+
+    ``download_done``/``download_total``: the plan's download in bytes (what goes over the
+    wire, fetched ahead during REBUILD included), for speed and time left; 0 before the
+    plan.
+    """
 
     phase: Phase
     done: int = 0
@@ -41,6 +61,19 @@ class Progress:
     bytes_network: int = 0
     current: str = ""  # the file being worked on, relative path, or ""
     message: str = ""  # a line for the details log (ranges, retries), or ""
+    overall_done: int = 0
+    overall_total: int = 0
+    download_done: int = 0
+    download_total: int = 0
+
+    @property
+    def fraction(self) -> float | None:
+        """``overall_done / overall_total`` in [0, 1]; 1 at DONE; None while unknown."""
+        if self.phase is Phase.DONE:
+            return 1.0
+        if self.overall_total <= 0:
+            return None
+        return min(1.0, self.overall_done / self.overall_total)
 
 
 ProgressCallback = Callable[[Progress], None]

@@ -160,7 +160,7 @@ def _chunk_into(store: StateStore, to_read: list[tuple[str, Path, os.stat_result
     plist = sorted(params_set, key=lambda p: (p.min_size, p.avg_size, p.max_size,
                                               p.normalization, p.seed))
     jobs = [(abs_path, p) for _, abs_path, _ in to_read for p in plist]
-    with closing(chunk_files(jobs, cancel, meter.add_done)) as results:
+    with closing(chunk_files(jobs, cancel, meter.add_read)) as results:
         for path, abs_path, st in to_read:
             meter.current = path
             sha = ""
@@ -186,7 +186,7 @@ def _seed_parts(parts: list[tuple[FileEntry, Path]], targets: dict[str, FileInde
         meter.current = f.path
         idx = targets[f.path]  # the caller fetched the whole index of a file with a .part
         ok = verify_known_chunks(pp, idx, cancel)
-        meter.add_done(pp.stat().st_size)
+        meter.add_read(pp.stat().st_size)
         if ok.any():
             offs = idx.offsets()[:-1]
             seeds[idx.params].append((str(pp), offs[ok], idx.lengths[ok], idx.ids[ok]))

@@ -224,7 +224,7 @@ def _scan(root: Path, groups: set[ChunkerParams], cache: IndexCache, meter: Mete
         if file_fingerprint(path.stat()) == file_fingerprint(st):  # unchanged while read
             cache.put(rel, st, li)
         local.indexes[rel][params] = li
-        meter.add_done(st.st_size)
+        meter.add_read(st.st_size)
     return local
 
 
@@ -316,6 +316,7 @@ def _sync(root: Path, targets: list[Target], fetcher: Fetcher, meter: Meter,
     root.mkdir(parents=True, exist_ok=True)
     cache = IndexCache(root / STATE_DIR / SYNC_CACHE)
     groups = {t.index.params for t in targets}
+    meter.expect(sum(t.index.index.file_size for t in targets))  # until the plan says
     local = _scan(root, groups, cache, meter, cancel)
 
     results: dict[str, SyncedFile] = {}
@@ -330,6 +331,7 @@ def _sync(root: Path, targets: list[Target], fetcher: Fetcher, meter: Meter,
         if t.index.params not in sets:
             sets[t.index.params] = _seed_set(root, local, t.index.params)
         builds.append(_Build(t, dest, plan_file(t.index.index, sets[t.index.params], options)))
+    meter.plan(sum(b.plan.bytes_local for b in builds), sum(b.plan.bytes_remote for b in builds))
     meter.phase(Phase.PLAN, 1, 1)
 
     need = sum(b.target.index.index.file_size for b in builds)

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     # The chunk machinery (numpy, the planner, indexes, compressed copies) is imported where
     # it is used: an update rebuilt from deltas, or one with nothing to do, starts without it.
 
-    from core.planner import PlanOptions
+    from core.planner import FilePlan, PlanOptions
 
 # Deltas of files up to this size are fetched and decoded side by side (up to
 # ``connections`` at once, each holding about its file in memory); bigger ones one by one.
@@ -110,6 +110,9 @@ class UpdatePlan:
     disk_needed: int  # free space the update needs in the install folder's disk
     disk_free: int
     requests_estimate: int  # HTTP range requests the plan expects to make
+    # Of bytes_reused: bytes an earlier, interrupted attempt downloaded (kept in staging and
+    # checked again), so neither downloaded now nor taken from the installed files.
+    bytes_resumed: int = 0
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,10 @@ class UpdateResult:
     files_removed: int
     requests: int
     warnings: tuple[str, ...] = field(default=())
+    bytes_resumed: int = 0  # of bytes_reused: downloaded by an earlier attempt (the plan's)
+    # File content received by this run, in the plan's unit (ranges, deltas, as sent):
+    # bytes_downloaded less the indexes, manifests and tables fetched to plan.
+    bytes_content: int = 0
 
 
 class Updater:
@@ -277,16 +284,23 @@ class Updater:
     def _do_prepare(self, c: _Checked) -> _Planned:
         cfg = self.config
         man = c.trusted.manifest
+        # Until the plan says, the overall work is at most every changed file written.
+        self.meter.expect(sum(f.size for f in c.changed))
         by_delta = [(f, d) for f in c.changed if (d := self._delta_for(f, c.state))]
         delta_paths = {f.path for f, _ in by_delta}
         builds, scan = self._plan_by_chunks(
             man, c.state, [f for f in c.changed if f.path not in delta_paths])
         builds += [Build(f, None, None, None, d) for f, d in by_delta]
-        self.meter.phase(Phase.PLAN, 1, 1)
         to_download = sum(b.wire_bytes() for b in builds)
         reused = sum(b.plan.bytes_local for b in builds if b.plan is not None)
-        part_bytes = sum(_size_or_zero(self._part_path(b.entry)) for b in builds)
+        self.meter.plan(reused, to_download)
+        self.meter.phase(Phase.PLAN, 1, 1)
+        # Staged files are sparse: what an earlier attempt wrote is their allocated blocks,
+        # not their size (a 151 MB .part may hold 3 MB).
+        part_bytes = sum(_allocated(self._part_path(b.entry), b.entry.size) for b in builds)
         needed = max(0, sum(b.entry.size for b in builds) - part_bytes)
+        parts = {str(self._part_path(b.entry)) for b in builds}
+        resumed = sum(_copied_from(b.plan, parts) for b in builds if b.plan is not None)
         plan = UpdatePlan(
             check=c.result,
             bytes_to_download=to_download,
@@ -296,6 +310,7 @@ class Updater:
             disk_free=_free_space(cfg.install_dir),
             requests_estimate=sum(b.plan.requests(self.options.ranges_per_request)
                                   if b.plan is not None else 1 for b in builds),
+            bytes_resumed=resumed,
         )
         return _Planned(plan, builds, scan)
 
@@ -437,8 +452,9 @@ class Updater:
         ranges = s.planned_ranges() if ahead else s.remote_ranges()
         if not ranges:
             return
-        how = "compressed" if s.stz is not None else "raw"
-        self.meter.log(f"{b.entry.path}: {len(ranges)} ranges, {s.wire_bytes(ranges)} bytes "
+        how = ", compressed" if s.stz is not None else ""
+        parts = "1 part" if len(ranges) == 1 else f"{len(ranges)} parts"
+        self.meter.log(f"{b.entry.path}: downloading {_mb(s.wire_bytes(ranges))} in {parts}"
                        f"{how}")
         url = self._file_url(man, b.entry.path)
         s.download(self.fetcher, url, cancel, on_bytes,
@@ -487,7 +503,7 @@ class Updater:
             return False
         finally:
             decoder.close()  # its maps (or its copy of the old file) go, if not yet gone
-        self.meter.log(f"{b.entry.path}: rebuilt from a {d.size}-byte delta")
+        self.meter.log(f"{b.entry.path}: rebuilt from a {_mb(d.size)} patch")
         return True
 
     def _download(self, c: _Checked, p: _Planned, staged: list[BlankFile],
@@ -611,6 +627,8 @@ class Updater:
             files_removed=len(c.removed) if outcome is Outcome.UPDATED else 0,
             requests=stats.requests if stats else 0,
             warnings=c.result.warnings,
+            bytes_resumed=p.plan.bytes_resumed if outcome is Outcome.UPDATED else 0,
+            bytes_content=self.meter.download_done,
         )
 
 
@@ -632,11 +650,33 @@ class _Planned:
     more_scans: list[ScanResult] = field(default_factory=list)  # from delta fall-backs
 
 
-def _size_or_zero(path: Path) -> int:
+def _mb(n: int) -> str:
+    """A size for the details log: ``67.1 MB``, ``12.0 kB``, ``512 bytes``."""
+    if n < 1000:
+        return f"{n} bytes"
+    return f"{n / 1e3:.1f} kB" if n < 1_000_000 else f"{n / 1e6:.1f} MB"
+
+
+def _allocated(path: Path, cap: int) -> int:
+    """Bytes ``path`` holds on disk (its allocated blocks where the system says, else its
+    size), at most ``cap``; 0 when it does not exist."""
     try:
-        return path.stat().st_size
+        st = path.stat()
     except OSError:
         return 0
+    blocks = getattr(st, "st_blocks", None)
+    return min(cap, st.st_size if blocks is None else blocks * 512)
+
+
+def _copied_from(plan: FilePlan, names: set[str]) -> int:
+    """Bytes ``plan`` copies from the local files named in ``names``."""
+    seeds = [i for i, name in enumerate(plan.seed_names) if name in names]
+    if not seeds or not len(plan.copies):
+        return 0
+    import numpy as np
+
+    rows = np.isin(plan.copies[:, 1], seeds)
+    return int(plan.copies[rows, 3].sum())
 
 
 def _free_space(path: Path) -> int:

@@ -17,22 +17,24 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from app import assets
 from app.config import AppConfig
+from app.gui import text
 from app.launch import launch_detached
 
 __all__ = ["app_icon", "ask_cancel", "launch_detached", "pick_folder", "style_sheet"]
 
 
 def ask_cancel(parent: QWidget) -> bool:
-    """The real confirmation: a question box whose default answer keeps updating."""
-    answer = QMessageBox.question(
-        parent,
-        "Cancel the update?",
-        "Stop the update? Your files stay as they were; what was already downloaded is "
-        "kept for next time.",
-        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-        QMessageBox.StandardButton.No,
-    )
-    return answer == QMessageBox.StandardButton.Yes
+    """The real confirmation: a question box whose default answer keeps updating, worded
+    for a first install or an update (``parent.first_install``)."""
+    title, question, stop, keep = text.cancel_question(bool(getattr(parent, "first_install",
+                                                                    False)))
+    box = QMessageBox(QMessageBox.Icon.Question, title, question, parent=parent)
+    stop_button = box.addButton(stop, QMessageBox.ButtonRole.DestructiveRole)
+    keep_button = box.addButton(keep, QMessageBox.ButtonRole.RejectRole)
+    box.setDefaultButton(keep_button)
+    box.setEscapeButton(keep_button)
+    box.exec()
+    return box.clickedButton() is stop_button
 
 
 def pick_folder(parent: QWidget, caption: str, start: Path) -> Path | None:
@@ -72,4 +74,22 @@ def style_sheet(accent: str, palette: QPalette) -> str:
     luminance = 0.2126 * colour.redF() + 0.7152 * colour.greenF() + 0.0722 * colour.blueF()
     accent_text = "#000000" if luminance > 0.6 else "#ffffff"
     qss = qss_file.read_text(encoding="utf-8")
-    return qss.replace("@accent_text@", accent_text).replace("@accent@", colour.name())
+    # Lines and the bar's track from the window's own colours, mixed towards its text: they
+    # read on light and dark themes alike (palette(mid) all but vanishes on dark ones).
+    window = palette.color(QPalette.ColorRole.Window)
+    ink = palette.color(QPalette.ColorRole.WindowText)
+    return (
+        qss.replace("@accent_text@", accent_text)
+        .replace("@accent@", colour.name())
+        .replace("@line@", _mix(window, ink, 0.35))
+        .replace("@track@", _mix(window, ink, 0.12))
+    )
+
+
+def _mix(a: QColor, b: QColor, share: float) -> str:
+    """``a`` with ``share`` of ``b``, as ``#rrggbb``."""
+    return QColor.fromRgbF(
+        a.redF() + (b.redF() - a.redF()) * share,
+        a.greenF() + (b.greenF() - a.greenF()) * share,
+        a.blueF() + (b.blueF() - a.blueF()) * share,
+    ).name()

@@ -1,10 +1,12 @@
 """What the window shows, as data: the overall bar's position and the table of files.
 
-``OverallProgress`` maps each phase to a weighted segment of one bar and never lets it run
-backwards (phases may interleave per file, and a retried request can lower a count).
-``FileTableModel`` lists the files the engine reported working on, with what it last did to
-each; it emits ``dataChanged`` for the one cell that changed, never a reset, so a view's
-selection and scroll position survive thousands of updates.
+``OverallProgress`` is the engine's own overall fraction (``Progress.fraction``: the work
+done, bytes read + copied + downloaded each weighed by its cost, out of the plan's total),
+held so it never runs backwards. The window, its title and a launcher reading
+``--progress json`` show the same figure. ``FileTableModel`` lists the files the engine
+reported working on, with what it last did to each; it emits ``dataChanged`` for the one
+cell that changed, never a reset, so a view's selection and scroll position survive
+thousands of updates.
 """
 
 from __future__ import annotations
@@ -15,19 +17,6 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 
 from core.progress import Phase, Progress
 
-# Share of the bar per phase (sums to 100). Download and rebuild dominate a real update;
-# scanning is only heavy on a first run with a cold cache, and weighs in between.
-PHASE_WEIGHTS: dict[Phase, int] = {
-    Phase.CHECK: 3,
-    Phase.SCAN: 12,
-    Phase.PLAN: 2,
-    Phase.DOWNLOAD: 45,
-    Phase.REBUILD: 20,
-    Phase.VERIFY: 12,
-    Phase.INSTALL: 6,
-    Phase.DONE: 0,
-}
-
 _Index = QModelIndex | QPersistentModelIndex
 _ROOT = QModelIndex()  # the invisible root; a table has no children under its rows
 
@@ -35,15 +24,12 @@ _ROOT = QModelIndex()  # the invisible root; a table has no children under its r
 class OverallProgress:
     """One number in [0, 1] for the whole update, monotonic over the object's life.
 
-    Segments are laid out in the order phases arrive, not in ``Phase`` order: the engine may
-    rebuild before it downloads, and a phase it skips (nothing to scan) just leaves its share
-    to the final jump at DONE rather than stalling the bar.
-    """
+    The engine computes it (``Progress.fraction``) and already keeps it monotonic within an
+    attempt; this holds it across values the window receives late or twice, and keeps 0
+    while the engine does not know the total yet (the check)."""
 
     def __init__(self) -> None:
         self._value = 0.0
-        self._start: dict[Phase, int] = {}  # where each phase's segment begins, out of 100
-        self._next = 0
 
     @property
     def value(self) -> float:
@@ -51,16 +37,9 @@ class OverallProgress:
 
     def update(self, p: Progress) -> float:
         """Fold in ``p`` and return the new value (never lower than before)."""
-        if p.phase is Phase.DONE:
-            target = 1.0
-        else:
-            start = self._start.get(p.phase)
-            if start is None:
-                start = self._start[p.phase] = self._next
-                self._next += PHASE_WEIGHTS[p.phase]
-            fraction = min(1.0, max(0.0, p.done / p.total)) if p.total > 0 else 0.0
-            target = (start + PHASE_WEIGHTS[p.phase] * fraction) / 100
-        self._value = max(self._value, min(1.0, target))
+        fraction = p.fraction
+        if fraction is not None:
+            self._value = max(self._value, min(1.0, max(0.0, fraction)))
         return self._value
 
     def finish(self) -> float:
@@ -70,8 +49,6 @@ class OverallProgress:
     def reset(self) -> None:
         """Start over (a retry after an error is a new attempt)."""
         self._value = 0.0
-        self._start.clear()
-        self._next = 0
 
 
 # What the Activity column says for a file the engine is on, per phase.

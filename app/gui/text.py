@@ -93,23 +93,27 @@ def status_line(
     download_total: int = 0,
     speed: float | None = None,
     eta: float | None = None,
+    first_install: bool = False,
 ) -> str:
-    """The one line under the bar. ``download_total`` is the plan's bytes to download, used
-    when the progress value carries no total."""
-    if p.phase is Phase.DOWNLOAD:
-        total = p.total or download_total
-        parts = [f"Downloading {human_size(p.done)} of {human_size(total)}"]
-        if p.bytes_local:
-            saved = percent_saved(p.bytes_local, max(total, p.bytes_network))
-            parts.append(
-                f"reused {human_size(p.bytes_local)} from your existing files ({saved}% saved)"
-            )
-        if speed:
-            parts.append(human_speed(speed))
-        left = time_left(eta)
-        if left:
-            parts.append(left)
-        return " · ".join(parts)
+    """The one line under the bar. While bytes arrive (the download runs during the rebuild
+    too) it is the download's own "X of Y" in bytes. ``download_total`` is the plan's bytes
+    to download, used when the progress value carries no total; ``first_install``: nothing
+    is "reused" (the zeros of a new file are not the player's files)."""
+    if p.phase in (Phase.REBUILD, Phase.DOWNLOAD):
+        total = p.download_total or download_total
+        done = p.download_done
+        if not p.download_total and p.phase is Phase.DOWNLOAD:
+            total, done = p.total or download_total, p.done
+        if total > 0:
+            parts = [f"Downloading {human_size(done)} of {human_size(total)}"]
+            if p.bytes_local and not first_install:
+                parts.append(f"{human_size(p.bytes_local)} reused")
+            if speed:
+                parts.append(human_speed(speed))
+            left = time_left(eta)
+            if left:
+                parts.append(left)
+            return " · ".join(parts)
     if p.phase in (Phase.SCAN, Phase.REBUILD, Phase.VERIFY):
         line = PHASE_TITLES[p.phase]
         if p.total:
@@ -123,6 +127,16 @@ def status_line(
     if p.phase is Phase.DONE:
         return "Done"
     return PHASE_TITLES[p.phase] + "…"
+
+
+def paused_line(p: Progress, download_total: int = 0) -> str:
+    """The status line while paused: no speed, no time left. ``Paused — 12.3 MB of 31.5 MB``
+    while downloading, ``Paused`` otherwise."""
+    total = p.download_total or download_total
+    if p.phase in (Phase.REBUILD, Phase.DOWNLOAD) and total > 0:
+        done = p.download_done if p.download_total else p.done
+        return f"Paused — {human_size(done)} of {human_size(total)}"
+    return "Paused"
 
 
 # --- errors ----------------------------------------------------------------------------------
@@ -276,9 +290,27 @@ def version_change(check: CheckResult) -> str:
 
 
 def reuse_line(plan: UpdatePlan) -> str:
-    """``4.1 GB (99% saved)``."""
-    saved = percent_saved(plan.bytes_reused, plan.bytes_to_download)
-    return f"{human_size(plan.bytes_reused)} ({saved}% saved)"
+    """``4.1 GB (99% saved)``: taken from the installed files (not what an earlier attempt
+    downloaded, which ``download_line`` tells)."""
+    old = plan.bytes_reused - plan.bytes_resumed
+    saved = percent_saved(old, plan.bytes_to_download + plan.bytes_resumed)
+    return f"{human_size(old)} ({saved}% saved)"
+
+
+def download_line(plan: UpdatePlan) -> str:
+    """``38.2 MB``, or ``125 MB (26.0 MB already downloaded)`` after a stopped attempt."""
+    line = human_size(plan.bytes_to_download)
+    if plan.bytes_resumed:
+        line += f" ({human_size(plan.bytes_resumed)} already downloaded)"
+    return line
+
+
+def ready_line(plan: UpdatePlan) -> str:
+    """The status line under the plan, before the Update button is pressed."""
+    if plan.bytes_resumed:
+        return (f"{human_size(plan.bytes_resumed)} already downloaded: "
+                "it continues where it stopped.")
+    return "Nothing has been downloaded yet."
 
 
 def disk_line(plan: UpdatePlan) -> str:
@@ -291,19 +323,25 @@ def enough_space(plan: UpdatePlan) -> bool:
 
 
 def done_message(result: UpdateResult, product: str = "") -> str:
-    """What the window says when the update finished."""
+    """What the window says when the update finished, in the plan's categories: downloaded
+    now, downloaded by an earlier attempt, reused from the installed files."""
     if result.outcome is Outcome.UP_TO_DATE:
         return up_to_date_message(result.to_version, product)
     name = f"{product} " if product else ""
-    first = (
+    first = result.from_version is None
+    head = (
         f"Installed {name}{result.to_version}."
-        if result.from_version is None
+        if first
         else f"Updated {name}from {result.from_version} to {result.to_version}."
     )
-    second = f"Downloaded {human_size(result.bytes_downloaded)}"
-    if result.bytes_reused:
-        second += f", reused {human_size(result.bytes_reused)} from your existing files"
-    return f"{first} {second}."
+    now = result.bytes_content or result.bytes_downloaded
+    line = f"Downloaded {human_size(now)}"
+    if result.bytes_resumed:
+        line += f" (and {human_size(result.bytes_resumed)} before it was stopped)"
+    old = result.bytes_reused - result.bytes_resumed
+    if old > 0 and not first:
+        line += f", reused {human_size(old)} from your existing files"
+    return f"{head} {line}."
 
 
 def up_to_date_message(version: str, product: str = "") -> str:
@@ -326,3 +364,44 @@ def sentence(line: str) -> str:
         return line
     line = line[0].upper() + line[1:]
     return line if line[-1] in ".!?" else line + "."
+
+
+# --- words that depend on a first install or an update ----------------------------------------
+
+
+def stopped_heading(cancelled: bool, started: bool, first_install: bool) -> str:
+    """The heading once an attempt ended early. "The update did not finish" only when an
+    update had started (a failed check started nothing)."""
+    work = "installation" if first_install else "update"
+    if cancelled:
+        return f"{work.capitalize()} cancelled" if started else "Cancelled"
+    return f"The {work} did not finish" if started else "Could not check for updates"
+
+
+def cancelled_message(first_install: bool) -> str:
+    if first_install:
+        return "The installation was cancelled. What was downloaded is kept for next time."
+    return "The update was cancelled. Your files were not changed."
+
+
+def cancel_question(first_install: bool) -> tuple[str, str, str, str]:
+    """The cancel confirmation: title, text, the button that stops, the one that goes on."""
+    if first_install:
+        return (
+            "Stop the installation?",
+            "Stop the installation? What was already downloaded is kept for next time.",
+            "&Stop download",
+            "&Keep downloading",
+        )
+    return (
+        "Stop the update?",
+        "Stop the update? Your files stay as they were; what was already downloaded is "
+        "kept for next time.",
+        "&Stop download",
+        "&Keep downloading",
+    )
+
+
+def version_line(check: CheckResult, finished: bool) -> str:
+    """The version under the heading: ``1.0 → 1.1``; once done, the version alone."""
+    return check.offered_version if finished else version_change(check)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 
 from PySide6.QtCore import QSize, Qt, QTime
-from PySide6.QtGui import QIcon, QKeyEvent
+from PySide6.QtGui import QFont, QIcon, QKeyEvent, QTextCharFormat, QTextCursor, QTextFormat
 from PySide6.QtWidgets import (
     QFormLayout,
     QFrame,
@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSizePolicy,
+    QStyle,
     QTableView,
     QTabWidget,
     QTextBrowser,
@@ -83,6 +84,7 @@ class UpdaterView(QWidget):
         self.summary = QFrame()
         self.summary.setObjectName("Summary")
         form = QFormLayout(self.summary)
+        self.summary_form = form
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         self.version_value = QLabel()
         self.download_value = QLabel()
@@ -103,10 +105,15 @@ class UpdaterView(QWidget):
         self.warning = QLabel()
         self.warning.setObjectName("Warning")
         self.warning.setWordWrap(True)
+        self.notes_label = QLabel("What's new")
+        self.notes_label.setObjectName("NotesLabel")
         self.notes = QTextBrowser()
         self.notes.setObjectName("Notes")
         self.notes.setOpenExternalLinks(True)
-        self.notes.setMaximumHeight(140)
+        # Room for about six lines before a scrollbar, twelve at most.
+        line = self.notes.fontMetrics().lineSpacing()
+        self.notes.setMinimumHeight(6 * line + 16)
+        self.notes.setMaximumHeight(12 * line + 16)
         self.notes.setAccessibleName("Release notes")
 
         # Errors and the end: plain words, the technical text one click away.
@@ -114,6 +121,9 @@ class UpdaterView(QWidget):
         self.message.setObjectName("Message")
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.state_icon = QLabel()  # beside the message when an attempt ended early
+        self.state_icon.setObjectName("StateIcon")
+        self.state_icon.hide()
         self.error_details_button = QPushButton("&Show details")
         self.error_details_button.setCheckable(True)
         self.error_details_button.toggled.connect(self._toggle_error_detail)
@@ -178,8 +188,12 @@ class UpdaterView(QWidget):
         root.addWidget(self.current_file)
         root.addWidget(self.summary)
         root.addWidget(self.warning)
+        root.addWidget(self.notes_label)
         root.addWidget(self.notes)
-        root.addWidget(self.message)
+        message_row = QHBoxLayout()
+        message_row.addWidget(self.state_icon, 0, Qt.AlignmentFlag.AlignTop)
+        message_row.addWidget(self.message, 1)
+        root.addLayout(message_row)
         error_row = QHBoxLayout()
         error_row.addWidget(self.error_details_button)
         error_row.addStretch(1)
@@ -205,6 +219,53 @@ class UpdaterView(QWidget):
         ]
         for first, second in itertools.pairwise(order):
             QWidget.setTabOrder(first, second)
+
+    def fit_content(self, shrink: bool = False) -> None:
+        """Grow the window when its content no longer fits its height (a status line that
+        wraps, a long path, a large font or scale): rows are never squashed or cut. Grows
+        only, unless ``shrink`` (a final screen: no blank space where the plan was)."""
+        layout = self.layout()
+        if layout is None or not self.isVisible():
+            return
+        layout.activate()
+        need = layout.totalHeightForWidth(self.width()) if layout.hasHeightForWidth() else (
+            layout.totalSizeHint().height())
+        if self.height() < need or (shrink and self.height() > need):
+            self.resize(self.width(), need)
+
+    def set_notes(self, markdown: str) -> None:
+        """The release notes, their headings at the size of the text (bold): a "# 1.1" in
+        the notes must not shout louder than the window's own heading."""
+        if self.notes.property("markdown") == markdown:
+            return  # unchanged: keep where the player scrolled to
+        self.notes.setProperty("markdown", markdown)
+        self.notes.setMarkdown(markdown)
+        plain = QTextCharFormat()
+        plain.setProperty(QTextFormat.Property.FontSizeAdjustment, 0)
+        plain.setFontWeight(QFont.Weight.Bold)
+        block = self.notes.document().begin()
+        while block.isValid():
+            if block.blockFormat().headingLevel():
+                cursor = QTextCursor(block)
+                cursor.movePosition(QTextCursor.MoveOperation.EndOfBlock,
+                                    QTextCursor.MoveMode.KeepAnchor)
+                cursor.mergeCharFormat(plain)
+            block = block.next()
+
+    def set_stopped_look(self, cancelled: bool) -> None:
+        """An error or a cancel: a warning or information icon, and the message's
+        ``tone`` ("error" / "cancelled") for the style sheet."""
+        pixmap = QStyle.StandardPixmap.SP_MessageBoxInformation if cancelled else (
+            QStyle.StandardPixmap.SP_MessageBoxCritical)
+        size = self.style().pixelMetric(QStyle.PixelMetric.PM_MessageBoxIconSize)
+        self.state_icon.setPixmap(
+            self.style().standardIcon(pixmap).pixmap(QSize(size, size), self.devicePixelRatioF()))
+        self.state_icon.setAccessibleName("Cancelled" if cancelled else "Error")
+        tone = "cancelled" if cancelled else "error"
+        if self.message.property("tone") != tone:
+            self.message.setProperty("tone", tone)
+            self.message.style().unpolish(self.message)
+            self.message.style().polish(self.message)
 
     def _log(self, line: str, stamp: bool = True) -> None:
         prefix = QTime.currentTime().toString("HH:mm:ss") + "  " if stamp else "          "

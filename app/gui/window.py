@@ -87,6 +87,9 @@ class UpdaterWindow(UpdaterView):
         self._meter = RateMeter()
         self._close_pending = False
         self._asked_folder = False
+        self._started = False  # this attempt got past the plan (the Update button)
+        self._last_progress: Progress | None = None
+        self._resume = False  # Retry after a started attempt: go on without a second click
 
         self.session = UpdateSession(factory, progress_interval, parent=self)
         sig = self.session.signals
@@ -115,6 +118,8 @@ class UpdaterWindow(UpdaterView):
         if self.state is not State.READY or self.plan is None:
             return
         self.state = State.RUNNING
+        self._started = True
+        self._resume = False
         self._meter = RateMeter()
         self._log(f"Updating in {self.install_dir}")
         self.session.apply(self.install_dir)
@@ -130,6 +135,8 @@ class UpdaterWindow(UpdaterView):
             self.session.pause()
             self._meter.pause()
             self._log("Paused")
+        if self._last_progress is not None:
+            self._show_status(self._last_progress)  # no speed or time left while paused
         self._show_state()
 
     def request_cancel(self) -> bool:
@@ -149,7 +156,10 @@ class UpdaterWindow(UpdaterView):
         return True
 
     def retry(self) -> None:
+        """Try again. After an attempt that had started updating, this goes on where it
+        stopped (what was downloaded is kept) without asking for Update again."""
         if self.state is State.ERROR:
+            self._resume = self._started
             self._begin_check()
 
     def change_folder(self) -> None:
@@ -187,6 +197,11 @@ class UpdaterWindow(UpdaterView):
         self.close()
 
     @property
+    def first_install(self) -> bool:
+        """Nothing is installed yet (as far as the check knows)."""
+        return self.check_result is not None and self.check_result.installed_version is None
+
+    @property
     def exit_code(self) -> int:
         """0 when the install is current, 1 after an error or a cancel."""
         return 0 if self.state in (State.DONE, State.UP_TO_DATE) else 1
@@ -204,24 +219,38 @@ class UpdaterWindow(UpdaterView):
                 self._log(line, stamp=False)
         self.bar.setValue(round(self._overall.update(p) * BAR_MAX))
         self.files.observe(p)
+        self._last_progress = p
         speed = eta = None
-        if p.phase is Phase.DOWNLOAD:
-            self._meter.add(self._clock(), p.bytes_network)
+        if self.session.paused:
+            self._meter.pause()  # what drains from socket buffers is no speed
+        elif p.phase in (Phase.REBUILD, Phase.DOWNLOAD) and p.download_total:
+            # The download's own bytes, fetched ahead during the rebuild included.
+            self._meter.add(self._clock(), p.download_done)
             speed = self._meter.speed
-            total = p.total or (self.plan.bytes_to_download if self.plan else 0)
-            eta = self._meter.eta(total - p.done)
+            eta = self._meter.eta(p.download_total - p.download_done)
+        self._show_status(p, speed, eta)
+        self.current_file.setText(p.current)
+        self.setWindowTitle(self._title())
+        self.fit_content()
+        if self.state is not State.CANCELLING:
+            self._set_heading()
+
+    def _show_status(
+        self, p: Progress, speed: float | None = None, eta: float | None = None
+    ) -> None:
+        download_total = self.plan.bytes_to_download if self.plan else 0
+        if self.session.paused:
+            self.status.setText(text.paused_line(p, download_total))
+            return
         self.status.setText(
             text.status_line(
                 p,
-                download_total=self.plan.bytes_to_download if self.plan else 0,
+                download_total=download_total,
                 speed=speed,
                 eta=eta,
+                first_install=self.first_install,
             )
         )
-        self.current_file.setText(p.current)
-        self.setWindowTitle(self._title())
-        if self.state is not State.CANCELLING:
-            self._set_heading()
 
     def _on_checked(self, check: CheckResult) -> None:
         self.check_result = check
@@ -261,7 +290,10 @@ class UpdaterWindow(UpdaterView):
             if self.state is not State.READY:
                 return  # planning again for the chosen folder
         chosen_by_player = first and self.config.ask_install_dir
-        if self.auto_start and not chosen_by_player and text.enough_space(plan):
+        if self._resume and text.enough_space(plan):
+            self._log("Continuing where it stopped")
+            self.start_update()
+        elif self.auto_start and not chosen_by_player and text.enough_space(plan):
             self.start_update()
 
     def _on_finished(self, result: UpdateResult) -> None:
@@ -275,6 +307,8 @@ class UpdaterWindow(UpdaterView):
     def _on_failed(self, kind: str, message: str, detail: str) -> None:
         self.state = State.ERROR
         self.error_kind = kind
+        if kind == "cancelled":
+            message = text.cancelled_message(self.first_install)
         self.message.setText(message)
         self.error_detail.setPlainText(detail)
         self.status.setText(text.stopped_line(self._phase, cancelled=kind == "cancelled"))
@@ -290,8 +324,12 @@ class UpdaterWindow(UpdaterView):
         self.plan = None
         self.result = None
         self._phase = None
-        self._overall.reset()
-        self.bar.setValue(0)
+        if not self._resume:
+            # A new attempt; one that goes on where the last stopped keeps the bar where it
+            # was (its own figures start again from the scan of what was kept, below it).
+            self._overall.reset()
+            self.bar.setValue(0)
+        self._started = False
         self.files.clear()
         self.status.setText(text.PHASE_TITLES[Phase.CHECK] + "…")
         self.current_file.clear()
@@ -332,7 +370,8 @@ class UpdaterWindow(UpdaterView):
                 f"Ready to install {what}" if first else f"Update available: {what}"
             )
             self.update_button.setText("&Install" if first else "&Update")
-            self.status.setText("Nothing has been downloaded yet.")
+            if plan is not None:
+                self.status.setText(text.ready_line(plan))
         elif s is State.DONE and self.result is not None:
             self.heading.setText("Done")
             self.message.setText(text.done_message(self.result, product))
@@ -343,9 +382,9 @@ class UpdaterWindow(UpdaterView):
             self.status.setText("No update needed")
         elif s is State.ERROR:
             self.heading.setText(
-                "Update cancelled"
-                if self.error_kind == "cancelled"
-                else "The update did not finish"
+                text.stopped_heading(
+                    self.error_kind == "cancelled", self._started, self.first_install
+                )
             )
         elif s is State.CANCELLING:
             self.heading.setText("Cancelling…")
@@ -353,16 +392,19 @@ class UpdaterWindow(UpdaterView):
             self._set_heading()
 
         if check is not None:
+            finished = s in (State.DONE, State.UP_TO_DATE)
             self.subheading.setText(
-                (f"{product} · " if product else "") + "Version " + text.version_change(check)
+                (f"{product} · " if product else "")
+                + "Version "
+                + text.version_line(check, finished)
             )
         if plan is not None:
             self.version_value.setText(text.version_change(plan.check))
-            self.download_value.setText(text.human_size(plan.bytes_to_download))
+            self.download_value.setText(text.download_line(plan))
             self.reuse_value.setText(text.reuse_line(plan))
             self.disk_value.setText(text.disk_line(plan))
             self.folder_value.setText(str(self.install_dir))
-            self.notes.setMarkdown(plan.check.notes)
+            self.set_notes(plan.check.notes)
         enough = plan is None or text.enough_space(plan)
         if plan is not None and not enough and s is State.READY:
             self.warning.setText(
@@ -375,12 +417,24 @@ class UpdaterWindow(UpdaterView):
         show_plan = plan is not None and s in (State.READY, State.RUNNING, State.CANCELLING)
         first_install = check is not None and check.installed_version is None
         self.summary.setVisible(show_plan)
+        # The version is under the heading already: not a third time in the summary.
+        self.summary_form.setRowVisible(self.version_value, False)
+        # A first install reuses nothing of the player's: no "0 bytes (0% saved)" row.
+        self.summary_form.setRowVisible(self.reuse_value, not first_install)
+        # An attempt that ended early is not progress: no bar, an icon and a coloured edge.
+        failed = s is State.ERROR
+        self.bar.setVisible(not failed)
+        self.state_icon.setVisible(failed)
+        if failed:
+            self.set_stopped_look(self.error_kind == "cancelled")
         self.change_button.setVisible(s is State.READY and first_install)
         self.notes.setVisible(show_plan and bool(plan and plan.check.notes))
+        self.notes_label.setVisible(self.notes.isVisibleTo(self))
         self.warning.setVisible(bool(self.warning.text()))
         self.current_file.setVisible(working or s is State.CANCELLING)
         self.message.setVisible(s in (State.DONE, State.UP_TO_DATE, State.ERROR))
-        self.error_details_button.setVisible(s is State.ERROR)
+        # A plain cancel has nothing technical to show.
+        self.error_details_button.setVisible(s is State.ERROR and self.error_kind != "cancelled")
         if s is not State.ERROR:
             self.error_details_button.setChecked(False)
         self.error_detail.setVisible(s is State.ERROR and self.error_details_button.isChecked())
@@ -412,6 +466,7 @@ class UpdaterWindow(UpdaterView):
         if default is not None and default.isVisible() and default.isEnabled():
             default.setFocus(Qt.FocusReason.OtherFocusReason)
         self.setWindowTitle(self._title())
+        self.fit_content(shrink=s in (State.DONE, State.UP_TO_DATE, State.ERROR))
 
     def _title(self) -> str:
         base = self.config.window_title

@@ -89,11 +89,15 @@ class FakeUpdater:
 
     def prepare(self) -> UpdatePlan:
         self.s.calls.append("prepare")
-        self.progress(Progress(Phase.SCAN, 0, 100, current="data/big.pak"))
-        self.cancel.check()
-        self.progress(Progress(Phase.SCAN, 100, 100, current="data/big.pak"))
-        self.progress(Progress(Phase.PLAN, 1, 1))
         assert self.s.plan is not None
+        rest = self.s.plan.bytes_reused + self.s.plan.bytes_to_download
+        self.progress(Progress(Phase.SCAN, 0, 100, current="data/big.pak",
+                               overall_total=100 + rest))
+        self.cancel.check()
+        self.progress(Progress(Phase.SCAN, 100, 100, current="data/big.pak",
+                               overall_done=100, overall_total=100 + rest))
+        self.progress(Progress(Phase.PLAN, 1, 1, overall_done=100, overall_total=100 + rest,
+                               download_total=self.s.plan.bytes_to_download))
         return self.s.plan
 
     def apply(self) -> UpdateResult:
@@ -101,6 +105,7 @@ class FakeUpdater:
         assert self.s.plan is not None
         plan = self.s.plan
         total = plan.bytes_to_download
+        work = 100 + plan.bytes_reused + total  # read while scanning + copied + downloaded
         self.progress(
             Progress(
                 Phase.REBUILD,
@@ -108,6 +113,9 @@ class FakeUpdater:
                 plan.bytes_reused,
                 bytes_local=plan.bytes_reused,
                 current="data/big.pak",
+                overall_done=100 + plan.bytes_reused,
+                overall_total=work,
+                download_total=total,
             )
         )
         for i in range(self.s.steps + 1):
@@ -115,7 +123,16 @@ class FakeUpdater:
             done = total * i // self.s.steps
             self.progress(
                 Progress(
-                    Phase.DOWNLOAD, done, total, plan.bytes_reused, done, current="data/big.pak"
+                    Phase.DOWNLOAD,
+                    done,
+                    total,
+                    plan.bytes_reused,
+                    done,
+                    current="data/big.pak",
+                    overall_done=100 + plan.bytes_reused + done,
+                    overall_total=work,
+                    download_done=done,
+                    download_total=total,
                 )
             )
             if i == self.s.steps // 2:

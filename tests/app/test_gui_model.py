@@ -9,32 +9,25 @@ from app.gui.model import FileTableModel, OverallProgress
 from core.progress import Phase, Progress
 
 
-def test_overall_progress_never_runs_backwards() -> None:
+def test_overall_progress_is_the_engines_fraction_never_backwards() -> None:
     bar = OverallProgress()
+
+    def at(phase: Phase, done: int, total: int) -> float:
+        return bar.update(Progress(phase, overall_done=done, overall_total=total))
+
     seen = [
-        bar.update(Progress(Phase.CHECK, 0, 3)),
-        bar.update(Progress(Phase.CHECK, 3, 3)),
-        bar.update(Progress(Phase.SCAN, 50, 100)),
-        bar.update(Progress(Phase.SCAN, 100, 100)),
-        bar.update(Progress(Phase.PLAN, 1, 1)),
-        # The engine rebuilds before it downloads: segments follow arrival, not enum order.
-        bar.update(Progress(Phase.REBUILD, 10, 10)),
-        bar.update(Progress(Phase.DOWNLOAD, 0, 100)),
-        bar.update(Progress(Phase.DOWNLOAD, 60, 100)),
-        bar.update(Progress(Phase.DOWNLOAD, 40, 100)),  # a retry lowered the count
-        bar.update(Progress(Phase.SCAN, 0, 100)),  # a phase seen again
-        bar.update(Progress(Phase.VERIFY, 5, 10)),
-        bar.update(Progress(Phase.INSTALL, 0, 0)),  # no total: start of its segment
-        bar.update(Progress(Phase.DONE, 1, 1)),
+        at(Phase.CHECK, 0, 0),  # no total yet: stays at 0
+        at(Phase.SCAN, 50, 400),
+        at(Phase.PLAN, 100, 200),  # the plan's real figure: a step forward
+        at(Phase.REBUILD, 150, 200),
+        at(Phase.DOWNLOAD, 120, 200),  # late or repeated values never pull it back
+        at(Phase.DOWNLOAD, 190, 200),
+        at(Phase.VERIFY, 200, 200),
+        bar.update(Progress(Phase.DONE)),
     ]
-    assert seen == sorted(seen)
-    assert seen[0] == 0.0 and seen[-1] == 1.0
-    assert seen[1] == 0.03 and seen[3] == 0.15  # CHECK is 3%, SCAN 12%
-    assert seen[6] == seen[5] == 0.37  # DOWNLOAD begins where REBUILD ended
-    assert seen[7] == 0.37 + 0.45 * 0.6
-    assert seen[8] == seen[7]
+    assert seen == [0.0, 0.125, 0.5, 0.75, 0.75, 0.95, 1.0, 1.0]
     bar.reset()
-    assert bar.update(Progress(Phase.CHECK, 0, 3)) == 0.0
+    assert at(Phase.CHECK, 0, 0) == 0.0
 
 
 def test_file_model_appends_rows_and_changes_one_cell(qtbot: QtBot) -> None:

@@ -61,11 +61,20 @@ def test_speed_and_time() -> None:
 
 def test_download_status_line() -> None:
     p = Progress(
-        Phase.DOWNLOAD, 38_200_000, 41_000_000, bytes_local=4_100_000_000, bytes_network=38_200_000
+        Phase.DOWNLOAD, 38_200_000, 41_000_000, bytes_local=4_100_000_000, bytes_network=38_300_000,
+        download_done=38_200_000, download_total=41_000_000,
     )
     assert text.status_line(p, speed=12_300_000, eta=2.3) == (
-        "Downloading 38.2 MB of 41.0 MB · reused 4.1 GB from your existing files "
-        "(99% saved) · 12.3 MB/s · about 3 s left"
+        "Downloading 38.2 MB of 41.0 MB · 4.1 GB reused · 12.3 MB/s · about 3 s left"
+    )
+    # A first install reuses nothing of the player's (zeros are not their files).
+    assert text.status_line(p, first_install=True) == "Downloading 38.2 MB of 41.0 MB"
+    # Bytes fetched ahead while local chunks are copied: the download's figures already.
+    p = Progress(Phase.REBUILD, 5, 10, download_done=1_000_000, download_total=2_000_000)
+    assert text.status_line(p) == "Downloading 1.0 MB of 2.0 MB"
+    # A rebuild with nothing to download is the rebuild's own figures.
+    assert text.status_line(Progress(Phase.REBUILD, 5_000, 10_000)) == (
+        "Rebuilding files · 5.0 kB of 10.0 kB"
     )
     # Before the speed is known, and with nothing reused: no empty parts.
     p = Progress(Phase.DOWNLOAD, 0, 41_000_000)
