@@ -74,6 +74,19 @@ def _add_update_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wait-pid", type=int, help="wait for this process to exit first")
     p.add_argument("--launch", action="store_true", help="start the configured program after")
     p.add_argument("--connections", type=int, default=4, help="parallel HTTP requests")
+    p.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+                   help="network limits (default 15): a server must answer a request "
+                   "within SECONDS and then send at least 1 KiB/s over every SECONDS")
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if not 1 <= seconds <= 600:
+        raise argparse.ArgumentTypeError(f"{value} seconds: must be between 1 and 600")
+    return seconds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -251,9 +264,19 @@ def _pubkey_arg(value: str) -> str:
 
 
 def cmd_update(args: argparse.Namespace) -> int:
+    reporter = Reporter(args.progress)
+    # Signals cancel from the start: waiting for --wait-pid and every network wait included.
+    cancel = CancelToken()
+    restore_signals = _cancel_on_signals(cancel)
+    try:
+        return _update(args, reporter, cancel)
+    finally:
+        restore_signals()
+
+
+def _update(args: argparse.Namespace, reporter: Reporter, cancel: CancelToken) -> int:
     from core.updater import Outcome, Updater, UpdaterConfig
 
-    reporter = Reporter(args.progress)
     cfg_file = None
     config_path = args.config
     if config_path is None and not args.url:
@@ -278,19 +301,16 @@ def cmd_update(args: argparse.Namespace) -> int:
             channel=args.channel or (cfg_file.channel if cfg_file else "stable"),
             product=cfg_file.product if cfg_file else "",
             pubkeys=pubkeys, allow_downgrade=args.allow_downgrade,
-            connections=args.connections,
+            connections=args.connections, timeout=args.timeout,
         )
         if args.wait_pid:
-            _wait_pid(args.wait_pid)
-        cancel = CancelToken()
-        restore_signals = _cancel_on_signals(cancel)
+            _wait_pid(args.wait_pid, cancel)
         updater = Updater(config, progress=reporter if args.progress != "none" else None,
                           cancel=cancel)
         try:
             result = updater.update()
         finally:
             updater.close()
-            restore_signals()
     except Exception as e:  # StitchError, OSError, or a bug (exit code 1, kind "internal")
         code = exit_code_for(e)
         if code == EXIT_INTERNAL:
@@ -352,9 +372,10 @@ def _cancel_on_signals(cancel: CancelToken) -> Callable[[], None]:
     return restore
 
 
-def _wait_pid(pid: int, timeout: float = 600.0) -> None:
+def _wait_pid(pid: int, cancel: CancelToken, timeout: float = 600.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        cancel.check()
         try:
             os.kill(pid, 0)
         except ProcessLookupError:

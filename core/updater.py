@@ -65,6 +65,9 @@ class UpdaterConfig:
     max_file_size: int = 1 << 40  # ceiling for one file in a manifest (1 TiB)
     connections: int = 4  # parallel HTTP requests
     files_url: str = ""  # where file bytes live when not beside the manifest; "" = beside
+    # Network limits in seconds (core.http.HttpFetcher's read_timeout: the headers' deadline
+    # and the body's speed window); None: its default. Launchers shorten it (--timeout).
+    timeout: float | None = None
 
 
 class Outcome(enum.Enum):
@@ -153,7 +156,11 @@ class Updater:
         if self._fetcher is None:
             from core.http import HttpFetcher  # only here: tests and tools pass their own
 
-            self._fetcher = HttpFetcher(connections=self.config.connections)
+            if self.config.timeout is None:
+                self._fetcher = HttpFetcher(connections=self.config.connections)
+            else:
+                self._fetcher = HttpFetcher(connections=self.config.connections,
+                                            read_timeout=self.config.timeout)
         return self._fetcher
 
     def close(self) -> None:
