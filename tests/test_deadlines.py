@@ -251,12 +251,12 @@ def big_release(tmp_path: Path, stitch_server) -> Iterator[tuple[str, Path]]:  #
 
 @pytest.mark.parametrize("phase", ["head_trickle", "silent", "download"])
 def test_sigterm_ends_the_run_promptly_with_exit_6(
-        tmp_path: Path, release: tuple[Path, str], big_release: tuple[str, Path],
+        tmp_path: Path, release: tuple[Path, str], request: pytest.FixtureRequest,
         phase: str) -> None:
     """Default limits (15 s): a run that waited for them instead of the signal would take
     at least 15 s; the issue asks for about a second."""
     if phase == "download":
-        url, _src = big_release
+        url, _src = request.getfixturevalue("big_release")
         rules = [Rule("throttle", path=r"/files/", ranged=True, rate=2_000_000)]
     else:
         url = release[1]
