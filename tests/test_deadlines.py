@@ -114,6 +114,26 @@ def test_time_paused_does_not_count_and_cancel_raises() -> None:
         g.check()
 
 
+def test_poll_checks_every_poll_interval_or_when_a_deadline_is_due() -> None:
+    from core.http.deadline import POLL
+
+    clock = Clock()
+    cancel = CancelToken()
+    g = guard(clock, cancel)
+    g.poll()  # checks (the first call always does)
+    cancel.cancel()
+    clock.now += POLL / 2
+    g.poll()  # within the interval: the cancel is seen at the next one
+    clock.now += POLL / 2
+    with pytest.raises(CancelledError):
+        g.poll()
+    g = guard(clock)
+    g.poll()
+    clock.now += LIMITS.headers  # the deadline is due: checked whatever the interval
+    with pytest.raises(HeadersTimeoutError):
+        g.poll()
+
+
 def test_real_clients_route_their_sockets_through_the_guard() -> None:
     client = new_client(False, LazyTrustContext(), 5.0, 5.0, "t", 2, None)
     try:

@@ -197,7 +197,7 @@ class _GuardedStream:
 
         give_up = None if timeout is None else time.monotonic() + timeout
         while True:
-            guard.check()
+            guard.poll()
             now = time.monotonic()
             step = min(POLL, guard.wait_until() - now)
             if give_up is not None:
@@ -207,7 +207,7 @@ class _GuardedStream:
             try:
                 return self._inner.read(max_bytes, max(step, 0.001))
             except httpcore.ReadTimeout:
-                continue  # nothing consumed: look at the guard, then read on
+                guard.check()  # nothing consumed: look at the guard, then read on
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         guard = current()

@@ -60,6 +60,7 @@ class RequestGuard:
         self._stop = stop
         self._clock = clock
         self._headers_by = clock() + limits.headers
+        self._next_check = 0.0  # see ``poll``
         self._in_body = False
         self._window_start = 0.0
         self._got = 0
@@ -95,6 +96,14 @@ class RequestGuard:
                     url=self.url)
             return
         self._roll(now)
+
+    def poll(self) -> None:
+        """``check``, at most every ``POLL`` seconds unless a deadline is due: the cheap
+        call for paths that run per read while bytes flow."""
+        now = self._clock()
+        if now >= self._next_check or now >= self.wait_until():
+            self.check()
+            self._next_check = self._clock() + POLL
 
     def received(self, n: int) -> None:
         """``n`` more body bytes arrived; raises as ``check`` when a window ended short."""

@@ -302,7 +302,7 @@ class HttpFetcher(Fetcher):
         assert guard is not None, "_paced reads a body _get opened"
         for piece in resp.iter_bytes():
             guard.received(len(piece))
-            guard.check()  # a pause waits here, where its time is not held against the server
+            guard.poll()  # a pause waits here, where its time is not held against the server
             yield piece
 
     def _check_total(self, url: str, total: int | None) -> None:
