@@ -10,6 +10,7 @@ performance assertions.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -203,6 +204,39 @@ def test_cancel_ends_a_blocked_read(upstream: str, fault: str) -> None:
         assert proxy.wait_idle(10)  # and the connection was closed
 
 
+def test_cancel_ends_a_blocked_connect() -> None:
+    """A listening socket whose backlog is full drops new SYNs (Linux): connecting hangs,
+    as to a host that never answers. Connecting runs on a helper thread the request waits
+    for in short slices, so the cancel ends it; the connect timeout is 60 s."""
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        queued = []
+        for _ in range(3):
+            s = socket.socket()
+            s.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                s.connect(("127.0.0.1", port))
+            queued.append(s)
+        time.sleep(0.2)
+        with pytest.raises(TimeoutError):  # the premise: connecting now hangs
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        f = HttpFetcher(read_timeout=60, connect_timeout=60, attempts=1)
+        cancel = CancelToken()
+        t, errors = run_in_thread(lambda: f.fetch(f"http://127.0.0.1:{port}/x", 100, cancel))
+        time.sleep(0.5)
+        cancel.cancel()
+        t.join(10)
+        f.close()
+        for s in queued:
+            s.close()
+    assert not t.is_alive(), "the cancel did not end the connect"
+    assert len(errors) == 1 and isinstance(errors[0], CancelledError)
+
+
 def bounded_wait(ready: Callable[[], bool], seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while not ready():
@@ -257,6 +291,15 @@ def test_update_against_a_trickling_server_exits_3_within_the_bound(
     assert last["kind"] == "network" and "no response headers within 2 s" in last["message"]
     assert [e.fault for e in proxy.log] == [fault] * 4  # the pointer, 4 attempts
     assert elapsed < 30, f"{elapsed:.1f} s"
+
+
+@pytest.mark.parametrize("value", ["0", "banana", "601"])
+def test_a_bad_timeout_is_exit_2_naming_the_option(tmp_path: Path, value: str) -> None:
+    r = subprocess.run([*STITCH, "update", "--url", "http://127.0.0.1:9", "--dir",
+                        str(tmp_path / "i"), "--timeout", value],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--timeout" in r.stderr
+    assert not (tmp_path / "i").exists()
 
 
 @pytest.fixture
