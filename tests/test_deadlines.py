@@ -135,12 +135,18 @@ def test_poll_checks_every_poll_interval_or_when_a_deadline_is_due() -> None:
         g.poll()
 
 
-def test_real_clients_route_their_sockets_through_the_guard() -> None:
+def test_real_clients_route_their_sockets_through_the_guard(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.http.client import _GuardedBackend, guard_sockets
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # a proxy's pool too
     client = new_client(False, LazyTrustContext(), 5.0, 5.0, "t", 2, None)
     try:
-        from core.http.client import guard_sockets
-
-        assert guard_sockets(client)  # found httpx's pool: an httpx moving it fails here
+        assert guard_sockets(client)  # found httpx's pools: an httpx moving them fails here
+        pools = [t._pool for t in [client._transport, *client._mounts.values()]
+                 if t is not None]
+        assert len(pools) == 2
+        assert all(isinstance(p._network_backend, _GuardedBackend) for p in pools)
     finally:
         client.close()
 

@@ -127,8 +127,8 @@ def guard_sockets(client: Client) -> bool:
     """Route the network I/O of ``client``'s connection pools (direct and through proxies)
     through guarded streams. httpx has no public hook for its network backend: this sets
     the ``network_backend`` httpcore's pools take, on the pools httpx made. Returns whether
-    any pool was found (False with a test transport; the tests also assert it is True for a
-    real client, so an httpx that moves these attributes fails them, not the players)."""
+    any pool was found (False with a test transport). Should httpx move these attributes,
+    clients keep httpx's own timeouts only, and tests/test_deadlines.py fails."""
     found = False
     transports: list[object] = [client._transport, *client._mounts.values()]
     for transport in transports:
