@@ -364,3 +364,34 @@ def test_cancel_token_ends_an_update_blocked_on_a_silent_server(
         up.close()
     assert not t.is_alive()
     assert len(errors) == 1 and isinstance(errors[0], CancelledError)
+
+
+def test_sigterm_while_waiting_for_wait_pid_is_exit_6(tmp_path: Path,
+                                                     release: tuple[Path, str]) -> None:
+    """Signals cancel from the start of the run, the wait for --wait-pid included."""
+    _repo, url = release
+    waited = subprocess.Popen(["sleep", "120"])
+    try:
+        proc = start_update(url, tmp_path / "i", "--wait-pid", str(waited.pid))
+        bounded_wait(lambda: catches_sigterm(proc.pid), 30)  # then it waits for the pid
+        time.sleep(0.3)
+        assert proc.poll() is None
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        waited.kill()
+        waited.wait()
+    assert proc.returncode == 6, err
+    assert json.loads(out.splitlines()[-1])["kind"] == "cancelled"
+    assert took < 5, f"{took:.1f} s after SIGTERM"
+    assert not (tmp_path / "i").exists()
+
+
+def catches_sigterm(pid: int) -> bool:
+    """Whether process ``pid`` has a SIGTERM handler installed (Linux: /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+    return False
