@@ -110,7 +110,8 @@ def signed_world(tmp_path_factory: pytest.TempPathFactory,
 
 def fast_fetcher() -> HttpFetcher:
     # Short timeouts and few attempts keep the tests fast; the defaults are tested for sense
-    # in test_http. read_timeout also sets the minimum-speed window (1 s, 1024 bytes/s).
+    # in test_http. read_timeout also sets the headers' deadline and the minimum-speed
+    # window (1 s, 1024 bytes/s): core.http.deadline.
     return HttpFetcher(read_timeout=1.0, connect_timeout=2.0, attempts=2, backoff=0.01)
 
 
