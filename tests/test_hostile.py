@@ -260,6 +260,12 @@ CASES: dict[str, Case] = {
                            expect=NetworkError),
     "trickle-index-always": case(Rule("trickle", path=r"\.fidx$", rate=2.0),
                                  expect=NetworkError),
+    # Nothing at all, or the headers a byte a second: the headers' deadline ends both.
+    "silent-once": case(Rule("silent", path=WAD, ranged=True, times=1)),
+    "silent-manifest-always": case(Rule("silent", path=r"release\.json$"), expect=NetworkError),
+    "head-trickle-once": case(Rule("head_trickle", path=WAD, ranged=True, times=1, rate=1.0)),
+    "head-trickle-always": case(Rule("head_trickle", path=WAD, ranged=True, rate=1.0),
+                                expect=NetworkError),
     # Signed CDN URLs that expire after N uses: the client goes back to the original URL.
     "redirect-expires-403": case(Rule("redirect", path=FILES, uses=1, gone=403)),
     "redirect-expires-410": case(Rule("redirect", path=r"/files/", uses=2, gone=410)),
