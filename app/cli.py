@@ -83,6 +83,10 @@ def _add_update_options(p: argparse.ArgumentParser) -> None:
                    help="ask for latest.json without the ?stitch=<random> query (for hosts "
                    "that refuse queries; caches are still asked to revalidate)")
 
+    p.add_argument("--timeout", type=_timeout_seconds, metavar="SECONDS",
+                   help="network limits (default 15): a server must answer a request "
+                   "within SECONDS and then send at least 1 KiB/s over every SECONDS")
+
 
 def add_lock_wait(p: argparse.ArgumentParser) -> None:
     from core.lock import DEFAULT_WAIT
@@ -105,6 +109,16 @@ def _seconds(text: str) -> float:
 def say_waiting(line: str) -> None:
     """The one line a run prints while another run holds the install's lock."""
     print(f"stitch: {line}", file=sys.stderr, flush=True)
+
+
+def _timeout_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if not 1 <= seconds <= 600:
+        raise argparse.ArgumentTypeError(f"{value} seconds: must be between 1 and 600")
+    return seconds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -284,9 +298,19 @@ def _pubkey_arg(value: str) -> str:
 
 
 def cmd_update(args: argparse.Namespace) -> int:
+    reporter = Reporter(args.progress)
+    # Signals cancel from the start: waiting for --wait-pid and every network wait included.
+    cancel = CancelToken()
+    restore_signals = _cancel_on_signals(cancel)
+    try:
+        return _update(args, reporter, cancel)
+    finally:
+        restore_signals()
+
+
+def _update(args: argparse.Namespace, reporter: Reporter, cancel: CancelToken) -> int:
     from core.updater import Outcome, Updater, UpdaterConfig
 
-    reporter = Reporter(args.progress)
     cfg_file = None
     config_path = args.config
     if config_path is None and not args.url:
@@ -311,20 +335,17 @@ def cmd_update(args: argparse.Namespace) -> int:
             channel=args.channel or (cfg_file.channel if cfg_file else "stable"),
             product=cfg_file.product if cfg_file else "",
             pubkeys=pubkeys, allow_downgrade=args.allow_downgrade,
-            connections=args.connections, lock_wait=args.lock_wait,
+            connections=args.connections, lock_wait=args.lock_wait, timeout=args.timeout,
             cache_bust=not args.no_cache_bust and (cfg_file.cache_bust if cfg_file else True),
         )
         if args.wait_pid:
-            _wait_pid(args.wait_pid)
-        cancel = CancelToken()
-        restore_signals = _cancel_on_signals(cancel)
+            _wait_pid(args.wait_pid, cancel)
         updater = Updater(config, progress=reporter if args.progress != "none" else None,
                           cancel=cancel, on_wait=say_waiting)
         try:
             result = updater.update()
         finally:
             updater.close()
-            restore_signals()
     except Exception as e:  # StitchError, OSError, or a bug (exit code 1, kind "internal")
         code = exit_code_for(e)
         if code == EXIT_INTERNAL:
@@ -387,11 +408,12 @@ def _cancel_on_signals(cancel: CancelToken) -> Callable[[], None]:
     return restore
 
 
-def _wait_pid(pid: int, timeout: float = 600.0) -> None:
-    """``--wait-pid``: core/procwait.py (OpenProcess + WaitForSingleObject on Windows)."""
+def _wait_pid(pid: int, cancel: CancelToken, timeout: float = 600.0) -> None:
+    """``--wait-pid``: core/procwait.py (OpenProcess + WaitForSingleObject on Windows); the
+    run's cancel token (SIGTERM, Ctrl+C) ends the wait."""
     from core.procwait import wait_for_exit
 
-    wait_for_exit(pid, timeout)
+    wait_for_exit(pid, timeout, cancel=cancel)
 
 
 def _launch(program: str, args: Sequence[str], install_dir: Path) -> None:

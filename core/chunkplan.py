@@ -2,6 +2,16 @@
 or assembled from a group table and local indexes; its compressed copy's size table; its
 sub-index), scan local files, and plan each file (``core.planner``).
 
+Everything but the file itself is optional, and each has a listed fallback for when the
+server does not have it (a partial upload, a CDN miss: an HTTP error status or a range the
+file does not hold; ``FALLBACK``) or, for the derived tables, when it does not match the
+manifest: group table -> the whole ``.fidx`` -> the whole file (a ``Build`` with ``raw``
+set, checked by its SHA-256 like any other); ``.stz`` -> raw ranges (here and in
+``core.rebuild``); sub-index -> whole chunks; a delta -> chunks (``core.updater``). A
+transport failure (``NetworkError``: the server does not answer) is not a reason to try
+another file of the same server, and a ``.fidx`` whose bytes do not match the manifest
+stays an error: that server serves bad content.
+
 ``ChunkPlanner`` is what ``core.updater`` calls for every changed file a delta does not
 rebuild; ``Build`` is one file's plan, by chunks or by delta. Importing this module is
 cheap: numpy and the chunk machinery are imported where they are used (the start-up rule
@@ -16,9 +26,16 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar
 
-from core.errors import ContentError, DownloadError, FormatError, HashMismatchError, RangeError
+from core.errors import (
+    ContentError,
+    DownloadError,
+    FormatError,
+    HashMismatchError,
+    HTTPStatusError,
+    RangeError,
+)
 from core.fetcher import Fetcher
 from core.layout import fidx_url, file_url, groups_url, sub_url
 from core.manifest import Delta, FileEntry, Manifest
@@ -60,6 +77,10 @@ CUT_RATE = 350_000_000  # bytes/s
 NET_RATE = 10_000_000  # bytes/s (core.planner.PlanOptions.range_cost: 50 ms at 10 MB/s)
 
 
+# What says "the server does not have this optional file": try the next fallback.
+FALLBACK = (HTTPStatusError, RangeError)
+
+
 def _has_local_files(root: Path, state: InstalledState) -> bool:
     """Whether anything local could match a group table (else the whole index is cheaper)."""
     if state.files:
@@ -87,12 +108,16 @@ class Build:
     # by sub-records.
     whole: FileIndex | None = None
     sub: np.ndarray | None = None
+    # No index could be had (the release's .fidx is missing): the whole file is downloaded.
+    raw: bool = False
 
     def wire_bytes(self) -> int:
         """Bytes the planned remote ranges take on the network (compressed when possible),
-        or the delta's size when the file is rebuilt from one."""
+        or the delta's size when the file is rebuilt from one, or the file's."""
         if self.delta is not None:
             return self.delta.size
+        if self.raw:
+            return self.entry.size
         assert self.plan is not None and self.index is not None
         ranges = [(int(a), int(b)) for a, b in self.plan.remote.tolist()]
         from core.rebuild import wire_bytes
@@ -129,7 +154,8 @@ class ChunkPlanner:
 
         A file with a group table (and something local to match it against) gets its table
         first and its index after the scan: the records of the groups found in local
-        indexes come from them, the others from byte ranges of the ``.fidx``."""
+        indexes come from them, the others from byte ranges of the ``.fidx``. A file whose
+        index the server does not have gets a ``raw`` build (the module's fallbacks)."""
         if entries:
             from core.fidx_groups import LocalGroups
             from core.fidx_sub import OrphanSubChunks
@@ -140,17 +166,27 @@ class ChunkPlanner:
         by_table = {f.path for f in entries
                     if f.groups_size and local_files and not self._has_part(f)}
 
-        def first(f: FileEntry) -> GroupTable | FileIndex:
+        raw: set[str] = set()  # files whose index the server does not have
+
+        def first(f: FileEntry) -> GroupTable | FileIndex | None:
             self.cancel.check()
             if f.path in by_table:
-                return self._fetch_table(man, f)
-            return self._fetch_index(man, f)
+                try:
+                    return self._fetch_table(man, f)
+                except (*FALLBACK, ContentError) as e:
+                    self.meter.log(f"{f.path}: group table not used ({e}); fetching the "
+                                   "whole index")
+            return self._index_or_none(man, f)
 
         for f, got in zip(entries, self._each(first, entries), strict=True):
-            if f.path in by_table:
-                tables[f.path] = cast("GroupTable", got)
+            from core.fidx_groups import GroupTable
+
+            if got is None:
+                raw.add(f.path)
+            elif isinstance(got, GroupTable):
+                tables[f.path] = got
             else:
-                targets[f.path] = cast("FileIndex", got)
+                targets[f.path] = got
 
         scan = scan_local(self.store, state, man, targets, entries, self.cancel, self.meter,
                           self._part_path, frozenset(t.params for t in tables.values()))
@@ -164,13 +200,16 @@ class ChunkPlanner:
                     [(lengths, ids) for _, _, lengths, ids in scan.seeds.get(table.params, [])],
                     table.target, table.maximum)
 
-        def assembled(f: FileEntry) -> FileIndex:
+        def assembled(f: FileEntry) -> FileIndex | None:
             table = tables[f.path]
             return self._assemble_index(man, f, table,
                                         local[(table.params, table.target, table.maximum)])
 
-        for f, idx in zip(assemble, self._each(assembled, assemble), strict=True):
-            targets[f.path] = idx
+        for f, got_idx in zip(assemble, self._each(assembled, assemble), strict=True):
+            if got_idx is None:
+                raw.add(f.path)
+            else:
+                targets[f.path] = got_idx
 
         builds: list[Build] = []
         subs = None
@@ -183,7 +222,7 @@ class ChunkPlanner:
             subs = OrphanSubChunks(scan.seeds, targets, self.cancel.check, keep)
         planned = [(f, plan_file(targets[f.path], scan.seeds_for(targets[f.path].params,
                                                                  f.path), self.options))
-                   for f in entries if f.path not in scan.unchanged]
+                   for f in entries if f.path not in scan.unchanged and f.path not in raw]
 
         def stz_table(item: tuple[FileEntry, FilePlan]) -> StzTable | None:
             f, fplan = item
@@ -195,6 +234,8 @@ class ChunkPlanner:
             if f.sub_size and fplan.bytes_remote and subs is not None:
                 b = self._refine(man, b, scan.seeds_for(idx.params, f.path), subs) or b
             builds.append(b)
+        builds += [Build(f, None, None, raw=True) for f in entries
+                   if f.path in raw and f.path not in scan.unchanged]
         return builds, scan
 
     def _refine(self, man: Manifest, b: Build, seeds: SeedSet,
@@ -307,6 +348,14 @@ class ChunkPlanner:
         pp = self._part_path(f)
         return pp.exists() or pp.with_suffix(".ready").exists()
 
+    def _index_or_none(self, man: Manifest, f: FileEntry) -> FileIndex | None:
+        """``_fetch_index``, or None (logged) when the server does not have the index."""
+        try:
+            return self._fetch_index(man, f)
+        except FALLBACK as e:
+            self.meter.log(f"{f.path}: index not available ({e}); downloading the whole file")
+            return None
+
     def _fetch_index(self, man: Manifest, f: FileEntry) -> FileIndex:
         """The whole ``.fidx`` of ``f``, checked against the manifest."""
         cfg = self.config
@@ -348,10 +397,11 @@ class ChunkPlanner:
         return table
 
     def _assemble_index(self, man: Manifest, f: FileEntry, table: GroupTable,
-                        local: LocalGroups) -> FileIndex:
+                        local: LocalGroups) -> FileIndex | None:
         """``f``'s index from the groups ``local`` holds and the fetched records of the
-        others; the whole ``.fidx`` instead when most records are missing anyway, or when a
-        fetched group does not match the table. The result is checked against the
+        others; the whole ``.fidx`` instead when most records are missing anyway, when a
+        fetched group does not match the table, or when the server refuses the ranges;
+        None when it does not have the ``.fidx`` at all. The result is checked against the
         manifest's digest of the ``.fidx``. Raises ``HashMismatchError``, ``FormatError``
         or ``DownloadError``."""
         from core.fidx_groups import Assembly
@@ -361,10 +411,15 @@ class ChunkPlanner:
         ranges = asm.leaf_ranges()
         cost = asm.missing_bytes() + LEAF_RANGE_COST * len(ranges)
         if cost > f.fidx_size * 3 // 4:
-            return self._fetch_index(man, f)
+            return self._index_or_none(man, f)
         url = fidx_url(cfg.url, cfg.channel, man.version, f.path)
         if ranges:
-            pieces = self._fetch_pieces(url, ranges)
+            try:
+                pieces = self._fetch_pieces(url, ranges)
+            except FALLBACK as e:
+                self.meter.log(f"{f.path}: index records not fetched ({e}); fetching the "
+                               "whole index")
+                return self._index_or_none(man, f)
             got = sum(len(piece) for piece in pieces.values())
             try:
                 for a, piece in pieces.items():
@@ -374,7 +429,7 @@ class ChunkPlanner:
                 # (one plain GET, checked against the manifest), so a proxy that garbles
                 # multipart answers costs bytes, not the update.
                 self.meter.log(f"{f.path}: {e}; fetching the whole index")
-                return self._fetch_index(man, f)
+                return self._index_or_none(man, f)
             self.meter.log(f"{f.path}: index records of {len(ranges)} changed regions "
                            f"({got} bytes) fetched")
         return self._accept_index(url, f, asm.fidx_bytes())

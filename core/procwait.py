@@ -18,9 +18,12 @@ import ctypes
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from core.progress import CancelToken
 
 SYNCHRONIZE = 0x00100000
 WAIT_OBJECT_0 = 0
@@ -40,14 +43,21 @@ class ProcessWaitError(ConfigError):
 def wait_for_exit(pid: int, timeout: float = 600.0, *, windows: bool | None = None,
                   kernel32: Any = None, kill: Callable[[int, int], None] | None = None,
                   sleep: Callable[[float], None] = time.sleep,
-                  clock: Callable[[], float] = time.monotonic) -> None:
-    """Return once process ``pid`` has exited (at once if there is none)."""
+                  clock: Callable[[], float] = time.monotonic,
+                  cancel: CancelToken | None = None) -> None:
+    """Return once process ``pid`` has exited (at once if there is none); ``cancel`` is
+    checked between slices (raises ``CancelledError``)."""
+    check = cancel.check if cancel is not None else _nothing
     if pid <= 0:
         raise ProcessWaitError(f"--wait-pid needs a process id above 0, not {pid}")
     if os.name == "nt" if windows is None else windows:
-        _wait_windows(pid, timeout, kernel32 if kernel32 is not None else _kernel32())
+        _wait_windows(pid, timeout, kernel32 if kernel32 is not None else _kernel32(), check)
     else:
-        _wait_posix(pid, timeout, kill if kill is not None else os.kill, sleep, clock)
+        _wait_posix(pid, timeout, kill if kill is not None else os.kill, sleep, clock, check)
+
+
+def _nothing() -> None:
+    pass
 
 
 def _timed_out(pid: int, timeout: float) -> ProcessWaitError:
@@ -55,9 +65,11 @@ def _timed_out(pid: int, timeout: float) -> ProcessWaitError:
 
 
 def _wait_posix(pid: int, timeout: float, kill: Callable[[int, int], None],
-                sleep: Callable[[float], None], clock: Callable[[], float]) -> None:
+                sleep: Callable[[float], None], clock: Callable[[], float],
+                check: Callable[[], None]) -> None:
     deadline = clock() + timeout
     for _ in range(int(timeout / _POLL) + 2):  # bounded, whatever the clock does
+        check()
         try:
             kill(pid, 0)
         except ProcessLookupError:
@@ -70,7 +82,7 @@ def _wait_posix(pid: int, timeout: float, kill: Callable[[int, int], None],
     raise _timed_out(pid, timeout)
 
 
-def _wait_windows(pid: int, timeout: float, k32: Any) -> None:
+def _wait_windows(pid: int, timeout: float, k32: Any, check: Callable[[], None]) -> None:
     handle = k32.OpenProcess(SYNCHRONIZE, False, pid)
     if not handle:
         code = int(k32.get_last_error())
@@ -84,6 +96,7 @@ def _wait_windows(pid: int, timeout: float, k32: Any) -> None:
     try:
         slices = max(1, int(timeout * 1000) // _SLICE_MS + (int(timeout * 1000) % _SLICE_MS > 0))
         for _ in range(slices):
+            check()
             result = int(k32.WaitForSingleObject(handle, _SLICE_MS))
             if result == WAIT_OBJECT_0:
                 return

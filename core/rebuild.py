@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import xxhash
 
-from core.errors import FormatError, HashMismatchError
+from core.errors import FormatError, HashMismatchError, HTTPStatusError, RangeError
 from core.fetcher import Fetcher
 from core.fidx import FileIndex
 from core.fsutil import pread, pwrite, pwritev
@@ -229,9 +229,15 @@ class StagedFile(BlankFile):
             packed, raw = split_raw(ranges, self.whole_offsets, self.sub)
             bad = []
             if packed:
-                bad = self._fetch(fetcher, stz_url,
-                                  compressed_ranges(table, self.whole_offsets, packed),
-                                  cancel, on_bytes, table.offsets, unpack, whole, fd)
+                try:
+                    bad = self._fetch(fetcher, stz_url,
+                                      compressed_ranges(table, self.whole_offsets, packed),
+                                      cancel, on_bytes, table.offsets, unpack, whole, fd)
+                except (HTTPStatusError, RangeError):
+                    # The compressed copy went missing (a CDN miss, a partial upload):
+                    # raw ranges instead (core.chunkplan's fallbacks). Chunks it did
+                    # deliver are written again with the same bytes.
+                    bad = packed
             if raw:
                 bad = _merge(bad + self._fetch(fetcher, url, raw, cancel, on_bytes,
                                                write_fd=fd))

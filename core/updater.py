@@ -77,6 +77,9 @@ class UpdaterConfig:
     # latest.json is asked with a query of its own (?stitch=<random>) so no cache answers
     # with a stale copy; False when the host refuses queries (docs/publishing.md).
     cache_bust: bool = True
+    # Network limits in seconds (core.http.HttpFetcher's read_timeout: the headers' deadline
+    # and the body's speed window); None: its default. Launchers shorten it (--timeout).
+    timeout: float | None = None
 
 
 class Outcome(enum.Enum):
@@ -177,7 +180,11 @@ class Updater:
         if self._fetcher is None:
             from core.http import HttpFetcher  # only here: tests and tools pass their own
 
-            self._fetcher = HttpFetcher(connections=self.config.connections)
+            if self.config.timeout is None:
+                self._fetcher = HttpFetcher(connections=self.config.connections)
+            else:
+                self._fetcher = HttpFetcher(connections=self.config.connections,
+                                            read_timeout=self.config.timeout)
         return self._fetcher
 
     def close(self) -> None:
@@ -506,6 +513,20 @@ class Updater:
         self.meter.log(f"{b.entry.path}: rebuilt from a {_mb(d.size)} patch")
         return True
 
+    def _fetch_whole_file(self, man: Manifest, b: Build, s: BlankFile) -> None:
+        """Download all of ``b``'s file into ``s`` (a file whose index the server does not
+        have: ``core.chunkplan``'s last fallback); the verify phase checks its SHA-256."""
+        url = self._file_url(man, b.entry.path)
+        self.meter.log(f"{b.entry.path}: no index: downloading the whole file "
+                       f"({b.entry.size} bytes)")
+
+        def sink(offset: int, data: bytes) -> None:
+            s.write_at(data, offset)
+            self.meter.add_network(len(data))
+
+        if b.entry.size:
+            self.fetcher.fetch_ranges(url, [(0, b.entry.size)], sink, self.cancel)
+
     def _download(self, c: _Checked, p: _Planned, staged: list[BlankFile],
                   sealer: Sealer, ahead: Background) -> None:
         """Deltas, then (once ``ahead`` has fetched their planned ranges) whatever the files
@@ -534,10 +555,15 @@ class Updater:
                 more, scan = self._plan_by_chunks(man, c.state, [b.entry])
                 p.more_scans.append(scan)
                 b = p.builds[i] = more[0]
-                assert b.index is not None and b.plan is not None
                 s = staged[i] = self._staged(b)
                 s.written = sealer.track(s.fd, s.path, s.size)
-                self._rebuild_one(b, s, scan, sealer)
+                if not b.raw:
+                    self._rebuild_one(b, s, scan, sealer)
+            if b.raw:  # no index to be had: the whole file, checked by its SHA-256
+                m.current = b.entry.path
+                self._fetch_whole_file(man, b, s)
+                sealer.complete(s.fd)
+                continue
             # From here on the file is built from chunks (imported only now: an update
             # rebuilt from deltas alone never loads the chunk machinery).
             from core.rebuild import StagedFile

@@ -26,6 +26,9 @@ it. A request no rule matches is passed through unchanged. Faults (``Rule.fault`
     status        answer ``status`` (503, 429, ...) with ``Retry-After: retry_after``
     stall         send the real headers, then nothing (until the client gives up)
     trickle       send the real headers, then ``rate`` body bytes a second
+    head_trickle  send the real status line and headers at ``rate`` bytes a second (each
+                  byte restarts a per-read timeout), and no body
+    silent        read the request, then send nothing at all
     redirect      302 to a "signed" URL on this proxy that works ``uses`` times, then
                   answers ``gone`` (403 or 410); asking the original URL again re-signs
     416           answer 416 Range Not Satisfiable
@@ -57,7 +60,7 @@ from dataclasses import dataclass, field
 
 FAULTS = {
     "pass", "reset", "truncate", "flip", "full200", "first_range", "multipart_lie", "status",
-    "stall", "trickle", "redirect", "416", "throttle", "delay",
+    "stall", "trickle", "redirect", "416", "throttle", "delay", "head_trickle", "silent",
 }
 LIES = {"wrong_range", "bad_boundary", "long_part", "short_part", "swap", "no_close",
         "single_wrong_range", "split_reversed"}
@@ -380,6 +383,8 @@ class FaultProxy:
             return self._send(conn, req, status, headers, body)
         assert rule is not None
 
+        if fault in ("silent", "head_trickle"):
+            return self._crawl_head(conn, req, rule)
         if fault == "status":
             extra = [] if rule.retry_after is None else [("Retry-After", rule.retry_after)]
             return self._send(conn, req, rule.status, extra, b"", fault=fault)
@@ -427,6 +432,23 @@ class FaultProxy:
         if fault == "throttle":
             return self._send(conn, req, status, headers, body, fault=fault, rate=rule.rate)
         return self._send(conn, req, status, headers, body, fault=fault)
+
+    def _crawl_head(self, conn: socket.socket, req: _Request, rule: Rule) -> bool:
+        """``silent`` and ``head_trickle``: nothing, or the real head at ``rule.rate`` bytes a
+        second, until the client gives up or ``stall_max`` passes."""
+        head = b""
+        status = 0
+        if rule.fault == "head_trickle":
+            status, headers, body = self._upstream(req.path, req.range)
+            reason = http.client.responses.get(status, "Unknown")
+            lines = [f"HTTP/1.1 {status} {reason}", f"Content-Length: {len(body)}"]
+            lines += [f"{k}: {v}" for k, v in headers if k.lower() != "content-length"]
+            head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        with self._lock:
+            self.log.append(Entry(req.number, req.path, req.range, rule.fault, status))
+        rate = rule.rate if rule.fault == "head_trickle" else 0.0
+        self._paced(conn, head, rate, None, time.monotonic() + self.stall_max)
+        return False
 
     def _lie(self, conn: socket.socket, req: _Request, rule: Rule, whole: bytes,
              ranges: list[tuple[int, int]], ctype: list[tuple[str, str]]) -> bool:

@@ -16,7 +16,6 @@ import enum
 import secrets
 import ssl
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -34,6 +33,7 @@ from core.http.client import (
     origin_of,
     translate_errors,
 )
+from core.http.deadline import Limits, RequestGuard, current, guarding
 from core.multipart import (
     ByteRangesParser,
     Coverage,
@@ -47,7 +47,6 @@ from core.retry import (
     RetryableStatusError,
     RetryState,
     Stopped,
-    TooSlowError,
     check_stop,
     parse_retry_after,
 )
@@ -59,6 +58,7 @@ USER_AGENT = f"stitch/{__version__}"
 REVALIDATE = {"Cache-Control": "no-cache", "Pragma": "no-cache"}
 BUST_PARAM = "stitch"  # fetch_fresh(bust=True) adds ?stitch=<16 random hex digits>
 MAX_RANGES_PER_REQUEST = 32  # where multi-range starts; halved when a server balks
+DEFAULT_TIMEOUT = 15.0  # seconds: headers' deadline, body's speed window, read timeout
 
 
 class _NoRangeSupport(Exception):
@@ -102,11 +102,19 @@ class HttpFetcher(Fetcher):
     ``connections``: parallel requests per ``fetch_ranges`` call. ``attempts``: tries per
     request before giving up on transport errors, 5xx and 429. ``backoff``/``backoff_max``:
     first and largest back-off delay in seconds (jittered, doubling). ``retry_after_max``:
-    cap on a server's ``Retry-After`` in seconds. ``min_speed``: a body that delivers fewer
-    bytes per second than this, averaged over ``speed_window`` seconds (default: the read
-    timeout), is a stall (a trickle that never trips the read timeout) and is retried.
-    ``transport`` replaces the network (tests pass ``httpx.MockTransport``); ``sleep``
-    replaces the back-off wait (tests).
+    cap on a server's ``Retry-After`` in seconds.
+
+    The limits every request lives under (``core.http.deadline``; docs/publishing.md):
+    ``read_timeout`` is the one knob a launcher turns (``stitch --timeout``), and the default
+    of the others: the status line and headers must be in ``headers_timeout`` seconds after
+    the request started (connecting and redirects included), the body must deliver at least
+    ``min_speed`` bytes a second averaged over ``speed_window`` seconds (a silent body fails
+    after one window). ``connect_timeout`` bounds connecting alone. Failing any of them is a
+    ``NetworkError``, retried like a dropped connection; a cancel ends a blocked read within
+    ``core.http.deadline.POLL`` seconds.
+    ``transport`` replaces the network (tests pass ``httpx.MockTransport``; the headers'
+    deadline and the cancel of a blocked read need a real socket); ``sleep`` replaces the
+    back-off wait (tests).
     """
 
     def __init__(
@@ -114,7 +122,8 @@ class HttpFetcher(Fetcher):
         *,
         connections: int = 4,
         connect_timeout: float = 10.0,
-        read_timeout: float = 30.0,
+        read_timeout: float = DEFAULT_TIMEOUT,
+        headers_timeout: float | None = None,
         attempts: int = 4,
         backoff: float = 0.5,
         backoff_max: float = 10.0,
@@ -132,13 +141,15 @@ class HttpFetcher(Fetcher):
             raise ValueError("connections, attempts and max_ranges must be at least 1")
         self._connections = connections
         self._read_timeout = read_timeout
-        self._connect_timeout = connect_timeout
+        self._connect_timeout = min(connect_timeout, read_timeout)
         self._attempts = attempts
         self._backoff = backoff
         self._backoff_max = backoff_max
         self._retry_after_max = retry_after_max
-        self._min_speed = min_speed
-        self._speed_window = read_timeout if speed_window is None else speed_window
+        self._limits = Limits(
+            headers=read_timeout if headers_timeout is None else headers_timeout,
+            window=read_timeout if speed_window is None else speed_window,
+            min_speed=min_speed)
         self._max_ranges = max_ranges
         self._http2 = http2
         self._user_agent = user_agent
@@ -261,18 +272,23 @@ class HttpFetcher(Fetcher):
         self._set_mode(origin, _Mode.MULTI if n > 1 else _Mode.SINGLE, max(n, 1), why)
 
     @contextmanager
-    def _get(self, url: str, headers: dict[str, str]) -> Iterator[Response]:
+    def _get(self, url: str, headers: dict[str, str], cancel: CancelToken,
+             stop: threading.Event | None = None) -> Iterator[Response]:
         """GET ``url`` (streamed); yields only 200/206 responses, raises the rest.
 
         Must run inside ``translate_errors``. Requests go straight to where ``url`` last
         redirected; if that answers 403/410 (a signed CDN URL expired), resolve once more
-        from ``url`` itself.
+        from ``url`` itself. The request and the caller's reading of the body run under a
+        ``RequestGuard`` (the limits, ``cancel`` and ``stop``): ``_paced`` reads through it.
         """
         target = self._resolved.get(url, url)
         while True:
             origin = self._origin_at(target)
             request = origin.client.build_request("GET", target, headers=headers)
-            response = origin.client.send(request, stream=True)
+            guard = RequestGuard(url, self._limits, cancel, stop)
+            with guarding(guard):
+                response = origin.client.send(request, stream=True)
+            guard.headers_received()
             self.stats.add(requests=1)
             if response.status_code in (403, 410) and target != url:
                 response.close()
@@ -289,7 +305,8 @@ class HttpFetcher(Fetcher):
             if str(response.url) != url:
                 with self._lock:
                     self._resolved[url] = str(response.url)
-            yield response
+            with guarding(guard):
+                yield response
         finally:
             response.close()
 
@@ -310,20 +327,15 @@ class HttpFetcher(Fetcher):
         return HTTPStatusError(message, url=url, status_code=status)
 
     def _paced(self, resp: Response, url: str) -> Iterator[bytes]:
-        """``resp.iter_bytes()``, raising ``TooSlowError`` when fewer than ``min_speed``
-        bytes a second arrive over a ``speed_window``. The read timeout ends a silent stall;
-        this ends a trickle (a byte every second never trips a per-read timeout)."""
-        window_start = time.monotonic()
-        got = 0
+        """``resp.iter_bytes()`` under ``_get``'s guard: ``TooSlowError`` when fewer than
+        ``min_speed`` bytes a second arrive over a ``speed_window`` (a byte every second
+        never trips a per-read timeout); a silent body and a cancel are caught in the
+        socket reads themselves (``core.http.client``)."""
+        guard = current()
+        assert guard is not None, "_paced reads a body _get opened"
         for piece in resp.iter_bytes():
-            got += len(piece)
-            now = time.monotonic()
-            if now - window_start >= self._speed_window:
-                if got < self._min_speed * (now - window_start):
-                    raise TooSlowError(
-                        f"{url}: {got} bytes in {now - window_start:.1f} s, under "
-                        f"{self._min_speed:.0f} bytes/s", url=url)
-                window_start, got = now, 0
+            guard.received(len(piece))
+            guard.poll()  # a pause waits here, where its time is not held against the server
             yield piece
 
     def _check_total(self, url: str, total: int | None) -> None:
@@ -340,7 +352,7 @@ class HttpFetcher(Fetcher):
                     extra: dict[str, str] | None = None) -> bytes:
         # identity: the length limit then applies to the bytes on the wire and in the file.
         headers = {"Accept-Encoding": "identity", **(extra or {})}
-        with translate_errors(url), self._get(url, headers) as resp:
+        with translate_errors(url), self._get(url, headers, cancel) as resp:
             if resp.status_code != 200:
                 raise RangeError(f"{url}: 206 to a request without Range", url=url)
             length = content_length(resp, url)
@@ -373,7 +385,7 @@ class HttpFetcher(Fetcher):
         self, url: str, coverage: Coverage, sink: RangeSink, cancel: CancelToken
     ) -> None:
         headers = {"Accept-Encoding": "identity"}
-        with translate_errors(url), self._get(url, headers) as resp:
+        with translate_errors(url), self._get(url, headers, cancel) as resp:
             if resp.status_code != 200:
                 raise RangeError(f"{url}: 206 to a request without Range", url=url)
             check_identity(resp, url)
@@ -520,7 +532,7 @@ class HttpFetcher(Fetcher):
         """One request for ``coverage.ranges``; delivers what the answer holds."""
         n = len(coverage.ranges)
         headers = {"Range": format_range_header(coverage.ranges), "Accept-Encoding": "identity"}
-        with translate_errors(url), self._get(url, headers) as resp:
+        with translate_errors(url), self._get(url, headers, cancel, stop) as resp:
             if resp.status_code == 200:
                 # Leaving the block closes it unread: the body may be the whole (huge) file.
                 accept = resp.headers.get("accept-ranges", "").strip().lower()
