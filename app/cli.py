@@ -96,29 +96,26 @@ def add_lock_wait(p: argparse.ArgumentParser) -> None:
                    f"(default {DEFAULT_WAIT:g}; then exit {EXIT_BUSY})")
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 <= value <= 86_400:
-        raise argparse.ArgumentTypeError(f"{text}: give 0 to 86400 seconds")
-    return value
+def _seconds_between(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a number of seconds from ``low`` to ``high``."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text}: give {low:g} to {high:g} seconds")
+        return value
+    return parse
+
+
+_seconds = _seconds_between(0, 86_400)
+_timeout_seconds = _seconds_between(1, 600)
 
 
 def say_waiting(line: str) -> None:
     """The one line a run prints while another run holds the install's lock."""
     print(f"stitch: {line}", file=sys.stderr, flush=True)
-
-
-def _timeout_seconds(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
-    if not 1 <= seconds <= 600:
-        raise argparse.ArgumentTypeError(f"{value} seconds: must be between 1 and 600")
-    return seconds
 
 
 def build_parser() -> argparse.ArgumentParser:
