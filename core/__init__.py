@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 if TYPE_CHECKING:
+    from core.config import UpdaterConfig
     from core.errors import (
         CancelledError,
         ConfigError,
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
         Outcome,
         UpdatePlan,
         Updater,
-        UpdaterConfig,
         UpdateResult,
     )
 
@@ -48,7 +48,7 @@ _WHERE = {
     "CheckResult": "core.updater",
     "Outcome": "core.updater",
     "Updater": "core.updater",
-    "UpdaterConfig": "core.updater",
+    "UpdaterConfig": "core.config",
     "UpdatePlan": "core.updater",
     "UpdateResult": "core.updater",
 }

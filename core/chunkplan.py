@@ -49,12 +49,12 @@ if TYPE_CHECKING:
     import numpy as np
 
     from core.chunker import ChunkerParams
+    from core.config import UpdaterConfig
     from core.fidx import FileIndex
     from core.fidx_groups import GroupTable, LocalGroups
     from core.fidx_sub import OrphanSubChunks, SubTable
     from core.planner import FilePlan, PlanOptions, SeedSet
     from core.stz import StzTable
-    from core.updater import UpdaterConfig
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -10,14 +10,12 @@ import email.utils
 import random
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from core.errors import DownloadError, HTTPStatusError, NetworkError
 from core.progress import CancelToken
-
-if TYPE_CHECKING:
-    from core.http import HttpFetcher
 
 
 class RetryableStatusError(HTTPStatusError):
@@ -52,21 +50,36 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a request loop retries: a value the fetcher is given, not a reader of its state."""
+
+    attempts: int = 4  # failures in a row without progress before giving up
+    backoff: float = 0.5  # seconds before the first retry, doubled each time (jittered)
+    backoff_max: float = 10.0  # seconds, cap of one back-off
+    retry_after_max: float = 30.0  # seconds, cap of a server's Retry-After
+    # Waits with this instead of sleeping in cancel-checked slices (tests: a fake clock).
+    sleep: Callable[[float], None] | None = None
+
+
 class RetryState:
     """Counts failures of one request loop and waits between attempts.
 
     ``attempts`` failures in a row without progress give up; a failure after bytes were
     delivered restarts the count (the retry resumes), up to ``10 * attempts`` failures in all.
+    ``on_retry`` hears each retry's one-line reason (the fetcher counts and logs it).
     """
 
     def __init__(
         self,
-        fetcher: HttpFetcher,
+        policy: RetryPolicy,
         url: str,
         cancel: CancelToken,
         stop: threading.Event | None = None,
+        on_retry: Callable[[str], None] | None = None,
     ) -> None:
-        self._fetcher = fetcher
+        self._policy = policy
+        self._on_retry = on_retry
         self._url = url
         self._cancel = cancel
         self._stop = stop
@@ -75,22 +88,22 @@ class RetryState:
 
     def failed(self, exc: DownloadError, *, progressed: bool) -> None:
         """Wait before the next attempt, or re-raise ``exc`` if it should not be retried."""
-        f = self._fetcher
+        f = self._policy
         retryable = isinstance(exc, NetworkError | RetryableStatusError)
         # A trickle delivers a few bytes per attempt: that is not progress worth a reset.
         progressed = progressed and not isinstance(exc, TooSlowError)
         self._in_a_row = 1 if progressed else self._in_a_row + 1
         self._total += 1
-        if not retryable or self._in_a_row >= f._attempts or self._total >= 10 * f._attempts:
+        if not retryable or self._in_a_row >= f.attempts or self._total >= 10 * f.attempts:
             raise exc
-        delay = min(f._backoff_max, f._backoff * 2 ** (self._in_a_row - 1))
+        delay = min(f.backoff_max, f.backoff * 2 ** (self._in_a_row - 1))
         delay *= random.uniform(0.5, 1.0)  # jitter: parallel workers do not retry in step
         if isinstance(exc, RetryableStatusError) and exc.retry_after is not None:
-            delay = max(delay, min(exc.retry_after, f._retry_after_max))
-        f.stats.add(retries=1)
-        f.log(f"retry in {delay:.1f}s: {exc}")
-        if f._sleep is not None:
-            f._sleep(delay)
+            delay = max(delay, min(exc.retry_after, f.retry_after_max))
+        if self._on_retry is not None:
+            self._on_retry(f"retry in {delay:.1f}s: {exc}")
+        if f.sleep is not None:
+            f.sleep(delay)
             return
         deadline = time.monotonic() + delay
         while (left := deadline - time.monotonic()) > 0:

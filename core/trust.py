@@ -41,7 +41,7 @@ from core.progress import CancelToken, Phase
 from core.state import InstalledState
 
 if TYPE_CHECKING:
-    from core.updater import UpdaterConfig
+    from core.config import UpdaterConfig
 
 MAX_SIGNATURE_SIZE = 4096
 PUBLIC_KEY = "minisign.pub"  # published beside latest.json for trust on first use

@@ -28,6 +28,7 @@ from core import delta
 from core.background import Background
 from core.chunkplan import Build, ChunkPlanner, release_file_url
 from core.commit import Op, commit, recover
+from core.config import UpdaterConfig as UpdaterConfig  # front ends import it from here too
 from core.errors import (
     CancelledError,
     ContentError,
@@ -38,7 +39,7 @@ from core.errors import (
 )
 from core.fetcher import Fetcher
 from core.fsutil import file_fingerprint, file_mode, inside
-from core.lock import DEFAULT_WAIT, InstallLock, acquire, acquire_existing
+from core.lock import InstallLock, acquire, acquire_existing
 from core.manifest import Delta, FileEntry, Manifest
 from core.meter import Meter
 from core.parallel import each
@@ -58,28 +59,6 @@ if TYPE_CHECKING:
 # Deltas of files up to this size are fetched and decoded side by side (up to
 # ``connections`` at once, each holding about its file in memory); bigger ones one by one.
 SIDE_BY_SIDE_DELTA = 8 << 20
-
-
-@dataclass(frozen=True)
-class UpdaterConfig:
-    """Where to update from and to. Sizes in bytes."""
-
-    url: str  # base URL of the release repository (the folder holding <channel>/)
-    install_dir: Path
-    channel: str = "stable"
-    product: str = ""  # when set, a manifest for another product is refused
-    pubkeys: tuple[str, ...] = ()  # trusted minisign public keys (base64); empty = unsigned ok
-    allow_downgrade: bool = False
-    max_file_size: int = 1 << 40  # ceiling for one file in a manifest (1 TiB)
-    connections: int = 4  # parallel HTTP requests
-    files_url: str = ""  # where file bytes live when not beside the manifest; "" = beside
-    lock_wait: float = DEFAULT_WAIT  # seconds to wait for another run's lock on the install
-    # latest.json is asked with a query of its own (?stitch=<random>) so no cache answers
-    # with a stale copy; False when the host refuses queries (docs/publishing.md).
-    cache_bust: bool = True
-    # Network limits in seconds (core.http.HttpFetcher's read_timeout: the headers' deadline
-    # and the body's speed window); None: its default. Launchers shorten it (--timeout).
-    timeout: float | None = None
 
 
 class Outcome(enum.Enum):

@@ -45,6 +45,7 @@ from core.multipart import (
 from core.progress import CancelToken
 from core.retry import (
     RetryableStatusError,
+    RetryPolicy,
     RetryState,
     Stopped,
     check_stop,
@@ -142,10 +143,8 @@ class HttpFetcher(Fetcher):
         self._connections = connections
         self._read_timeout = read_timeout
         self._connect_timeout = min(connect_timeout, read_timeout)
-        self._attempts = attempts
-        self._backoff = backoff
-        self._backoff_max = backoff_max
-        self._retry_after_max = retry_after_max
+        self._retry = RetryPolicy(attempts=attempts, backoff=backoff, backoff_max=backoff_max,
+                                  retry_after_max=retry_after_max, sleep=sleep)
         self._limits = Limits(
             headers=read_timeout if headers_timeout is None else headers_timeout,
             window=read_timeout if speed_window is None else speed_window,
@@ -155,7 +154,6 @@ class HttpFetcher(Fetcher):
         self._user_agent = user_agent
         self._transport = transport
         self._ssl: ssl.SSLContext | None = None
-        self._sleep = sleep
         self._lock = threading.Lock()
         self._origins: dict[tuple[str, str, int | None], _Origin] = {}
         self._resolved: dict[str, str] = {}  # URL asked -> URL it redirected to, once it worked
@@ -168,7 +166,7 @@ class HttpFetcher(Fetcher):
         longer than ``max_length``; ``NetworkError``/``HTTPStatusError`` after retries;
         ``CancelledError``."""
         cancel = cancel or CancelToken()
-        retry = RetryState(self, url, cancel)
+        retry = self._retry_state(url, cancel)
         while True:
             try:
                 return self._fetch_once(url, max_length, cancel)
@@ -182,7 +180,7 @@ class HttpFetcher(Fetcher):
         cancel = cancel or CancelToken()
         if bust:
             url += ("&" if "?" in url else "?") + f"{BUST_PARAM}={secrets.token_hex(8)}"
-        retry = RetryState(self, url, cancel)
+        retry = self._retry_state(url, cancel)
         while True:
             try:
                 return self._fetch_once(url, max_length, cancel, REVALIDATE)
@@ -239,6 +237,13 @@ class HttpFetcher(Fetcher):
                 origin.client.close()
 
     # -- origins, requests, statuses --------------------------------------------------------
+
+    def _retry_state(self, url: str, cancel: CancelToken,
+                     stop: threading.Event | None = None) -> RetryState:
+        def on_retry(line: str) -> None:
+            self.stats.add(retries=1)
+            self.log(line)
+        return RetryState(self._retry, url, cancel, stop, on_retry)
 
     def _origin(self, url: str) -> _Origin:
         """The origin state for where ``url`` is really served (after known redirects)."""
@@ -371,7 +376,7 @@ class HttpFetcher(Fetcher):
         self, url: str, ranges: list[tuple[int, int]], sink: RangeSink, cancel: CancelToken
     ) -> None:
         """No range support: stream the whole body (once per attempt), keep the asked parts."""
-        retry = RetryState(self, url, cancel)
+        retry = self._retry_state(url, cancel)
         while ranges:
             coverage = Coverage(ranges)
             try:
@@ -479,7 +484,7 @@ class HttpFetcher(Fetcher):
         stop: threading.Event,
     ) -> None:
         """Fetch ``batch`` (updated in place to what is still missing) until it is empty."""
-        retry = RetryState(self, url, cancel, stop)
+        retry = self._retry_state(url, cancel, stop)
         while batch:
             if stop.is_set():
                 raise Stopped
