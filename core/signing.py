@@ -159,6 +159,8 @@ def _unb64(line: bytes, size: int) -> bytes:
     raw = base64.b64decode(line, validate=True)  # binascii.Error is a ValueError
     if len(raw) != size:
         raise ValueError("base64 line decodes to the wrong length")
+    if base64.b64encode(raw) != line:  # unused low bits set before the padding
+        raise ValueError("base64 line is not in canonical form")
     return raw
 
 

@@ -417,3 +417,23 @@ def test_oversized_inputs_are_refused_before_decoding(pair: Pair) -> None:
         parse_public_key(" " * 5000 + pub.b64())
     with pytest.raises(SignatureError, match="too long"):
         verify(MESSAGE, os.urandom(16 * 1024 + 1), [pub])
+
+
+def test_non_canonical_base64_is_refused(pair: Pair) -> None:
+    """Base64's last character before the padding carries unused low bits: a signature
+    whose bytes differ only there decodes to the same bytes, but it is not the signature
+    that was made, so it is refused (found by test_fuzz_mutated_signature)."""
+    key, pub, _, _ = pair
+    sig = sign(MESSAGE, key, "trusted")
+    lines = sig.split(b"\n")
+    line = lines[1]
+    assert line.endswith(b"=")  # 74 bytes: two bytes of padding in the encoding
+    pad = len(line) - len(line.rstrip(b"="))
+    last = line[-pad - 1:-pad]
+    alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    value = alphabet.index(last)
+    twin = alphabet[value ^ 1:(value ^ 1) + 1]  # same decoded bytes: the flipped bit is unused
+    lines[1] = line[:-pad - 1] + twin + line[-pad:]
+    assert base64.b64decode(lines[1]) == base64.b64decode(line)
+    with pytest.raises(SignatureError):
+        verify(MESSAGE, b"\n".join(lines), [pub])
