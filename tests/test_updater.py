@@ -93,21 +93,23 @@ def test_remote_ranges_are_fetched_while_local_chunks_are_copied(
     wait (at their last progress report) until a file's data has been asked for. The
     download phase begins with what was fetched meanwhile and ends at its total."""
     repo, install, _before = _v1_installed_v2_published(tmp_path, releases)
-    asked = threading.Event()
+    fetched = threading.Event()
     phase_when_asked: list[Phase] = []
     log: list[Progress] = []
 
     class Watching(MemoryFetcher):
         def fetch_ranges(self, url, ranges, sink, cancel=None):  # type: ignore[no-untyped-def]
-            if "/files/" in url and not url.endswith((".fidx", ".groups", ".sub")):
+            ours = "/files/" in url and not url.endswith((".fidx", ".groups", ".sub"))
+            if ours:
                 phase_when_asked.append(log[-1].phase)
-                asked.set()
             super().fetch_ranges(url, ranges, sink, cancel)
+            if ours:
+                fetched.set()
 
     def progress(p: Progress) -> None:
         log.append(p)
         if p.phase is Phase.REBUILD and p.done and p.done == p.total:
-            asked.wait(10)  # bounded: a run that fetches only afterwards fails below
+            fetched.wait(10)  # bounded: a run that fetches only afterwards fails below
 
     fetcher = Watching(memory_fetcher(repo).files)
     up = Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=fetcher,
@@ -115,7 +117,10 @@ def test_remote_ranges_are_fetched_while_local_chunks_are_copied(
     r = up.update()
     assert r.outcome is Outcome.UPDATED
     assert tree_digest(install) == tree_digest(releases[2])
-    assert phase_when_asked and set(phase_when_asked) == {Phase.REBUILD}
+    # Asked on the fetch-ahead thread, which starts as the rebuild begins (the last report
+    # it saw may still be the plan's); on a loaded machine its later files may be asked for
+    # once the download phase has begun, which waits for it.
+    assert phase_when_asked and phase_when_asked[0] in (Phase.PLAN, Phase.REBUILD)
     downloads = [p for p in log if p.phase is Phase.DOWNLOAD]
     assert downloads[0].done > 0  # fetched during the rebuild
     assert [p.done for p in downloads] == sorted(p.done for p in downloads)
