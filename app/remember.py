@@ -1,0 +1,45 @@
+"""After an install succeeded: remember where (``app/installs.py``) and, the first time, make
+the shortcuts (``app/shortcuts.py``). Called by ``stitch update`` / ``--update`` and by the
+window, only once files are committed in a folder the player confirmed or the config named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app import installs, shortcuts
+from app.config import AppConfig
+
+
+def remember(cfg: AppConfig, install_dir: Path, version: str | None,
+             command: list[str] | None = None) -> tuple[installs.InstallRecord | None, list[str]]:
+    """Record the install of ``cfg.product`` in ``install_dir`` at ``version``; make the
+    shortcuts when this is the first install recorded there. Returns the record (None when
+    the config names no product: nothing to key it on) and warnings for the player (a
+    shortcut that could not be made never fails an update)."""
+    if not cfg.product:
+        return None, []
+    install_dir = Path(install_dir).resolve()
+    old = installs.load(cfg.product)
+    first = old is None or Path(old.install_dir) != install_dir
+    record = installs.InstallRecord(
+        product=cfg.product,
+        install_dir=install_dir,
+        name=cfg.display_name,
+        version=version,
+        channel=cfg.channel,
+        url=cfg.url,
+        config=str(cfg.path),
+        pubkeys=list(cfg.pubkeys),
+        shortcuts=[] if old is None else list(old.shortcuts),
+    )
+    warnings: list[str] = []
+    if first:
+        try:
+            made = shortcuts.make(cfg, install_dir, command)
+        except OSError as e:
+            made = []
+            warnings.append(f"could not make the shortcuts: {e.strerror or e}"
+                            + (f": {e.filename}" if e.filename else ""))
+        record.shortcuts = sorted(set(record.shortcuts) | {str(p) for p in made})
+    installs.save(record)
+    return record, warnings
