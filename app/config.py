@@ -21,7 +21,7 @@ The file::
 
     [install]                                 # what a first install adds (app/shortcuts.py)
     shortcuts = ["menu", "desktop"]           # default ["menu"]; [] for none
-    uninstall_entry = true                    # Windows "Add or remove programs" (not yet)
+    uninstall_entry = true                    # Windows "Add or remove programs"
 
     [window]
     title = "Dungeon Crawl updater"

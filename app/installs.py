@@ -15,7 +15,8 @@ The file (``docs/format.md`` §11)::
      "install_dir": "/home/ann/.local/share/Dungeon Crawl", "version": "1.1",
      "channel": "stable", "url": "https://cdn.example.com/dcrawl/",
      "config": "/opt/dcrawl/updater.toml", "pubkeys": ["RWQ..."],
-     "shortcuts": ["/home/ann/.local/share/applications/stitch-dcrawl.desktop", ...]}
+     "shortcuts": ["/home/ann/.local/share/applications/stitch-dcrawl.desktop", ...],
+     "registry": []}  # Windows: ["Software\\Microsoft\\...\\Uninstall\\stitch-dcrawl"]
 
 The per-user default install folder (``install_dir = "ask"``) needs no elevation:
 ``%LOCALAPPDATA%\\Programs\\<name>`` on Windows (as Squirrel and Velopack do),
@@ -54,6 +55,7 @@ class InstallRecord:
     config: str = ""  # the updater.toml used
     pubkeys: list[str] = field(default_factory=list)
     shortcuts: list[str] = field(default_factory=list)  # files made for this install
+    registry: list[str] = field(default_factory=list)  # HKCU keys made (Windows)
 
     def to_json(self) -> bytes:
         obj: dict[str, Any] = {"format": RECORD_FORMAT, **asdict(self)}
@@ -75,6 +77,7 @@ class InstallRecord:
             config=str(obj.get("config", "")),
             pubkeys=[str(k) for k in obj.get("pubkeys", [])],
             shortcuts=[str(s) for s in obj.get("shortcuts", [])],
+            registry=[str(k) for k in obj.get("registry", [])],
         )
 
 

@@ -8,9 +8,14 @@ offers Play. What is made (``updater.toml`` ``[install] shortcuts``)::
     icon       $XDG_DATA_HOME/icons/hicolor/<N>x<N>/apps/stitch-<product>.png, one per size
                (or scalable/apps/…svg for an SVG icon)
 
+On Windows (``make_windows``, written by ``app/winlnk.py``)::
+
+    "menu"     %APPDATA%\\Microsoft\\Windows\\Start Menu\\Programs\\<name>.lnk
+    "desktop"  %USERPROFILE%\\Desktop\\<name>.lnk
+    icon       the configured icon when it is an .ico, else the updater executable's own
+
 The paths made are returned, and kept in the install record (``app/installs.py``) so that
-``stitch uninstall`` removes exactly them. Windows ``.lnk`` files and macOS are not done
-yet (docs/publishing.md says what is left).
+``stitch uninstall`` removes exactly them. macOS gets none yet (docs/publishing.md).
 """
 
 from __future__ import annotations
@@ -30,8 +35,8 @@ _EXEC_RESERVED = set(" \t\n\"'\\><~|&;$*?#()`")
 
 
 def supported() -> bool:
-    """Shortcuts are made on freedesktop systems only (not yet on Windows or macOS)."""
-    return sys.platform not in ("win32", "darwin")
+    """Shortcuts are made on freedesktop systems and Windows (not yet on macOS)."""
+    return sys.platform != "darwin"
 
 
 def updater_command(config_path: Path) -> list[str]:
@@ -129,6 +134,11 @@ def make(cfg: AppConfig, install_dir: Path, command: Sequence[str] | None = None
     """Write the configured shortcuts and their icon; return every path written."""
     if not supported() or not cfg.shortcuts or not cfg.product:
         return []
+    if sys.platform == "win32":
+        appdata = Path(os.environ.get("APPDATA") or home() / "AppData" / "Roaming")
+        programs = appdata / "Microsoft" / "Windows" / "Start Menu" / "Programs"
+        return make_windows(cfg, install_dir, command or updater_command(cfg.path), programs,
+                            home() / "Desktop")
     base = f"stitch-{cfg.product}"
     written: list[Path] = []
     icons = data_home() / "icons" / "hicolor"
@@ -147,6 +157,38 @@ def make(cfg: AppConfig, install_dir: Path, command: Sequence[str] | None = None
         atomic_write(path, text.encode("utf-8"), mode=mode)
         written.append(path)
     return written
+
+
+def make_windows(cfg: AppConfig, install_dir: Path, command: Sequence[str], programs: Path,
+                 desktop: Path) -> list[Path]:
+    """Windows ``.lnk`` shortcuts in the Start menu's ``programs`` folder and on the
+    ``desktop`` folder, as configured; returns the paths written."""
+    import subprocess
+
+    from app.winlnk import Link, build
+
+    name = _lnk_name(cfg.display_name or cfg.product)
+    icon = str(cfg.icon) if cfg.icon is not None and cfg.icon.suffix.lower() == ".ico" else ""
+    link = Link(
+        target=command[0],
+        arguments=subprocess.list2cmdline(list(command[1:])),
+        working_dir=str(install_dir),
+        description=f"Update and play {cfg.display_name or cfg.product}",
+        icon=icon or command[0],
+    )
+    data = build(link)
+    written = []
+    for kind, folder in (("menu", programs), ("desktop", desktop)):
+        if kind in cfg.shortcuts:
+            path = folder / f"{name}.lnk"
+            atomic_write(path, data)
+            written.append(path)
+    return written
+
+
+def _lnk_name(name: str) -> str:
+    """A file name Windows accepts for the shortcut."""
+    return re.sub(r'[<>:"/\\|?*\x00-\x1f]', "", name).strip(" .") or "Game"
 
 
 def remove(paths: Sequence[str]) -> list[str]:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from app import installs, shortcuts
 from app.config import AppConfig, default_config_path, load_config
+from app.winregistry import Registry
 from core.commit import recover
 from core.errors import ConfigError, ContentError
 from core.fsutil import inside
@@ -35,7 +36,8 @@ from core.state import STATE_DIR, StateStore
 _SHOW_KEPT = 10  # files the player made, listed by name; the rest counted
 
 
-def run(args: argparse.Namespace, ask: Callable[[str], str] = input) -> int:
+def run(args: argparse.Namespace, ask: Callable[[str], str] = input,
+        registry: Registry | None = None) -> int:
     config_path = getattr(args, "uninstall_config", None) or args.config
     cfg: AppConfig | None = None
     if config_path is not None:
@@ -59,6 +61,16 @@ def run(args: argparse.Namespace, ask: Callable[[str], str] = input) -> int:
     left: list[str] = []
     if record is not None and Path(record.install_dir).resolve() == folder:
         left = shortcuts.remove(record.shortcuts)
+        if record.registry and registry is None and sys.platform == "win32":
+            from app.winregistry import WinRegistry
+
+            registry = WinRegistry()
+        if registry is not None:
+            for key in record.registry:
+                try:
+                    registry.delete_key(key)
+                except OSError as e:
+                    left.append(f"{key}: {e.strerror or e}")
         installs.forget(record_product)
     print(f"removed {name} {plan.version}: {plan.removed} files from {folder}")
     if plan.kept:
@@ -66,7 +78,7 @@ def run(args: argparse.Namespace, ask: Callable[[str], str] = input) -> int:
         more = f" and {len(plan.kept) - _SHOW_KEPT} more" if len(plan.kept) > _SHOW_KEPT else ""
         print(f"kept {len(plan.kept)} files you made, in {folder}: {shown}{more}")
     for line in left:
-        print(f"stitch: warning: shortcut not removed: {line}", file=sys.stderr)
+        print(f"stitch: warning: not removed: {line}", file=sys.stderr)
     return 0
 
 
