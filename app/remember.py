@@ -36,6 +36,7 @@ def remember(cfg: AppConfig, install_dir: Path, version: str | None,
         config=str(cfg.path),
         pubkeys=list(cfg.pubkeys),
         shortcuts=[] if old is None else list(old.shortcuts),
+        registry=[] if old is None else list(old.registry),
     )
     warnings: list[str] = []
     if first:
@@ -50,12 +51,14 @@ def remember(cfg: AppConfig, install_dir: Path, version: str | None,
         from app.winregistry import WinRegistry
 
         registry = WinRegistry()
-    if registry is not None and cfg.uninstall_entry:
+    stale = first or old is None or old.version != version or not old.registry
+    if registry is not None and cfg.uninstall_entry and stale:
         try:
             record.registry = [_write_entry(registry, cfg, install_dir, version, command)]
         except OSError as e:
             warnings.append(f"could not write the uninstall entry: {e.strerror or e}")
-    installs.save(record)
+    if record != old:  # a launcher's every start: no write (and no fsync) when unchanged
+        installs.save(record)
     return record, warnings
 
 
