@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from app import installs, shortcuts
+from app import installs
 from app.config import AppConfig
-from app.winregistry import Registry
+
+if TYPE_CHECKING:  # imported when used: a launcher's up-to-date run needs neither
+    from app.winregistry import Registry
 
 
 def remember(cfg: AppConfig, install_dir: Path, version: str | None,
@@ -40,6 +43,8 @@ def remember(cfg: AppConfig, install_dir: Path, version: str | None,
     )
     warnings: list[str] = []
     if first:
+        from app import shortcuts
+
         try:
             made = shortcuts.make(cfg, install_dir, command)
         except OSError as e:
@@ -64,6 +69,7 @@ def remember(cfg: AppConfig, install_dir: Path, version: str | None,
 
 def _write_entry(registry: Registry, cfg: AppConfig, install_dir: Path, version: str | None,
                  command: list[str] | None) -> str:
+    from app import shortcuts
     from app.winregistry import entry_values, write_entry
     from core.state import StateStore
 

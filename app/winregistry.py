@@ -20,7 +20,6 @@ Windows only) in the product, a dictionary in the tests on any system.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -65,6 +64,8 @@ def entry_values(name: str, version: str, publisher: str, install_dir: str, size
                  updater: Sequence[str], config: str) -> dict[str, tuple[int, str | int]]:
     """The values of the entry. ``updater``: the command that starts the updater (the
     executable, or Python and its arguments)."""
+    import subprocess
+
     uninstall = subprocess.list2cmdline([*updater, "uninstall", "--config", config])
     return {
         "DisplayName": (REG_SZ, name),
