@@ -1,12 +1,14 @@
 """The Windows parts of the installer half, on any system: ``.lnk`` shortcuts written by
-app/winlnk.py and read back (by our reader and by libyal's ``lnkinfo``, Debian's
-liblnk-utils), and the "Add or remove programs" entry through a fake registry, written by a
-first install, brought up to date by the next, removed by ``stitch uninstall``."""
+app/winlnk.py and read back (by our reader, by libyal's ``lnkinfo``, Debian's liblnk-utils,
+and by wine's shell, which starts the program the link names), and the "Add or remove
+programs" entry through a fake registry, written by a first install, brought up to date by
+the next, removed by ``stitch uninstall``."""
 
 from __future__ import annotations
 
 import argparse
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -139,3 +141,44 @@ def test_uninstall_entry_written_updated_and_removed(tmp_path: Path) -> None:
     no_entry = _config(tmp_path, game, "[install]\nshortcuts = []\nuninstall_entry = false\n")
     record, _ = remember(no_entry, game, "1.0", command=updater, registry=reg)
     assert record is not None and record.registry == [] and reg.keys == {}
+
+
+def _wine() -> tuple[str, str]:
+    """wine64 and its wineserver (Debian puts them in /usr/lib/wine, off PATH)."""
+    import os
+    import shutil
+
+    from tests.conftest import IN_CI
+
+    wine = shutil.which("wine64") or shutil.which("wine") or "/usr/lib/wine/wine64"
+    server = shutil.which("wineserver") or "/usr/lib/wine/wineserver"
+    if not os.path.exists(wine):
+        if IN_CI:
+            pytest.fail("wine64 is not installed (.ci/run installs it)")
+        pytest.skip("wine64 is not installed")
+    return wine, server
+
+
+def test_wine_starts_the_program_our_lnk_names(tmp_path: Path) -> None:
+    """Wine's shell (shell32's IShellLink, as Explorer uses it) resolves our ``.lnk``: its
+    target, arguments and working folder run cmd.exe, which writes a file we can see."""
+    import os
+
+    wine, server = _wine()
+    cfg = _config(tmp_path, tmp_path / "game", '[install]\nshortcuts = ["menu"]\n')
+    out = tmp_path / "out.txt"
+    out_win = "Z:" + str(out).replace("/", "\\")
+    command = [r"C:\windows\system32\cmd.exe", "/c", f"echo linked from %CD%> {out_win}"]
+    (lnk,) = make_windows(cfg, Path(r"C:\windows"), command, tmp_path / "Programs",
+                          tmp_path / "Desktop")
+    env = {**os.environ, "WINEPREFIX": str(tmp_path / "prefix"), "WINEDEBUG": "-all"}
+    try:
+        subprocess.run([wine, "start", "/wait", "/unix", str(lnk)], env=env, timeout=300,
+                       stdin=subprocess.DEVNULL, capture_output=True)
+        for _ in range(300):  # bounded: cmd.exe may still be writing after start returns
+            if out.exists() and out.read_bytes().endswith(b"\n"):
+                break
+            time.sleep(0.1)
+        assert out.read_bytes().strip() == rb"linked from C:\windows"
+    finally:
+        subprocess.run([server, "-k"], env=env, timeout=60, capture_output=True)
