@@ -301,6 +301,7 @@ def cmd_update(args: argparse.Namespace) -> int:
             pubkeys=pubkeys, allow_downgrade=args.allow_downgrade,
             connections=args.connections,
         )
+        _check_writable(Path(install_dir), cfg_file)
         if args.wait_pid:
             _wait_pid(args.wait_pid)
         cancel = CancelToken()
@@ -361,6 +362,22 @@ def cmd_update(args: argparse.Namespace) -> int:
     if args.launch and cfg_file is not None and cfg_file.program:
         _launch(cfg_file.program, cfg_file.args, Path(config.install_dir))
     return EXIT_OK
+
+
+def _check_writable(install_dir: Path, cfg: object) -> None:
+    """A first install into a folder this user cannot write to (Program Files) fails before
+    anything is downloaded, naming the per-user folder to use instead (exit 5)."""
+    if (install_dir / ".stitch" / "state.json").exists():
+        return  # installed: the update's own errors say what is wrong
+    from app import installs
+    from app.config import AppConfig
+
+    if installs.writable(install_dir):
+        return
+    name = (cfg.display_name if isinstance(cfg, AppConfig) else "") or install_dir.name
+    per_user = installs.user_install_dir(name or "game")
+    raise OSError(13, "cannot install there without administrator rights; install in your "
+                  f"own folder instead: --dir \"{per_user}\"", str(install_dir))
 
 
 def _offline_version(args: argparse.Namespace, cfg: object, install_dir: object,

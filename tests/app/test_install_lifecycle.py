@@ -156,6 +156,17 @@ def test_install_remembered_shortcuts_offline_play_uninstall(tmp_path: Path, hom
                                                   "saves/slot1.sav")}
 
 
+def test_an_unwritable_folder_fails_before_downloading(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"")  # nothing can be created under a file, even by root
+    cfg = write_config(tmp_path / "cfg", "http://127.0.0.1:9/", "RWQx")  # nothing listens
+    r = stitch("--update", "--config", str(cfg), "--dir", str(blocker / "Dungeon Crawl"))
+    assert r.returncode == 5
+    per_user = Path(os.environ["XDG_DATA_HOME"]) / "Dungeon Crawl"
+    assert "without administrator rights" in r.stderr and str(per_user) in r.stderr
+    assert "refused" not in r.stderr  # told before any request was tried
+
+
 def test_uninstall_puts_everything_back_when_a_file_cannot_be_moved(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
