@@ -12,6 +12,10 @@ States::
         └──────────── failed ──▶ ERROR ◀──── failed ───────────┘
                                    └──Retry──▶ CHECKING
     CHECKING / RUNNING ──Cancel (confirmed)──▶ CANCELLING ──▶ ERROR (cancelled) or closed
+
+With ``install_dir = "ask"`` and no remembered install (app/installs.py) the folder is asked
+before CHECKING (no folder chosen: ERROR, nothing written anywhere). In ERROR after a network
+failure, Play is offered beside Retry when the installed release is complete (app/offline.py).
 """
 
 from __future__ import annotations
