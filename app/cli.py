@@ -8,6 +8,7 @@ update silently for launchers. Nothing here imports Qt unless the window is aske
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -76,7 +77,11 @@ def _add_update_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--progress", choices=["text", "json", "none"], default="text")
     p.add_argument("--allow-downgrade", action="store_true")
     p.add_argument("--wait-pid", type=int, help="wait for this process to exit first")
-    p.add_argument("--launch", action="store_true", help="start the configured program after")
+    p.add_argument("--launch", action="store_true", help="start the configured program after "
+                   "(also when the server cannot be reached but the installed release is "
+                   "complete, unless --require-update)")
+    p.add_argument("--require-update", action="store_true",
+                   help="with --launch: do not play when the check for updates failed")
     p.add_argument("--connections", type=int, default=4, help="parallel HTTP requests")
     add_lock_wait(p)
     p.add_argument("--no-cache-bust", action="store_true",
@@ -176,6 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     from app.sync import add_parsers as add_sync_parsers
 
     add_sync_parsers(sub, _add_update_options)  # fidx, sync, verify
+    p = sub.add_parser("uninstall", help="remove an installed game (the files you made stay)")
+    p.add_argument("--config", dest="uninstall_config", type=Path, help="updater.toml to use")
+    p.add_argument("--dir", type=Path, help="install folder (default: from the config or the "
+                   "remembered install)")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     sub.add_parser("gui", help="open the updater window (the default)")
     return parser
 
@@ -203,6 +213,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo(args.dir, args.scale)
         if args.command == "keygen":
             return cmd_keygen(args)
+        if args.command == "uninstall":
+            from app.uninstall import run as run_uninstall
+
+            return run_uninstall(args)
         if args.command == "update" or args.update:
             return cmd_update(args)
         from app.gui import run as run_gui
@@ -309,6 +323,7 @@ def _update(args: argparse.Namespace, reporter: Reporter, cancel: CancelToken) -
     from core.updater import Outcome, Updater, UpdaterConfig
 
     cfg_file = None
+    install_dir: Path | None = None
     config_path = args.config
     if config_path is None and not args.url:
         from app.config import default_config_path
@@ -321,10 +336,16 @@ def _update(args: argparse.Namespace, reporter: Reporter, cancel: CancelToken) -
             cfg_file = load_config(config_path)
         url = args.url or (cfg_file.url if cfg_file else "")
         install_dir = args.dir or (cfg_file.install_dir if cfg_file else None)
+        if install_dir is None and cfg_file is not None:
+            from app import installs
+
+            record = installs.load(cfg_file.product)  # where the player installed last time
+            install_dir = record.install_dir if record else None
         if not url:
             raise ConfigError("no release URL: pass --url or a config file with url")
         if install_dir is None:
-            raise ConfigError("no install folder: pass --dir (the config says 'ask')")
+            raise ConfigError("no install folder: pass --dir (the config says 'ask' and no "
+                              "install is remembered)")
         pubkeys = tuple(_pubkey_arg(k) for k in args.pubkey) or \
             (cfg_file.pubkeys if cfg_file else ())
         config = UpdaterConfig(
@@ -335,6 +356,7 @@ def _update(args: argparse.Namespace, reporter: Reporter, cancel: CancelToken) -
             connections=args.connections, lock_wait=args.lock_wait, timeout=args.timeout,
             cache_bust=not args.no_cache_bust and (cfg_file.cache_bust if cfg_file else True),
         )
+        _check_writable(Path(install_dir), cfg_file)
         if args.wait_pid:
             _wait_pid(args.wait_pid, cancel)
         updater = Updater(config, progress=reporter if args.progress != "none" else None,
@@ -343,8 +365,23 @@ def _update(args: argparse.Namespace, reporter: Reporter, cancel: CancelToken) -
             result = updater.update()
         finally:
             updater.close()
+        if cfg_file is not None:
+            from app.remember import remember
+
+            _, notes = remember(cfg_file, config.install_dir, result.to_version)
+            result = dataclasses.replace(result, warnings=(*result.warnings, *notes))
     except Exception as e:  # StitchError, OSError, or a bug (exit code 1, kind "internal")
         code = exit_code_for(e)
+        offline = _offline_version(args, cfg_file, install_dir, e)
+        if offline is not None:
+            assert cfg_file is not None and install_dir is not None
+            print(f"stitch: couldn't check for updates ({one_line(e)}); playing the "
+                  f"installed {offline}", file=sys.stderr)
+            if args.progress == "json":
+                reporter.emit({"event": "offline", "message": one_line(e),
+                               "installed_version": offline, "exit_code": 0})
+            _launch(cfg_file.program, cfg_file.args, Path(install_dir))
+            return EXIT_OK
         if code == EXIT_INTERNAL:
             _internal_error(e)
         if args.progress == "json":
@@ -378,6 +415,36 @@ def _update(args: argparse.Namespace, reporter: Reporter, cancel: CancelToken) -
     if args.launch and cfg_file is not None and cfg_file.program:
         _launch(cfg_file.program, cfg_file.args, Path(config.install_dir))
     return EXIT_OK
+
+
+def _check_writable(install_dir: Path, cfg: object) -> None:
+    """A first install into a folder this user cannot write to (Program Files) fails before
+    anything is downloaded, naming the per-user folder to use instead (exit 5)."""
+    if (install_dir / ".stitch" / "state.json").exists():
+        return  # installed: the update's own errors say what is wrong
+    from app import installs
+    from app.config import AppConfig
+
+    if installs.writable(install_dir):
+        return
+    name = (cfg.display_name if isinstance(cfg, AppConfig) else "") or install_dir.name
+    per_user = installs.user_install_dir(name or "game")
+    raise OSError(13, "cannot install there without administrator rights; install in your "
+                  f"own folder instead: --dir \"{per_user}\"", str(install_dir))
+
+
+def _offline_version(args: argparse.Namespace, cfg: object, install_dir: object,
+                     exc: BaseException) -> str | None:
+    """The installed version to play when ``--launch`` met a network failure and the
+    installed release is complete (``app.offline``); None when it must not play."""
+    from app.config import AppConfig
+
+    if not (args.launch and not args.require_update and isinstance(exc, DownloadError)
+            and isinstance(cfg, AppConfig) and cfg.program and install_dir is not None):
+        return None
+    from app.offline import playable_version
+
+    return playable_version(Path(str(install_dir)))
 
 
 def _internal_error(exc: BaseException) -> None:

@@ -20,6 +20,10 @@ The file::
     program = "bin/dcrawl"
     args = ["--fullscreen"]
 
+    [install]                                 # what a first install adds (app/shortcuts.py)
+    shortcuts = ["menu", "desktop"]           # default ["menu"]; [] for none
+    uninstall_entry = true                    # Windows "Add or remove programs"
+
     [window]
     title = "Dungeon Crawl updater"
     icon = "dcrawl.png"                       # relative to this file's folder or to assets/
@@ -41,6 +45,7 @@ from core.updater import UpdaterConfig
 
 CONFIG_NAME = "updater.toml"
 ASK = "ask"  # install_dir value: ask the player where to install
+SHORTCUT_KINDS = ("menu", "desktop")
 
 _ACCENT_RE = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 _TOML_LINE_RE = re.compile(r"at line (\d+)")
@@ -61,7 +66,9 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "cache_bust": bool,
         "launch": dict,
         "window": dict,
+        "install": dict,
     },
+    "install": {"shortcuts": list, "uninstall_entry": bool},
     "launch": {"program": str, "args": list},
     "window": {"title": str, "icon": str, "accent": str},
 }
@@ -86,6 +93,8 @@ class AppConfig:
     title: str = ""  # "" = "<product> updater"
     icon: Path | None = None  # None = the stitch icon from assets/
     accent: str = ""  # "#rrggbb", "" = the palette's highlight colour
+    shortcuts: tuple[str, ...] = ("menu",)  # of SHORTCUT_KINDS
+    uninstall_entry: bool = True
 
     @property
     def ask_install_dir(self) -> bool:
@@ -228,8 +237,18 @@ def _build(path: Path, text: str, data: dict[str, Any]) -> AppConfig:
     _check_table(shown, text, "", data)
     launch: dict[str, Any] = data.get("launch", {})
     window: dict[str, Any] = data.get("window", {})
+    install: dict[str, Any] = data.get("install", {})
     _check_table(shown, text, "launch", launch)
     _check_table(shown, text, "window", window)
+    _check_table(shown, text, "install", install)
+    shortcuts = tuple(install.get("shortcuts", ("menu",)))
+    for kind in shortcuts:
+        if kind not in SHORTCUT_KINDS:
+            raise _error(
+                shown,
+                _find_line(text, "install", "shortcuts"),
+                f"[install] 'shortcuts' entries are \"menu\" or \"desktop\", not {kind!r}",
+            )
 
     url = data.get("url", "").strip()
     if not url:
@@ -264,7 +283,9 @@ def _build(path: Path, text: str, data: dict[str, Any]) -> AppConfig:
     install_dir: Path | None
     if raw_dir.strip().lower() == ASK:
         install_dir = None
-        default_dir = base / (_folder_name(name or product) or "game")
+        from app.installs import user_install_dir  # per user: never needs elevation
+
+        default_dir = user_install_dir(_folder_name(name or product) or "game")
     else:
         install_dir = (base / Path(raw_dir).expanduser()).resolve()
         default_dir = install_dir
@@ -302,6 +323,8 @@ def _build(path: Path, text: str, data: dict[str, Any]) -> AppConfig:
         title=window.get("title", ""),
         icon=icon,
         accent=accent,
+        shortcuts=tuple(dict.fromkeys(shortcuts)),
+        uninstall_entry=install.get("uninstall_entry", True),
     )
 
 

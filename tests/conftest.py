@@ -43,6 +43,18 @@ def need_tool(name: str) -> str:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _private_user_folders(tmp_path_factory: pytest.TempPathFactory,
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test (and every process it starts) gets empty per-user folders: remembered
+    installs, shortcuts and icons (app/installs.py, app/shortcuts.py) never reach the real
+    home of whoever runs the tests."""
+    home = tmp_path_factory.mktemp("user")
+    for var, sub in (("XDG_STATE_HOME", "state"), ("XDG_DATA_HOME", "data"),
+                     ("XDG_CONFIG_HOME", "config"), ("LOCALAPPDATA", "local")):
+        monkeypatch.setenv(var, str(home / sub))
+
+
 @pytest.fixture(scope="session")
 def game(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Version 1 and version 2 of the generated demo game (about 7 MB each)."""

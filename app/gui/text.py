@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from core.errors import (
     CancelledError,
@@ -405,3 +406,18 @@ def cancel_question(first_install: bool) -> tuple[str, str, str, str]:
 def version_line(check: CheckResult, finished: bool) -> str:
     """The version under the heading: ``1.0 → 1.1``; once done, the version alone."""
     return check.offered_version if finished else version_change(check)
+
+
+NO_FOLDER_CHOSEN = "No folder was chosen, so nothing was installed. Choose Retry to pick one."
+
+
+def unwritable_folder(chosen: Path, per_user: Path) -> str:
+    """Said before downloading when the chosen folder needs administrator rights."""
+    return (f"You cannot install in {chosen} without administrator rights, so the game will "
+            f"go in your own folder, {per_user}. Choose Change… to pick another.")
+
+
+def offline_message(version: str, product: str = "") -> str:
+    """The server could not be reached, but a complete install can still be played."""
+    what = f"{product} {version}" if product else version
+    return f"Couldn't check for updates — you can still play {what}."

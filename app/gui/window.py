@@ -12,6 +12,10 @@ States::
         └──────────── failed ──▶ ERROR ◀──── failed ───────────┘
                                    └──Retry──▶ CHECKING
     CHECKING / RUNNING ──Cancel (confirmed)──▶ CANCELLING ──▶ ERROR (cancelled) or closed
+
+With ``install_dir = "ask"`` and no remembered install (app/installs.py) the folder is asked
+before CHECKING (no folder chosen: ERROR, nothing written anywhere). In ERROR after a network
+failure, Play is offered beside Retry when the installed release is complete (app/offline.py).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QWidget
 
+from app import installs
 from app.config import AppConfig, to_updater_config
 from app.gui import text
 from app.gui.desktop import app_icon, ask_cancel, launch_detached, pick_folder, style_sheet
@@ -77,6 +82,15 @@ class UpdaterWindow(UpdaterView):
         self.auto_start = config.auto_start if auto_start is None else auto_start
         self._clock = clock
         self.install_dir: Path = config.install_dir or config.default_install_dir
+        # "ask": the folder remembered from an earlier install (app/installs.py), else the
+        # player confirms one before anything is checked or written.
+        self._folder_confirmed = config.install_dir is not None
+        record = installs.load(config.product) if config.ask_install_dir else None
+        if record is not None:
+            self.install_dir = record.install_dir
+            self._folder_confirmed = True
+        self._folder_note = ""  # told once planned: an unwritable folder was replaced
+        self.offline_version: str | None = None  # playable without the server (ERROR state)
         self.state = State.CHECKING
         self.error_kind = ""
         self.check_result: CheckResult | None = None
@@ -86,7 +100,6 @@ class UpdaterWindow(UpdaterView):
         self._overall = OverallProgress()
         self._meter = RateMeter()
         self._close_pending = False
-        self._asked_folder = False
         self._started = False  # this attempt got past the plan (the Update button)
         self._last_progress: Progress | None = None
         self._resume = False  # Retry after a started attempt: go on without a second click
@@ -110,8 +123,35 @@ class UpdaterWindow(UpdaterView):
         self._show_state()
 
     def start(self) -> None:
-        """Begin: check for updates and plan."""
+        """Begin: check for updates and plan (after asking for the folder, the first time)."""
+        if self._folder_confirmed:
+            self._begin_check()
+        else:
+            self._ask_first()
+
+    def _ask_first(self) -> None:
+        """A first install with ``install_dir = "ask"``: the folder before anything else, so
+        nothing is written (not even the check's cache) in a folder the player did not pick."""
+        caption = f"Choose where to install {self.config.display_name or 'the game'}"
+        chosen = self.choose_folder(self, caption, self.install_dir)
+        if chosen is None:
+            self._on_failed("cancelled", text.NO_FOLDER_CHOSEN, text.NO_FOLDER_CHOSEN)
+            return
+        self._use_folder(Path(chosen))
         self._begin_check()
+
+    def _use_folder(self, chosen: Path) -> None:
+        """Take the player's folder; one this user cannot write to (Program Files) is
+        replaced by the per-user folder, and the player is told before anything downloads.
+        A folder that does not exist yet is fine: it is created when the install starts."""
+        self._folder_confirmed = True
+        self._folder_note = ""
+        per_user = installs.user_install_dir(self.config.default_install_dir.name)
+        if not installs.writable(chosen) and chosen != per_user and installs.writable(per_user):
+            self._folder_note = text.unwritable_folder(chosen, per_user)
+            self._log(f"Cannot write to {chosen}; using {per_user}")
+            chosen = per_user
+        self.install_dir = chosen
 
     def start_update(self) -> None:
         """The Update / Install button: run the plan shown."""
@@ -160,7 +200,7 @@ class UpdaterWindow(UpdaterView):
         stopped (what was downloaded is kept) without asking for Update again."""
         if self.state is State.ERROR:
             self._resume = self._started
-            self._begin_check()
+            self.start()
 
     def change_folder(self) -> None:
         """Let the player pick the install folder (first install), then plan again there."""
@@ -173,7 +213,7 @@ class UpdaterWindow(UpdaterView):
         chosen = self.choose_folder(self, caption, self.install_dir)
         if chosen is None or Path(chosen) == self.install_dir:
             return
-        self.install_dir = Path(chosen)
+        self._use_folder(Path(chosen))
         self._log(f"Install folder: {self.install_dir}")
         self._begin_check()
 
@@ -280,15 +320,12 @@ class UpdaterWindow(UpdaterView):
             f"Plan: download {text.human_size(plan.bytes_to_download)} in about "
             f"{plan.requests_estimate} requests, reuse {text.human_size(plan.bytes_reused)}"
         )
-        if plan.check.warnings:
-            self.warning.setText(" ".join(text.sentence(w) for w in plan.check.warnings))
+        notes = [self._folder_note] if self._folder_note else []
+        notes += [text.sentence(w) for w in plan.check.warnings]
+        if notes:
+            self.warning.setText(" ".join(notes))
         self._show_state()
         first = plan.check.installed_version is None
-        if first and self.config.ask_install_dir and not self._asked_folder:
-            self._asked_folder = True
-            self.change_folder()
-            if self.state is not State.READY:
-                return  # planning again for the chosen folder
         chosen_by_player = first and self.config.ask_install_dir
         if self._resume and text.enough_space(plan):
             self._log("Continuing where it stopped")
@@ -301,14 +338,28 @@ class UpdaterWindow(UpdaterView):
         self.state = State.DONE
         self.bar.setValue(round(self._overall.finish() * BAR_MAX))
         self._log(text.done_message(result, self.config.display_name))
+        try:  # where it went, for the next run (and the first time, the shortcuts)
+            from app.remember import remember
+
+            for w in remember(self.config, self.install_dir, result.to_version)[1]:
+                self._log(f"Warning: {w}")
+        except OSError as e:
+            self._log(f"Warning: could not remember the install folder: {e.strerror or e}")
         self._show_state()
         self._finish_close()
 
     def _on_failed(self, kind: str, message: str, detail: str) -> None:
         self.state = State.ERROR
         self.error_kind = kind
-        if kind == "cancelled":
+        self.offline_version = None
+        if kind == "cancelled" and message != text.NO_FOLDER_CHOSEN:
             message = text.cancelled_message(self.first_install)
+        if kind == "network" and self.config.program and self._folder_confirmed:
+            from app.offline import playable_version
+
+            self.offline_version = playable_version(self.install_dir)
+        if self.offline_version is not None:
+            message = text.offline_message(self.offline_version, self.config.display_name)
         self.message.setText(message)
         self.error_detail.setPlainText(detail)
         self.status.setText(text.stopped_line(self._phase, cancelled=kind == "cancelled"))
@@ -452,7 +503,9 @@ class UpdaterWindow(UpdaterView):
         self.update_button.setEnabled(s is State.READY and enough)
         self.retry_button.setVisible(s is State.ERROR)
         has_program = bool(self.config.program)
-        self.play_button.setVisible(has_program and s in (State.DONE, State.UP_TO_DATE))
+        self.play_button.setVisible(has_program and (
+            s in (State.DONE, State.UP_TO_DATE)
+            or (s is State.ERROR and self.offline_version is not None)))
         self.close_button.setVisible(s in (State.DONE, State.UP_TO_DATE, State.ERROR))
 
         default = {

@@ -68,7 +68,9 @@ def test_good_file(tmp_path: Path) -> None:
     )
 
 
-def test_minimal_file_and_ask(tmp_path: Path) -> None:
+def test_minimal_file_and_ask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("LOCALAPPDATA", str(tmp_path / "local"))
     cfg = load_config(write(tmp_path, 'url = "http://lan:8080/"\n'))
     assert cfg.install_dir == tmp_path.resolve()  # beside the config by default
     assert cfg.channel == "stable" and cfg.pubkeys == () and not cfg.auto_start
@@ -80,7 +82,12 @@ def test_minimal_file_and_ask(tmp_path: Path) -> None:
         )
     )
     assert cfg.ask_install_dir and cfg.install_dir is None
-    assert cfg.default_install_dir == tmp_path.resolve() / "A B"
+    # Per user, so no elevation is ever needed (app/installs.py says why these folders).
+    if sys.platform == "win32":
+        assert cfg.default_install_dir == tmp_path / "local" / "Programs" / "A B"
+    elif sys.platform != "darwin":
+        assert cfg.default_install_dir == tmp_path / "data" / "A B"
+    assert cfg.shortcuts == ("menu",) and cfg.uninstall_entry
     assert cfg.pubkeys == ("RWQx",)
     assert cfg.window_title == "A: B updater"
 
@@ -126,6 +133,8 @@ def test_unknown_table_reports_its_header(tmp_path: Path) -> None:
         ('url = "http://a/"\n[window]\naccent = "blue"\n', 3, "should be a colour"),
         ('url = "http://a/"\n[window]\nicon = "nope.png"\n', 3, "icon file 'nope.png' not"),
         ('url = "http://a/"\nproduct = "Dungeon Crawl"\n', 2, "put the name players read in"),
+        ('url = "http://a/"\n[install]\nshortcuts = ["start"]\n', 3, "\"menu\" or \"desktop\""),
+        ('url = "http://a/"\n[install]\nuninstall_entry = 1\n', 3, "should be true or false"),
     ],
 )
 def test_wrong_values(tmp_path: Path, body: str, line: int, words: str) -> None:

@@ -162,6 +162,58 @@ def test_first_install_into_a_chosen_folder_then_play(
     assert not w.isVisible()  # Play closes the updater
 
 
+def test_ask_remembers_the_folder_and_leaves_no_stray_state(
+    qtbot: QtBot,
+    tmp_path: Path,
+    app_release: Release,
+    app_server: Callable[..., RunningServer],
+) -> None:
+    """``install_dir = "ask"``: the default folder is never written; after the install the
+    next window finds the chosen folder by itself, and offers Play offline."""
+    from app import installs
+
+    server = app_server()
+    app_release.publish("1.0")
+    cfg = app_config(tmp_path, server.url, None)
+    chosen = tmp_path / "Games" / "Dungeon Crawl"
+    w = window(qtbot, cfg, folder=chosen)
+    qtbot.waitUntil(lambda: w.state is State.READY, timeout=WAIT)
+    assert not cfg.default_install_dir.exists()  # no stray .stitch/ in the default folder
+    qtbot.mouseClick(w.update_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: w.state is State.DONE, timeout=WAIT)
+    w.close()
+    assert tree(chosen) == tree(app_release.sources["1.0"])
+    assert not cfg.default_install_dir.exists()
+    record = installs.load("dcrawl")
+    assert record is not None and record.install_dir == chosen.resolve()
+
+    asked: list[str] = []
+    w2 = UpdaterWindow(cfg, confirm_cancel=lambda _p: True,
+                       choose_folder=lambda _p, c, _s: asked.append(c) or tmp_path / "no",
+                       launcher=lambda argv, cwd: None)
+    qtbot.addWidget(w2)
+    w2.show()
+    w2.start()
+    qtbot.waitUntil(lambda: w2.state is State.UP_TO_DATE, timeout=WAIT)
+    assert asked == [] and w2.install_dir == chosen.resolve()
+    w2.close()
+
+    server.stop()  # offline: the complete 1.0 can still be played
+    launched: list[Path] = []
+    w3 = UpdaterWindow(cfg, confirm_cancel=lambda _p: True,
+                       choose_folder=lambda _p, _c, _s: None,
+                       launcher=lambda argv, cwd: launched.append(cwd))
+    qtbot.addWidget(w3)
+    w3.show()
+    w3.start()
+    qtbot.waitUntil(lambda: w3.state is State.ERROR, timeout=WAIT)
+    assert w3.error_kind == "network" and w3.offline_version == "1.0"
+    assert w3.play_button.isVisible() and "you can still play Dungeon Crawl 1.0" in (
+        w3.message.text())
+    qtbot.mouseClick(w3.play_button, Qt.MouseButton.LeftButton)
+    assert launched == [chosen.resolve()]
+
+
 def test_pause_stops_traffic_and_resume_finishes(
     qtbot: QtBot,
     tmp_path: Path,

@@ -241,23 +241,109 @@ def test_closing_is_cancel(qtbot: QtBot, tmp_path: Path, fake_factory, script: S
 def test_first_install_asks_for_a_folder(
     qtbot: QtBot, tmp_path: Path, fake_factory, script: Script
 ) -> None:
+    from app import installs
+
     script.check = make_check(None, "1.0")
     script.plan = make_plan(script.check, download=50_000_000, reused=0)
     chosen = tmp_path / "Games" / "Dungeon Crawl"
     rec = Recorder(folder=chosen)
     w, _ = make_window(qtbot, tmp_path, fake_factory, rec, install_dir=None, auto_start=True)
-    qtbot.waitUntil(lambda: w.state is State.READY and len(script.configs) == 2, timeout=WAIT)
-    assert rec.captions == ["Choose where to install Dungeon Crawl (50.0 MB needed)"]
-    assert script.configs[0].install_dir == tmp_path / "game"  # the default, checked first
-    assert script.configs[1].install_dir == chosen
+    qtbot.waitUntil(lambda: w.state is State.READY, timeout=WAIT)
+    assert rec.captions == ["Choose where to install Dungeon Crawl"]  # before any check
+    assert [c.install_dir for c in script.configs] == [chosen]
+    assert not (tmp_path / "game").exists()  # the default folder: never touched
     assert w.heading.text() == "Ready to install Dungeon Crawl 1.0"
     assert w.update_button.text() == "&Install"
     assert w.change_button.isVisible() and w.folder_value.text() == str(chosen)
     assert w.state is State.READY  # a player-chosen folder is confirmed, never auto-started
+    assert installs.load("dcrawl") is None  # remembered only once installed
     qtbot.mouseClick(w.update_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: w.state is State.DONE, timeout=WAIT)
     assert chosen.is_dir()  # created for the engine
     assert w.message.text() == "Installed Dungeon Crawl 1.0. Downloaded 50.0 MB."
+    record = installs.load("dcrawl")
+    assert record is not None and record.install_dir == chosen.resolve()
+    assert record.version == "1.0"
+
+
+def test_ask_without_a_choice_writes_nothing_and_retry_asks_again(
+    qtbot: QtBot, tmp_path: Path, fake_factory, script: Script
+) -> None:
+    import os
+
+    script.check = make_check(None, "1.0")
+    rec = Recorder(folder=None)
+    w, _ = make_window(qtbot, tmp_path, fake_factory, rec, install_dir=None)
+    assert w.state is State.ERROR and w.error_kind == "cancelled"
+    assert script.configs == [] and not (tmp_path / "game").exists()
+    assert not Path(os.environ["XDG_STATE_HOME"]).exists()  # no record either
+    assert w.retry_button.isVisible() and "No folder was chosen" in w.message.text()
+    rec.folder = tmp_path / "chosen"
+    qtbot.mouseClick(w.retry_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: w.state is State.READY, timeout=WAIT)
+    assert len(rec.captions) == 2 and [c.install_dir for c in script.configs] == [rec.folder]
+
+
+def test_the_remembered_folder_is_used_without_asking(
+    qtbot: QtBot, tmp_path: Path, fake_factory, script: Script
+) -> None:
+    from app import installs
+
+    where = tmp_path / "elsewhere" / "Dungeon Crawl"
+    installs.save(installs.InstallRecord("dcrawl", where, version="1.0"))
+    script.check = make_check("1.0", "1.1")
+    rec = Recorder(folder=tmp_path / "never")
+    w, _ = make_window(qtbot, tmp_path, fake_factory, rec, install_dir=None)
+    qtbot.waitUntil(lambda: w.state is State.READY, timeout=WAIT)
+    assert rec.captions == [] and [c.install_dir for c in script.configs] == [where]
+    assert w.heading.text() == "Update available: Dungeon Crawl 1.1"
+
+
+def test_an_unwritable_folder_is_told_and_the_per_user_one_used(
+    qtbot: QtBot, tmp_path: Path, fake_factory, script: Script
+) -> None:
+    import os
+
+    from app import installs
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_bytes(b"")  # nothing can be created under a file, even by root
+    script.check = make_check(None, "1.0")
+    rec = Recorder(folder=blocker / "Dungeon Crawl")
+    w, _ = make_window(qtbot, tmp_path, fake_factory, rec, install_dir=None)
+    qtbot.waitUntil(lambda: w.state is State.READY, timeout=WAIT)
+    per_user = installs.user_install_dir("game")  # the default folder's name, per user
+    if os.name != "nt":
+        assert per_user == Path(os.environ["XDG_DATA_HOME"]) / "game"
+    assert [c.install_dir for c in script.configs] == [per_user]
+    assert w.warning.isVisible() and "without administrator rights" in w.warning.text()
+    assert str(per_user) in w.warning.text() and w.folder_value.text() == str(per_user)
+    assert "apply" not in script.calls  # told before anything downloads
+
+
+def test_offline_play_beside_retry(
+    qtbot: QtBot, tmp_path: Path, fake_factory, script: Script,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app import offline
+
+    played = {"1.1": True}
+    monkeypatch.setattr(offline, "playable_version", lambda d: "1.1" if played["1.1"] else None)
+    script.check_error = NetworkError("[Errno 111] Connection refused", url="http://x/")
+    w, rec = make_window(qtbot, tmp_path, fake_factory)
+    qtbot.waitUntil(lambda: w.state is State.ERROR, timeout=WAIT)
+    assert w.message.text() == "Couldn't check for updates — you can still play Dungeon Crawl 1.1."
+    assert w.play_button.isVisible() and w.retry_button.isVisible()
+    assert w.retry_button.isDefault()
+    qtbot.mouseClick(w.play_button, Qt.MouseButton.LeftButton)
+    assert rec.launched and rec.launched[0][1] == tmp_path / "game"
+    # An install that is not complete: Retry only.
+    played["1.1"] = False
+    script.check_error = NetworkError("[Errno 111] Connection refused", url="http://x/")
+    w2, _ = make_window(qtbot, tmp_path, fake_factory)
+    qtbot.waitUntil(lambda: w2.state is State.ERROR, timeout=WAIT)
+    assert not w2.play_button.isVisible() and w2.retry_button.isVisible()
+
 
 
 def test_not_enough_space_blocks_update(
