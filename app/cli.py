@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -63,76 +63,210 @@ def one_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-def _add_update_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--url", help="base URL of the release repository")
-    p.add_argument("--channel", help="release channel (default: stable)")
-    p.add_argument("--dir", type=Path, help="install folder")
-    p.add_argument("--pubkey", action="append", default=[],
-                   help="trusted minisign public key: a .pub file or its base64 (repeatable)")
-    p.add_argument("--progress", choices=["text", "json", "none"], default="text")
-    p.add_argument("--allow-downgrade", action="store_true")
-    p.add_argument("--wait-pid", type=int, help="wait for this process to exit first")
-    p.add_argument("--launch", action="store_true", help="start the configured program after")
-    p.add_argument("--connections", type=int, default=4, help="parallel HTTP requests")
+DESCRIPTION = (
+    "Install and update large game files from any static web server: only changed chunks "
+    "are downloaded, and the install is always the old release or the new one. With no "
+    "command, open the updater window (updater.toml beside the program)."
+)
+EXIT_CODES_EPILOG = (
+    "exit codes: 0 up to date, 1 internal error (a bug), 2 bad arguments or configuration "
+    "file, 3 network, 4 release rejected, 5 local disk, 6 cancelled, 7 verify found damage"
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line naming the argument (exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_CONFIG, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def int_between(low: int, high: int) -> Callable[[str], int]:
+    """argparse type: an integer in ``[low, high]``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {low} to {high}, not {value}")
+        return value
+
+    return parse
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number greater than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be greater than 0, not {text}")
+    return value
+
+
+def http_url(text: str) -> str:
+    """argparse type: an absolute http:// or https:// URL with a host."""
+    problem = url_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def url_problem(url: str) -> str:
+    """Why ``url`` cannot be a release or file URL, or "" if it can."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a bad port)
+    except ValueError as e:
+        return f"not a valid URL: {url!r} ({e})"
+    if parts.scheme.lower() not in ("http", "https"):
+        how = f"the scheme {parts.scheme!r}" if parts.scheme and "//" in url else "no scheme"
+        return f"{url!r} has {how}: give an http:// or https:// URL"
+    if not parts.hostname:
+        return f"{url!r} has no host name"
+    return ""
+
+
+def _add_update_options(p: argparse.ArgumentParser, top: bool = False) -> None:
+    """The options of ``update`` (and ``verify``, and ``stitch --update``). A subcommand's
+    options default to "not given", so ``stitch --url URL update`` keeps the URL; the
+    defaults live on the top-level parser (``top``)."""
+    def default(value: object) -> object:
+        return value if top else argparse.SUPPRESS
+
+    p.add_argument("--config", type=Path, metavar="FILE", default=default(None),
+                   help="the updater.toml to use (default: the one beside the program)")
+    p.add_argument("--url", type=http_url, metavar="URL", default=default(None),
+                   help="the release repository: the http(s) folder holding CHANNEL/")
+    p.add_argument("--channel", default=default(None),
+                   help="release channel to follow (default: stable, or the config's)")
+    p.add_argument("--dir", type=Path, metavar="DIR", default=default(None),
+                   help="install folder (created if missing)")
+    p.add_argument("--pubkey", action="append", default=default([]), metavar="KEY",
+                   help="trust this minisign public key (repeatable): the key itself (its "
+                   "base64 line, 56 characters starting with RW), or else the path of a .pub "
+                   "file")
+    p.add_argument("--progress", choices=["text", "json", "none"], default=default("text"),
+                   help="progress on stdout: text for people, json one object a line for "
+                   "launchers, none (default: text)")
+    p.add_argument("--allow-downgrade", action="store_true", default=default(False),
+                   help="accept a release older than the installed one")
+    p.add_argument("--wait-pid", type=positive_int, metavar="PID", default=default(None),
+                   help="first wait (up to 10 minutes) for process PID to exit")
+    p.add_argument("--launch", action="store_true", default=default(False),
+                   help="afterwards, start the program the config names")
+    p.add_argument("--connections", type=positive_int, default=default(4), metavar="N",
+                   help="parallel HTTP requests (default: 4)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stitch", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--version", action="version", version=f"stitch {__version__}")
-    parser.add_argument("--config", type=Path, help="updater.toml to use")
-    parser.add_argument("--smoke-test", type=float, metavar="SECONDS",
-                        help="packaging check: close the window after SECONDS (as Cancel) "
-                        "and print a JSON report")
+    parser = _Parser(prog="stitch", description=DESCRIPTION, epilog=EXIT_CODES_EPILOG)
+    parser.add_argument("--version", action="version", version=f"stitch {__version__}",
+                        help="print the version and exit")
+    # Packaging tests only: close the window after SECONDS (as Cancel), print a JSON report.
+    parser.add_argument("--smoke-test", type=positive_float, metavar="SECONDS",
+                        help=argparse.SUPPRESS)
     parser.add_argument("--update", action="store_true",
-                        help="update silently (launcher mode); same options as 'update'")
-    _add_update_options(parser)
-    sub = parser.add_subparsers(dest="command")
+                        help="update silently, without a window (for launchers); takes the "
+                        "options below, as the update command does")
+    _add_update_options(parser, top=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                title="commands (stitch COMMAND --help for each)")
 
-    p = sub.add_parser("publish", help="turn a folder into a release")
-    p.add_argument("src", type=Path)
-    p.add_argument("repo", type=Path)
-    p.add_argument("--version", dest="release_version", required=True)
-    p.add_argument("--channel", default="stable")
-    p.add_argument("--product", default="")
-    p.add_argument("--notes", default="", help="release notes (text, or @FILE)")
-    p.add_argument("--sign-key", type=Path, help="minisign secret key file")
-    p.add_argument("--expires-days", type=int)
-    p.add_argument("--files-url", default="", help="where the files are hosted, if elsewhere")
-    p.add_argument("--avg-chunk", type=int, help="average chunk size in bytes (power of 2)")
+    p = sub.add_parser("publish", help="turn a game folder into a signed release",
+                       description="Publish the folder SRC as a new release in REPO, the "
+                       "folder to upload to the web server.", epilog=EXIT_CODES_EPILOG)
+    p.add_argument("src", type=Path, metavar="SRC", help="the game folder to publish")
+    p.add_argument("repo", type=Path, metavar="REPO",
+                   help="the repository folder (created if missing); upload it as a whole")
+    p.add_argument("--version", dest="release_version", required=True, metavar="VERSION",
+                   help="the release's version, e.g. 1.2.0 (required)")
+    p.add_argument("--channel", default="stable",
+                   help="release channel, a folder in REPO (default: stable)")
+    p.add_argument("--product", default="",
+                   help="product id that clients check (default: the previous release's, "
+                   "or REPO's folder name)")
+    p.add_argument("--notes", default="", help="release notes: the text, or @FILE to read it")
+    p.add_argument("--sign-key", type=Path, metavar="FILE",
+                   help="sign with this minisign secret key (not the .pub); a password is "
+                   "read from STITCH_KEY_PASSWORD or the terminal")
+    p.add_argument("--expires-days", type=positive_int, metavar="DAYS",
+                   help="clients refuse the release this many days after publishing")
+    p.add_argument("--files-url", default="", metavar="URL",
+                   help="where the files are hosted, if not in REPO")
+    p.add_argument("--avg-chunk", type=positive_int, metavar="BYTES",
+                   help="average chunk size in bytes, a power of 2 (default: 64 KiB)")
     p.add_argument("--force", action="store_true", help="replace an existing version")
     p.add_argument("--compress", action="store_true",
                    help="also upload NAME.stz, each chunk zstd-compressed: updates download "
                    "compressed chunks (needs the zstandard package)")
-    p.add_argument("--compress-level", type=int, default=9, help="zstd level (1-22)")
+    p.add_argument("--compress-level", type=int_between(1, 22), default=9, metavar="LEVEL",
+                   help="zstd level for --compress, 1 to 22 (default: 9)")
     p.add_argument("--delta", action="store_true",
                    help="also upload, for each changed file up to 128 MiB, a zstd patch from "
                    "the previous release's version: players one version behind download it")
     p.add_argument("--subchunks", action="store_true",
                    help="also upload NAME.fidx.sub: chunks new since the previous release cut "
                    "again at a 512-byte average, so small edits cost less to players")
-    p.add_argument("--delta-level", type=int, default=15, help="zstd level for deltas")
+    p.add_argument("--delta-level", type=int_between(1, 22), default=15, metavar="LEVEL",
+                   help="zstd level for --delta, 1 to 22 (default: 15)")
 
-    p = sub.add_parser("update", help="install or update a folder")
+    p = sub.add_parser("update", help="install or update a folder from a release URL",
+                       description="Install the newest release of CHANNEL from URL into DIR, "
+                       "or update DIR to it. Without --url, the config file gives it.",
+                       epilog=EXIT_CODES_EPILOG)
     _add_update_options(p)
 
-    p = sub.add_parser("serve", help="serve a release folder over HTTP (ranges supported)")
-    p.add_argument("repo", type=Path)
-    p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--bind", default="127.0.0.1")
+    p = sub.add_parser("serve", help="serve a repository over HTTP with byte ranges (LAN)",
+                       description="Serve the folder REPO over HTTP/1.1 with byte ranges, "
+                       "for a LAN party or an offline mirror, until Ctrl+C.",
+                       epilog="exit codes: 0 stopped by Ctrl+C, 2 REPO is not a folder, or "
+                       "the port is in use or cannot be bound")
+    p.add_argument("repo", type=Path, metavar="REPO", help="the folder to serve")
+    p.add_argument("--port", type=int_between(0, 65535), default=8080,
+                   help="TCP port to listen on; 0 picks a free one (default: 8080)")
+    p.add_argument("--bind", default="127.0.0.1", metavar="ADDRESS",
+                   help="address to listen on: 0.0.0.0 or :: for every network "
+                   "(default: 127.0.0.1, this machine only)")
 
-    p = sub.add_parser("keygen", help="make a minisign key pair for signing releases")
-    p.add_argument("keyfile", type=Path)
-    p.add_argument("--password", action="store_true", help="protect the key with a password")
-    p.add_argument("--force", action="store_true")
+    p = sub.add_parser("keygen", help="make a minisign key pair for signing releases",
+                       description="Write the secret key KEYFILE and the public key "
+                       "KEYFILE.pub (minisign format).")
+    p.add_argument("keyfile", type=Path, metavar="KEYFILE",
+                   help="where to write the secret key; the public key goes to KEYFILE.pub")
+    p.add_argument("--password", action="store_true",
+                   help="protect the key with a password (STITCH_KEY_PASSWORD or asked)")
+    p.add_argument("--force", action="store_true", help="replace existing key files")
 
-    p = sub.add_parser("demo", help="publish, serve, install and update a demo game")
-    p.add_argument("--dir", type=Path, default=Path("demo"), help="work folder (replaced)")
-    p.add_argument("--scale", type=float, default=1.0, help="size factor (1.0 = about 5 MB)")
+    p = sub.add_parser("demo", help="publish, serve, install and update a demo game",
+                       description="Generate a small game, publish versions 1.0.0 and "
+                       "1.1.0, serve them, install 1.0.0 and update it to 1.1.0.")
+    p.add_argument("--dir", type=Path, default=Path("demo"),
+                   help="work folder, replaced (default: ./demo)")
+    p.add_argument("--scale", type=positive_float, default=1.0, metavar="FACTOR",
+                   help="size factor: 1.0 is about 5 MB (default: 1.0)")
 
     from app.sync import add_parsers as add_sync_parsers
 
     add_sync_parsers(sub, _add_update_options)  # fidx, sync, verify
-    sub.add_parser("gui", help="open the updater window (the default)")
+    sub.add_parser("gui", help="open the updater window (the default)",
+                   description="Open the updater window for the updater.toml beside the "
+                   "program (or --config).")
     return parser
 
 
@@ -156,11 +290,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from app.demo import run_demo
 
+            check_dir_arg(args.dir, "--dir")
             return run_demo(args.dir, args.scale)
         if args.command == "keygen":
             return cmd_keygen(args)
         if args.command == "update" or args.update:
             return cmd_update(args)
+        problem = no_display_problem(os.environ, sys.platform)
+        if problem:
+            raise ConfigError(problem)
         from app.gui import run as run_gui
 
         if args.smoke_test is not None:
@@ -179,6 +317,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+def no_display_problem(env: Mapping[str, str], platform: str) -> str:
+    """Why the window cannot open here, or "": on Linux and the BSDs Qt needs an X11 or
+    Wayland display (DISPLAY, WAYLAND_DISPLAY) unless QT_QPA_PLATFORM names a platform that
+    draws without one (offscreen, vnc, ...). Without this check Qt aborts (SIGABRT)."""
+    if platform.startswith(("win32", "cygwin", "darwin")):
+        return ""
+    if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
+        return ""
+    wanted = [p.split(":")[0].strip() for p in env.get("QT_QPA_PLATFORM", "").split(";")]
+    if any(p and p not in _DISPLAY_PLATFORMS for p in wanted):
+        return ""
+    return ("no display found (DISPLAY and WAYLAND_DISPLAY are not set) to open the window; "
+            "to update without one: stitch --update [--url URL --dir DIR]")
+
+
+_DISPLAY_PLATFORMS = ("xcb", "wayland", "wayland-egl", "wayland-brcm")  # need a display
+
+
 def cmd_publish(args: argparse.Namespace) -> int:
     from core.chunker import DEFAULT_PARAMS, ChunkerParams
     from core.publish import publish
@@ -191,12 +347,18 @@ def cmd_publish(args: argparse.Namespace) -> int:
             params.validate()
         except ValueError as e:
             raise ConfigError(f"--avg-chunk: {e}") from None
+    if args.repo.exists() and not args.repo.is_dir():
+        raise ConfigError(f"REPO {args.repo}: not a folder")
     key = None
     if args.sign_key:
         key = _load_secret_key(args.sign_key)
     notes = args.notes
     if notes.startswith("@"):
-        notes = Path(notes[1:]).read_text(encoding="utf-8")
+        try:
+            notes = Path(notes[1:]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            why = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+            raise ConfigError(f"--notes {notes}: cannot read: {why}") from None
     report = publish(args.src, args.repo, args.release_version, channel=args.channel,
                      product=args.product, params=params, sign_key=key, notes=notes,
                      expires_days=args.expires_days, files_url=args.files_url,
@@ -209,23 +371,67 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def _load_secret_key(path: Path) -> object:
+    """The ``--sign-key`` file, decrypted. Every problem with it is a ``ConfigError``
+    naming it (exit code 2): missing, unreadable, a public key, not a key, wrong password."""
     from core import signing
+    from core.errors import FormatError, SignatureError
 
-    data = path.read_bytes()
+    what = f"--sign-key {path}"
     try:
-        return signing.load_secret_key(data, None)
-    except StitchError:
-        import getpass
-
+        data = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"{what}: {e.strerror or e}") from None
+    try:
+        signing.parse_public_key(data)
+    except FormatError:
+        pass
+    else:
+        raise ConfigError(f"{what} is a public key: give the secret key file (the one "
+                          "without .pub)")
+    try:
+        try:
+            return signing.load_secret_key(data, None)
+        except SignatureError:  # encrypted: a password is needed
+            pass
         pw = os.environ.get("STITCH_KEY_PASSWORD")
         if pw is None:
-            pw = getpass.getpass(f"password for {path}: ")
+            import getpass
+
+            needs = f"{what} needs a password: set STITCH_KEY_PASSWORD or run in a terminal"
+            if not _has_terminal():
+                raise ConfigError(needs)
+            try:
+                pw = getpass.getpass(f"password for {path}: ")
+            except EOFError:
+                raise ConfigError(needs) from None
         return signing.load_secret_key(data, pw.encode())
+    except FormatError as e:
+        raise ConfigError(f"{what}: {e}") from None
+    except SignatureError as e:
+        raise ConfigError(f"{what}: {e}") from None
+
+
+def _has_terminal() -> bool:
+    """Whether getpass can ask: a controlling terminal (POSIX) or a console on stdin."""
+    if os.name != "nt":
+        try:
+            with open("/dev/tty", "rb"):
+                return True
+        except OSError:
+            pass
+    return sys.stdin is not None and sys.stdin.isatty()
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
     from core import signing
 
+    if args.keyfile.is_dir():
+        raise ConfigError(f"KEYFILE {args.keyfile} is a folder")
+    for parent in args.keyfile.parents:  # missing folders are created; a file in the way is not
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"KEYFILE {args.keyfile}: {parent} is not a folder")
+            break
     password = None
     if args.password:
         import getpass
@@ -240,14 +446,35 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _pubkey_arg(value: str) -> str:
-    """A --pubkey value: a .pub file path or the base64 key itself."""
-    p = Path(value)
-    if p.is_file():
-        from core import signing
+def pubkey_arg(value: str) -> str:
+    """A ``--pubkey`` value as the key's base64. A value that is a minisign public key (its
+    one base64 line) is that key; any other value is the path of a ``.pub`` file. A missing
+    or unreadable file, or one that is not a public key, is a ``ConfigError`` naming it."""
+    from core import signing
+    from core.errors import FormatError
 
-        return signing.parse_public_key(p.read_text(encoding="utf-8")).b64()
-    return value
+    if "\n" not in value.strip():
+        try:
+            return signing.parse_public_key(value.strip()).b64()
+        except FormatError:
+            pass  # not a key: a file name
+    what = f"--pubkey {value}"
+    try:
+        text = Path(value).read_bytes()
+    except OSError as e:
+        hint = " (give a .pub file or the key's base64 line)" \
+            if isinstance(e, FileNotFoundError) else ""
+        raise ConfigError(f"{what}: {e.strerror or e}{hint}") from None
+    try:
+        return signing.parse_public_key(text).b64()
+    except FormatError as e:
+        raise ConfigError(f"{what}: {e}") from None
+
+
+def check_dir_arg(path: Path, what: str) -> None:
+    """An install folder named by the user may be missing (it is created) but not a file."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{what} {path}: not a folder")
 
 
 def cmd_update(args: argparse.Namespace) -> int:
@@ -271,7 +498,8 @@ def cmd_update(args: argparse.Namespace) -> int:
             raise ConfigError("no release URL: pass --url or a config file with url")
         if install_dir is None:
             raise ConfigError("no install folder: pass --dir (the config says 'ask')")
-        pubkeys = tuple(_pubkey_arg(k) for k in args.pubkey) or \
+        check_dir_arg(Path(install_dir), "--dir" if args.dir else f"{config_path}: install_dir")
+        pubkeys = tuple(pubkey_arg(k) for k in args.pubkey) or \
             (cfg_file.pubkeys if cfg_file else ())
         config = UpdaterConfig(
             url=url, install_dir=Path(install_dir),
@@ -280,16 +508,18 @@ def cmd_update(args: argparse.Namespace) -> int:
             pubkeys=pubkeys, allow_downgrade=args.allow_downgrade,
             connections=args.connections,
         )
-        if args.wait_pid:
-            _wait_pid(args.wait_pid)
         cancel = CancelToken()
         restore_signals = _cancel_on_signals(cancel)
-        updater = Updater(config, progress=reporter if args.progress != "none" else None,
-                          cancel=cancel)
         try:
-            result = updater.update()
+            if args.wait_pid:
+                _wait_pid(args.wait_pid, cancel)
+            updater = Updater(config, progress=reporter if args.progress != "none" else None,
+                              cancel=cancel)
+            try:
+                result = updater.update()
+            finally:
+                updater.close()
         finally:
-            updater.close()
             restore_signals()
     except Exception as e:  # StitchError, OSError, or a bug (exit code 1, kind "internal")
         code = exit_code_for(e)
@@ -352,8 +582,10 @@ def _cancel_on_signals(cancel: CancelToken) -> Callable[[], None]:
     return restore
 
 
-def _wait_pid(pid: int, timeout: float = 600.0) -> None:
+def _wait_pid(pid: int, cancel: CancelToken, timeout: float = 600.0) -> None:
+    """Wait for process ``pid`` to exit; Ctrl+C or SIGTERM (``cancel``) ends the wait."""
     deadline = time.monotonic() + timeout
+    announced = False
     while time.monotonic() < deadline:
         try:
             os.kill(pid, 0)
@@ -361,8 +593,13 @@ def _wait_pid(pid: int, timeout: float = 600.0) -> None:
             return
         except PermissionError:
             pass
+        if not announced:
+            print(f"stitch: waiting for process {pid} to exit (--wait-pid)", file=sys.stderr,
+                  flush=True)
+            announced = True
+        cancel.check()
         time.sleep(0.2)
-    raise ConfigError(f"process {pid} did not exit within {timeout:.0f} s")
+    raise ConfigError(f"--wait-pid {pid}: the process did not exit within {timeout:.0f} s")
 
 
 def _launch(program: str, args: Sequence[str], install_dir: Path) -> None:

@@ -21,22 +21,37 @@ EXIT_OK = 0
 
 def add_parsers(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
                 add_update_options: Callable[[argparse.ArgumentParser], None]) -> None:
-    p = sub.add_parser("fidx", help="write FILE.fidx beside each file (bupdate's tool)")
-    p.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    from app.cli import EXIT_CODES_EPILOG, http_url, positive_int
+
+    p = sub.add_parser("fidx", help="write FILE.fidx beside each file (bupdate's tool)",
+                       description="Write a chunk index FILE.fidx beside each FILE, for "
+                       "stitch sync (or bupdate, with --format v1).")
+    p.add_argument("files", type=Path, nargs="+", metavar="FILE", help="the files to index")
     p.add_argument("--format", choices=["v1", "v2"], default="v2",
                    help="v2: FastCDC + xxh3 + SHA-256 (default); v1: bupdate's")
     p.add_argument("--url", default="", help="where the files' bytes are served, if not "
                    "beside the index: a file URL, or a folder URL ending in /")
-    p.add_argument("--avg-chunk", type=int, help="v2 average chunk size in bytes")
+    p.add_argument("--avg-chunk", type=positive_int, metavar="BYTES",
+                   help="v2 average chunk size in bytes, a power of 2 (default: 64 KiB)")
     p.add_argument("--force", action="store_true", help="rewrite indexes newer than files")
 
-    p = sub.add_parser("sync", help="update files in a folder from a web folder of .fidx")
-    p.add_argument("url", help="a .fidx URL, a directory listing, or a text list of .fidx")
+    p = sub.add_parser("sync", help="update files in a folder from a web folder of .fidx",
+                       description="Bring the files URL lists up to date in DIR, reusing "
+                       "the bytes already there and downloading the rest as byte ranges.",
+                       epilog=EXIT_CODES_EPILOG)
+    p.add_argument("url", type=http_url, metavar="URL",
+                   help="a .fidx URL, a directory listing, or a text list of .fidx URLs")
     p.add_argument("--dir", type=Path, required=True, help="local folder to bring up to date")
-    p.add_argument("--progress", choices=["text", "json", "none"], default="text")
-    p.add_argument("--connections", type=int, default=4, help="parallel HTTP requests")
+    p.add_argument("--progress", choices=["text", "json", "none"], default="text",
+                   help="progress on stdout: text, json (one object a line) or none "
+                   "(default: text)")
+    p.add_argument("--connections", type=positive_int, default=4, metavar="N",
+                   help="parallel HTTP requests (default: 4)")
 
-    p = sub.add_parser("verify", help="re-hash an install; --repair downloads what is damaged")
+    p = sub.add_parser("verify", help="re-hash an install; --repair downloads what is damaged",
+                       description="Re-hash every file of the install in DIR against its "
+                       "release; with --repair, download what is damaged or missing.",
+                       epilog=EXIT_CODES_EPILOG)
     add_update_options(p)
     p.add_argument("--repair", action="store_true",
                    help="update from --url (or the config) to repair damaged files")
@@ -93,9 +108,10 @@ def cmd_fidx(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from app.cli import _cancel_on_signals
+    from app.cli import _cancel_on_signals, check_dir_arg
     from core.sync import FileOutcome, SyncConfig, sync
 
+    check_dir_arg(args.dir, "--dir")
     reporter = Reporter(args.progress)
     cancel = CancelToken()
     _cancel_on_signals(cancel)
@@ -127,11 +143,19 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from app.cli import EXIT_DAMAGED, cmd_update, error_kind, exit_code_for, one_line
+    from app.cli import (
+        EXIT_DAMAGED,
+        check_dir_arg,
+        cmd_update,
+        error_kind,
+        exit_code_for,
+        one_line,
+    )
     from core.verify import verify_install
 
     if args.dir is None:
         raise ConfigError("verify needs --dir")
+    check_dir_arg(args.dir, "--dir")
     reporter = Reporter(args.progress)
     progress = reporter if args.progress != "none" else None
     try:
