@@ -6,9 +6,10 @@ Owns: serving the files under one folder over HTTP/1.1 with GET and HEAD, byte r
 listing for folders, and refusing every path that resolves outside the folder (``..``,
 encoded ``%2e%2e``, symlinks pointing out). Files are streamed in blocks; nothing is read
 whole into memory. A client that sends or reads nothing for ``idle_timeout`` seconds is
-disconnected (idle keep-alive, a stalled request, a reader that stopped reading), and at most
-``max_connections`` connections are served at once: one more is answered ``503`` with
-``Retry-After`` and closed, so a crowd of players cannot make the server start threads
+disconnected (idle keep-alive, a stalled request, a reader that stopped reading), as is one
+whose request line and headers take longer than ``header_timeout`` (sent a byte at a time),
+and at most ``max_connections`` connections are served at once: one more is answered ``503``
+with ``Retry-After`` and closed, so a crowd of players cannot make the server start threads
 without bound.
 
 Leaves out: TLS, authentication, compression, caching headers beyond ETag/Last-Modified, and
@@ -20,12 +21,14 @@ from __future__ import annotations
 
 import errno
 import html
+import io
 import mimetypes
 import os
 import secrets
 import socket
 import sys
 import threading
+import time
 import urllib.parse
 from email.utils import formatdate
 from http import HTTPStatus
@@ -37,6 +40,7 @@ BLOCK = 256 * 1024  # bytes read and written at a time
 MAX_RANGES = 200  # more ranges than this in one request: answer 200 with the whole file
 MAX_RANGE_HEADER = 16 * 1024  # a longer Range header is ignored (whole file)
 IDLE_TIMEOUT = 60.0  # seconds a connection may send or take nothing (nginx: 60 s)
+HEADER_TIMEOUT = 60.0  # seconds for a request line and headers, from the request's start
 MAX_CONNECTIONS = 256  # connections served at once; one more is answered 503
 BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\n"
         b"Connection: close\r\n\r\n")
@@ -46,7 +50,9 @@ class StitchServer(ThreadingHTTPServer):
     """A ``ThreadingHTTPServer`` that serves ``repo_dir`` and counts body bytes sent.
 
     ``idle_timeout``: seconds a connection may go without sending or taking a byte before it
-    is closed. ``max_connections``: connections (threads) served at once."""
+    is closed. ``header_timeout``: seconds from the start of a request (a kept-alive
+    connection's wait for the next one included) to the end of its headers.
+    ``max_connections``: connections (threads) served at once."""
 
     daemon_threads = True  # a slow client never blocks shutdown
 
@@ -58,16 +64,18 @@ class StitchServer(ThreadingHTTPServer):
         quiet: bool = False,
         max_ranges: int = MAX_RANGES,
         idle_timeout: float = IDLE_TIMEOUT,
+        header_timeout: float = HEADER_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
-        if not idle_timeout > 0 or max_connections < 1:
-            raise ValueError("idle_timeout must be > 0 and max_connections >= 1")
+        if not (idle_timeout > 0 and header_timeout > 0 and max_connections >= 1):
+            raise ValueError("timeouts must be > 0 and max_connections >= 1")
         self.repo_dir = repo_dir.resolve(strict=True)
         self.quiet = quiet
         self.max_ranges = max_ranges
         self.idle_timeout = idle_timeout
+        self.header_timeout = header_timeout
         self.max_connections = max_connections
         self.bytes_sent = 0  # body bytes, all requests (tests assert traffic with it)
         self.requests = 0
@@ -119,6 +127,20 @@ class StitchServer(ThreadingHTTPServer):
         return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
+class _DeadlineReader(io.RawIOBase):
+    """The handler's socket as a raw stream whose reads stop at its header deadline: a
+    client sending a byte just before each idle timeout cannot hold a connection forever."""
+
+    def __init__(self, handler: _Handler) -> None:
+        self._handler = handler
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        return self._handler.recv_into(buffer)
+
+
 def parse_range(value: str, size: int, max_ranges: int) -> list[tuple[int, int]] | None:
     """The satisfiable ranges of a ``Range`` header as half-open ``(start, end)``.
 
@@ -166,6 +188,20 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.connection.settimeout(self.server.idle_timeout)  # every recv and send
+        self._deadline = float("inf")  # for the request line and headers
+        self.rfile = io.BufferedReader(_DeadlineReader(self))
+
+    def handle_one_request(self) -> None:
+        self._deadline = time.monotonic() + self.server.header_timeout
+        super().handle_one_request()
+
+    def recv_into(self, buffer: memoryview) -> int:
+        """One ``recv`` for ``rfile``, timing out at the header deadline or when idle."""
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("request headers took too long")
+        self.connection.settimeout(min(self.server.idle_timeout, left))
+        return int(self.connection.recv_into(buffer))
 
     def do_GET(self) -> None:
         self._serve(head=False)
@@ -203,6 +239,8 @@ class _Handler(BaseHTTPRequestHandler):
     # -- responses --------------------------------------------------------------------------
 
     def _serve(self, head: bool) -> None:
+        self._deadline = float("inf")  # the headers are in; sending is bounded by idle_timeout
+        self.connection.settimeout(self.server.idle_timeout)
         self.server.count(0, requests=1)
         try:
             try:
@@ -349,13 +387,15 @@ def make_server(
     quiet: bool = False,
     max_ranges: int = MAX_RANGES,
     idle_timeout: float = IDLE_TIMEOUT,
+    header_timeout: float = HEADER_TIMEOUT,
     max_connections: int = MAX_CONNECTIONS,
 ) -> StitchServer:
     """A server for ``repo_dir`` bound to ``bind:port`` (0 = any free port; see
     ``server_address``), not yet serving. Raises ``OSError`` if the folder is missing or the
     address is taken."""
     return StitchServer((bind, port), Path(repo_dir), quiet=quiet, max_ranges=max_ranges,
-                        idle_timeout=idle_timeout, max_connections=max_connections)
+                        idle_timeout=idle_timeout, header_timeout=header_timeout,
+                        max_connections=max_connections)
 
 
 def serve_forever(server: StitchServer) -> None:

@@ -273,12 +273,14 @@ def test_parse_range_unit() -> None:
 
 @pytest.fixture
 def short_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StitchServer]:
-    """A server that closes connections idle for 0.3 s and serves two at once; ``big.bin``
+    """A server that closes connections idle for 0.3 s or whose headers take 1 s, and
+    serves two at once; ``big.bin``
     (16 MiB) is more than the socket buffers hold, so a client that stops reading stalls it."""
     repo = tmp_path_factory.mktemp("short")
     (repo / "big.bin").write_bytes(random.Random(3).randbytes(16 << 20))
     (repo / "small.txt").write_bytes(b"small")
-    srv = make_server(repo, quiet=True, idle_timeout=0.3, max_connections=2)
+    srv = make_server(repo, quiet=True, idle_timeout=0.3, header_timeout=1.0,
+                      max_connections=2)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
     yield srv
@@ -316,6 +318,37 @@ def test_stalled_request_is_closed(short_server: StitchServer) -> None:
     with connect(short_server) as s:
         s.sendall(b"GET /small.txt HTTP/1.1\r\nHost: x\r\n")  # the blank line never comes
         assert closed_by_server(s)
+
+
+def test_headers_sent_a_byte_at_a_time_are_cut_off(short_server: StitchServer) -> None:
+    """Each byte comes well within the idle timeout; the header deadline still ends it."""
+    request_bytes = b"GET /small.txt HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 1000
+    with connect(short_server) as s:
+        sent = 0
+        try:
+            for byte in request_bytes:  # bounded: 0.05 s a byte, 50 s at most
+                s.sendall(bytes([byte]))
+                sent += 1
+                time.sleep(0.05)
+                if sent % 10 == 0 and _peer_closed(s):
+                    break
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        assert sent < len(request_bytes)  # cut off before the trickle ended
+        assert closed_by_server(s)
+
+
+def _peer_closed(s: socket.socket) -> bool:
+    """Whether the server has closed its side (a non-blocking peek sees the end)."""
+    s.setblocking(False)
+    try:
+        return s.recv(1, socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+    finally:
+        s.setblocking(True)
 
 
 def test_kept_alive_connection_is_closed_when_idle(short_server: StitchServer) -> None:
