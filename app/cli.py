@@ -16,6 +16,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from app.args import (
+    EXIT_CODES_EPILOG,
+    Parser,
+    check_dir_arg,
+    http_url,
+    int_between,
+    positive_float,
+    positive_int,
+)
 from app.report import Reporter
 from core.errors import (
     CancelledError,
@@ -68,80 +77,6 @@ DESCRIPTION = (
     "are downloaded, and the install is always the old release or the new one. With no "
     "command, open the updater window (updater.toml beside the program)."
 )
-EXIT_CODES_EPILOG = (
-    "exit codes: 0 up to date, 1 internal error (a bug), 2 bad arguments or configuration "
-    "file, 3 network, 4 release rejected, 5 local disk, 6 cancelled, 7 verify found damage"
-)
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are one line naming the argument (exit code 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_CONFIG, f"{self.prog}: {message} (see '{self.prog} --help')\n")
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def int_between(low: int, high: int) -> Callable[[str], int]:
-    """argparse type: an integer in ``[low, high]``."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be {low} to {high}, not {value}")
-        return value
-
-    return parse
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a number greater than 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be greater than 0, not {text}")
-    return value
-
-
-def http_url(text: str) -> str:
-    """argparse type: an absolute http:// or https:// URL with a host."""
-    problem = url_problem(text)
-    if problem:
-        raise argparse.ArgumentTypeError(problem)
-    return text
-
-
-def url_problem(url: str) -> str:
-    """Why ``url`` cannot be a release or file URL, or "" if it can."""
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 (raises ValueError for a bad port)
-    except ValueError as e:
-        return f"not a valid URL: {url!r} ({e})"
-    if parts.scheme.lower() not in ("http", "https"):
-        how = f"the scheme {parts.scheme!r}" if parts.scheme and "//" in url else "no scheme"
-        return f"{url!r} has {how}: give an http:// or https:// URL"
-    if not parts.hostname:
-        return f"{url!r} has no host name"
-    return ""
-
-
 def _add_update_options(p: argparse.ArgumentParser, top: bool = False) -> None:
     """The options of ``update`` (and ``verify``, and ``stitch --update``). A subcommand's
     options default to "not given", so ``stitch --url URL update`` keeps the URL; the
@@ -175,7 +110,7 @@ def _add_update_options(p: argparse.ArgumentParser, top: bool = False) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="stitch", description=DESCRIPTION, epilog=EXIT_CODES_EPILOG)
+    parser = Parser(prog="stitch", description=DESCRIPTION, epilog=EXIT_CODES_EPILOG)
     parser.add_argument("--version", action="version", version=f"stitch {__version__}",
                         help="print the version and exit")
     # Packaging tests only: close the window after SECONDS (as Cancel), print a JSON report.
@@ -469,12 +404,6 @@ def pubkey_arg(value: str) -> str:
         return signing.parse_public_key(text).b64()
     except FormatError as e:
         raise ConfigError(f"{what}: {e}") from None
-
-
-def check_dir_arg(path: Path, what: str) -> None:
-    """An install folder named by the user may be missing (it is created) but not a file."""
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"{what} {path}: not a folder")
 
 
 def cmd_update(args: argparse.Namespace) -> int:

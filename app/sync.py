@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
+from app.args import EXIT_CODES_EPILOG, check_dir_arg, http_url, positive_int
 from app.report import Reporter, mb
 from core.errors import ConfigError, StitchError
 from core.progress import CancelToken
@@ -21,8 +22,6 @@ EXIT_OK = 0
 
 def add_parsers(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
                 add_update_options: Callable[[argparse.ArgumentParser], None]) -> None:
-    from app.cli import EXIT_CODES_EPILOG, http_url, positive_int
-
     p = sub.add_parser("fidx", help="write FILE.fidx beside each file (bupdate's tool)",
                        description="Write a chunk index FILE.fidx beside each FILE, for "
                        "stitch sync (or bupdate, with --format v1).")
@@ -108,7 +107,7 @@ def cmd_fidx(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from app.cli import _cancel_on_signals, check_dir_arg
+    from app.cli import _cancel_on_signals
     from core.sync import FileOutcome, SyncConfig, sync
 
     check_dir_arg(args.dir, "--dir")
@@ -143,14 +142,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from app.cli import (
-        EXIT_DAMAGED,
-        check_dir_arg,
-        cmd_update,
-        error_kind,
-        exit_code_for,
-        one_line,
-    )
+    from app.cli import EXIT_DAMAGED, cmd_update, error_kind, exit_code_for, one_line
     from core.verify import verify_install
 
     if args.dir is None:

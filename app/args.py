@@ -1,0 +1,95 @@
+"""The command line's argument types and checks, shared by ``app.cli`` and ``app.sync``:
+argparse types that refuse bad values with a message naming the value, the parser whose
+errors are one line (exit code 2, README's table), and checks of folders named on the
+command line. Imports nothing from the engine but its errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
+from urllib.parse import urlsplit
+
+from core.errors import ConfigError
+
+EXIT_BAD_ARGUMENTS = 2  # app.cli.EXIT_CONFIG
+
+EXIT_CODES_EPILOG = (
+    "exit codes: 0 up to date, 1 internal error (a bug), 2 bad arguments or configuration "
+    "file, 3 network, 4 release rejected, 5 local disk, 6 cancelled, 7 verify found damage"
+)
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line naming the argument (exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_ARGUMENTS, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def int_between(low: int, high: int) -> Callable[[str], int]:
+    """argparse type: an integer in ``[low, high]``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {low} to {high}, not {value}")
+        return value
+
+    return parse
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number greater than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be greater than 0, not {text}")
+    return value
+
+
+def http_url(text: str) -> str:
+    """argparse type: an absolute http:// or https:// URL with a host."""
+    problem = url_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def url_problem(url: str) -> str:
+    """Why ``url`` cannot be a release or file URL, or "" if it can."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a bad port)
+    except ValueError as e:
+        return f"not a valid URL: {url!r} ({e})"
+    if parts.scheme.lower() not in ("http", "https"):
+        how = f"the scheme {parts.scheme!r}" if parts.scheme and "//" in url else "no scheme"
+        return f"{url!r} has {how}: give an http:// or https:// URL"
+    if not parts.hostname:
+        return f"{url!r} has no host name"
+    return ""
+
+
+def check_dir_arg(path: Path, what: str) -> None:
+    """An install folder named by the user may be missing (it is created) but not a file."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{what} {path}: not a folder")
+
