@@ -17,8 +17,8 @@ from core.errors import ConfigError
 EXIT_BAD_ARGUMENTS = 2  # app.cli.EXIT_CONFIG
 
 EXIT_CODES_EPILOG = (
-    "exit codes: 0 up to date, 1 internal error (a bug), 2 bad arguments or configuration "
-    "file, 3 network, 4 release rejected, 5 local disk, 6 cancelled, 7 verify found damage"
+    "exit codes: 0 success, 1 internal error (a bug), 2 bad arguments or configuration file, "
+    "3 network, 4 release rejected, 5 local disk, 6 cancelled, 7 verify found damage"
 )
 
 

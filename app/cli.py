@@ -97,8 +97,8 @@ def _add_update_options(p: argparse.ArgumentParser, top: bool = False) -> None:
                    "base64 line, 56 characters starting with RW), or else the path of a .pub "
                    "file")
     p.add_argument("--progress", choices=["text", "json", "none"], default=default("text"),
-                   help="progress on stdout: text for people, json one object a line for "
-                   "launchers, none (default: text)")
+                   help="progress: text (on stderr, for people), json (one object a line "
+                   "on stdout, for launchers) or none (default: text)")
     p.add_argument("--allow-downgrade", action="store_true", default=default(False),
                    help="accept a release older than the installed one")
     p.add_argument("--wait-pid", type=positive_int, metavar="PID", default=default(None),
@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--files-url", default="", metavar="URL",
                    help="where the files are hosted, if not in REPO")
     p.add_argument("--avg-chunk", type=positive_int, metavar="BYTES",
-                   help="average chunk size in bytes, a power of 2 (default: 64 KiB)")
+                   help="average chunk size in bytes, a power of 2 (default: 4096)")
     p.add_argument("--force", action="store_true", help="replace an existing version")
     p.add_argument("--compress", action="store_true",
                    help="also upload NAME.stz, each chunk zstd-compressed: updates download "
@@ -234,6 +234,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         problem = no_display_problem(os.environ, sys.platform)
         if problem:
             raise ConfigError(problem)
+        try:
+            import PySide6.QtWidgets  # noqa: F401 (the window's toolkit: is it installed?)
+        except ImportError:
+            raise ConfigError("the window needs PySide6 (pip install 'stitch[gui]'); to "
+                              "update without one: stitch --update [--url URL --dir DIR]") from None
         from app.gui import run as run_gui
 
         if args.smoke_test is not None:

@@ -31,7 +31,7 @@ def add_parsers(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
     p.add_argument("--url", default="", help="where the files' bytes are served, if not "
                    "beside the index: a file URL, or a folder URL ending in /")
     p.add_argument("--avg-chunk", type=positive_int, metavar="BYTES",
-                   help="v2 average chunk size in bytes, a power of 2 (default: 64 KiB)")
+                   help="v2 average chunk size in bytes, a power of 2 (default: 4096)")
     p.add_argument("--force", action="store_true", help="rewrite indexes newer than files")
 
     p = sub.add_parser("sync", help="update files in a folder from a web folder of .fidx",
@@ -42,8 +42,8 @@ def add_parsers(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
                    help="a .fidx URL, a directory listing, or a text list of .fidx URLs")
     p.add_argument("--dir", type=Path, required=True, help="local folder to bring up to date")
     p.add_argument("--progress", choices=["text", "json", "none"], default="text",
-                   help="progress on stdout: text, json (one object a line) or none "
-                   "(default: text)")
+                   help="progress: text (on stderr), json (one object a line on stdout) "
+                   "or none (default: text)")
     p.add_argument("--connections", type=positive_int, default=4, metavar="N",
                    help="parallel HTTP requests (default: 4)")
 

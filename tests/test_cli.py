@@ -51,6 +51,9 @@ BUG = ("import sys, core.updater, app.cli\n"
        "def boom(self):\n    raise ZeroDivisionError('simulated bug')\n"
        "core.updater.Updater.prepare = boom\n"
        "sys.exit(app.cli.main(sys.argv[1:]))\n")
+NO_QT = ("import sys, app.cli\n"
+         "sys.modules['PySide6'] = None  # as if it were not installed\n"
+         "sys.exit(app.cli.main(sys.argv[1:]))\n")
 NO_DISPLAY = ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
 
 
@@ -277,6 +280,10 @@ ROWS = [
     pytest.param(Row(2, lambda c: ["gui"], ("no display", "stitch --update"),
                      env=lambda e: (_no_display(e), e.update(QT_QPA_PLATFORM="xcb"))),
                  id="2-gui-no-display-xcb", marks=linux_only),
+    pytest.param(Row(2, lambda c: [sys.executable, "-c", NO_QT, "gui"],
+                     ("needs PySide6", "stitch --update"),
+                     env=lambda e: e.update(QT_QPA_PLATFORM="offscreen")),
+                 id="2-gui-without-pyside6"),
     # 3: network
     pytest.param(Row(3, lambda c: _update_args(f"http://127.0.0.1:{free_port()}", c.install,
                                                "--progress", "none"), ("refused",),
