@@ -7,6 +7,7 @@ command line. Imports nothing from the engine but its errors.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 from core.errors import ConfigError
 
 EXIT_BAD_ARGUMENTS = 2  # app.cli.EXIT_CONFIG
+_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")  # as core.manifest requires
 
 EXIT_CODES_EPILOG = (
     "exit codes: 0 success, 1 internal error (a bug), 2 bad arguments or configuration file, "
@@ -86,6 +88,28 @@ def url_problem(url: str) -> str:
     if not parts.hostname:
         return f"{url!r} has no host name"
     return ""
+
+
+def name_arg(text: str) -> str:
+    """argparse type: a channel or product name as manifests allow it (a folder name)."""
+    if not _NAME.match(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter "
+            "or digit")
+    return text
+
+
+def optional_name_arg(text: str) -> str:
+    """``name_arg``, or "" for "choose for me"."""
+    return text and name_arg(text)
+
+
+def files_url_arg(text: str) -> str:
+    """argparse type: where file bytes are served: "" (beside), an http(s) URL, or a URL
+    relative to the index or manifest (docs/format.md)."""
+    if text and urlsplit(text).scheme and url_problem(text):
+        raise argparse.ArgumentTypeError(url_problem(text))
+    return text
 
 
 def check_dir_arg(path: Path, what: str) -> None:

@@ -20,8 +20,11 @@ from app.args import (
     EXIT_CODES_EPILOG,
     Parser,
     check_dir_arg,
+    files_url_arg,
     http_url,
     int_between,
+    name_arg,
+    optional_name_arg,
     positive_float,
     positive_int,
 )
@@ -88,7 +91,7 @@ def _add_update_options(p: argparse.ArgumentParser, top: bool = False) -> None:
                    help="the updater.toml to use (default: the one beside the program)")
     p.add_argument("--url", type=http_url, metavar="URL", default=default(None),
                    help="the release repository: the http(s) folder holding CHANNEL/")
-    p.add_argument("--channel", default=default(None),
+    p.add_argument("--channel", type=name_arg, default=default(None),
                    help="release channel to follow (default: stable, or the config's)")
     p.add_argument("--dir", type=Path, metavar="DIR", default=default(None),
                    help="install folder (created if missing)")
@@ -131,9 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the repository folder (created if missing); upload it as a whole")
     p.add_argument("--version", dest="release_version", required=True, metavar="VERSION",
                    help="the release's version, e.g. 1.2.0 (required)")
-    p.add_argument("--channel", default="stable",
+    p.add_argument("--channel", type=name_arg, default="stable",
                    help="release channel, a folder in REPO (default: stable)")
-    p.add_argument("--product", default="",
+    p.add_argument("--product", type=optional_name_arg, default="",
                    help="product id that clients check (default: the previous release's, "
                    "or REPO's folder name)")
     p.add_argument("--notes", default="", help="release notes: the text, or @FILE to read it")
@@ -142,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "read from STITCH_KEY_PASSWORD or the terminal")
     p.add_argument("--expires-days", type=positive_int, metavar="DAYS",
                    help="clients refuse the release this many days after publishing")
-    p.add_argument("--files-url", default="", metavar="URL",
+    p.add_argument("--files-url", type=files_url_arg, default="", metavar="URL",
                    help="where the files are hosted, if not in REPO")
     p.add_argument("--avg-chunk", type=positive_int, metavar="BYTES",
                    help="average chunk size in bytes, a power of 2 (default: 4096)")

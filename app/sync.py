@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
-from app.args import EXIT_CODES_EPILOG, check_dir_arg, http_url, positive_int
+from app.args import EXIT_CODES_EPILOG, check_dir_arg, files_url_arg, http_url, positive_int
 from app.report import Reporter, mb
 from core.errors import ConfigError, StitchError
 from core.progress import CancelToken
@@ -28,7 +28,8 @@ def add_parsers(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
     p.add_argument("files", type=Path, nargs="+", metavar="FILE", help="the files to index")
     p.add_argument("--format", choices=["v1", "v2"], default="v2",
                    help="v2: FastCDC + xxh3 + SHA-256 (default); v1: bupdate's")
-    p.add_argument("--url", default="", help="where the files' bytes are served, if not "
+    p.add_argument("--url", type=files_url_arg, default="",
+                   help="where the files' bytes are served, if not "
                    "beside the index: a file URL, or a folder URL ending in /")
     p.add_argument("--avg-chunk", type=positive_int, metavar="BYTES",
                    help="v2 average chunk size in bytes, a power of 2 (default: 4096)")
