@@ -80,6 +80,8 @@ DESCRIPTION = (
     "are downloaded, and the install is always the old release or the new one. With no "
     "command, open the updater window (updater.toml beside the program)."
 )
+
+
 def _add_update_options(p: argparse.ArgumentParser, top: bool = False) -> None:
     """The options of ``update`` (and ``verify``, and ``stitch --update``). A subcommand's
     options default to "not given", so ``stitch --url URL update`` keeps the URL; the
@@ -379,12 +381,22 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     if args.password:
         import getpass
 
-        pw = os.environ.get("STITCH_KEY_PASSWORD") or getpass.getpass("new key password: ")
+        pw = os.environ.get("STITCH_KEY_PASSWORD")
+        if not pw:
+            needs = "--password needs one: set STITCH_KEY_PASSWORD or run in a terminal"
+            if not _has_terminal():
+                raise ConfigError(needs)
+            try:
+                pw = getpass.getpass("new key password: ")
+            except EOFError:
+                raise ConfigError(needs) from None
         password = pw.encode()
     try:
         pub = signing.keygen(args.keyfile, password, force=args.force)
     except FileExistsError:
         raise ConfigError(f"{args.keyfile} exists (use --force to replace it)") from None
+    except ValueError as e:  # a password minisign could not read (empty, too long, a newline)
+        raise ConfigError(f"--password: {e}") from None
     print(f"secret key: {args.keyfile}\npublic key: {args.keyfile}.pub\n{pub.b64()}")
     return EXIT_OK
 
