@@ -653,3 +653,38 @@ def test_exit_1_for_a_bug_is_one_line_and_a_json_error(tmp_path: Path, served,  
                      "message": "simulated bug", "exit_code": 1}
     assert "internal error" in err and "Traceback" not in err
     assert not (tmp_path / "i" / "data").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a pseudo-terminal (Linux)")
+def test_a_pub_as_sign_key_is_named_without_a_password_prompt(tmp_path: Path, game) -> None:  # type: ignore[no-untyped-def]
+    """With a terminal too (where a prompt could appear), a public key given as --sign-key
+    is recognised before any password is asked for."""
+    import pty
+
+    from core import signing
+
+    signing.keygen(tmp_path / "release.key", b"secret")
+    argv = [*STITCH, "publish", str(game[0]), str(tmp_path / "r"), "--version", "1",
+            "--sign-key", str(tmp_path / "release.key.pub")]
+    env = {k: v for k, v in os.environ.items() if k != "STITCH_KEY_PASSWORD"}
+    env["PYTHONPATH"] = str(ROOT)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: stitch with the pty as its terminal
+        os.execve(argv[0], argv, env)
+    out = b""
+    for _ in range(10_000):  # bounded: until the child closes the terminal
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the child exited
+            break
+        out += chunk
+        if not chunk or b"password" in out:
+            break
+    if b"password" in out:  # it prompts: it would wait for an answer forever
+        os.kill(pid, signal.SIGKILL)
+    os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    text = out.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 2, text
+    assert "is a public key" in text and "password" not in text
+    assert not (tmp_path / "r").exists()
