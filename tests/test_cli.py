@@ -1,5 +1,7 @@
 """The ``stitch`` command as a user runs it: a real process, real servers, and every
-documented exit code caused on purpose. Messages are one line; nothing is half-installed."""
+documented exit code caused on purpose (``ROWS``: each row of README's table, and every bad
+argument or file named on the command line). Messages are one line; nothing is
+half-installed. Also: every option has help, and the window's display check."""
 
 from __future__ import annotations
 
