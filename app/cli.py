@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 import time
@@ -262,22 +263,53 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
-def no_display_problem(env: Mapping[str, str], platform: str) -> str:
+def no_display_problem(env: Mapping[str, str], platform: str,
+                       x11_answers: Callable[[int], bool] | None = None) -> str:
     """Why the window cannot open here, or "": on Linux and the BSDs Qt needs an X11 or
     Wayland display (DISPLAY, WAYLAND_DISPLAY) unless QT_QPA_PLATFORM names a platform that
-    draws without one (offscreen, vnc, ...). Without this check Qt aborts (SIGABRT)."""
+    draws without one (offscreen, vnc, ...). Without this check Qt aborts (SIGABRT). A local
+    X display (DISPLAY=:N) that no X server answers counts as none (``x11_answers``)."""
     if platform.startswith(("win32", "cygwin", "darwin")):
-        return ""
-    if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
         return ""
     wanted = [p.split(":")[0].strip() for p in env.get("QT_QPA_PLATFORM", "").split(";")]
     if any(p and p not in _DISPLAY_PLATFORMS for p in wanted):
         return ""
-    return ("no display found (DISPLAY and WAYLAND_DISPLAY are not set) to open the window; "
-            "to update without one: stitch --update [--url URL --dir DIR]")
+    if env.get("WAYLAND_DISPLAY"):
+        return ""
+    display = env.get("DISPLAY", "")
+    local = re.fullmatch(r"(?:unix)?:(\d+)(?:\.\d+)?", display)
+    if display and not local:
+        return ""  # a remote display (ssh -X: localhost:10.0): Xlib's business
+    if local and (x11_answers or _x11_answers)(int(local[1])):
+        return ""
+    why = f"no X server answers on DISPLAY={display}" if display else \
+        "DISPLAY and WAYLAND_DISPLAY are not set"
+    return (f"no display found ({why}) to open the window; to update without one: "
+            "stitch --update [--url URL --dir DIR]")
 
 
 _DISPLAY_PLATFORMS = ("xcb", "wayland", "wayland-egl", "wayland-brcm")  # need a display
+
+
+def _x11_answers(number: int) -> bool:
+    """Whether a local X server listens for display ``:number``: its socket in
+    /tmp/.X11-unix (or Linux's abstract one of the same name) takes a connection. Only a
+    socket that is missing or refuses counts as no server; other errors give the benefit
+    of the doubt."""
+    import socket
+
+    path = f"/tmp/.X11-unix/X{number}"
+    for address in ("\0" + path, path):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(2.0)
+            try:
+                s.connect(address)
+                return True
+            except (FileNotFoundError, ConnectionRefusedError):
+                continue
+            except OSError:
+                return True
+    return False
 
 
 def cmd_publish(args: argparse.Namespace) -> int:

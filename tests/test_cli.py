@@ -294,6 +294,9 @@ ROWS = [
                      ("updater.toml", "line 1", "http://")), id="2-config-url-without-scheme"),
     pytest.param(Row(2, lambda c: [], ("no display", "stitch --update"), env=_no_display),
                  id="2-no-display", marks=linux_only),
+    pytest.param(Row(2, lambda c: [], ("no X server answers", "stitch --update"),
+                     env=lambda e: (_no_display(e), e.update(DISPLAY=f":{_unused_display()}"))),
+                 id="2-stale-display", marks=linux_only),
     pytest.param(Row(2, lambda c: ["gui"], ("no display", "stitch --update"),
                      env=lambda e: (_no_display(e), e.update(QT_QPA_PLATFORM="xcb"))),
                  id="2-gui-no-display-xcb", marks=linux_only),
@@ -403,7 +406,54 @@ def test_the_table_covers_every_row_of_readme() -> None:
 def test_no_display_check(env: dict[str, str], platform: str, ok: bool) -> None:
     from app.cli import no_display_problem
 
-    assert (no_display_problem(env, platform) == "") is ok
+    assert (no_display_problem(env, platform, lambda n: True) == "") is ok
+
+
+@pytest.mark.parametrize(("display", "answers", "ok"), [
+    (":0", True, True), (":0", False, False), ("unix:1.0", False, False),
+    ("localhost:10.0", False, True),  # remote (ssh -X): not probed
+])
+def test_a_local_x_display_must_answer(display: str, answers: bool, ok: bool) -> None:
+    from app.cli import no_display_problem
+
+    asked: list[int] = []
+
+    def x11(n: int) -> bool:
+        asked.append(n)
+        return answers
+
+    problem = no_display_problem({"DISPLAY": display}, "linux", x11)
+    assert (problem == "") is ok
+    assert not ok or answers or not asked
+    if not ok:
+        assert f"DISPLAY={display}" in problem
+
+
+def _unused_display() -> int:
+    """A display number no X server here listens on (bounded search)."""
+    from app.cli import _x11_answers
+
+    for n in range(4242, 4342):
+        if not Path(f"/tmp/.X11-unix/X{n}").exists() and not _x11_answers(n):
+            return n
+    raise AssertionError("no free X display number")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux abstract sockets")
+def test_x11_probe_sees_a_listening_server() -> None:
+    """A socket where an X server's would be (Linux's abstract name) answers; once it is
+    closed, nothing does."""
+    from app.cli import _x11_answers
+
+    n = _unused_display()
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(f"\0/tmp/.X11-unix/X{n}")
+    server.listen()
+    try:
+        assert _x11_answers(n)
+    finally:
+        server.close()
+    assert not _x11_answers(n)
 
 
 def _parsers() -> list[tuple[str, Any]]:
