@@ -10,173 +10,185 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import signal
+import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from app.args import (
+    DEFAULT_LOCK_WAIT,
+    EXIT_CODES_EPILOG,
+    Parser,
+    add_lock_wait,
+    check_dir_arg,
+    files_url_arg,
+    http_url,
+    int_between,
+    name_arg,
+    optional_name_arg,
+    positive_float,
+    positive_int,
+    timeout_seconds,
+)
+from app.outcome import (
+    EXIT_CANCELLED,
+    EXIT_DAMAGED,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    cancel_on_signals,
+    error_kind,
+    exit_code_for,
+    one_line,
+    say_waiting,
+)
 from app.report import Reporter
 from core.errors import (
-    CancelledError,
     ConfigError,
-    ContentError,
     DownloadError,
-    InstallBusyError,
     StitchError,
 )
 from core.progress import CancelToken
 from core.version import __version__
 
-EXIT_OK = 0
-EXIT_INTERNAL = 1
-EXIT_CONFIG = 2  # bad arguments or configuration file
-EXIT_NETWORK = 3  # server unreachable, HTTP error, broken range answers
-EXIT_REJECTED = 4  # the release failed a check: signature, hash, format, downgrade, path
-EXIT_DISK = 5  # local disk: not writable, full, missing
-EXIT_CANCELLED = 6
-EXIT_DAMAGED = 7  # stitch verify: damaged or missing files found, not repaired
-EXIT_BUSY = 8  # another stitch run held the install's lock for all of --lock-wait
+DESCRIPTION = (
+    "Install and update large game files from any static web server: only changed chunks "
+    "are downloaded, and the install is always the old release or the new one. With no "
+    "command, open the updater window (updater.toml beside the program)."
+)
 
 
-def exit_code_for(exc: BaseException) -> int:
-    if isinstance(exc, CancelledError):
-        return EXIT_CANCELLED
-    if isinstance(exc, InstallBusyError):
-        return EXIT_BUSY
-    if isinstance(exc, ConfigError):
-        return EXIT_CONFIG
-    if isinstance(exc, DownloadError):
-        return EXIT_NETWORK
-    if isinstance(exc, ContentError):
-        return EXIT_REJECTED
-    if isinstance(exc, OSError):
-        return EXIT_DISK
-    return EXIT_INTERNAL
+def _add_update_options(p: argparse.ArgumentParser, top: bool = False) -> None:
+    """The options of ``update`` (and ``verify``, and ``stitch --update``). A subcommand's
+    options default to "not given", so ``stitch --url URL update`` keeps the URL; the
+    defaults live on the top-level parser (``top``)."""
+    def default(value: object) -> object:
+        return value if top else argparse.SUPPRESS
 
-
-def error_kind(exc: BaseException) -> str:
-    return {EXIT_CANCELLED: "cancelled", EXIT_CONFIG: "config", EXIT_NETWORK: "network",
-            EXIT_REJECTED: "rejected", EXIT_DISK: "disk",
-            EXIT_BUSY: "busy"}.get(exit_code_for(exc), "internal")
-
-
-def one_line(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and not isinstance(exc, StitchError):
-        where = f": {exc.filename}" if exc.filename else ""
-        return f"{exc.strerror or exc}{where}"
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
-def _add_update_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--url", help="base URL of the release repository")
-    p.add_argument("--channel", help="release channel (default: stable)")
-    p.add_argument("--dir", type=Path, help="install folder")
-    p.add_argument("--pubkey", action="append", default=[],
-                   help="trusted minisign public key: a .pub file or its base64 (repeatable)")
-    p.add_argument("--progress", choices=["text", "json", "none"], default="text")
-    p.add_argument("--allow-downgrade", action="store_true")
-    p.add_argument("--wait-pid", type=int, help="wait for this process to exit first")
-    p.add_argument("--launch", action="store_true", help="start the configured program after "
-                   "(also when the server cannot be reached but the installed release is "
-                   "complete, unless --require-update)")
-    p.add_argument("--require-update", action="store_true",
+    p.add_argument("--config", type=Path, metavar="FILE", default=default(None),
+                   help="the updater.toml to use (default: the one beside the program)")
+    p.add_argument("--url", type=http_url, metavar="URL", default=default(None),
+                   help="the release repository: the http(s) folder holding CHANNEL/")
+    p.add_argument("--channel", type=name_arg, default=default(None),
+                   help="release channel to follow (default: stable, or the config's)")
+    p.add_argument("--dir", type=Path, metavar="DIR", default=default(None),
+                   help="install folder (created if missing)")
+    p.add_argument("--pubkey", action="append", default=default([]), metavar="KEY",
+                   help="trust this minisign public key (repeatable): the key itself (its "
+                   "base64 line, 56 characters starting with RW), or else the path of a .pub "
+                   "file")
+    p.add_argument("--progress", choices=["text", "json", "none"], default=default("text"),
+                   help="progress: text (on stderr, for people), json (one object a line "
+                   "on stdout, for launchers) or none (default: text)")
+    p.add_argument("--allow-downgrade", action="store_true", default=default(False),
+                   help="accept a release older than the installed one")
+    p.add_argument("--wait-pid", type=positive_int, metavar="PID", default=default(None),
+                   help="first wait (up to 10 minutes) for process PID to exit")
+    p.add_argument("--launch", action="store_true", default=default(False),
+                   help="afterwards, start the program the config names (also when the "
+                   "server cannot be reached but the installed release is complete, unless "
+                   "--require-update)")
+    p.add_argument("--connections", type=positive_int, default=default(4), metavar="N",
+                   help="parallel HTTP requests (default: 4)")
+    p.add_argument("--require-update", action="store_true", default=default(False),
                    help="with --launch: do not play when the check for updates failed")
-    p.add_argument("--connections", type=int, default=4, help="parallel HTTP requests")
-    add_lock_wait(p)
-    p.add_argument("--no-cache-bust", action="store_true",
+    add_lock_wait(p, default(DEFAULT_LOCK_WAIT))
+    p.add_argument("--no-cache-bust", action="store_true", default=default(False),
                    help="ask for latest.json without the ?stitch=<random> query (for hosts "
                    "that refuse queries; caches are still asked to revalidate)")
-
-    p.add_argument("--timeout", type=_timeout_seconds, metavar="SECONDS",
+    p.add_argument("--timeout", type=timeout_seconds, metavar="SECONDS", default=default(None),
                    help="network limits (default 15): a server must answer a request "
                    "within SECONDS and then send at least 1 KiB/s over every SECONDS")
 
 
-def add_lock_wait(p: argparse.ArgumentParser) -> None:
-    from core.lock import DEFAULT_WAIT
-
-    p.add_argument("--lock-wait", type=_seconds, default=DEFAULT_WAIT, metavar="SECONDS",
-                   help="how long to wait for another stitch run on the same install "
-                   f"(default {DEFAULT_WAIT:g}; then exit {EXIT_BUSY})")
-
-
-def _seconds_between(low: float, high: float) -> Callable[[str], float]:
-    """An argparse type: a number of seconds from ``low`` to ``high``."""
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text}: give {low:g} to {high:g} seconds")
-        return value
-    return parse
-
-
-_seconds = _seconds_between(0, 86_400)
-_timeout_seconds = _seconds_between(1, 600)
-
-
-def say_waiting(line: str) -> None:
-    """The one line a run prints while another run holds the install's lock."""
-    print(f"stitch: {line}", file=sys.stderr, flush=True)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stitch", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--version", action="version", version=f"stitch {__version__}")
-    parser.add_argument("--config", type=Path, help="updater.toml to use")
-    parser.add_argument("--smoke-test", type=float, metavar="SECONDS",
-                        help="packaging check: close the window after SECONDS (as Cancel) "
-                        "and print a JSON report")
+    parser = Parser(prog="stitch", description=DESCRIPTION, epilog=EXIT_CODES_EPILOG)
+    parser.add_argument("--version", action="version", version=f"stitch {__version__}",
+                        help="print the version and exit")
+    # Packaging tests only: close the window after SECONDS (as Cancel), print a JSON report.
+    parser.add_argument("--smoke-test", type=positive_float, metavar="SECONDS",
+                        help=argparse.SUPPRESS)
     parser.add_argument("--update", action="store_true",
-                        help="update silently (launcher mode); same options as 'update'")
-    _add_update_options(parser)
-    sub = parser.add_subparsers(dest="command")
+                        help="update silently, without a window (for launchers); takes the "
+                        "options below, as the update command does")
+    _add_update_options(parser, top=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                title="commands (stitch COMMAND --help for each)")
 
-    p = sub.add_parser("publish", help="turn a folder into a release")
-    p.add_argument("src", type=Path)
-    p.add_argument("repo", type=Path)
-    p.add_argument("--version", dest="release_version", required=True)
-    p.add_argument("--channel", default="stable")
-    p.add_argument("--product", default="")
-    p.add_argument("--notes", default="", help="release notes (text, or @FILE)")
-    p.add_argument("--sign-key", type=Path, help="minisign secret key file")
-    p.add_argument("--expires-days", type=int)
-    p.add_argument("--files-url", default="", help="where the files are hosted, if elsewhere")
-    p.add_argument("--avg-chunk", type=int, help="average chunk size in bytes (power of 2)")
+    p = sub.add_parser("publish", help="turn a game folder into a signed release",
+                       description="Publish the folder SRC as a new release in REPO, the "
+                       "folder to upload to the web server.", epilog=EXIT_CODES_EPILOG)
+    p.add_argument("src", type=Path, metavar="SRC", help="the game folder to publish")
+    p.add_argument("repo", type=Path, metavar="REPO",
+                   help="the repository folder (created if missing); upload it as a whole")
+    p.add_argument("--version", dest="release_version", required=True, metavar="VERSION",
+                   help="the release's version, e.g. 1.2.0 (required)")
+    p.add_argument("--channel", type=name_arg, default="stable",
+                   help="release channel, a folder in REPO (default: stable)")
+    p.add_argument("--product", type=optional_name_arg, default="",
+                   help="product id that clients check (default: the previous release's, "
+                   "or REPO's folder name)")
+    p.add_argument("--notes", default="", help="release notes: the text, or @FILE to read it")
+    p.add_argument("--sign-key", type=Path, metavar="FILE",
+                   help="sign with this minisign secret key (not the .pub); a password is "
+                   "read from STITCH_KEY_PASSWORD or the terminal")
+    p.add_argument("--expires-days", type=positive_int, metavar="DAYS",
+                   help="clients refuse the release this many days after publishing")
+    p.add_argument("--files-url", type=files_url_arg, default="", metavar="URL",
+                   help="where the files are hosted, if not in REPO")
+    p.add_argument("--avg-chunk", type=positive_int, metavar="BYTES",
+                   help="average chunk size in bytes, a power of 2 (default: 4096)")
     p.add_argument("--force", action="store_true",
                    help="replace an existing version, or publish one not newer than the "
                    "channel's latest")
     p.add_argument("--compress", action="store_true",
                    help="also upload NAME.stz, each chunk zstd-compressed: updates download "
                    "compressed chunks (needs the zstandard package)")
-    p.add_argument("--compress-level", type=int, default=9, help="zstd level (1-22)")
+    p.add_argument("--compress-level", type=int_between(1, 22), default=9, metavar="LEVEL",
+                   help="zstd level for --compress, 1 to 22 (default: 9)")
     p.add_argument("--delta", action="store_true",
                    help="also upload, for each changed file up to 128 MiB, a zstd patch from "
                    "the previous release's version: players one version behind download it")
     p.add_argument("--subchunks", action="store_true",
                    help="also upload NAME.fidx.sub: chunks new since the previous release cut "
                    "again at a 512-byte average, so small edits cost less to players")
-    p.add_argument("--delta-level", type=int, default=15, help="zstd level for deltas")
+    p.add_argument("--delta-level", type=int_between(1, 22), default=15, metavar="LEVEL",
+                   help="zstd level for --delta, 1 to 22 (default: 15)")
 
-    p = sub.add_parser("update", help="install or update a folder")
+    p = sub.add_parser("update", help="install or update a folder from a release URL",
+                       description="Install the newest release of CHANNEL from URL into DIR, "
+                       "or update DIR to it. Without --url, the config file gives it.",
+                       epilog=EXIT_CODES_EPILOG)
     _add_update_options(p)
 
-    p = sub.add_parser("serve", help="serve a release folder over HTTP (ranges supported)")
-    p.add_argument("repo", type=Path)
-    p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--bind", default="127.0.0.1")
+    p = sub.add_parser("serve", help="serve a repository over HTTP with byte ranges (LAN)",
+                       description="Serve the folder REPO over HTTP/1.1 with byte ranges, "
+                       "for a LAN party or an offline mirror, until Ctrl+C.",
+                       epilog="exit codes: 0 stopped by Ctrl+C, 2 REPO is not a folder, or "
+                       "the port is in use or cannot be bound")
+    p.add_argument("repo", type=Path, metavar="REPO", help="the folder to serve")
+    p.add_argument("--port", type=int_between(0, 65535), default=8080,
+                   help="TCP port to listen on; 0 picks a free one (default: 8080)")
+    p.add_argument("--bind", default="127.0.0.1", metavar="ADDRESS",
+                   help="address to listen on: 0.0.0.0 or :: for every network "
+                   "(default: 127.0.0.1, this machine only)")
 
-    p = sub.add_parser("keygen", help="make a minisign key pair for signing releases")
-    p.add_argument("keyfile", type=Path)
-    p.add_argument("--password", action="store_true", help="protect the key with a password")
-    p.add_argument("--force", action="store_true")
+    p = sub.add_parser("keygen", help="make a minisign key pair for signing releases",
+                       description="Write the secret key KEYFILE and the public key "
+                       "KEYFILE.pub (minisign format).")
+    p.add_argument("keyfile", type=Path, metavar="KEYFILE",
+                   help="where to write the secret key; the public key goes to KEYFILE.pub")
+    p.add_argument("--password", action="store_true",
+                   help="protect the key with a password (STITCH_KEY_PASSWORD or asked)")
+    p.add_argument("--force", action="store_true", help="replace existing key files")
 
-    p = sub.add_parser("demo", help="publish, serve, install and update a demo game")
-    p.add_argument("--dir", type=Path, default=Path("demo"), help="work folder (replaced)")
-    p.add_argument("--scale", type=float, default=1.0, help="size factor (1.0 = about 5 MB)")
+    p = sub.add_parser("demo", help="publish, serve, install and update a demo game",
+                       description="Generate a small game, publish versions 1.0.0 and "
+                       "1.1.0, serve them, install 1.0.0 and update it to 1.1.0.")
+    p.add_argument("--dir", type=Path, default=Path("demo"),
+                   help="work folder, replaced (default: ./demo)")
+    p.add_argument("--scale", type=positive_float, default=1.0, metavar="FACTOR",
+                   help="size factor: 1.0 is about 5 MB (default: 1.0)")
 
     from app.sync import add_parsers as add_sync_parsers
 
@@ -186,7 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", type=Path, help="install folder (default: from the config or the "
                    "remembered install)")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    sub.add_parser("gui", help="open the updater window (the default)")
+    sub.add_parser("gui", help="open the updater window (the default)",
+                   description="Open the updater window for the updater.toml beside the "
+                   "program (or --config).")
     return parser
 
 
@@ -198,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         finish_pending()  # a staged new executable: swap it in, clean up old ones (Windows)
     try:
         if args.command in ("fidx", "sync", "verify"):
+            if args.command == "verify":
+                return cmd_verify(args)
             from app.sync import run as run_sync
 
             return run_sync(args)
@@ -210,6 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from app.demo import run_demo
 
+            check_dir_arg(args.dir, "--dir")
             return run_demo(args.dir, args.scale)
         if args.command == "keygen":
             return cmd_keygen(args)
@@ -219,6 +236,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_uninstall(args)
         if args.command == "update" or args.update:
             return cmd_update(args)
+        problem = no_display_problem(os.environ, sys.platform)
+        if problem:
+            raise ConfigError(problem)
+        try:
+            import PySide6.QtWidgets  # noqa: F401 (the window's toolkit: is it installed?)
+        except ImportError:
+            raise ConfigError("the window needs PySide6 (pip install 'stitch[gui]'); to "
+                              "update without one: stitch --update [--url URL --dir DIR]") from None
         from app.gui import run as run_gui
 
         if args.smoke_test is not None:
@@ -237,6 +262,55 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+def no_display_problem(env: Mapping[str, str], platform: str,
+                       x11_answers: Callable[[int], bool] | None = None) -> str:
+    """Why the window cannot open here, or "": on Linux and the BSDs Qt needs an X11 or
+    Wayland display (DISPLAY, WAYLAND_DISPLAY) unless QT_QPA_PLATFORM names a platform that
+    draws without one (offscreen, vnc, ...). Without this check Qt aborts (SIGABRT). A local
+    X display (DISPLAY=:N) that no X server answers counts as none (``x11_answers``)."""
+    if platform.startswith(("win32", "cygwin", "darwin")):
+        return ""
+    wanted = [p.split(":")[0].strip() for p in env.get("QT_QPA_PLATFORM", "").split(";")]
+    if any(p and p not in _DISPLAY_PLATFORMS for p in wanted):
+        return ""
+    if env.get("WAYLAND_DISPLAY"):
+        return ""
+    display = env.get("DISPLAY", "")
+    local = re.fullmatch(r"(?:unix)?:(\d+)(?:\.\d+)?", display)
+    if display and not local:
+        return ""  # a remote display (ssh -X: localhost:10.0): Xlib's business
+    if local and (x11_answers or _x11_answers)(int(local[1])):
+        return ""
+    why = f"no X server answers on DISPLAY={display}" if display else \
+        "DISPLAY and WAYLAND_DISPLAY are not set"
+    return (f"no display found ({why}) to open the window; to update without one: "
+            "stitch --update [--url URL --dir DIR]")
+
+
+_DISPLAY_PLATFORMS = ("xcb", "wayland", "wayland-egl", "wayland-brcm")  # need a display
+
+
+def _x11_answers(number: int) -> bool:
+    """Whether a local X server listens for display ``:number``: its socket in
+    /tmp/.X11-unix (or Linux's abstract one of the same name) takes a connection. Only a
+    socket that is missing or refuses counts as no server; other errors give the benefit
+    of the doubt."""
+    import socket
+
+    path = f"/tmp/.X11-unix/X{number}"
+    for address in ("\0" + path, path):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(2.0)
+            try:
+                s.connect(address)
+                return True
+            except (FileNotFoundError, ConnectionRefusedError):
+                continue
+            except OSError:
+                return True
+    return False
+
+
 def cmd_publish(args: argparse.Namespace) -> int:
     from core.chunker import DEFAULT_PARAMS, ChunkerParams
     from core.publish import publish
@@ -249,12 +323,18 @@ def cmd_publish(args: argparse.Namespace) -> int:
             params.validate()
         except ValueError as e:
             raise ConfigError(f"--avg-chunk: {e}") from None
+    if args.repo.exists() and not args.repo.is_dir():
+        raise ConfigError(f"REPO {args.repo}: not a folder")
     key = None
     if args.sign_key:
         key = _load_secret_key(args.sign_key)
     notes = args.notes
     if notes.startswith("@"):
-        notes = Path(notes[1:]).read_text(encoding="utf-8")
+        try:
+            notes = Path(notes[1:]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            why = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+            raise ConfigError(f"--notes {notes}: cannot read: {why}") from None
     report = publish(args.src, args.repo, args.release_version, channel=args.channel,
                      product=args.product, params=params, sign_key=key, notes=notes,
                      expires_days=args.expires_days, files_url=args.files_url,
@@ -267,56 +347,166 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def _load_secret_key(path: Path) -> object:
+    """The ``--sign-key`` file, decrypted. Every problem with it is a ``ConfigError``
+    naming it (exit code 2): missing, unreadable, a public key, not a key, wrong password."""
     from core import signing
+    from core.errors import FormatError, SignatureError
 
-    data = path.read_bytes()
+    what = f"--sign-key {path}"
     try:
-        return signing.load_secret_key(data, None)
-    except StitchError:
-        import getpass
-
+        data = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"{what}: {e.strerror or e}") from None
+    try:
+        signing.parse_public_key(data)
+    except FormatError:
+        pass
+    else:
+        raise ConfigError(f"{what} is a public key: give the secret key file (the one "
+                          "without .pub)")
+    try:
+        try:
+            return signing.load_secret_key(data, None)
+        except SignatureError:  # encrypted: a password is needed
+            pass
         pw = os.environ.get("STITCH_KEY_PASSWORD")
         if pw is None:
-            pw = getpass.getpass(f"password for {path}: ")
+            import getpass
+
+            needs = f"{what} needs a password: set STITCH_KEY_PASSWORD or run in a terminal"
+            if not _has_terminal():
+                raise ConfigError(needs)
+            try:
+                pw = getpass.getpass(f"password for {path}: ")
+            except EOFError:
+                raise ConfigError(needs) from None
         return signing.load_secret_key(data, pw.encode())
+    except FormatError as e:
+        raise ConfigError(f"{what}: {e}") from None
+    except SignatureError as e:
+        raise ConfigError(f"{what}: {e}") from None
+
+
+def _has_terminal() -> bool:
+    """Whether getpass can ask: a controlling terminal (POSIX) or a console on stdin."""
+    if os.name != "nt":
+        try:
+            with open("/dev/tty", "rb"):
+                return True
+        except OSError:
+            pass
+    return sys.stdin is not None and sys.stdin.isatty()
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
     from core import signing
 
+    if args.keyfile.is_dir():
+        raise ConfigError(f"KEYFILE {args.keyfile} is a folder")
+    for parent in args.keyfile.parents:  # missing folders are created; a file in the way is not
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"KEYFILE {args.keyfile}: {parent} is not a folder")
+            break
     password = None
     if args.password:
         import getpass
 
-        pw = os.environ.get("STITCH_KEY_PASSWORD") or getpass.getpass("new key password: ")
+        pw = os.environ.get("STITCH_KEY_PASSWORD")
+        if not pw:
+            needs = "--password needs one: set STITCH_KEY_PASSWORD or run in a terminal"
+            if not _has_terminal():
+                raise ConfigError(needs)
+            try:
+                pw = getpass.getpass("new key password: ")
+            except EOFError:
+                raise ConfigError(needs) from None
         password = pw.encode()
     try:
         pub = signing.keygen(args.keyfile, password, force=args.force)
     except FileExistsError:
         raise ConfigError(f"{args.keyfile} exists (use --force to replace it)") from None
+    except ValueError as e:  # a password minisign could not read (empty, too long, a newline)
+        raise ConfigError(f"--password: {e}") from None
     print(f"secret key: {args.keyfile}\npublic key: {args.keyfile}.pub\n{pub.b64()}")
     return EXIT_OK
 
 
-def _pubkey_arg(value: str) -> str:
-    """A --pubkey value: a .pub file path or the base64 key itself."""
-    p = Path(value)
-    if p.is_file():
-        from core import signing
+def pubkey_arg(value: str) -> str:
+    """A ``--pubkey`` value as the key's base64. A value that is a minisign public key (its
+    one base64 line) is that key; any other value is the path of a ``.pub`` file. A missing
+    or unreadable file, or one that is not a public key, is a ``ConfigError`` naming it."""
+    from core import signing
+    from core.errors import FormatError
 
-        return signing.parse_public_key(p.read_text(encoding="utf-8")).b64()
-    return value
+    if "\n" not in value.strip():
+        try:
+            return signing.parse_public_key(value.strip()).b64()
+        except FormatError:
+            pass  # not a key: a file name
+    what = f"--pubkey {value}"
+    try:
+        text = Path(value).read_bytes()
+    except OSError as e:
+        hint = " (give a .pub file or the key's base64 line)" \
+            if isinstance(e, FileNotFoundError) else ""
+        raise ConfigError(f"{what}: {e.strerror or e}{hint}") from None
+    try:
+        return signing.parse_public_key(text).b64()
+    except FormatError as e:
+        raise ConfigError(f"{what}: {e}") from None
 
 
 def cmd_update(args: argparse.Namespace) -> int:
     reporter = Reporter(args.progress)
     # Signals cancel from the start: waiting for --wait-pid and every network wait included.
     cancel = CancelToken()
-    restore_signals = _cancel_on_signals(cancel)
+    restore_signals = cancel_on_signals(cancel)
     try:
         return _update(args, reporter, cancel)
     finally:
         restore_signals()
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from core.verify import verify_install
+
+    if args.dir is None:
+        raise ConfigError("verify needs --dir")
+    check_dir_arg(args.dir, "--dir")
+    reporter = Reporter(args.progress)
+    progress = reporter if args.progress != "none" else None
+    try:
+        found = verify_install(args.dir, progress, lock_wait=args.lock_wait,
+                               on_wait=say_waiting)
+    except (StitchError, OSError) as e:
+        if args.progress == "json":
+            reporter.emit({"event": "error", "kind": error_kind(e), "message": one_line(e),
+                           "exit_code": exit_code_for(e)})
+        raise
+    after = found
+    if not found.clean and args.repair:
+        args.channel = args.channel or found.channel
+        code = cmd_update(args)
+        if code != EXIT_OK:
+            return code
+        after = verify_install(args.dir, progress, lock_wait=args.lock_wait,
+                               on_wait=say_waiting)
+    code = EXIT_OK if after.clean else EXIT_DAMAGED
+    outcome = "clean" if found.clean else ("repaired" if after.clean else "damaged")
+    if args.progress == "json":
+        reporter.emit({"event": "result", "outcome": outcome, "version": after.version,
+                       "files": after.files, "damaged": list(found.damaged),
+                       "missing": list(found.missing), "still_damaged":
+                       list(after.damaged + after.missing), "exit_code": code})
+        return code
+    for p in found.damaged:
+        print(f"damaged: {p}")
+    for p in found.missing:
+        print(f"missing: {p}")
+    print(f"{outcome}: {after.product} {after.version}, {after.files} files, "
+          f"{len(found.damaged)} damaged, {len(found.missing)} missing")
+    return code
 
 
 def _update(args: argparse.Namespace, reporter: Reporter, cancel: CancelToken) -> int:
@@ -346,7 +536,8 @@ def _update(args: argparse.Namespace, reporter: Reporter, cancel: CancelToken) -
         if install_dir is None:
             raise ConfigError("no install folder: pass --dir (the config says 'ask' and no "
                               "install is remembered)")
-        pubkeys = tuple(_pubkey_arg(k) for k in args.pubkey) or \
+        check_dir_arg(Path(install_dir), "--dir" if args.dir else f"{config_path}: install_dir")
+        pubkeys = tuple(pubkey_arg(k) for k in args.pubkey) or \
             (cfg_file.pubkeys if cfg_file else ())
         config = UpdaterConfig(
             url=url, install_dir=Path(install_dir),
@@ -455,21 +646,6 @@ def _internal_error(exc: BaseException) -> None:
     else:
         print("stitch: internal error (a bug; set STITCH_DEBUG=1 for details): "
               f"{type(exc).__name__}: {exc}", file=sys.stderr)
-
-
-def _cancel_on_signals(cancel: CancelToken) -> Callable[[], None]:
-    """Ctrl+C and SIGTERM set the cancel token; returns what puts the old handlers back."""
-    def handler(signum: int, frame: object) -> None:
-        cancel.cancel()
-
-    sigs = [signal.SIGINT] + ([signal.SIGTERM] if hasattr(signal, "SIGTERM") else [])
-    old = {s: signal.signal(s, handler) for s in sigs}
-
-    def restore() -> None:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-    return restore
 
 
 def _wait_pid(pid: int, cancel: CancelToken, timeout: float = 600.0) -> None:

@@ -5,7 +5,12 @@ Owns: serving the files under one folder over HTTP/1.1 with GET and HEAD, byte r
 416 for unsatisfiable ones, a cap on how many like nginx's ``max_ranges``), an autoindex-style
 listing for folders, and refusing every path that resolves outside the folder (``..``,
 encoded ``%2e%2e``, symlinks pointing out). Files are streamed in blocks; nothing is read
-whole into memory.
+whole into memory. A client that sends or reads nothing for ``idle_timeout`` seconds is
+disconnected (idle keep-alive, a stalled request, a reader that stopped reading), as is one
+whose request line and headers take longer than ``header_timeout`` (sent a byte at a time),
+and at most ``max_connections`` connections are served at once: one more is answered ``503``
+with ``Retry-After`` and closed, so a crowd of players cannot make the server start threads
+without bound.
 
 Leaves out: TLS, authentication, compression, caching headers beyond ETag/Last-Modified, and
 anything about stitch's formats: the repository is plain files and this server does not
@@ -14,16 +19,17 @@ know what they mean. Uses only the standard library (``http.server``).
 
 from __future__ import annotations
 
-import argparse
+import errno
 import html
+import io
 import mimetypes
 import os
 import secrets
 import socket
 import sys
 import threading
+import time
 import urllib.parse
-from collections.abc import Sequence
 from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,10 +39,20 @@ from typing import BinaryIO
 BLOCK = 256 * 1024  # bytes read and written at a time
 MAX_RANGES = 200  # more ranges than this in one request: answer 200 with the whole file
 MAX_RANGE_HEADER = 16 * 1024  # a longer Range header is ignored (whole file)
+IDLE_TIMEOUT = 60.0  # seconds a connection may send or take nothing (nginx: 60 s)
+HEADER_TIMEOUT = 60.0  # seconds for a request line and headers, from the request's start
+MAX_CONNECTIONS = 256  # connections served at once; one more is answered 503
+BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\n"
+        b"Connection: close\r\n\r\n")
 
 
 class StitchServer(ThreadingHTTPServer):
-    """A ``ThreadingHTTPServer`` that serves ``repo_dir`` and counts body bytes sent."""
+    """A ``ThreadingHTTPServer`` that serves ``repo_dir`` and counts body bytes sent.
+
+    ``idle_timeout``: seconds a connection may go without sending or taking a byte before it
+    is closed. ``header_timeout``: seconds from the start of a request (a kept-alive
+    connection's wait for the next one included) to the end of its headers.
+    ``max_connections``: connections (threads) served at once."""
 
     daemon_threads = True  # a slow client never blocks shutdown
 
@@ -47,16 +63,50 @@ class StitchServer(ThreadingHTTPServer):
         *,
         quiet: bool = False,
         max_ranges: int = MAX_RANGES,
+        idle_timeout: float = IDLE_TIMEOUT,
+        header_timeout: float = HEADER_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
+        if not (idle_timeout > 0 and header_timeout > 0 and max_connections >= 1):
+            raise ValueError("timeouts must be > 0 and max_connections >= 1")
         self.repo_dir = repo_dir.resolve(strict=True)
         self.quiet = quiet
         self.max_ranges = max_ranges
+        self.idle_timeout = idle_timeout
+        self.header_timeout = header_timeout
+        self.max_connections = max_connections
         self.bytes_sent = 0  # body bytes, all requests (tests assert traffic with it)
         self.requests = 0
+        self.refused = 0  # connections answered 503 because max_connections were busy
         self._count_lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(max_connections)
         super().__init__(address, _Handler)
+
+    def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+        """Start a thread for the connection if a slot is free, else answer 503 and close."""
+        if not self._slots.acquire(blocking=False):
+            with self._count_lock:
+                self.refused += 1
+            try:
+                request.settimeout(1.0)
+                request.sendall(BUSY)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def count(self, sent: int, requests: int = 0) -> None:
         with self._count_lock:
@@ -64,8 +114,9 @@ class StitchServer(ThreadingHTTPServer):
             self.requests += requests
 
     def handle_error(self, request: object, client_address: object) -> None:
-        # A client closing a kept-alive connection is routine, not worth a traceback.
-        if isinstance(sys.exc_info()[1], ConnectionError):
+        # A client closing a kept-alive connection is routine, not worth a traceback; nor is
+        # one that stopped reading for idle_timeout (the handler's socket timeout).
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
             return
         super().handle_error(request, client_address)  # type: ignore[arg-type]
 
@@ -74,6 +125,20 @@ class StitchServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         host = str(host)
         return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The handler's socket as a raw stream whose reads stop at its header deadline: a
+    client sending a byte just before each idle timeout cannot hold a connection forever."""
+
+    def __init__(self, handler: _Handler) -> None:
+        self._handler = handler
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        return self._handler.recv_into(buffer)
 
 
 def parse_range(value: str, size: int, max_ranges: int) -> list[tuple[int, int]] | None:
@@ -120,6 +185,24 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server_version = "stitch-serve"
 
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.idle_timeout)  # every recv and send
+        self._deadline = float("inf")  # for the request line and headers
+        self.rfile = io.BufferedReader(_DeadlineReader(self))
+
+    def handle_one_request(self) -> None:
+        self._deadline = time.monotonic() + self.server.header_timeout
+        super().handle_one_request()
+
+    def recv_into(self, buffer: memoryview) -> int:
+        """One ``recv`` for ``rfile``, timing out at the header deadline or when idle."""
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("request headers took too long")
+        self.connection.settimeout(min(self.server.idle_timeout, left))
+        return int(self.connection.recv_into(buffer))
+
     def do_GET(self) -> None:
         self._serve(head=False)
 
@@ -156,6 +239,8 @@ class _Handler(BaseHTTPRequestHandler):
     # -- responses --------------------------------------------------------------------------
 
     def _serve(self, head: bool) -> None:
+        self._deadline = float("inf")  # the headers are in; sending is bounded by idle_timeout
+        self.connection.settimeout(self.server.idle_timeout)
         self.server.count(0, requests=1)
         try:
             try:
@@ -171,8 +256,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._file(path, head)
             else:
                 self.send_error(HTTPStatus.NOT_FOUND)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True  # the client went away; nothing to report
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            self.close_connection = True  # the client went away or stopped reading
 
     def _listing(self, folder: Path, head: bool) -> None:
         url_path = urllib.parse.urlsplit(self.path).path
@@ -301,11 +386,16 @@ def make_server(
     *,
     quiet: bool = False,
     max_ranges: int = MAX_RANGES,
+    idle_timeout: float = IDLE_TIMEOUT,
+    header_timeout: float = HEADER_TIMEOUT,
+    max_connections: int = MAX_CONNECTIONS,
 ) -> StitchServer:
     """A server for ``repo_dir`` bound to ``bind:port`` (0 = any free port; see
     ``server_address``), not yet serving. Raises ``OSError`` if the folder is missing or the
     address is taken."""
-    return StitchServer((bind, port), Path(repo_dir), quiet=quiet, max_ranges=max_ranges)
+    return StitchServer((bind, port), Path(repo_dir), quiet=quiet, max_ranges=max_ranges,
+                        idle_timeout=idle_timeout, header_timeout=header_timeout,
+                        max_connections=max_connections)
 
 
 def serve_forever(server: StitchServer) -> None:
@@ -318,38 +408,30 @@ def serve_forever(server: StitchServer) -> None:
         server.server_close()
 
 
+def listen_problem(exc: OSError, bind: str, port: int) -> str:
+    """The one-line reason ``make_server`` could not listen on ``bind:port``."""
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} on {bind} is in use (stop what holds it, or choose --port)"
+    if exc.errno == errno.EACCES:
+        return f"not allowed to listen on port {port} (ports below 1024 need privileges)"
+    if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
+        return f"--bind {bind}: not an address of this machine ({exc.strerror or exc})"
+    return f"cannot listen on {bind}:{port}: {exc.strerror or exc}"
+
+
 def run(repo_dir: Path, bind: str = "127.0.0.1", port: int = 8080, *, quiet: bool = False) -> int:
-    """Serve ``repo_dir`` until Ctrl+C, printing the URL. Returns the process exit code."""
+    """Serve ``repo_dir`` until Ctrl+C, printing the URL. Returns the process exit code:
+    2 (bad arguments, README's table) when REPO is not a folder or ``bind:port`` cannot be
+    listened on (in use, privileged, not an address here)."""
     if not repo_dir.is_dir():
-        print(f"stitch serve: not a folder: {repo_dir}", file=sys.stderr)
+        print(f"stitch serve: REPO {repo_dir}: not a folder", file=sys.stderr)
         return 2
     try:
         server = make_server(repo_dir, bind, port, quiet=quiet)
     except OSError as exc:
-        print(f"stitch serve: cannot listen on {bind}:{port}: {exc}", file=sys.stderr)
-        return 1
+        print(f"stitch serve: {listen_problem(exc, bind, port)}", file=sys.stderr)
+        return 2
     print(f"serving {server.repo_dir} on {server.url} (Ctrl+C to stop)", flush=True)
     serve_forever(server)
     return 0
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``serve`` sub-command's arguments, for the main CLI's parser."""
-    parser.add_argument("repo_dir", type=Path, metavar="REPO_DIR", help="folder to serve")
-    parser.add_argument("--port", type=int, default=8080, help="TCP port (0: any free port)")
-    parser.add_argument("--bind", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--quiet", action="store_true", help="do not log each request")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``stitch serve REPO_DIR [--port 8080] [--bind 127.0.0.1] [--quiet]``."""
-    parser = argparse.ArgumentParser(
-        prog="stitch serve", description="Serve a folder over HTTP with byte ranges."
-    )
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    return run(args.repo_dir, args.bind, args.port, quiet=args.quiet)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

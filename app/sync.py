@@ -1,8 +1,9 @@
-"""The bupdate-compatible commands: ``stitch fidx``, ``stitch sync`` and ``stitch verify``.
+"""The bupdate-compatible commands: ``stitch fidx`` and ``stitch sync`` (and the parser of
+``stitch verify``, whose command is ``app.cli.cmd_verify``: it repairs through an update).
 
 Thin, like the rest of the CLI: parse, call the engine once (``core.indexer``,
-``core.sync``, ``core.verify``), print, and return an exit code (README's table; errors are
-mapped by ``app.cli``). ``verify`` adds one code, ``app.cli.EXIT_DAMAGED`` (7).
+``core.sync``), print, and return an exit code (README's table; errors are mapped by
+``app.outcome``).
 """
 
 from __future__ import annotations
@@ -12,45 +13,63 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
+from app.args import (
+    EXIT_CODES_EPILOG,
+    add_lock_wait,
+    check_dir_arg,
+    files_url_arg,
+    http_url,
+    positive_int,
+)
+from app.outcome import EXIT_OK, cancel_on_signals, say_waiting
 from app.report import Reporter, mb
-from core.errors import ConfigError, StitchError
+from core.errors import ConfigError
 from core.progress import CancelToken
-
-EXIT_OK = 0
 
 
 def add_parsers(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
                 add_update_options: Callable[[argparse.ArgumentParser], None]) -> None:
-    p = sub.add_parser("fidx", help="write FILE.fidx beside each file (bupdate's tool)")
-    p.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    p = sub.add_parser("fidx", help="write FILE.fidx beside each file (bupdate's tool)",
+                       description="Write a chunk index FILE.fidx beside each FILE, for "
+                       "stitch sync (or bupdate, with --format v1).")
+    p.add_argument("files", type=Path, nargs="+", metavar="FILE", help="the files to index")
     p.add_argument("--format", choices=["v1", "v2"], default="v2",
                    help="v2: FastCDC + xxh3 + SHA-256 (default); v1: bupdate's")
-    p.add_argument("--url", default="", help="where the files' bytes are served, if not "
+    p.add_argument("--url", type=files_url_arg, default="",
+                   help="where the files' bytes are served, if not "
                    "beside the index: a file URL, or a folder URL ending in /")
-    p.add_argument("--avg-chunk", type=int, help="v2 average chunk size in bytes")
+    p.add_argument("--avg-chunk", type=positive_int, metavar="BYTES",
+                   help="v2 average chunk size in bytes, a power of 2 (default: 4096)")
     p.add_argument("--force", action="store_true", help="rewrite indexes newer than files")
 
-    p = sub.add_parser("sync", help="update files in a folder from a web folder of .fidx")
-    p.add_argument("url", help="a .fidx URL, a directory listing, or a text list of .fidx")
+    p = sub.add_parser("sync", help="update files in a folder from a web folder of .fidx",
+                       description="Bring the files URL lists up to date in DIR, reusing "
+                       "the bytes already there and downloading the rest as byte ranges.",
+                       epilog=EXIT_CODES_EPILOG)
+    p.add_argument("url", type=http_url, metavar="URL",
+                   help="a .fidx URL, a directory listing, or a text list of .fidx URLs")
     p.add_argument("--dir", type=Path, required=True, help="local folder to bring up to date")
-    p.add_argument("--progress", choices=["text", "json", "none"], default="text")
-    p.add_argument("--connections", type=int, default=4, help="parallel HTTP requests")
-    from app.cli import add_lock_wait
-
+    p.add_argument("--progress", choices=["text", "json", "none"], default="text",
+                   help="progress: text (on stderr), json (one object a line on stdout) "
+                   "or none (default: text)")
+    p.add_argument("--connections", type=positive_int, default=4, metavar="N",
+                   help="parallel HTTP requests (default: 4)")
     add_lock_wait(p)
 
-    p = sub.add_parser("verify", help="re-hash an install; --repair downloads what is damaged")
+    p = sub.add_parser("verify", help="re-hash an install; --repair downloads what is damaged",
+                       description="Re-hash every file of the install in DIR against its "
+                       "release; with --repair, download what is damaged or missing.",
+                       epilog=EXIT_CODES_EPILOG)
     add_update_options(p)
     p.add_argument("--repair", action="store_true",
                    help="update from --url (or the config) to repair damaged files")
 
 
 def run(args: argparse.Namespace) -> int:
+    """``fidx`` or ``sync`` (``verify`` is an install's command: ``app.cli.cmd_verify``)."""
     if args.command == "fidx":
         return cmd_fidx(args)
-    if args.command == "sync":
-        return cmd_sync(args)
-    return cmd_verify(args)
+    return cmd_sync(args)
 
 
 def _params(format_: str, avg: int | None) -> object:
@@ -96,12 +115,12 @@ def cmd_fidx(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from app.cli import _cancel_on_signals, say_waiting
     from core.sync import FileOutcome, SyncConfig, sync
 
+    check_dir_arg(args.dir, "--dir")
     reporter = Reporter(args.progress)
     cancel = CancelToken()
-    _cancel_on_signals(cancel)
+    cancel_on_signals(cancel)
     result = sync(SyncConfig(args.url, args.dir, connections=args.connections,
                              lock_wait=args.lock_wait),
                   progress=reporter if args.progress != "none" else None, cancel=cancel,
@@ -131,49 +150,3 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    from app.cli import (
-        EXIT_DAMAGED,
-        cmd_update,
-        error_kind,
-        exit_code_for,
-        one_line,
-        say_waiting,
-    )
-    from core.verify import verify_install
-
-    if args.dir is None:
-        raise ConfigError("verify needs --dir")
-    reporter = Reporter(args.progress)
-    progress = reporter if args.progress != "none" else None
-    try:
-        found = verify_install(args.dir, progress, lock_wait=args.lock_wait,
-                               on_wait=say_waiting)
-    except (StitchError, OSError) as e:
-        if args.progress == "json":
-            reporter.emit({"event": "error", "kind": error_kind(e), "message": one_line(e),
-                           "exit_code": exit_code_for(e)})
-        raise
-    after = found
-    if not found.clean and args.repair:
-        args.channel = args.channel or found.channel
-        code = cmd_update(args)
-        if code != EXIT_OK:
-            return code
-        after = verify_install(args.dir, progress, lock_wait=args.lock_wait,
-                               on_wait=say_waiting)
-    code = EXIT_OK if after.clean else EXIT_DAMAGED
-    outcome = "clean" if found.clean else ("repaired" if after.clean else "damaged")
-    if args.progress == "json":
-        reporter.emit({"event": "result", "outcome": outcome, "version": after.version,
-                       "files": after.files, "damaged": list(found.damaged),
-                       "missing": list(found.missing), "still_damaged":
-                       list(after.damaged + after.missing), "exit_code": code})
-        return code
-    for p in found.damaged:
-        print(f"damaged: {p}")
-    for p in found.missing:
-        print(f"missing: {p}")
-    print(f"{outcome}: {after.product} {after.version}, {after.files} files, "
-          f"{len(found.damaged)} damaged, {len(found.missing)} missing")
-    return code

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import random
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -265,3 +266,142 @@ def test_parse_range_unit() -> None:
     assert parse_range("bytes=7-9", 5, 10) == []
     assert parse_range("bytes=0-1,2-3", 5, 1) is None
     assert parse_range("bytes=-5", 0, 10) == []
+
+
+# -- bounded connections ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def short_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StitchServer]:
+    """A server that closes connections idle for 0.3 s or whose headers take 1 s, and
+    serves two at once; ``big.bin``
+    (16 MiB) is more than the socket buffers hold, so a client that stops reading stalls it."""
+    repo = tmp_path_factory.mktemp("short")
+    (repo / "big.bin").write_bytes(random.Random(3).randbytes(16 << 20))
+    (repo / "small.txt").write_bytes(b"small")
+    srv = make_server(repo, quiet=True, idle_timeout=0.3, header_timeout=1.0,
+                      max_connections=2)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+    thread.join(5)
+
+
+def connect(srv: StitchServer) -> socket.socket:
+    host, port = srv.server_address[:2]
+    s = socket.create_connection((str(host), int(port)), timeout=10)
+    return s
+
+
+def closed_by_server(s: socket.socket) -> bool:
+    """Read until the server closes (True) or 10 s of silence (False); bytes are discarded."""
+    s.settimeout(10)
+    try:
+        for _ in range(100_000):  # bounded: 16 MiB at 64 KiB a read is 256 reads
+            if not s.recv(65536):
+                return True
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+    return False
+
+
+def test_idle_connection_is_closed(short_server: StitchServer) -> None:
+    with connect(short_server) as s:
+        assert closed_by_server(s)  # sent nothing at all
+
+
+def test_stalled_request_is_closed(short_server: StitchServer) -> None:
+    with connect(short_server) as s:
+        s.sendall(b"GET /small.txt HTTP/1.1\r\nHost: x\r\n")  # the blank line never comes
+        assert closed_by_server(s)
+
+
+def test_headers_sent_a_byte_at_a_time_are_cut_off(short_server: StitchServer) -> None:
+    """Each byte comes well within the idle timeout; the header deadline still ends it."""
+    request_bytes = b"GET /small.txt HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 1000
+    with connect(short_server) as s:
+        sent = 0
+        try:
+            for byte in request_bytes:  # bounded: 0.05 s a byte, 50 s at most
+                s.sendall(bytes([byte]))
+                sent += 1
+                time.sleep(0.05)
+                if sent % 10 == 0 and _peer_closed(s):
+                    break
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        assert sent < len(request_bytes)  # cut off before the trickle ended
+        assert closed_by_server(s)
+
+
+def _peer_closed(s: socket.socket) -> bool:
+    """Whether the server has closed its side (a non-blocking peek sees the end)."""
+    s.setblocking(False)
+    try:
+        return s.recv(1, socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+    finally:
+        s.setblocking(True)
+
+
+def test_kept_alive_connection_is_closed_when_idle(short_server: StitchServer) -> None:
+    with connect(short_server) as s:
+        s.sendall(b"GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = b""
+        while not answer.endswith(b"small"):
+            chunk = s.recv(4096)
+            assert chunk
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200")
+        assert closed_by_server(s)  # no second request: closed after the idle timeout
+
+
+def _wait_for_free_slot(srv: StitchServer) -> tuple[int, dict[str, str], bytes]:
+    """Request small.txt until it is answered 200 (bounded: 200 tries)."""
+    for _ in range(200):
+        status, headers, body = request(srv, "/small.txt")
+        if status != 503:
+            return status, headers, body
+        time.sleep(0.05)
+    return status, headers, body
+
+
+def test_connections_beyond_the_cap_get_503_until_a_slot_frees(short_server: StitchServer
+                                                               ) -> None:
+    held = [connect(short_server), connect(short_server)]
+    try:
+        # Both slots are taken by idle connections (accepted in order): one more is refused.
+        status, headers, _ = request(short_server, "/small.txt")
+        assert status == 503 and headers["retry-after"] == "1"
+        assert short_server.refused >= 1
+    finally:
+        for s in held:
+            s.close()
+    assert _wait_for_free_slot(short_server)[0::2] == (200, b"small")
+
+
+def test_a_client_that_stops_reading_frees_its_slot(short_server: StitchServer) -> None:
+    stuck = []
+    for _ in range(2):  # both slots: a 16 MiB download nobody reads
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(short_server.server_address[:2])
+        s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        stuck.append(s)
+    try:
+        # The server's writes stall, time out, and the connections are dropped: the slots
+        # come back although the clients never read or closed.
+        assert _wait_for_free_slot(short_server)[0::2] == (200, b"small")
+        for s in stuck:
+            assert closed_by_server(s)  # what was buffered, then the end
+    finally:
+        for s in stuck:
+            s.close()
+    assert short_server.bytes_sent < 2 * (16 << 20)
