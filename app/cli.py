@@ -193,8 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     from app.sync import add_parsers as add_sync_parsers
 
     add_sync_parsers(sub, _add_update_options)  # fidx, sync, verify
-    p = sub.add_parser("uninstall", help="remove an installed game (the files you made stay)")
-    p.add_argument("--config", dest="uninstall_config", type=Path, help="updater.toml to use")
+    p = sub.add_parser("uninstall", help="remove an installed game (the files you made stay)",
+                       description="Remove the release's files from an install, its .stitch/ "
+                       "state, its shortcuts and its uninstall entry; files you made (saves, "
+                       "settings) stay.", epilog=EXIT_CODES_EPILOG)
+    p.add_argument("--config", dest="uninstall_config", type=Path, metavar="FILE",
+                   help="updater.toml to use")
     p.add_argument("--dir", type=Path, help="install folder (default: from the config or the "
                    "remembered install)")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -653,7 +657,11 @@ def _wait_pid(pid: int, cancel: CancelToken, timeout: float = 600.0) -> None:
     run's cancel token (SIGTERM, Ctrl+C) ends the wait."""
     from core.procwait import wait_for_exit
 
-    wait_for_exit(pid, timeout, cancel=cancel)
+    def waiting() -> None:
+        print(f"stitch: waiting for process {pid} to exit (--wait-pid)", file=sys.stderr,
+              flush=True)
+
+    wait_for_exit(pid, timeout, cancel=cancel, on_wait=waiting)
 
 
 def _launch(program: str, args: Sequence[str], install_dir: Path) -> None:

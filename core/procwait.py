@@ -44,20 +44,27 @@ def wait_for_exit(pid: int, timeout: float = 600.0, *, windows: bool | None = No
                   kernel32: Any = None, kill: Callable[[int, int], None] | None = None,
                   sleep: Callable[[float], None] = time.sleep,
                   clock: Callable[[], float] = time.monotonic,
-                  cancel: CancelToken | None = None) -> None:
+                  cancel: CancelToken | None = None,
+                  on_wait: Callable[[], None] | None = None) -> None:
     """Return once process ``pid`` has exited (at once if there is none); ``cancel`` is
-    checked between slices (raises ``CancelledError``)."""
-    check = cancel.check if cancel is not None else _nothing
+    checked between slices (raises ``CancelledError``); ``on_wait`` is called once, when the
+    process was found running."""
+    said = False
+
+    def check() -> None:
+        nonlocal said
+        if cancel is not None:
+            cancel.check()
+        if not said and on_wait is not None:
+            said = True
+            on_wait()
+
     if pid <= 0:
         raise ProcessWaitError(f"--wait-pid needs a process id above 0, not {pid}")
     if os.name == "nt" if windows is None else windows:
         _wait_windows(pid, timeout, kernel32 if kernel32 is not None else _kernel32(), check)
     else:
         _wait_posix(pid, timeout, kill if kill is not None else os.kill, sleep, clock, check)
-
-
-def _nothing() -> None:
-    pass
 
 
 def _timed_out(pid: int, timeout: float) -> ProcessWaitError:
@@ -69,13 +76,13 @@ def _wait_posix(pid: int, timeout: float, kill: Callable[[int, int], None],
                 check: Callable[[], None]) -> None:
     deadline = clock() + timeout
     for _ in range(int(timeout / _POLL) + 2):  # bounded, whatever the clock does
-        check()
         try:
             kill(pid, 0)
         except ProcessLookupError:
             return
         except PermissionError:
             pass  # it exists, owned by someone else
+        check()
         if clock() >= deadline:
             break
         sleep(_POLL)

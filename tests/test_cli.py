@@ -114,6 +114,17 @@ def _sleeper(ctx: Ctx) -> None:
     ctx.held.append(subprocess.Popen(["sleep", "60"]))
 
 
+def _lock_holder(ctx: Ctx) -> None:
+    """Another stitch run, as far as the install can tell: a process holding its lock."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
+         "from core.lock import acquire; acquire(Path(sys.argv[1])); print('held', flush=True); "
+         "time.sleep(60)", str(ctx.install / ".stitch")],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    ctx.held.append(holder)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+
+
 def _keys(ctx: Ctx, password: str | None = None) -> None:
     from core import signing
 
@@ -333,6 +344,9 @@ ROWS = [
     pytest.param(Row(7, lambda c: ["verify", "--dir", str(c.install), "--progress", "none"],
                      ("damaged", "1 damaged"), setup=_damaged, stream="stdout", lines=0),
                  id="7-verify-damaged"),
+    # 8: another run holds the install
+    pytest.param(Row(8, lambda c: _up(c, "--lock-wait", "0"), ("another update",),
+                     setup=_lock_holder, lines=2), id="8-busy"),
 ]
 
 
@@ -388,7 +402,7 @@ def test_the_table_covers_every_row_of_readme() -> None:
     table = text.split("### Exit codes", 1)[1].split("\n\n", 2)[1]
     documented = {int(m) for m in re.findall(r"^\| (\d+) \|", table, re.M)}
     tested = {p.values[0].code for p in ROWS}  # type: ignore[attr-defined]
-    assert documented == set(range(8)) == tested
+    assert documented == set(range(9)) == tested
 
 
 @pytest.mark.parametrize(("env", "platform", "ok"), [
@@ -489,7 +503,7 @@ def test_help_reads_like_a_synopsis() -> None:
         assert "--smoke-test" not in text, prog
     assert {"stitch", "stitch publish", "stitch update", "stitch serve", "stitch keygen",
             "stitch demo", "stitch fidx", "stitch sync", "stitch verify",
-            "stitch gui"} == set(names)
+            "stitch gui", "stitch uninstall"} == set(names)
     r = stitch("publish", "--help")
     assert r.returncode == 0 and r.stdout.startswith("usage: stitch publish")
     assert "the game folder to publish" in r.stdout and "`" not in r.stdout

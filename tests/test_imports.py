@@ -36,7 +36,9 @@ def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
             if node.level:
                 up = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*up, *([base] if base else [])])
-            targets = [base] + [f"{base}.{a.name}" for a in node.names]
+            # ``from pkg import mod`` imports the module; ``from mod import name``, the module
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base
+                       for a in node.names]
         else:
             continue
         for target in targets:

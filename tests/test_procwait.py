@@ -134,5 +134,7 @@ def test_the_cli_waits_then_updates_and_a_bad_pid_is_exit_2(
     args = ["--update", "--url", "http://127.0.0.1:9/", "--dir", str(tmp_path),
             "--progress", "none"]
     assert main([*args, "--wait-pid", str(child.pid)]) == 3
-    assert main([*args, "--wait-pid", "-5"]) == 2
-    assert "--wait-pid needs a process id above 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main([*args, "--wait-pid", "-5"])
+    assert exited.value.code == 2
+    assert "--wait-pid: must be at least 1, not -5" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import EXIT_REJECTED, exit_code_for
+from app.outcome import EXIT_REJECTED, exit_code_for
 from core import rebuild
 from core.errors import CancelledError, HashMismatchError
 from core.progress import CancelToken
