@@ -286,6 +286,10 @@ class Updater:
                 s.written = sealer.track(s.fd, s.path, s.size)
             self._rebuild(c, p, staged, sealer, ahead)
             self._download(c, p, staged, sealer, ahead)
+            for scan in (p.scan, *p.more_scans):
+                # Windows: a file open here (a part file of an interrupted run, read as a
+                # source) cannot be renamed; _verify renames the staged files.
+                scan.close()
             self._verify(p, staged, sealer)
         finally:
             ahead.stop()  # before the files: it writes them
