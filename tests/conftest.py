@@ -11,6 +11,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +27,21 @@ from core.fetcher import MemoryFetcher
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VECTORS = REPO_ROOT / "tests" / "vectors"  # golden vectors: tests/vectors/README.md
 IN_CI = os.environ.get("CI") == "true"
+
+
+def _under_wine() -> bool:
+    """Windows CPython running under wine (tests/windows/run), not on Windows itself."""
+    if sys.platform != "win32":
+        return False
+    import ctypes
+
+    try:
+        return hasattr(ctypes.WinDLL("ntdll"), "wine_get_version")
+    except OSError:
+        return False
+
+
+UNDER_WINE = _under_wine()
 
 MEM = "mem://repo"
 
@@ -149,6 +165,9 @@ class Nginx:
 @pytest.fixture
 def nginx(tmp_path: Path) -> Iterator[functools.partial[Nginx]]:
     """Start nginx (Debian's) serving a folder: ``start(root, max_ranges=64) -> Nginx``."""
+    if sys.platform == "win32":
+        pytest.skip("nginx is Debian's, on the Linux side: tests/windows/test_e2e_windows.py "
+                    "updates Windows clients from the nginx that tests/windows/run starts")
     binary = need_tool("nginx")
     procs: list[subprocess.Popen[bytes]] = []
 
