@@ -286,9 +286,10 @@ class Updater:
                 s.written = sealer.track(s.fd, s.path, s.size)
             self._rebuild(c, p, staged, sealer, ahead)
             self._download(c, p, staged, sealer, ahead)
+            # The seeds are read no more. Closed before the staged files are renamed: a seed
+            # may be the staged file itself (a .part an earlier run left), and Windows
+            # refuses to rename a file open without FILE_SHARE_DELETE.
             for scan in (p.scan, *p.more_scans):
-                # Windows: a file open here (a part file of an interrupted run, read as a
-                # source) cannot be renamed; _verify renames the staged files.
                 scan.close()
             self._verify(p, staged, sealer)
         finally:
