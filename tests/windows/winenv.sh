@@ -184,9 +184,14 @@ win_setup() {
   export WINEPREFIX=$WIN_CACHE/prefix WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
   export WINEARCH=win64
   WINPY=$WIN_CACHE/python/python.exe
+  # One set-up at a time per cache (two runs started together wait for each other).
+  local lock
+  exec {lock}>"$WIN_CACHE/.lock"
+  command -v flock >/dev/null && flock "$lock"
   _win_prefix
   _win_python
   _win_wheels
   _win_icuuc
   _win_repo_path
+  exec {lock}>&-
 }
