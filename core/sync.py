@@ -341,6 +341,7 @@ def _sync(root: Path, targets: list[Target], fetcher: Fetcher, meter: Meter,
     seeds = SeedFiles()
     try:
         _build_all(builds, seeds, fetcher, meter, cancel)
+        seeds.close()  # Windows: a file open as a source cannot be replaced
         _replace_all(builds, cache, meter, cancel)
     finally:
         seeds.close()

@@ -11,6 +11,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -28,6 +29,21 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 VECTORS = REPO_ROOT / "tests" / "vectors"  # golden vectors: tests/vectors/README.md
 IN_CI = os.environ.get("CI") == "true"
 
+
+def _under_wine() -> bool:
+    """Windows CPython running under wine (tests/windows/run), not on Windows itself."""
+    if sys.platform != "win32":
+        return False
+    import ctypes
+
+    try:
+        return hasattr(ctypes.WinDLL("ntdll"), "wine_get_version")
+    except OSError:
+        return False
+
+
+UNDER_WINE = _under_wine()
+
 MEM = "mem://repo"
 
 
@@ -37,6 +53,8 @@ def need_tool(name: str) -> str:
         f"/usr/sbin/{name}" if os.path.exists(f"/usr/sbin/{name}") else None
     )
     if path is None:
+        if sys.platform == "win32":  # .ci/run installs Debian's; the Linux suite runs these
+            pytest.skip(f"{name}: a Linux program here (Debian's package), not on Windows")
         if IN_CI:
             pytest.fail(f"{name} is not installed (.ci/run installs it)")
         pytest.skip(f"{name} is not installed")
@@ -222,6 +240,9 @@ def nginx(tmp_path: Path) -> Iterator[functools.partial[Nginx]]:
     Its workers run as an unprivileged user (``nginx_worker_user``), as a server's do: a
     file they may not read is answered 403. ``root`` must be reachable by that user: make it
     with the ``www`` fixture."""
+    if sys.platform == "win32":
+        pytest.skip("nginx is Debian's, on the Linux side: tests/windows/test_e2e_windows.py "
+                    "updates Windows clients from the nginx that tests/windows/run starts")
     binary = need_tool("nginx")
     procs: list[subprocess.Popen[bytes]] = []
 

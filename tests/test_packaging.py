@@ -232,6 +232,9 @@ def test_bundle_contents(built_exe: Path) -> None:
     for asset in sb.ASSET_FILES:
         assert f"assets/{asset}" in names, asset
     assert not [n for n in names if "/translations/" in n]
+    # Windows' own icuuc.dll (and the stand-in tests/windows/run puts in wine's system32)
+    # is the system's: never shipped.
+    assert not [n for n in names if n.lower().rsplit("/", 1)[-1].startswith("icuuc")]
     assert not [n for n in names if any(q in n for q in ("Qt6Network", "Qt6Qml", "Qt6Quick",
                                                           "QtNetwork", "QtQml", "QtQuick"))]
     assert {"core.updater", "core.http", "app.cli", "app.gui.window", "app.config"} <= modules
@@ -382,3 +385,81 @@ def test_window_on_x11(
     assert "quit" in report and "hung" not in report
     assert done.returncode == 1, done.stderr  # closed before updating: not "current"
     no_bundle_warnings(done.stderr)
+
+
+def _exe_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "QT_"))}
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    return env
+
+
+@pytest.mark.slow
+@pytest.mark.packaging
+@pytest.mark.timeout(900)
+def test_wait_pid_waits_for_a_live_process_then_updates(
+    exe_copy: Path,
+    game: tuple[Path, Path],
+    signed_repo: tuple[Path, str],
+    stitch_server: functools.partial[object],
+    tmp_path: Path,
+) -> None:
+    """A launcher passes its own pid and exits: the updater installs only once that process
+    has ended (on Windows, the game's files are free only then)."""
+    repo, pub = signed_repo
+    server = stitch_server(repo)
+    install = tmp_path / "install"
+    # A process that lives until its stdin is closed.
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                              stdin=subprocess.PIPE)
+    updater = None
+    try:
+        updater = subprocess.Popen(
+            [str(exe_copy), "--update", "--url", server.url,  # type: ignore[attr-defined]
+             "--dir", str(install), "--pubkey", pub, "--progress", "none",
+             "--wait-pid", str(holder.pid)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=_exe_env(), cwd=exe_copy.parent,
+        )
+        try:
+            _, err = updater.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass  # still waiting, as it should
+        else:
+            pytest.fail(f"--wait-pid returned while the process lived (exit {updater.returncode})"
+                        f":\n{err}")
+        assert not install.exists() or tree_digest(install) == {}
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=60)
+        _, err = updater.communicate(timeout=600)
+        assert updater.returncode == 0, err
+        no_bundle_warnings(err)
+        assert tree_digest(install) == tree_digest(game[0])
+    finally:
+        for proc in (holder, updater):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=60)
+
+
+@pytest.mark.slow
+@pytest.mark.packaging
+@pytest.mark.timeout(900)
+def test_wait_pid_of_an_ended_process_updates_at_once(
+    exe_copy: Path,
+    game: tuple[Path, Path],
+    signed_repo: tuple[Path, str],
+    stitch_server: functools.partial[object],
+    tmp_path: Path,
+) -> None:
+    repo, pub = signed_repo
+    server = stitch_server(repo)
+    install = tmp_path / "install"
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    assert ended.wait(timeout=60) == 0
+    done = run_exe(exe_copy, "--update", "--url", server.url,  # type: ignore[attr-defined]
+                   "--dir", str(install), "--pubkey", pub, "--progress", "none",
+                   "--wait-pid", str(ended.pid))
+    assert done.returncode == 0, done.stderr
+    no_bundle_warnings(done.stderr)
+    assert tree_digest(install) == tree_digest(game[0])

@@ -13,13 +13,16 @@ from pathlib import Path
 import pytest
 
 from app.outcome import EXIT_REJECTED, exit_code_for
-from core import rebuild
+from core import fsutil, rebuild
 from core.errors import CancelledError, HashMismatchError
 from core.progress import CancelToken
 from core.publish import publish
 from core.sealer import Sealer
 from core.updater import Updater, UpdaterConfig
 from tests.conftest import MEM, memory_fetcher, tree_digest
+
+# Staged files are opened read-write (Windows fsync needs write access) and binary.
+O_BINARY = getattr(os, "O_BINARY", 0)
 
 
 def _file(tmp_path: Path, size: int, seed: int = 1) -> tuple[Path, bytes]:
@@ -41,7 +44,7 @@ def test_digest_of_pieces_marked_in_any_order(tmp_path: Path, marked: float) -> 
     rng.shuffle(pieces)
     pieces = pieces[:int(len(pieces) * marked)]
     pieces += pieces[:10]  # marked twice
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDWR | O_BINARY)
     sealer = Sealer()
     try:
         written = sealer.track(fd, path, size)
@@ -66,7 +69,7 @@ def test_many_files_and_an_empty_one(tmp_path: Path) -> None:
             sub = tmp_path / str(i)
             sub.mkdir()
             path, data = _file(sub, size, seed=i)
-            fd = os.open(path, os.O_RDONLY)
+            fd = os.open(path, os.O_RDWR | O_BINARY)
             fds.append((fd, hashlib.sha256(data).hexdigest()))
             sealer.track(fd, path, size)(0, size)
             sealer.complete(fd)
@@ -80,7 +83,7 @@ def test_many_files_and_an_empty_one(tmp_path: Path) -> None:
 
 def test_a_file_shorter_than_its_size_is_an_error_not_a_hang(tmp_path: Path) -> None:
     path, _ = _file(tmp_path, 1000)
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDWR | O_BINARY)
     sealer = Sealer()
     try:
         sealer.track(fd, path, 5000)
@@ -94,7 +97,7 @@ def test_a_file_shorter_than_its_size_is_an_error_not_a_hang(tmp_path: Path) -> 
 
 def test_waiting_for_a_result_sees_cancel(tmp_path: Path) -> None:
     path, _ = _file(tmp_path, 1000)
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDWR | O_BINARY)
     sealer = Sealer()
     cancel = CancelToken()
     try:
@@ -127,7 +130,7 @@ def test_a_byte_spoilt_between_the_chunk_check_and_the_disk_is_caught(
         real(fd, chunks, offset)  # downloaded chunks, each checked just before
         if not spoilt and len(chunks[0]) > 100:
             spoilt.append(offset)
-            os.pwrite(fd, bytes([chunks[0][50] ^ 0x01]), offset + 50)
+            fsutil.pwrite(fd, bytes([chunks[0][50] ^ 0x01]), offset + 50)
 
     monkeypatch.setattr(rebuild, "pwritev", faulty)
     up = Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=memory_fetcher(repo))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,7 +192,8 @@ def test_real_files(tmp_path: Path) -> None:
     assert selfupdate.finish_pending(exe) is True
     assert exe.read_bytes() == b"v2"
     assert sorted(p.name for p in exe.parent.iterdir()) == ["updater"]
-    assert exe.stat().st_mode & 0o111
+    if sys.platform != "win32":  # Windows has no executable bits
+        assert exe.stat().st_mode & 0o111
 
     config = exe.parent / "updater.toml"
     config.write_text('url = "https://old.example/"\n', encoding="utf-8")

@@ -13,6 +13,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -219,7 +220,8 @@ def test_comments_minisign_cannot_carry_are_refused(pair: Pair) -> None:
 def test_keygen_writes_private_file_and_refuses_overwrite(tmp_path: Path) -> None:
     path = tmp_path / "stitch.key"
     pub = keygen(path, None)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    if sys.platform != "win32":  # Windows has ACLs, not mode bits
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert parse_public_key((tmp_path / "stitch.key.pub").read_bytes()) == pub
     assert load_secret_key(path.read_bytes(), None).public_key == pub
     assert len(list(tmp_path.iterdir())) == 2  # no temp files left behind
