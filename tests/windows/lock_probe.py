@@ -1,4 +1,4 @@
-"""Run by tests/test_lock_windows.py under the Windows CPython (wine): the install lock's
+"""Run by tests/windows/test_lock_win.py under the Windows CPython: the install lock's
 msvcrt path, with real processes. Prints one JSON object of facts; asserts nothing itself.
 
     python lock_probe.py main STATE_DIR    the checks
