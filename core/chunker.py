@@ -516,6 +516,8 @@ def chunk_files(
             while not wait([head], timeout=_REPORT_EVERY).done:
                 report()
             report()
+            if cancel is not None:
+                cancel.check()  # a cancel heard in the report stops here, done or not
             result = head.result()
             queued.popleft()
             for path, params in itertools.islice(todo, 1):
