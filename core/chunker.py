@@ -1,14 +1,13 @@
 """Content-defined chunking: FastCDC 2020 (through pyfastcdc) plus xxh3-128 chunk ids.
 
 Owns the chunker parameters, the one pass over a file that yields its chunk index and
-whole-file SHA-256 together, the exact parallel form of that pass over segments of one file,
-and ``chunk_files``, the bounded pool that chunks several files at once. It knows nothing of
+whole-file SHA-256 together, and ``chunk_files``, the bounded pool that chunks several files
+at once. It knows nothing of
 index file formats (``core.fidx``) or of which files to scan (``core.scan``).
 """
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import itertools
 import mmap
@@ -42,7 +41,6 @@ ID_SIZE = 16  # bytes in an xxh3-128 chunk id
 _SLICE = 4 << 20
 _SHA_BLOCK = 1 << 20  # the SHA-256 thread reads blocks of this many bytes
 _SMALL = 1 << 20  # files up to this size are read whole and hashed on the calling thread
-MIN_SEGMENT = 64 << 20  # chunk_file never splits a file into segments smaller than this
 MAX_WORKERS = 4  # files chunked at once by chunk_files, at most
 _REPORT_EVERY = 0.05  # seconds between two progress reports of chunk_files
 
@@ -149,33 +147,28 @@ def _chunk_window(
 def _chunk_run(
     params: ChunkerParams,
     view: memoryview,
-    start: int,
-    stop: int,
     size: int,
     check: Callable[[], None],
     chunked: Callable[[int, int], None],
-) -> _Run:
-    """One sequential pass over ``view[start:stop]`` that starts a chunk at ``start``.
+) -> tuple[array[int], bytearray]:
+    """One sequential pass over ``view[:size]``: the chunk lengths (uint32) and ids.
 
-    When ``stop < size`` the chunk that ``stop`` cut short is left out: the run ends at the
-    last cut the content decided. ``chunked(a, b)`` is called once ``view[a:b]`` is chunked
-    (it hashes or unmaps those pages, so RSS stays at a few windows whatever the length).
+    ``chunked(a, b)`` is called once ``view[a:b]`` is chunked (it hands those pages to the
+    SHA-256 thread, which unmaps them, so RSS stays at a few windows whatever the length).
     """
     lengths: array[int] = array("I")
     ids = bytearray()
     cdc = params.make()
-    pos = start
-    while pos < stop:  # every round advances pos, or ends the run
+    pos = 0
+    while pos < size:  # every round advances pos
         check()
-        end = min(stop, pos + max(_SLICE, 2 * params.max_size))
+        end = min(size, pos + max(_SLICE, 2 * params.max_size))
         nxt = _chunk_window(cdc, view, pos, end, end == size, lengths, ids)
-        if nxt == pos and end < stop:
+        if nxt == pos:
             raise AssertionError("window shorter than two chunks")
         chunked(pos, nxt)
         pos = nxt
-        if end == stop:
-            break
-    return _Run(start, pos, lengths, ids)
+    return lengths, ids
 
 
 def _drop_pages(mm: mmap.mmap, start: int, end: int) -> None:
@@ -206,83 +199,6 @@ def _pack(lengths: array[int] | list[int], ids: bytearray) -> Chunks:
     )
 
 
-@dataclass(frozen=True, eq=False)
-class _Run:
-    """The chunks of one pass that started a chunk at ``start`` and whose last cut is at
-    ``end`` (lengths uint32, ids 16 bytes each)."""
-
-    start: int
-    end: int
-    lengths: array[int]
-    ids: bytearray
-
-    def offsets(self) -> np.ndarray:
-        """Start offset of every chunk of the run, ascending (uint64)."""
-        lens = np.frombuffer(self.lengths, dtype=np.uint32) if len(self.lengths) else \
-            np.zeros(0, dtype=np.uint32)
-        offs = np.empty(len(lens), dtype=np.uint64)
-        if len(lens):
-            offs[0] = self.start
-            np.cumsum(lens[:-1], dtype=np.uint64, out=offs[1:])
-            offs[1:] += np.uint64(self.start)
-        return offs
-
-
-def _stitch(params: ChunkerParams, view: memoryview, size: int, runs: list[_Run]) -> Chunks:
-    """Join runs chunked from arbitrary segment starts into the chunks of one sequential pass.
-
-    Content-defined cuts resynchronise: a run that started at an arbitrary offset agrees with
-    the sequential pass from the first cut they share on, because the cut after a chunk start
-    depends only on the bytes from that start. So the pass is cut again, one chunk at a time,
-    from the end of a run until a cut lands on a chunk start of a later run, whose chunks are
-    then taken as they are. In long runs without content cuts (zeros, cut every max_size)
-    the two may not meet before the next run: then the re-cut just goes on, and the result
-    is still exact. ``runs[0]`` starts at 0; the last run ends at ``size``.
-    """
-    starts = [r.start for r in runs]
-    offsets = [r.offsets() for r in runs]
-    out_lengths: list[np.ndarray] = []
-    out_ids: list[np.ndarray] = []
-    seam_lengths: array[int] = array("I")
-    seam_ids = bytearray()
-    cdc = params.make()
-    digest = xxhash.xxh3_128_digest
-
-    def flush_seam() -> None:
-        if seam_lengths:
-            out_lengths.append(np.array(seam_lengths, dtype=np.uint32))
-            out_ids.append(np.frombuffer(bytes(seam_ids), dtype=np.uint8))
-            del seam_lengths[:]
-            seam_ids.clear()
-
-    pos = 0
-    while pos < size:  # every round adopts a run (pos jumps to its end) or cuts one chunk
-        k = bisect.bisect_right(starts, pos) - 1
-        run = runs[k]
-        if pos < run.end:
-            i = int(np.searchsorted(offsets[k], pos))
-            if i < len(offsets[k]) and int(offsets[k][i]) == pos:
-                flush_seam()
-                out_lengths.append(np.frombuffer(run.lengths, dtype=np.uint32)[i:])
-                out_ids.append(np.frombuffer(run.ids, dtype=np.uint8)[i * ID_SIZE:])
-                pos = run.end
-                continue
-        window = view[pos:min(size, pos + params.max_size)]
-        for c in cdc.cut_buf(window):  # the first chunk only: max_size bytes decide it
-            seam_lengths.append(c.length)
-            seam_ids += digest(c.data)
-            pos += c.length
-            break
-        window.release()
-    flush_seam()
-    if not out_lengths:
-        return _pack(array("I"), bytearray())
-    return Chunks(
-        lengths=np.concatenate(out_lengths).astype(np.uint32, copy=False),
-        ids=np.concatenate(out_ids).reshape(-1, ID_SIZE),
-    )
-
-
 class _Linked(CancelToken):
     """A token that is cancelled when it or ``outer`` is: lets a pool stop its own workers
     (after an error) without touching the caller's token."""
@@ -297,28 +213,11 @@ class _Linked(CancelToken):
         super().check()
 
 
-def _sha256_of(path: Path, size: int, stop: threading.Event) -> bytes:
-    """SHA-256 of the first ``size`` bytes of ``path``, read in small blocks (they stay in
-    the CPU cache; hashlib releases the GIL on each). Returns b"" if ``stop`` is set."""
-    sha = hashlib.sha256()
-    buf = memoryview(bytearray(_SHA_BLOCK))
-    left = size
-    with open(path, "rb", buffering=0) as f:
-        while left > 0 and not stop.is_set():
-            n = f.readinto(buf[:min(left, _SHA_BLOCK)])
-            if not n:
-                raise OSError(f"{path}: file shrank while it was read")
-            sha.update(buf[:n])
-            left -= n
-    return b"" if stop.is_set() else sha.digest()
-
-
 def chunk_file(
     path: str | os.PathLike[str],
     params: ChunkerParams,
     cancel: CancelToken | None = None,
     on_bytes: Callable[[int], None] | None = None,
-    segments: int = 1,
 ) -> tuple[Chunks, bytes]:
     """Chunk a file and compute its SHA-256. Returns ``(chunks, sha256 digest)``.
 
@@ -327,16 +226,9 @@ def chunk_file(
     so a file costs about the slower of the two instead of their sum. Files up to
     ``_SMALL`` are read whole and done on the calling thread.
 
-    With ``segments > 1`` a big file is cut into that many segments (none smaller than
-    ``MIN_SEGMENT``) chunked on as many threads and stitched (``_stitch``) into exactly the
-    chunks of one pass; the SHA-256 then reads the file on its own. It does not pay on its
-    own (the SHA-256 is the slower part, and one interpreter lock serialises most of the
-    chunking threads' work; see ``tests/bench/scan_speed.py``), so nothing turns it on by
-    default.
-
-    ``on_bytes``, when given, is called with the number of bytes done so far (from the
-    chunking threads, one call at a time). Memory stays bounded: a few windows mapped per
-    chunking thread, and the index costs 20 bytes per chunk, in compact arrays. Raises
+    ``on_bytes``, when given, is called with the number of bytes done so far. Memory stays
+    bounded: a few windows mapped, and the index costs 20 bytes per chunk, in compact
+    arrays. Raises
     ``OSError``, ``CancelledError``.
     """
     path = Path(path)
@@ -355,69 +247,39 @@ def chunk_file(
                 on_bytes(size)
             return chunks, hashlib.sha256(data).digest()
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            return _chunk_mapped(path, mm, size, params, cancel, on_bytes, segments)
+            return _chunk_mapped(mm, size, params, cancel, on_bytes)
 
 
 def _chunk_mapped(
-    path: Path,
     mm: mmap.mmap,
     size: int,
     params: ChunkerParams,
     cancel: CancelToken | None,
     on_bytes: Callable[[int], None] | None,
-    segments: int,
 ) -> tuple[Chunks, bytes]:
-    n = max(1, min(segments, size // MIN_SEGMENT))
-    token = _Linked(cancel)
-    stop = threading.Event()
-    lock = threading.Lock()
+    check = cancel.check if cancel is not None else lambda: None
     done = 0
-
-    def progress(k: int) -> None:
-        nonlocal done
-        if on_bytes is not None:
-            with lock:
-                done += k
-                on_bytes(min(done, size))
-
-    def unmap(a: int, b: int) -> None:
-        _drop_pages(mm, a, b)
-        progress(b - a)
-
     view = memoryview(mm)
     try:
-        with ThreadPoolExecutor(max(2, n), thread_name_prefix="stitch-chunk") as pool:
-            if n == 1:
-                # The SHA-256 follows a window behind, over the pages just chunked (at most
-                # three windows mapped: chunking, queued, hashing).
-                todo: queue.Queue[tuple[int, int] | None] = queue.Queue(maxsize=1)
+        with ThreadPoolExecutor(1, thread_name_prefix="stitch-chunk") as pool:
+            # The SHA-256 follows a window behind, over the pages just chunked (at most
+            # three windows mapped: chunking, queued, hashing).
+            todo: queue.Queue[tuple[int, int] | None] = queue.Queue(maxsize=1)
 
-                def hand_over(a: int, b: int) -> None:
-                    todo.put((a, b))
-                    progress(b - a)
+            def hand_over(a: int, b: int) -> None:
+                nonlocal done
+                todo.put((a, b))
+                if on_bytes is not None:
+                    done += b - a
+                    on_bytes(min(done, size))
 
-                sha = pool.submit(_sha256_windows, view, mm, todo)
-                try:
-                    run = _chunk_run(params, view, 0, size, size, token.check, hand_over)
-                finally:
-                    todo.put(None)
-                digest = sha.result()
-                chunks = _pack(run.lengths, run.ids)
-            else:
-                # Segments run ahead of each other: the SHA-256 reads the file on its own.
-                sha = pool.submit(_sha256_of, path, size, stop)
-                try:
-                    bounds = [size * k // n for k in range(n + 1)]
-                    later = [pool.submit(_chunk_run, params, view, bounds[k], bounds[k + 1],
-                                         size, token.check, unmap) for k in range(1, n)]
-                    runs = [_chunk_run(params, view, 0, bounds[1], size, token.check, unmap)]
-                    runs += [f.result() for f in later]
-                    chunks = _stitch(params, view, size, runs)
-                    digest = sha.result()
-                except BaseException:
-                    stop.set()
-                    token.cancel()
-                    raise
+            sha = pool.submit(_sha256_windows, view, mm, todo)
+            try:
+                lengths, ids = _chunk_run(params, view, size, check, hand_over)
+            finally:
+                todo.put(None)
+            digest = sha.result()
+            chunks = _pack(lengths, ids)
     finally:
         view.release()
     if on_bytes is not None:

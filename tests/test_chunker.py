@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -105,99 +103,17 @@ def test_invalid_params_are_refused(bad: ChunkerParams) -> None:
         bad.validate()
 
 
-# Parallel segments: the cut points and ids must be exactly those of one sequential pass.
-
-def _segmented(monkeypatch: pytest.MonkeyPatch, min_segment: int) -> None:
-    monkeypatch.setattr(chunker, "MIN_SEGMENT", min_segment)
-    monkeypatch.setattr(chunker, "_SMALL", 0)  # always the mapped, threaded path
-    monkeypatch.setattr(chunker, "_SLICE", 4096)  # many window edges (raised to 2 x max)
-
-
-def _game_like(rng: random.Random, size: int) -> bytes:
-    """Random runs, zero runs (cut only by max_size, so seams may not meet soon), and a
-    repeated block (identical chunks)."""
-    out = bytearray()
-    block = rng.randbytes(rng.randrange(1, 5000))
-    while len(out) < size:
-        kind = rng.randrange(3)
-        n = rng.randrange(1, 40_000)
-        out += rng.randbytes(n) if kind == 0 else bytes(n) if kind == 1 else block
-    return bytes(out[:size])
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    seed=st.integers(0, 2**32 - 1),
-    size=st.integers(1, 400_000),
-    segments=st.integers(2, 6),
-    min_size=st.sampled_from([64, 256, 1024]),
-    avg_exp=st.integers(8, 12),
-    max_mul=st.sampled_from([2, 4, 8]),
-    norm=st.integers(0, 3),
-    gear_seed=st.sampled_from([0, 1, 666]),
-)
-def test_segmented_chunk_file_equals_one_pass(
-    seed: int, size: int, segments: int, min_size: int, avg_exp: int, max_mul: int,
-    norm: int, gear_seed: int,
-) -> None:
-    avg = max(1 << avg_exp, min_size)
-    params = ChunkerParams(min_size, avg, max(1024, avg * max_mul), norm, gear_seed)
-    params.validate()
-    data = _game_like(random.Random(seed), size)
-    with pytest.MonkeyPatch.context() as mp, tempfile.TemporaryDirectory() as d:
-        _segmented(mp, 1)
-        path = Path(d) / "f.bin"
-        path.write_bytes(data)
-        got, sha = chunk_file(path, params, segments=segments)
-    want = chunk_bytes(data, params)
-    assert got.lengths.tolist() == want.lengths.tolist()
-    assert got.ids.tobytes() == want.ids.tobytes()
-    assert sha == hashlib.sha256(data).digest()
-
-
-@pytest.mark.parametrize("segments", [2, 3, 7])
-@pytest.mark.parametrize(
-    "case", _cases(), ids=lambda c: f"{c['min']}-{c['avg']}-{c['max']}-s{c['seed']}"
-)
-def test_reference_vectors_in_segments(
-    case: dict[str, int | list[int]], segments: int, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    _segmented(monkeypatch, 1)
-    path = tmp_path / "img.jpg"
-    path.write_bytes((VECTORS / "SekienAkashita.jpg").read_bytes())
-    params = ChunkerParams(case["min"], case["avg"], case["max"], 1, case["seed"])  # type: ignore[arg-type]
-    chunks, _ = chunk_file(path, params, segments=segments)
-    assert chunks.lengths.tolist() == case["lengths"]
-
-
-def test_segment_seams_that_meet_only_after_a_long_zero_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Every segment edge falls inside zeros, where cuts come every max_size from wherever
-    # a pass started: the seam is re-cut across the zeros until content brings them together.
-    _segmented(monkeypatch, 1)
-    rng = random.Random(7)
-    data = rng.randbytes(50_000) + bytes(1_000_003) + rng.randbytes(30_000) + bytes(77_777)
-    path = tmp_path / "z.bin"
-    path.write_bytes(data)
-    want = chunk_bytes(data, DEFAULT_PARAMS)
-    for segments in (2, 5, 16):
-        got, sha = chunk_file(path, DEFAULT_PARAMS, segments=segments)
-        assert got.lengths.tolist() == want.lengths.tolist()
-        assert got.ids.tobytes() == want.ids.tobytes()
-        assert sha == hashlib.sha256(data).digest()
-
-
-def test_segmented_progress_and_cancel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _segmented(monkeypatch, 1 << 16)
+def test_mapped_progress_and_cancel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(chunker, "_SMALL", 0)  # always the mapped path with its SHA-256 thread
+    monkeypatch.setattr(chunker, "_SLICE", 4096)  # many windows (raised to 2 x max_size)
     data = os.urandom(1_000_000)
     path = tmp_path / "f.bin"
     path.write_bytes(data)
     seen: list[int] = []
-    chunk_file(path, DEFAULT_PARAMS, on_bytes=seen.append, segments=4)
+    chunk_file(path, DEFAULT_PARAMS, on_bytes=seen.append)
     assert seen[-1] == len(data)
-    assert all(0 < n <= len(data) for n in seen)
+    assert len(seen) > 2
+    assert seen == sorted(seen) and all(0 < n <= len(data) for n in seen)
 
     token = CancelToken()
     calls = 0
@@ -209,14 +125,15 @@ def test_segmented_progress_and_cancel(tmp_path: Path, monkeypatch: pytest.Monke
             token.cancel()
 
     with pytest.raises(CancelledError):
-        chunk_file(path, DEFAULT_PARAMS, token, cancel_soon, segments=4)
+        chunk_file(path, DEFAULT_PARAMS, token, cancel_soon)
+    assert calls == 2
 
 
 def test_window_never_shorter_than_two_max_chunks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The biggest max_size a .fidx may carry is larger than the window: still one pass.
-    _segmented(monkeypatch, 1 << 30)
+    monkeypatch.setattr(chunker, "_SLICE", 4096)  # raised to 2 x max_size
     params = ChunkerParams(1 << 20, 4 << 20, 16 << 20)
     data = bytes(40 << 20)  # zeros: every chunk is max_size
     path = tmp_path / "big0"

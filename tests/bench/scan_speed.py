@@ -8,12 +8,12 @@ blocks), reads them once so they sit in the page cache, then times, best of ``--
   bound of each is on record for this CPU;
 - the N files one at a time (``workers=1``: the scan before the pool), then on the pool
   (``core.chunker.chunk_files``);
-- the big file in one pass, then in parallel segments (``chunk_file(segments=...)``).
+- the big file in one pass.
 
 Each line gives MB/s of wall time, MB/s per core (wall rate / cores the run may use) and MB
 per CPU-second (process time: what a core delivers when kept busy; robust to a shared
 machine). Not a test: pytest does not collect it. With ``PYTHONPATH`` pointing at an older
-checkout whose chunker has no pool, the pool and segment lines are skipped.
+checkout whose chunker has no pool, the pool line is skipped.
 """
 
 from __future__ import annotations
@@ -109,8 +109,6 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs per line, best kept (default 3)")
     ap.add_argument("--workers", type=int, default=0,
                     help="pool size for the N files (default: chunker.scan_workers())")
-    ap.add_argument("--segments", type=int, default=0,
-                    help="segments for the big file (default: the CPU count, at least 2)")
     ap.add_argument("--dir", type=Path, default=None, help="where to write the files "
                     "(default: a temporary folder, removed at the end)")
     args = ap.parse_args()
@@ -119,7 +117,6 @@ def main() -> None:
     cpus = cpus or 1
     pool = getattr(chunker, "chunk_files", None)
     workers = args.workers or (chunker.scan_workers() if pool else 1)
-    segments = args.segments or max(2, cpus)
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         small = [Path(tmp) / f"f{i}.bin" for i in range(args.files)]
         for i, p in enumerate(small):
@@ -145,10 +142,6 @@ def main() -> None:
         size = big.stat().st_size
         _line("big file, one pass", size, min(cpus, 2),
               *_time(args.repeat, lambda: chunk_file(big, DEFAULT_PARAMS)))
-        if pool is not None:
-            _line(f"big file, {segments} segments", size, min(cpus, segments + 1),
-                  *_time(args.repeat, lambda: chunk_file(big, DEFAULT_PARAMS,
-                                                         segments=segments)))
         print(f"load after: {os.getloadavg()[0]:.2f}")
 
 
