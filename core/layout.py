@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import quote
 
 POINTER = "latest.json"
@@ -25,14 +24,6 @@ def join_url(base: str, *parts: str) -> str:
     for p in parts:
         out += "/" + quote(p, safe="/")
     return out
-
-
-def channel_dir(repo: Path, channel: str) -> Path:
-    return repo / channel
-
-
-def version_dir(repo: Path, channel: str, version: str) -> Path:
-    return repo / channel / version
 
 
 def manifest_rel(version: str) -> str:
