@@ -32,7 +32,7 @@ import numpy as np
 from core.chunker import ID_SIZE, ChunkerParams, chunk_bytes
 from core.errors import FormatError, HashMismatchError
 from core.fidx import RECORD_SIZE, FileIndex, encode_records
-from core.fsutil import pread
+from core.fsutil import READ_BLOCK, pread
 from core.planner import FilePlan, PlanOptions, SeedSet, plan_file
 
 MAGIC = b"FIDS"
@@ -52,7 +52,6 @@ SUB_PARAMS = ChunkerParams(min_size=128, avg_size=512, max_size=2048)
 MIN_SAVING = 64
 # Orphan bytes a client cuts at most (bounded work whatever is on disk).
 MAX_ORPHAN_BYTES = 512 << 20
-_READ = 4 << 20
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,7 +95,7 @@ def cut_chunks(read: Callable[[int, int], bytes], offsets: np.ndarray, lengths: 
     lens: list[np.ndarray] = []
     ids: list[np.ndarray] = []
     counts = np.zeros(len(lengths), dtype=np.int64)
-    # Read runs of adjacent chunks at once, up to _READ bytes.
+    # Read runs of adjacent chunks at once, up to READ_BLOCK bytes.
     k = 0
     n = len(lengths)
     starts = offsets.astype(np.uint64)
@@ -105,7 +104,7 @@ def cut_chunks(read: Callable[[int, int], bytes], offsets: np.ndarray, lengths: 
         if check is not None:
             check()
         j = k + 1
-        while j < n and ends[j - 1] == starts[j] and ends[j] - starts[k] <= _READ:
+        while j < n and ends[j - 1] == starts[j] and ends[j] - starts[k] <= READ_BLOCK:
             j += 1
         base = int(starts[k])
         buf = memoryview(read(base, int(ends[j - 1]) - base))

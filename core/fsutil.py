@@ -12,6 +12,8 @@ from pathlib import Path
 
 from core.errors import UnsafePathError
 
+READ_BLOCK = 4 << 20  # bytes per read when the engine copies, hashes or reads back a file
+
 
 def fsync_dir(path: Path) -> None:
     """Make a rename or unlink in ``path`` durable (no-op where folders cannot be opened)."""

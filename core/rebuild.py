@@ -22,13 +22,12 @@ import xxhash
 from core.errors import FormatError, HashMismatchError, HTTPStatusError, RangeError
 from core.fetcher import Fetcher
 from core.fidx import FileIndex
-from core.fsutil import pread, pwrite, pwritev
+from core.fsutil import READ_BLOCK, pread, pwrite, pwritev
 from core.planner import ZERO_SEED, FilePlan
 from core.progress import CancelToken
 from core.staging import BlankFile
 from core.stz import StzTable, compressed_ranges, decode_chunk
 
-_READ = 4 << 20  # bytes per read when copying or hashing
 _RUN_CHUNKS = 256  # chunks per write of downloaded chunks at most (fsutil.IOV_MAX)
 
 
@@ -111,7 +110,7 @@ class StagedFile(BlankFile):
     def copy_local(self, open_seed: Callable[[int], int], cancel: CancelToken,
                    on_bytes: Callable[[int], None]) -> None:
         """Copy every planned local run, checking each chunk's id on the way. A run is read
-        in pieces of up to ``_READ`` bytes (whole chunks); the good chunks of a piece are
+        in pieces of up to ``READ_BLOCK`` bytes (whole chunks); the good chunks of a piece are
         written with one ``pwrite`` per stretch between bad or all-zero chunks (measured:
         per-chunk writes were half of a 64 MB copy's time)."""
         for toff, seed, soff, length in self.plan.copies.tolist():
@@ -124,8 +123,8 @@ class StagedFile(BlankFile):
             i, j = self._chunk_range(toff, toff + length)
             pos = 0
             while i < j:
-                # Chunks [i, e): at most _READ bytes, one chunk at least.
-                e = int(np.searchsorted(self.offsets, np.uint64(toff + pos + _READ),
+                # Chunks [i, e): at most READ_BLOCK bytes, one chunk at least.
+                e = int(np.searchsorted(self.offsets, np.uint64(toff + pos + READ_BLOCK),
                                         side="right")) - 1
                 e = min(j, max(e, i + 1))
                 size = int(self.offsets[e]) - toff - pos

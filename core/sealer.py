@@ -18,7 +18,7 @@ Windows, two threads must not share a file position) and fsyncs through the writ
 
 Owns: the worker thread, the per-file hash state. Leaves to ``core.rebuild`` what is written
 and to ``core.updater`` what a digest is compared with. The thread is never killed: it
-stops between two reads of at most ``_READ`` bytes once ``close`` is called.
+stops between two reads of at most ``READ_BLOCK`` bytes once ``close`` is called.
 """
 
 from __future__ import annotations
@@ -33,10 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.fsutil import pread_into
+from core.fsutil import READ_BLOCK, pread_into
 from core.progress import CancelToken
 
-_READ = 4 << 20  # bytes per read-back; the worker is woken when this much is ready
 _STEP = 4  # reads per turn on one file before looking at the others
 # Linux starts writeback of dirty pages on POSIX_FADV_DONTNEED (and drops the clean ones,
 # which nothing reads again soon); elsewhere the fsync does all of it.
@@ -78,7 +77,7 @@ class Sealer:
         self._ready: dict[int, None] = {}  # fds with work, in the order they got it
         self._stop = False
         self._thread: threading.Thread | None = None
-        self._buf = memoryview(bytearray(_READ))  # the worker's one read buffer
+        self._buf = memoryview(bytearray(READ_BLOCK))  # the worker's one read buffer
 
     # -- main side --------------------------------------------------------------------------
     def track(self, fd: int, path: Path, size: int) -> Callable[[int, int], None]:
@@ -109,7 +108,7 @@ class Sealer:
             t.prefix = b
             while t.pending and t.pending[0][0] <= t.prefix:
                 t.prefix = max(t.prefix, heapq.heappop(t.pending)[1])
-            if t.prefix - t.hashed >= _READ:  # waking the worker per chunk costs more
+            if t.prefix - t.hashed >= READ_BLOCK:  # waking the worker per chunk costs more
                 self._wake(fd, t)
 
     def complete(self, fd: int) -> None:
@@ -207,7 +206,7 @@ class Sealer:
         for _ in range(_STEP):
             if pos >= limit or self._stop:
                 break
-            n = pread_into(t.rfd, self._buf[:min(_READ, limit - pos)], pos)
+            n = pread_into(t.rfd, self._buf[:min(READ_BLOCK, limit - pos)], pos)
             if not n:
                 raise OSError(f"staged file ends at {pos} bytes, not {t.size}")
             t.sha.update(self._buf[:n])

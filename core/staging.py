@@ -13,11 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from core.errors import HashMismatchError
-from core.fsutil import pread, pwrite
+from core.fsutil import READ_BLOCK, pread, pwrite
 from core.progress import CancelToken
 from core.sparse import set_size
-
-_READ = 4 << 20  # bytes per read when hashing
 
 
 def check_digest(path: Path, expected: str, actual: str) -> None:
@@ -76,7 +74,7 @@ class BlankFile:
         pos = 0
         while pos < self.size:
             cancel.check()
-            data = pread(self._fd, min(_READ, self.size - pos), pos)
+            data = pread(self._fd, min(READ_BLOCK, self.size - pos), pos)
             if not data:
                 break
             h.update(data)

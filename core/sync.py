@@ -66,7 +66,6 @@ from core.state import STATE_DIR
 SYNC_CACHE = "sync"  # DIR/.stitch/sync/: the local index cache
 TEMP_SUFFIX = ".stitch-tmp"  # DIR/<folder>/.<name>.<random>.stitch-tmp while building
 MAX_LOCAL_FILES = 100_000  # never walk a whole disk if pointed at one
-_READ = 4 << 20
 
 
 @dataclass(frozen=True)

@@ -20,14 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import ConfigError
-from core.fsutil import file_fingerprint
+from core.fsutil import READ_BLOCK, file_fingerprint
 from core.lock import DEFAULT_WAIT, acquire_existing
 from core.manifest import parse_manifest
 from core.meter import Meter
 from core.progress import CancelToken, Phase, ProgressCallback, no_progress
 from core.state import InstalledFile, StateStore
-
-_READ = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -95,7 +93,7 @@ def _verify(install_dir: Path, store: StateStore, meter: Meter,
             continue
         h = hashlib.sha256()
         with open(path, "rb") as fh:
-            while block := fh.read(_READ):
+            while block := fh.read(READ_BLOCK):
                 cancel.check()
                 h.update(block)
                 meter.add_done(len(block))

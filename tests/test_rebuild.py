@@ -28,7 +28,7 @@ def _index(data: bytes) -> FileIndex:
 def test_copy_local_writes_stretches_skips_zeros_and_refetches_changed_chunks(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(11)
-    # 12 MB: three pieces of _READ bytes at least, one run of zeros in the middle.
+    # 12 MB: three pieces of READ_BLOCK bytes at least, one run of zeros in the middle.
     target = rng.randbytes(5 << 20) + bytes(1 << 20) + rng.randbytes(6 << 20)
     seed_path = tmp_path / "seed"
     seed_path.write_bytes(target)  # the seed holds every chunk, where the plan says
