@@ -320,7 +320,7 @@ class ChunkPlanner:
         actual = hashlib.sha256(data).hexdigest()
         if actual != f.sub_table_sha256:
             raise HashMismatchError(f"{url}: sub-index table does not match the manifest",
-                                    expected=f.sub_table_sha256, actual=actual, path=f.path)
+                                    expected=f.sub_table_sha256, actual=actual, url=url)
         return decode_table(data, idx, bytes.fromhex(f.fidx_sha256), f.sub_size)
 
     def _each(self, fn: Callable[[T], R], items: list[T]) -> list[R]:
@@ -369,7 +369,7 @@ class ChunkPlanner:
 
         if hashlib.sha256(data).hexdigest() != f.fidx_sha256:
             raise HashMismatchError(f"{url}: index does not match the manifest",
-                                    expected=f.fidx_sha256, path=f.path)
+                                    expected=f.fidx_sha256, url=url)
         idx = decode(data, self.config.max_file_size)
         if idx.sha256.hex() != f.sha256 or idx.file_size != f.size:
             raise FormatError(f"{url}: index describes another file", what="fidx")
@@ -389,7 +389,7 @@ class ChunkPlanner:
         actual = hashlib.sha256(data).hexdigest()
         if actual != f.groups_sha256:
             raise HashMismatchError(f"{url}: group table does not match the manifest",
-                                    expected=f.groups_sha256, actual=actual, path=f.path)
+                                    expected=f.groups_sha256, actual=actual, url=url)
         table = fidx_groups.decode(data, cfg.max_file_size)
         if (table.sha256.hex() != f.sha256 or table.file_size != f.size
                 or table.fidx_size != f.fidx_size):

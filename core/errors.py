@@ -69,14 +69,20 @@ class FormatError(ContentError):
 
 
 class HashMismatchError(ContentError):
-    """Bytes do not match the digest that vouches for them."""
+    """Bytes do not match the digest that vouches for them.
+
+    ``url``: where the bytes were downloaded from ("" when they were made locally);
+    ``path``: the local file that holds them ("" when they were only in memory).
+    """
 
     def __init__(
-        self, message: str, *, expected: str = "", actual: str = "", path: str = ""
+        self, message: str, *, expected: str = "", actual: str = "", url: str = "",
+        path: str = "",
     ) -> None:
         super().__init__(message)
         self.expected = expected
         self.actual = actual
+        self.url = url
         self.path = path
 
 

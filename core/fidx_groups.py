@@ -291,7 +291,7 @@ class Assembly:
             g = g0 + int(bad[0])
             raise HashMismatchError(f"{url}: records of group {g} do not match the group table",
                                     expected=self.table.digests[g].tobytes().hex(),
-                                    actual=got[int(bad[0])].tobytes().hex(), path=url)
+                                    actual=got[int(bad[0])].tobytes().hex(), url=url)
         records = np.frombuffer(data, dtype=np.dtype([("length", ">u4"),
                                                       ("id", "u1", (ID_SIZE,))]))
         self.lengths[first:last] = records["length"]

@@ -315,7 +315,7 @@ def take_records(table: SubTable, index: FileIndex, entries: np.ndarray,
     if len(bad):
         e = int(entries[int(bad[0])])
         raise HashMismatchError(f"{url}: sub-records of chunk {int(table.chunks[e])} do not "
-                                "match the sub-index table", path=url,
+                                "match the sub-index table", url=url,
                                 expected=table.digests[e].tobytes().hex(),
                                 actual=got[int(bad[0])].tobytes().hex())
     records = np.frombuffer(blob, dtype=_RECORD_DTYPE)

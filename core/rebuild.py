@@ -207,7 +207,7 @@ class StagedFile(BlankFile):
             a, b = bad[0]
             raise HashMismatchError(
                 f"{url}: bytes {a}-{b - 1} do not match the index (server content is bad)",
-                path=url)
+                url=url, path=str(self.path))
         if ahead:
             self.fetched_ahead = True
 

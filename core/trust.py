@@ -102,7 +102,7 @@ def verify_release(fetcher: Fetcher, cfg: UpdaterConfig, state: InstalledState,
     actual = hashlib.sha256(data).hexdigest()
     if actual != pointer.sha256:
         raise HashMismatchError(f"{manifest_url}: does not match latest.json",
-                                expected=pointer.sha256, actual=actual, path=manifest_url)
+                                expected=pointer.sha256, actual=actual, url=manifest_url)
     return _accept(fetcher, cfg, state, cancel, meter, pointer, manifest_url, data, signature)
 
 

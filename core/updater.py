@@ -475,15 +475,15 @@ class Updater:
             self.fetcher.fetch_ranges(url, [(0, d.size)], sink, self.cancel)
             if got != d.size or digest.hexdigest() != d.sha256:
                 raise HashMismatchError(f"{url}: delta does not match the manifest",
-                                        expected=d.sha256, path=b.entry.path)
+                                        expected=d.sha256, url=url, path=str(s.path))
             decoder.finish()
             sealer.complete(s.fd)
             decoder.close()  # freeing its memory overlaps the sealer's tail
             actual = sealer.result(s.fd, self.cancel, durable=False)  # the tail only
             if actual != b.entry.sha256:
                 raise HashMismatchError(f"{url}: delta rebuilds another file",
-                                        expected=b.entry.sha256, actual=actual,
-                                        path=b.entry.path)
+                                        expected=b.entry.sha256, actual=actual, url=url,
+                                        path=str(s.path))
         except (DownloadError, ContentError) as e:
             self.meter.log(f"{b.entry.path}: delta not used ({e}); using chunks")
             return False

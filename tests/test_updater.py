@@ -209,8 +209,13 @@ def test_bad_server_content_changes_nothing(tmp_path: Path, releases: tuple[Path
     repo, install, before = _v1_installed_v2_published(tmp_path, releases)
     fetcher = memory_fetcher(repo)
     _break(fetcher, what, change)
-    with pytest.raises(error):
+    with pytest.raises(error) as e:
         _update(install, fetcher)
+    assert e.value.url == f"{MEM}/stable/{what}"  # where the bad bytes came from
+    # The local file that held them: a staged file for the release file, none for the rest.
+    held = Path(e.value.path) if e.value.path else None
+    assert (held is not None and held.parent == install / ".stitch" / "staging") == \
+        what.endswith(".wad")
     assert tree_digest(install) == before
 
 
