@@ -47,6 +47,19 @@ UNDER_WINE = _under_wine()
 MEM = "mem://repo"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under wine, start its desktop process now. Wine starts it (``explorer.exe /desktop``)
+    the first time any program asks for the desktop window (a windowed exe, Qt), and that
+    process keeps every file descriptor open at that moment: the pipes of a test reading a
+    child's output, whose end then never comes (seen twice: a smoke test and a test of the
+    console exe hung until pytest-timeout). Asked for now, before any such pipe exists, it
+    holds only pytest's own streams. On Windows the desktop is always there: a no-op."""
+    if sys.platform == "win32":
+        import ctypes
+
+        ctypes.windll.user32.GetDesktopWindow()  # type: ignore[attr-defined]
+
+
 def need_tool(name: str) -> str:
     """The path of a system tool; in CI a missing tool fails the test instead of skipping."""
     path = shutil.which(name) or (

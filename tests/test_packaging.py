@@ -129,23 +129,10 @@ def test_plugin_and_library_filters() -> None:
 
 
 
-def _start_the_desktop() -> None:
-    """Wine starts its desktop process (``explorer.exe /desktop``) the first time a program
-    asks for the desktop window, and that process keeps every file descriptor open at that
-    moment: the pipes of a test reading an exe's output, whose end then never comes (seen:
-    the first smoke test hung). So ask for it now, before any such pipe exists. On Windows
-    the desktop is always there and this is a no-op."""
-    import ctypes
-
-    ctypes.windll.user32.GetDesktopWindow()  # type: ignore[attr-defined]
-
-
 @pytest.fixture(scope="session")
 def built_exe() -> Path:
     """``packaging/build`` run once; the path it printed on its last line."""
     pytest.importorskip("PySide6")
-    if sys.platform == "win32":
-        _start_the_desktop()
     if os.environ.get("STITCH_EXE"):  # CI built it in a step of its own (Git Bash on Windows)
         return Path(os.environ["STITCH_EXE"]).resolve()
     start = time.monotonic()
