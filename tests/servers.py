@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -496,6 +497,29 @@ def publish_cli(src: Path, repo: Path, version: str, *options: str) -> None:
     assert r.returncode == 0, r.stderr
 
 
+def await_published(server: Server, repo: Path, timeout: float = 10.0) -> None:
+    """Wait (bounded) until ``server`` serves each channel pointer of ``repo`` as on disk.
+
+    A server may answer from a cache for a moment after a publish: lighttpd keeps a file's
+    stat and open descriptor for up to a second (``server.stat-cache-engine``), so a pointer
+    replaced by rename is served old for that long. A player asking then is told "up to
+    date" and gets the release next time; a test that wants the new release waits here."""
+    before = server.requests()
+    asked = 0
+    deadline = time.monotonic() + timeout
+    for pointer in sorted(repo.glob("*/latest.json")):
+        want = pointer.read_bytes()
+        url = f"{server.url}/{pointer.relative_to(repo).as_posix()}"
+        while True:
+            asked += 1
+            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=5) as answer:
+                if answer.read() == want:
+                    break
+            assert time.monotonic() < deadline, f"{server.name} still serves an old {url}"
+            time.sleep(0.2)
+    server.settle(before + asked)
+
+
 def release_cycle(game: tuple[Path, Path], repo: Path, install: Path, server: Server,
                   *options: str) -> tuple[Step, Step]:
     """Publish 1.0.0, install it, publish 1.1.0, update; assert each tree is the release's.
@@ -506,6 +530,7 @@ def release_cycle(game: tuple[Path, Path], repo: Path, install: Path, server: Se
     assert full.result["outcome"] == "updated"
     assert tree_sha(install) == tree_sha(v1)
     publish_cli(v2, repo, "1.1.0", *options)
+    await_published(server, repo)
     update = measure_update(server, install)
     assert update.result["outcome"] == "updated", update.result
     assert tree_sha(install) == tree_sha(v2)
