@@ -56,22 +56,7 @@ def run(args: argparse.Namespace, ask: Callable[[str], str] = input,
             print("nothing removed")
             return 6  # EXIT_CANCELLED (app/cli.py)
     plan.remove()
-    record_product = (cfg.product if cfg else "") or plan.product
-    record = installs.load(record_product)
-    left: list[str] = []
-    if record is not None and Path(record.install_dir).resolve() == folder:
-        left = shortcuts.remove(record.shortcuts)
-        if record.registry and registry is None and sys.platform == "win32":
-            from app.winregistry import WinRegistry
-
-            registry = WinRegistry()
-        if registry is not None:
-            for key in record.registry:
-                try:
-                    registry.delete_key(key)
-                except OSError as e:
-                    left.append(f"{key}: {e.strerror or e}")
-        installs.forget(record_product)
+    left = forget(plan, (cfg.product if cfg else "") or plan.product, registry)
     print(f"removed {name} {plan.version}: {plan.removed} files from {folder}")
     if plan.kept:
         shown = ", ".join(plan.kept[:_SHOW_KEPT])
@@ -80,6 +65,29 @@ def run(args: argparse.Namespace, ask: Callable[[str], str] = input,
     for line in left:
         print(f"stitch: warning: not removed: {line}", file=sys.stderr)
     return 0
+
+
+def forget(plan: Plan, product: str, registry: Registry | None = None) -> list[str]:
+    """After ``plan.remove()``: the shortcuts, the "Add or remove programs" entry and the
+    record of ``product``'s install, when the record is of ``plan``'s folder. Returns what
+    could not be removed, one line each (the install itself is gone either way)."""
+    record = installs.load(product)
+    left: list[str] = []
+    if record is None or Path(record.install_dir).resolve() != plan.folder.resolve():
+        return left
+    left = shortcuts.remove(record.shortcuts)
+    if record.registry and registry is None and sys.platform == "win32":
+        from app.winregistry import WinRegistry
+
+        registry = WinRegistry()
+    if registry is not None:
+        for key in record.registry:
+            try:
+                registry.delete_key(key)
+            except OSError as e:
+                left.append(f"{key}: {e.strerror or e}")
+    installs.forget(product)
+    return left
 
 
 def find_folder(given: Path | None, cfg: AppConfig | None) -> Path:

@@ -7,9 +7,12 @@ units (1 MB = 1,000,000 bytes), as disk vendors and most file managers do.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from app.gui.tr import tr
 from core.errors import (
     CancelledError,
     ConfigError,
@@ -27,6 +30,9 @@ from core.errors import (
 )
 from core.progress import Phase, Progress
 from core.updater import CheckResult, Outcome, UpdatePlan, UpdateResult
+
+if TYPE_CHECKING:
+    from app.repair import RepairResult
 
 _UNITS = ("kB", "MB", "GB", "TB", "PB")
 
@@ -421,3 +427,94 @@ def offline_message(version: str, product: str = "") -> str:
     """The server could not be reached, but a complete install can still be played."""
     what = f"{product} {version}" if product else version
     return f"Couldn't check for updates — you can still play {what}."
+
+
+# --- maintenance: verify and repair, uninstall (app/gui/maintenance.py) ------------------------
+
+_SHOW_NAMES = 5  # files the player made, named in the uninstall question and its result
+
+
+def files_count(n: int) -> str:
+    """``1 file``, ``12 files``."""
+    return tr("1 file") if n == 1 else tr("{n} files").format(n=n)
+
+
+def _named(paths: Sequence[str]) -> str:
+    """``a, b, c`` or ``a, b, c, d, e and 3 more``."""
+    shown = ", ".join(paths[:_SHOW_NAMES])
+    if len(paths) > _SHOW_NAMES:
+        return tr("{names} and {n} more").format(names=shown, n=len(paths) - _SHOW_NAMES)
+    return shown
+
+
+def more_menu() -> tuple[str, str, str]:
+    """The secondary actions' button and its two entries."""
+    return tr("&More"), tr("&Verify and repair files"), tr("&Uninstall…")
+
+
+def repair_heading(repaired: int) -> str:
+    return tr("Files repaired") if repaired else tr("All files are intact")
+
+
+def repair_message(result: RepairResult, product: str = "") -> str:
+    """The end of a verify and repair: ``Repaired 2 files, downloaded 1.2 MB.``, or
+    ``All 12 files of Dungeon Crawl 1.1 are intact. Nothing was downloaded.``"""
+    if result.update is None:
+        what = f"{product} {result.version}" if product else result.version
+        return tr("All {files} of {what} are intact. Nothing was downloaded.").format(
+            files=files_count(result.files), what=what)
+    line = tr("Repaired {files}, downloaded {size}.").format(
+        files=files_count(result.repaired), size=human_size(result.downloaded))
+    if result.version_after != result.version:
+        line += " " + tr("The game was also updated to version {version}.").format(
+            version=result.version_after)
+    return line
+
+
+def repair_stopped(cancelled: bool) -> tuple[str, str]:
+    """Heading and message when a repair ended early (a failure keeps its own words)."""
+    if cancelled:
+        return tr("Repair cancelled"), tr("The repair was cancelled. Your files were not "
+                                          "changed.")
+    return tr("The repair did not finish"), ""
+
+
+def repairing_line(folder: Path) -> str:
+    """The details log's line as a repair starts."""
+    return tr("Verifying and repairing files in {folder}").format(folder=folder)
+
+
+def uninstall_question(name: str, version: str, folder: Path, files: int,
+                       kept: Sequence[str]) -> tuple[str, str, str, str]:
+    """The uninstall confirmation: title, text, the button that removes, the one that keeps.
+    It names what goes (the release's files, the shortcuts, the updater's state) and what
+    stays (the files the player made there)."""
+    text = tr("This removes {name} {version} from {folder}: its {files}, its shortcuts and "
+              "the updater's records of it.").format(
+        name=name, version=version, folder=folder, files=files_count(files))
+    if kept:
+        text += " " + tr("Files you made there stay ({files}: {names}).").format(
+            files=files_count(len(kept)), names=_named(kept))
+    else:
+        text += " " + tr("There are no files of yours in that folder.")
+    return (tr("Uninstall {name}?").format(name=name), text, tr("&Uninstall"),
+            tr("&Keep the game"))
+
+
+def uninstalled(name: str, folder: Path, removed: int, kept: Sequence[str],
+                left: Sequence[str]) -> tuple[str, str]:
+    """Heading and message once uninstalled: what went, what stayed, and anything that
+    could not be removed (a shortcut, the uninstall entry)."""
+    message = tr("Removed {files} from {folder}.").format(files=files_count(removed),
+                                                           folder=folder)
+    if kept:
+        message += " " + tr("Kept {files} you made: {names}.").format(
+            files=files_count(len(kept)), names=_named(kept))
+    if left:
+        message += " " + tr("Not removed: {items}.").format(items="; ".join(left))
+    return tr("{name} was uninstalled").format(name=name), message
+
+
+def uninstall_failed(reason: str) -> str:
+    """Said when nothing was uninstalled (a file in use, not an install)."""
+    return tr("Could not uninstall: {reason}").format(reason=sentence(reason))

@@ -202,6 +202,7 @@ class UpdaterView(QWidget):
         root.addWidget(self.details, 1)
         root.addStretch(0)
         root.addLayout(buttons)
+        self.button_row = buttons  # app/gui/maintenance.py adds its button here
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
 
         # Keyboard order follows reading order: the main action first, details last.

@@ -20,7 +20,6 @@ failure, Play is offered beside Retry when the installed release is complete (ap
 
 from __future__ import annotations
 
-import enum
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +33,9 @@ from app import installs
 from app.config import AppConfig, to_updater_config
 from app.gui import text
 from app.gui.desktop import app_icon, ask_cancel, launch_detached, pick_folder, style_sheet
+from app.gui.maintenance import Maintenance
 from app.gui.model import OverallProgress
+from app.gui.states import State
 from app.gui.view import BAR_MAX, UpdaterView
 from app.gui.worker import UpdaterFactory, UpdateSession
 from app.rate import RateMeter
@@ -47,16 +48,6 @@ __all__ = ["BAR_MAX", "State", "UpdaterWindow", "launch_detached"]
 ConfirmCancel = Callable[[QWidget], bool]
 ChooseFolder = Callable[[QWidget, str, Path], "Path | None"]
 Launcher = Callable[[Sequence[str], Path], None]
-
-
-class State(enum.Enum):
-    CHECKING = "checking"  # check, scan and plan (nothing downloaded but indexes)
-    READY = "ready"  # the plan is shown; waiting for the Update button
-    RUNNING = "running"  # download, rebuild, verify, install
-    CANCELLING = "cancelling"  # cancel requested; waiting for the engine to stop
-    DONE = "done"
-    UP_TO_DATE = "up-to-date"
-    ERROR = "error"  # includes "cancelled": Retry starts over
 
 
 class UpdaterWindow(UpdaterView):
@@ -119,6 +110,7 @@ class UpdaterWindow(UpdaterView):
         self.update_button.clicked.connect(self.start_update)
         self.play_button.clicked.connect(self.play)
         self.close_button.clicked.connect(self.close)
+        self.maintenance = Maintenance(self)  # More: verify and repair, uninstall
         self.setStyleSheet(style_sheet(config.accent, self.palette()))
         self._show_state()
 
@@ -199,6 +191,8 @@ class UpdaterWindow(UpdaterView):
         """Try again. After an attempt that had started updating, this goes on where it
         stopped (what was downloaded is kept) without asking for Update again."""
         if self.state is State.ERROR:
+            if self.maintenance.retry():  # a repair that stopped: repair again
+                return
             self._resume = self._started
             self.start()
 
@@ -520,6 +514,7 @@ class UpdaterWindow(UpdaterView):
             default.setFocus(Qt.FocusReason.OtherFocusReason)
         self.setWindowTitle(self._title())
         self.fit_content(shrink=s in (State.DONE, State.UP_TO_DATE, State.ERROR))
+        self.maintenance.show_state()
 
     def _title(self) -> str:
         base = self.config.window_title

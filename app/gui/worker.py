@@ -41,6 +41,8 @@ class UpdaterLike(Protocol):
 
 
 UpdaterFactory = Callable[[UpdaterConfig, ProgressCallback, CancelToken], UpdaterLike]
+# Work other than an update (verify and repair), run on the worker's thread.
+Job = Callable[[UpdaterFactory, ProgressCallback, CancelToken], object]
 
 
 def real_updater(
@@ -123,6 +125,7 @@ class WorkerSignals(QObject):
     planned = Signal(UpdatePlan)
     finished = Signal(UpdateResult)
     failed = Signal(str, str, str)  # kind, message for the player, technical detail
+    ran = Signal(object)  # what a job (``UpdateSession.run_job``) returned
 
 
 class UpdateWorker(QObject):
@@ -179,6 +182,19 @@ class UpdateWorker(QObject):
         except BaseException as e:
             self._fail(e)
 
+    @Slot(object, object)
+    def run_job(self, job: Job, cancel: CancelToken) -> None:
+        """Run ``job`` (``app/repair.py``'s repair, say) on this thread with the progress
+        and failures of an update; its result goes out as ``ran``."""
+        self._close_updater()
+        self._throttle = ProgressThrottle(self._interval)
+        try:
+            result = job(self._factory, self._report, cancel)
+            self._throttle.flush(self._signals.progress.emit)
+            self._signals.ran.emit(result)
+        except BaseException as e:
+            self._fail(e)
+
     @Slot()
     def shutdown(self) -> None:
         """Close the updater, then end this thread's event loop: ordered after any call
@@ -201,6 +217,7 @@ class UpdateSession(QObject):
 
     _do_prepare = Signal(object, object)
     _do_apply = Signal(object)
+    _do_job = Signal(object, object)
     _do_shutdown = Signal()
 
     def __init__(
@@ -218,6 +235,7 @@ class UpdateSession(QObject):
         self._worker.moveToThread(self._thread)
         self._do_prepare.connect(self._worker.prepare)
         self._do_apply.connect(self._worker.apply)
+        self._do_job.connect(self._worker.run_job)
         self._do_shutdown.connect(self._worker.shutdown)
         self._thread.start()
         # A window dropped without close() (a failed test, an exception in a slot) must not
@@ -231,6 +249,11 @@ class UpdateSession(QObject):
 
     def apply(self, install_dir: Path | None = None) -> None:
         self._do_apply.emit(install_dir)
+
+    def run_job(self, job: Job) -> None:
+        """Run ``job`` on the worker's thread with a fresh cancel token."""
+        self._tokens[0] = CancelToken()
+        self._do_job.emit(job, self.cancel_token)
 
     @property
     def cancel_token(self) -> CancelToken:
