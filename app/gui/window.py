@@ -16,6 +16,7 @@ States::
 With ``install_dir = "ask"`` and no remembered install (app/installs.py) the folder is asked
 before CHECKING (no folder chosen: ERROR, nothing written anywhere). In ERROR after a network
 failure, Play is offered beside Retry when the installed release is complete (app/offline.py).
+Verify and repair files, and Uninstall…, are app/gui/maintenance.py's (the More button).
 """
 
 from __future__ import annotations
