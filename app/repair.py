@@ -10,8 +10,9 @@ One bar for both: the verify's bytes are the first part of the work and the repa
 rest. How much the repair will cost is known only once the verify has found what is
 damaged, so the repair is given a fixed share (``REPAIR_SHARE`` of the verify's bytes) from
 the start; hashing the whole install is most of the work when a few files are damaged.
-The verify's own DONE is not passed on (the job is not done), and the bar only moves
-forward. No Qt here: ``app/gui/worker.py`` runs ``repair`` on its thread.
+The verify's own DONE is not passed on (the job is not done), a line it says before hashing
+(waiting for another run's lock) is VERIFY's, and the bar only moves forward. No Qt here:
+``app/gui/worker.py`` runs ``repair`` on its thread.
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ class _Bar:
     def verify(self, p: Progress) -> None:
         if p.phase is Phase.DONE:
             return  # the job goes on (or ends with its own DONE)
+        if p.phase is Phase.CHECK:  # a line said before hashing (waiting for the lock)
+            p = dataclasses.replace(p, phase=Phase.VERIFY, done=0, total=0)
         if p.phase is Phase.VERIFY and p.total != self.verify_total:
             self.verify_total = p.total
             self.reserve = max(1, round(p.total * REPAIR_SHARE))

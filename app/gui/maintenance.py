@@ -169,6 +169,7 @@ class Maintenance(QObject):
         w.current_file.clear()
         w.warning.clear()
         w._meter = RateMeter()
+        w.heading.setText(text.PHASE_TITLES[Phase.VERIFY])
         w.status.setText(text.PHASE_TITLES[Phase.VERIFY] + "…")
         w._log(text.repairing_line(w.install_dir))
         config = to_updater_config(w.config, w.install_dir)

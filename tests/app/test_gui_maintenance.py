@@ -168,6 +168,40 @@ def test_repair_that_cannot_reach_the_server_then_retry(
     w.close()
 
 
+def test_repair_waits_for_another_run_and_can_be_cancelled(
+    qtbot: QtBot, tmp_path: Path, app_release: Release,
+    app_server: Callable[..., RunningServer],
+) -> None:
+    """Another run holding the install: the repair waits for it under "Verifying files",
+    and Cancel then ends it as a repair cancelled, with nothing changed."""
+    from core.lock import acquire
+
+    server = app_server()
+    app_release.publish("1.0")
+    install = tmp_path / "game"
+    cfg = app_config(tmp_path, server.url, install)
+    install_with_engine(cfg, install)
+    rot(install / BIG, 100_000, 100)
+    rotten = tree(install)
+    w = window(qtbot, cfg)
+    qtbot.waitUntil(lambda: w.state is State.UP_TO_DATE, timeout=WAIT)
+    with acquire(install / ".stitch"):  # a launcher's --update, say
+        w.maintenance.repair_action.trigger()
+        qtbot.waitUntil(lambda: "waiting up to" in w.log.toPlainText(), timeout=WAIT)
+        assert w.state is State.RUNNING and w.heading.text() == "Verifying files"
+        assert "Checking for updates" not in w.log.toPlainText().split("Verifying and")[-1]
+        assert w.request_cancel()
+        qtbot.waitUntil(lambda: w.state is State.ERROR, timeout=WAIT)
+    assert w.heading.text() == "Repair cancelled"
+    assert w.message.text() == "The repair was cancelled. Your files were not changed."
+    assert tree(install) == rotten
+    w.retry_button.click()
+    qtbot.waitUntil(lambda: w.state is State.DONE, timeout=WAIT)
+    assert w.heading.text() == "Files repaired"
+    assert tree(install) == tree(app_release.sources["1.0"])
+    w.close()
+
+
 def test_uninstall_from_the_window_keeps_the_players_files(
     qtbot: QtBot, tmp_path: Path, app_release: Release,
     app_server: Callable[..., RunningServer], monkeypatch: pytest.MonkeyPatch,

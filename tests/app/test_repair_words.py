@@ -75,6 +75,7 @@ def test_uninstall_words() -> None:
 def test_one_bar_for_verify_then_repair() -> None:
     sent: list[Progress] = []
     bar = _Bar(sent.append)
+    bar.verify(Progress(Phase.CHECK, 0, 3, message="waiting for the lock"))  # the verify's
     bar.verify(Progress(Phase.VERIFY, 0, 1000))
     bar.verify(Progress(Phase.VERIFY, 600, 1000))
     bar.verify(Progress(Phase.VERIFY, 1000, 1000))
@@ -85,6 +86,8 @@ def test_one_bar_for_verify_then_repair() -> None:
     bar.update(Progress(Phase.SCAN, 0, 50, overall_done=0, overall_total=50))  # late value
     bar.update(Progress(Phase.DONE, 1, 1))
     bar.done()
+    first = sent.pop(0)
+    assert (first.phase, first.total, first.message) == (Phase.VERIFY, 0, "waiting for the lock")
     fractions = [p.fraction for p in sent]
     reserve = 1000 * REPAIR_SHARE
     assert [p.phase for p in sent] == [Phase.VERIFY] * 3 + [
