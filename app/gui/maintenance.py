@@ -205,9 +205,9 @@ class Maintenance(QObject):
         words = text.uninstall_question(name, plan.version, folder, len(plan.release),
                                         plan.kept)
         if not self.confirm(w, words):
-            w._log("Uninstall: not confirmed, nothing removed")
+            w._log(text.maintenance_log("kept"))
             return
-        w._log(f"Uninstalling {name} {plan.version} from {folder}")
+        w._log(text.maintenance_log("uninstalling", f"{name} {plan.version}: {folder}"))
         try:
             with _busy():
                 plan.remove()
@@ -219,7 +219,7 @@ class Maintenance(QObject):
         except OSError as e:  # the install is gone; its record could not be removed
             left = [f"{e.filename or 'install record'}: {e.strerror or e}"]
         for line in left:
-            w._log(f"Warning: not removed: {line}")
+            w._log(text.maintenance_log("not removed", line))
         self.uninstalled = True
         self.task = ""
         heading, message = text.uninstalled(name, folder, plan.removed, plan.kept, left)
@@ -252,18 +252,18 @@ class Maintenance(QObject):
         message = text.repair_message(result, w.config.display_name)
         w._log(message)
         for p in result.damaged:
-            w._log(f"damaged: {p}", stamp=False)
+            w._log(text.maintenance_log("damaged", p), stamp=False)
         for p in result.missing:
-            w._log(f"missing: {p}", stamp=False)
+            w._log(text.maintenance_log("missing", p), stamp=False)
         self._final = _Final(heading, message, playable=True)
         if result.update is not None and result.version_after != result.version:
             from app.remember import remember
 
             try:  # the repair installed a newer release: the record says which
                 for warning in remember(w.config, w.install_dir, result.version_after)[1]:
-                    w._log(f"Warning: {warning}")
+                    w._log(text.maintenance_log("warning", warning))
             except OSError as e:
-                w._log(f"Warning: could not remember the install folder: {e.strerror or e}")
+                w._log(text.maintenance_log("warning", str(e.strerror or e)))
         w._show_state()
         w._finish_close()
 

@@ -518,3 +518,16 @@ def uninstalled(name: str, folder: Path, removed: int, kept: Sequence[str],
 def uninstall_failed(reason: str) -> str:
     """Said when nothing was uninstalled (a file in use, not an install)."""
     return tr("Could not uninstall: {reason}").format(reason=sentence(reason))
+
+
+def maintenance_log(event: str, detail: str = "") -> str:
+    """The details log's lines of a repair or an uninstall: ``damaged: data/big.pak``."""
+    lines = {
+        "damaged": tr("damaged: {detail}"),
+        "missing": tr("missing: {detail}"),
+        "kept": tr("Uninstall not confirmed: nothing removed"),
+        "uninstalling": tr("Uninstalling {detail}"),
+        "not removed": tr("Warning: not removed: {detail}"),
+        "warning": tr("Warning: {detail}"),
+    }
+    return lines[event].format(detail=detail)

@@ -99,3 +99,12 @@ def test_one_bar_for_verify_then_repair() -> None:
     assert fractions[6] == fractions[5]  # never backwards
     assert fractions[-1] == 1.0 and fractions == sorted(fractions)
     assert all(p.overall_done <= p.overall_total for p in sent)
+
+
+def test_log_lines() -> None:
+    assert text.maintenance_log("damaged", "data/big.pak") == "damaged: data/big.pak"
+    assert text.maintenance_log("missing", "readme.txt") == "missing: readme.txt"
+    assert text.maintenance_log("kept") == "Uninstall not confirmed: nothing removed"
+    assert text.maintenance_log("not removed", "/x.desktop: busy") == (
+        "Warning: not removed: /x.desktop: busy")
+    assert text.repairing_line(Path("/g")) == "Verifying and repairing files in /g"
