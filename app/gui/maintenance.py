@@ -278,9 +278,10 @@ class Maintenance(QObject):
         if s is State.DONE and self._final is not None:
             w.heading.setText(self._final.heading)
             w.message.setText(self._final.message)
-            w.status.setText(self._final.heading)
-            if not self._final.playable:
+            w.status.setText(text.PHASE_TITLES[Phase.DONE])
+            if not self._final.playable:  # uninstalled: nothing left to show progress of
                 w.play_button.hide()
+                w.bar.hide()
                 w.subheading.setText(w.config.display_name)
                 for b in (w.update_button, w.retry_button, w.play_button):
                     b.setDefault(False)

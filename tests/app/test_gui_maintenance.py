@@ -107,7 +107,7 @@ def test_repair_downloads_only_the_damaged_chunks(
     sent = sum(e[0] for e in big)
     assert sent < 12_000_000 // 20, big
     assert sum(e[0] for e in entries) < 12_000_000 // 10
-    assert w.heading.text() == "Files repaired"
+    assert w.heading.text() == "Files repaired" and w.status.text() == "Done"
     assert w.message.text().startswith("Repaired 1 file, downloaded ")
     assert w.bar.value() == BAR_MAX and values == sorted(values)
     log = w.log.toPlainText()
@@ -255,6 +255,7 @@ def test_uninstall_from_the_window_keeps_the_players_files(
         f"Removed 3 files from {chosen.resolve()}. Kept 2 files you made: "
         "data/my-settings.ini, saves/slot1.sav.")
     assert not w.play_button.isVisible() and not w.maintenance.more_button.isVisible()
+    assert not w.bar.isVisible() and w.status.text() == "Done"
     assert w.close_button.isVisible() and w.close_button.isDefault()
     w.close()
     assert w.exit_code == 0
