@@ -202,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", type=Path, help="install folder (default: from the config or the "
                    "remembered install)")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    add_lock_wait(p, DEFAULT_LOCK_WAIT)
     sub.add_parser("gui", help="open the updater window (the default)",
                    description="Open the updater window for the updater.toml beside the "
                    "program (or --config).")

@@ -12,6 +12,11 @@ programs holding it, and the command fails (exit 5) with the install as it was. 
 moved files, ``.stitch/``, the release's now-empty folders, the shortcuts made for this
 install and its record are removed. Files the player made (saves, screenshots, settings not
 in the release) stay, and are listed; the install folder itself goes only when empty.
+
+The removal holds the install lock (``core/lock.py``), as an update does: a launcher's
+``--update`` starting meanwhile waits for it, and an update already running makes the
+uninstall wait ``--lock-wait`` seconds, then exit 8 with nothing removed. The question is
+asked without the lock, so what is removed is listed again under it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from pathlib import Path
 from app import installs, shortcuts
 from app.config import AppConfig, default_config_path, load_config
 from app.winregistry import Registry
+from core import lock
 from core.commit import recover
 from core.errors import ConfigError, ContentError
 from core.fsutil import inside
@@ -55,7 +61,8 @@ def run(args: argparse.Namespace, ask: Callable[[str], str] = input,
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing removed")
             return 6  # EXIT_CANCELLED (app/cli.py)
-    plan.remove()
+    plan.remove(wait=args.lock_wait,
+                on_wait=lambda line: print(f"stitch: {line}", file=sys.stderr))
     left = forget(plan, (cfg.product if cfg else "") or plan.product, registry)
     print(f"removed {name} {plan.version}: {plan.removed} files from {folder}")
     if plan.kept:
@@ -146,7 +153,27 @@ class Plan:
                     kept.append(rel)
         return cls(folder, store, state.product, state.version, release, sorted(kept))
 
-    def remove(self) -> None:
+    def remove(self, wait: float = 0.0, on_wait: Callable[[str], None] | None = None) -> None:
+        """Remove the release's files and ``.stitch/`` under the install lock, waiting for
+        another run up to ``wait`` seconds (``InstallBusyError`` then, nothing removed). What
+        is removed and kept is listed again under the lock: an update may have run since."""
+        with lock.acquire(self.store.root, wait=wait, on_wait=on_wait,
+                          what="update of this game") as held:
+            now = Plan.of(self.folder)
+            self.version, self.release, self.kept = now.version, now.release, now.kept
+            self._move_out()
+            for entry in list(self.store.root.iterdir()):  # all but the lock, still held
+                if entry != held.path:
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry)
+                    else:
+                        entry.unlink()
+        shutil.rmtree(self.store.root)  # the lock file, once released (Windows keeps it open)
+        self._remove_folders()
+
+    def _move_out(self) -> None:
+        """Every release file into ``.stitch/uninstalling/``, or none (``OSError`` naming
+        the file that could not move)."""
         trash = self.store.root / "uninstalling"
         shutil.rmtree(trash, ignore_errors=True)
         trash.mkdir(parents=True)
@@ -165,7 +192,8 @@ class Plan:
                 raise _in_use(src, rel, e) from None
             moved.append((src, dst))
         self.removed = len(moved)
-        shutil.rmtree(self.store.root)
+
+    def _remove_folders(self) -> None:
         for rel in sorted(self.release, key=lambda r: -r.count("/")):
             parts = rel.split("/")[:-1]
             while parts:  # the release's folders, when nothing the player made is left in them

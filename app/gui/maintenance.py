@@ -210,8 +210,8 @@ class Maintenance(QObject):
         w._log(text.maintenance_log("uninstalling", f"{name} {plan.version}: {folder}"))
         try:
             with _busy():
-                plan.remove()
-        except OSError as e:  # in use, or not allowed: everything was put back
+                plan.remove()  # another run holding the install: busy at once, nothing removed
+        except (StitchError, OSError) as e:  # busy, in use or not allowed: all put back
             self._refused(e)
             return
         try:

@@ -202,6 +202,41 @@ def test_uninstall_puts_everything_back_when_a_file_cannot_be_moved(
     assert not (game / ".stitch" / "uninstalling").exists()
 
 
+def test_uninstall_waits_for_a_running_update(tmp_path: Path) -> None:
+    """Another run holding the install (an update, a launcher's --update): uninstall waits
+    --lock-wait seconds, then exits 8 with every file in place; once it is gone, it runs."""
+    from core.state import InstalledFile, InstalledState, StateStore
+
+    game = tmp_path / "game"
+    files = {"a.bin": b"a" * 10, "data/b.bin": b"b" * 20}
+    for rel, content in files.items():
+        (game / rel).parent.mkdir(parents=True, exist_ok=True)
+        (game / rel).write_bytes(content)
+    (game / "save.dat").write_bytes(b"mine")
+    StateStore(game).save(InstalledState(
+        "dcrawl", "stable", "1.0",
+        {p: InstalledFile("0" * 64, len(c), 0, 0) for p, c in files.items()}))
+    before = tree(game)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
+         "from core.lock import acquire; acquire(Path(sys.argv[1])); print('held', flush=True); "
+         "time.sleep(60)", str(game / ".stitch")],
+        stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        busy = stitch("uninstall", "--dir", str(game), "--yes", "--lock-wait", "0")
+        assert busy.returncode == 8, busy.stderr
+        assert "another update of this game is running" in busy.stderr, busy.stderr
+        assert tree(game) == before
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+    done = stitch("uninstall", "--dir", str(game), "--yes", "--lock-wait", "0")
+    assert done.returncode == 0, done.stderr
+    assert tree(game) == {"save.dat": hashlib.sha256(b"mine").hexdigest()}
+    assert not (game / ".stitch").exists()
+
+
 def test_record_round_trip_and_damaged_record(tmp_path: Path) -> None:
     rec = installs.InstallRecord("dcrawl", tmp_path / "g", name="D", version="1.0",
                                  shortcuts=["/x.desktop"])
