@@ -56,7 +56,8 @@ def report(window: Any) -> dict[str, Any]:
             bytes(f.data()).decode() for f in QImageReader.supportedImageFormats()
         ),
         "asset_dir": str(folder),
-        "assets": sorted(p.name for p in folder.iterdir()) if folder.is_dir() else [],
+        "assets": sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                         if p.is_file()) if folder.is_dir() else [],
         "state": getattr(getattr(window, "state", None), "value", None),
         "window_title": window.windowTitle() if window is not None else None,
         "icon_sizes": [s.width() for s in window.windowIcon().availableSizes()] if window else [],

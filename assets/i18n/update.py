@@ -80,6 +80,71 @@ def _literal(node: ast.expr) -> str | None:
     return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
 
 
+# Calls whose string arguments the player reads: a literal or f-string with words there must be
+# a tr() call instead. (``ErrorText``: its message, the second argument.)
+SHOWN = {
+    "setText", "setWindowTitle", "setAccessibleName", "setAccessibleDescription", "setToolTip",
+    "setStatusTip", "setWhatsThis", "setPlaceholderText", "setPlainText", "setMarkdown",
+    "setHtml", "setInformativeText", "setDetailedText", "setFormat", "addRow", "addTab",
+    "setTabText", "addButton", "addItem", "addAction", "setTitle", "_log", "appendPlainText",
+    "QLabel", "QPushButton", "QToolButton", "QCheckBox", "QRadioButton", "QGroupBox",
+    "QAction", "QMessageBox", "critical", "warning", "information", "question",
+    "getExistingDirectory", "getOpenFileName", "getSaveFileName",
+}
+
+
+def bare_strings(code: str, returns: bool = False) -> list[tuple[int, str]]:
+    """``(line, text)`` of the words that reach the player without ``tr``: string literals and
+    f-strings with letters passed to a call in ``SHOWN`` (or ``ErrorText``'s message), and,
+    with ``returns`` (app/gui/text.py, where every function returns what is shown), returned."""
+    found: list[tuple[int, str]] = []
+
+    def scan(node: ast.expr) -> None:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if any(c.isalpha() for c in node.value):
+                found.append((node.lineno, node.value))
+        elif isinstance(node, ast.JoinedStr):
+            words = "".join(v.value for v in node.values
+                            if isinstance(v, ast.Constant) and isinstance(v.value, str))
+            if any(c.isalpha() for c in words):
+                found.append((node.lineno, words))
+        elif isinstance(node, ast.IfExp):
+            scan(node.body)
+            scan(node.orelse)
+        elif isinstance(node, ast.BoolOp):
+            for v in node.values:
+                scan(v)
+        elif isinstance(node, ast.BinOp):
+            scan(node.left)
+            scan(node.right)
+        elif isinstance(node, ast.Tuple | ast.List):
+            for v in node.elts:
+                scan(v)
+
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Call):
+            name = node.func.id if isinstance(node.func, ast.Name) else (
+                node.func.attr if isinstance(node.func, ast.Attribute) else "")
+            if name in SHOWN:
+                for arg in [*node.args, *(k.value for k in node.keywords)]:
+                    scan(arg)
+            elif name == "ErrorText" and len(node.args) > 1:
+                scan(node.args[1])
+        elif returns and isinstance(node, ast.Return) and node.value is not None:
+            scan(node.value)
+    return sorted(found)
+
+
+def bare_strings_in(folder: Path = SOURCES, root: Path = ROOT) -> list[str]:
+    """``file:line: text`` for every string of ``bare_strings`` under ``folder``."""
+    out = []
+    for path in sorted(folder.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        code = path.read_text(encoding="utf-8")
+        out += [f"{rel}:{line}: {s!r}" for line, s in bare_strings(code, path.name == "text.py")]
+    return out
+
+
 def read_ts(path: Path) -> dict[Key, str]:
     """The finished and unfinished translations in a .ts, by (source, disambiguation)."""
     if not path.is_file():
@@ -154,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     messages = extract()
     targets = ts_files() + [HERE / f"stitch_{lang}.ts" for lang in args.lang]
-    problems = []
+    problems = [f"{where} is shown without tr()" for where in bare_strings_in()]
     for ts in dict.fromkeys(targets):
         text = render_ts(language_of(ts), messages, read_ts(ts))
         current = ts.read_text(encoding="utf-8") if ts.is_file() else ""
