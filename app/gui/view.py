@@ -60,8 +60,10 @@ class UpdaterView(QWidget):
         self.icon_label.setPixmap(icon.pixmap(QSize(48, 48), self.devicePixelRatioF()))
         self.heading = QLabel(text.phase_title(Phase.CHECK))
         self.heading.setObjectName("Heading")
+        self.heading.setWordWrap(True)  # a long game name, a wordy language: more lines
         self.subheading = QLabel(subtitle)
         self.subheading.setObjectName("Subheading")
+        self.subheading.setWordWrap(True)
         head_text = QVBoxLayout()
         head_text.setSpacing(2)
         head_text.addWidget(self.heading)
@@ -95,9 +97,13 @@ class UpdaterView(QWidget):
         self.folder_value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.folder_value.setWordWrap(True)
         self.change_button = QPushButton(tr("C&hange…"))
-        folder_row = QHBoxLayout()
-        folder_row.addWidget(self.folder_value, 1)
-        folder_row.addWidget(self.change_button)
+        # In a widget of its own: QFormLayout gives a nested layout the height of one line,
+        # whatever its wrapped path needs; a widget's height for its width it honours.
+        folder_row = QWidget()
+        folder_layout = QHBoxLayout(folder_row)
+        folder_layout.setContentsMargins(0, 0, 0, 0)
+        folder_layout.addWidget(self.folder_value, 1)
+        folder_layout.addWidget(self.change_button, 0, Qt.AlignmentFlag.AlignTop)
         form.addRow(tr("Version:"), self.version_value)
         form.addRow(tr("Download:"), self.download_value)
         form.addRow(tr("Reused from your files:"), self.reuse_value)
@@ -277,12 +283,12 @@ class UpdaterView(QWidget):
             Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow
         )
         self.details.setVisible(shown)
-        self.adjustSize()
+        self.fit_content(shrink=True)
 
     def _toggle_error_detail(self, shown: bool) -> None:
         self.error_detail.setVisible(shown)
         self.error_details_button.setText(tr("&Hide details") if shown else tr("&Show details"))
-        self.adjustSize()
+        self.fit_content(shrink=True)
 
     def default_button(self) -> QPushButton | None:
         for b in (self.update_button, self.retry_button, self.play_button, self.close_button):
@@ -309,3 +315,24 @@ class UpdaterView(QWidget):
             self.request_cancel()
             return
         super().keyPressEvent(event)
+
+
+def clipped_widgets(root: QWidget) -> list[str]:
+    """The visible labels and buttons under ``root`` that are smaller than they need to be,
+    as ``"text": has WxH, needs WxH``: a label's size hint (its height for its width when it
+    wraps), a button's size hint. Empty when nothing is cut. Used by the layout tests and
+    docs/screenshots.py at each scale and language."""
+    from PySide6.QtWidgets import QAbstractButton
+
+    out = []
+    for widget in [*root.findChildren(QLabel), *root.findChildren(QAbstractButton)]:
+        if not widget.isVisible() or widget.width() <= 0:
+            continue
+        g, hint = widget.geometry(), widget.sizeHint()
+        wraps = isinstance(widget, QLabel) and widget.wordWrap()
+        need_w = 0 if wraps else hint.width()
+        need_h = widget.heightForWidth(g.width()) if wraps else hint.height()
+        if g.width() < need_w or g.height() < need_h:
+            name = widget.text() or widget.objectName() or type(widget).__name__
+            out.append(f"{name[:60]!r}: has {g.width()}x{g.height()}, needs {need_w}x{need_h}")
+    return out

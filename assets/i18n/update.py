@@ -164,8 +164,9 @@ def render_ts(language: str, messages: list[Message], translations: dict[Key, st
     ET.SubElement(context, "name").text = CONTEXT
     for m in messages:
         el = ET.SubElement(context, "message")
-        for rel, line in m.locations:
-            ET.SubElement(el, "location", filename=f"../../{rel}", line=str(line))
+        # Files, not lines: the .ts changes when a string does, not when code moves.
+        for rel in dict.fromkeys(rel for rel, _ in m.locations):
+            ET.SubElement(el, "location", filename=f"../../{rel}")
         ET.SubElement(el, "source").text = m.source
         if m.comment:
             ET.SubElement(el, "comment").text = m.comment
