@@ -278,6 +278,7 @@ class UpdaterWindow(UpdaterView):
             eta = self._meter.eta(p.download_total - p.download_done)
         self._show_status(p, speed, eta)
         self.current_file.setText(p.current)
+        self.current_file.setVisible(bool(p.current))  # no empty line under the status
         self.setWindowTitle(self._title())
         self.fit_content()
         if self.state is not State.CANCELLING:
@@ -492,7 +493,8 @@ class UpdaterWindow(UpdaterView):
         self.notes.setVisible(show_plan and bool(plan and plan.check.notes))
         self.notes_label.setVisible(self.notes.isVisibleTo(self))
         self.warning.setVisible(bool(self.warning.text()))
-        self.current_file.setVisible(working or s is State.CANCELLING)
+        self.current_file.setVisible(
+            (working or s is State.CANCELLING) and bool(self.current_file.text()))
         self.message.setVisible(s in (State.DONE, State.UP_TO_DATE, State.ERROR))
         # A plain cancel has nothing technical to show.
         self.error_details_button.setVisible(s is State.ERROR and self.error_kind != "cancelled")

@@ -218,3 +218,40 @@ def test_the_clipping_check_catches_a_cut_button_and_a_cut_label(qtbot: QtBot) -
     cut = clipped_widgets(root)
     assert len(cut) == 2
     assert {c.split("'")[1][:6] for c in cut} == {"Verify", "a labe"}
+
+
+def test_no_empty_line_under_the_status_line(
+    qtbot: QtBot, tmp_path: Path, fake_factory, script: Script
+) -> None:
+    """The current file's line shows only when there is a file to name (issue 18, item 10)."""
+    from core.progress import Phase, Progress
+
+    script.gate = threading.Event()
+    w, _ = make_window(qtbot, tmp_path, fake_factory, auto_start=True)
+    qtbot.waitUntil(lambda: script.in_download.is_set() and w.state is State.RUNNING,
+                    timeout=WAIT)
+    qtbot.waitUntil(lambda: w.current_file.text() == "data/big.pak", timeout=WAIT)
+    assert w.current_file.isVisible()
+    w._on_progress(Progress(Phase.DOWNLOAD, 1, 10, download_done=1, download_total=10))
+    qtbot.wait(50)
+    assert not w.current_file.isVisible()
+    gap = w.summary.geometry().top() - w.status.geometry().bottom() - 1
+    assert gap == w.layout().spacing()
+    script.gate.set()
+    qtbot.waitUntil(lambda: w.state is State.DONE, timeout=WAIT)
+
+
+@pytest.mark.timeout(300)
+def test_the_screenshots_script_finds_nothing_clipped_in_german_at_200_percent(
+    tmp_path: Path,
+) -> None:
+    """docs/screenshots.py against a real release served by ``stitch serve``: ready,
+    downloading, paused, cancelled, done and error, German, 200 %, a long name and path."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    r = subprocess.run([sys.executable, str(REPO / "docs" / "screenshots.py"), "--no-images",
+                        "--lang", "de", "--scale", "2", "--long"],
+                       env=env, cwd=tmp_path, capture_output=True, text=True, timeout=280)
+    assert r.returncode == 0, r.stderr[-2000:]
+    checked = [line.split(":")[0] for line in r.stdout.splitlines() if "nothing clipped" in line]
+    assert checked == [f"{s}-de-200-long" for s in
+                       ("ready", "downloading", "paused", "cancelled", "done", "error")]
