@@ -325,7 +325,9 @@ def clipped_widgets(root: QWidget) -> list[str]:
     from PySide6.QtWidgets import QAbstractButton
 
     out = []
-    for widget in [*root.findChildren(QLabel), *root.findChildren(QAbstractButton)]:
+    widgets: list[QLabel | QAbstractButton] = [*root.findChildren(QLabel),
+                                               *root.findChildren(QAbstractButton)]
+    for widget in widgets:
         if not widget.isVisible() or widget.width() <= 0:
             continue
         g, hint = widget.geometry(), widget.sizeHint()
