@@ -3,10 +3,10 @@
 Owns the one hook the packaging smoke test (tests/test_packaging.py, and CI on every
 platform) needs in the window: after ``SECONDS`` it prints one JSON line describing what the
 running program found (Qt platform plugin, image formats, bundled assets, window state, icon,
-style sheet) and closes the window the way a player does: closing while work is under way is
-Cancel (confirmed), so the engine stops and the window closes when it has. A watchdog ends
-the process with exit code 70 if the window has not closed 30 seconds later, so a hang shows
-up as a failure rather than a stuck CI job.
+style sheet, the German translation) and closes the window the way a player does: closing
+while work is under way is Cancel (confirmed), so the engine stops and the window closes
+when it has. A watchdog ends the process with exit code 70 if the window has not closed 30
+seconds later, so a hang shows up as a failure rather than a stuck CI job.
 
 It changes nothing in the window's behaviour and is inert unless the option is given. Only
 ``install()`` imports Qt.
@@ -56,13 +56,31 @@ def report(window: Any) -> dict[str, Any]:
             bytes(f.data()).decode() for f in QImageReader.supportedImageFormats()
         ),
         "asset_dir": str(folder),
-        "assets": sorted(p.name for p in folder.iterdir()) if folder.is_dir() else [],
+        "assets": sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                         if p.is_file()) if folder.is_dir() else [],
         "state": getattr(getattr(window, "state", None), "value", None),
         "window_title": window.windowTitle() if window is not None else None,
         "icon_sizes": [s.width() for s in window.windowIcon().availableSizes()] if window else [],
         "style_sheet": len(window.styleSheet()) if window is not None else 0,
+        "translation_de": _german(),
         "modules": sorted(m for m in sys.modules if m.startswith("PySide6.Qt")),
     }
+
+
+def _german() -> str:
+    """"&Cancel" with the bundled German translation loaded ("" when it cannot be)."""
+    from PySide6.QtCore import QCoreApplication
+
+    from app.gui.tr import install_translator, tr
+
+    app = QCoreApplication.instance()
+    translator = install_translator(app, "de") if app is not None else None
+    if translator is None:
+        return ""
+    try:
+        return tr("&Cancel")
+    finally:
+        QCoreApplication.removeTranslator(translator)
 
 
 def _close_window() -> None:

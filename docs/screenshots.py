@@ -1,12 +1,18 @@
 """Take screenshots of the updater window in its main states, against a real local release.
 
-    python docs/screenshots.py [--out docs/img] [--dark]
+    python docs/screenshots.py [--out docs/img] [--dark] [--lang de] [--scale 2] [--long]
 
 Publishes two versions of a small game-like folder with ``core.publish``, installs the first
 with the engine, serves the repository with ``app.serve`` (slowed down, so the download is
-caught in flight) and drives the real window to: ready, downloading, error (server
-unreachable) and done. Rendering is offscreen (``QWidget.grab()``), so no display is needed.
-``--dark`` also writes ``*-dark.png`` with a dark palette.
+caught in flight) and drives the real window to: ready, downloading, paused, done, cancelled
+and error (server unreachable). Rendering is offscreen (``QWidget.grab()``), so no display is
+needed. ``--dark`` also writes ``*-dark.png`` with a dark palette; ``--lang`` installs that
+translation (``*-de.png``), ``--scale`` sets QT_SCALE_FACTOR (``*-200.png``), ``--long`` uses
+a long game name and a deep install folder (``*-long.png``).
+
+Every shot is checked first: a visible label or button smaller than its size hint (or, when
+it wraps, than its height for its width) stops the script with exit code 1, naming it
+(``app.gui.view.clipped_widgets``). ``--no-images`` checks without writing pictures.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app import serve  # noqa: E402
 from app.config import AppConfig, to_updater_config  # noqa: E402
+from app.gui.tr import install_translator  # noqa: E402
+from app.gui.view import clipped_widgets  # noqa: E402
 from app.gui.window import State, UpdaterWindow, app_icon  # noqa: E402
 from core import signing  # noqa: E402
 from core.publish import publish  # noqa: E402
@@ -119,23 +127,39 @@ def wait_for(app: QApplication, condition: Callable[[], bool], timeout: float = 
         time.sleep(0.01)
 
 
-def shoot(app: QApplication, w: UpdaterWindow, out: Path, name: str) -> None:
+LONG_NAME = "Dungeon Crawl: The Extraordinarily Long Subtitle Edition of the Ice Caverns"
+
+
+class Clipped(SystemExit):
+    """A label or button was cut: exit code 1, with what was cut."""
+
+
+def shoot(app: QApplication, w: UpdaterWindow, out: Path | None, name: str) -> None:
+    """Check the window in its present state for clipped widgets, then save ``name``.png
+    (unless ``out`` is None)."""
     for _ in range(5):  # let layouts settle after the last state change
         app.processEvents()
-    w.adjustSize()
+    w.fit_content()
     app.processEvents()
+    cut = clipped_widgets(w)
+    if cut:
+        print(f"{name}: clipped: " + "; ".join(cut), file=sys.stderr)
+        raise Clipped(1)
+    if out is None:
+        print(f"{name}: nothing clipped")
+        return
     path = out / f"{name}.png"
     if not w.grab().save(str(path)):
         raise SystemExit(f"could not write {path}")
     print(path)
 
 
-def config(base: Path, url: str, install: Path, pubkey: str) -> AppConfig:
+def config(base: Path, url: str, install: Path, pubkey: str, long: bool = False) -> AppConfig:
     return AppConfig(
         path=base / "updater.toml",
         url=url,
         product="dcrawl",
-        name="Dungeon Crawl",
+        name=LONG_NAME if long else "Dungeon Crawl",
         install_dir=install,
         default_install_dir=install,
         pubkeys=(pubkey,),
@@ -144,7 +168,7 @@ def config(base: Path, url: str, install: Path, pubkey: str) -> AppConfig:
     )
 
 
-def run(out: Path, suffix: str, app: QApplication) -> None:
+def run(out: Path | None, suffix: str, app: QApplication, long: bool = False) -> None:
     with tempfile.TemporaryDirectory(prefix="stitch-shots-") as tmp:
         base = Path(tmp)
         repo = base / "repo"
@@ -166,13 +190,16 @@ def run(out: Path, suffix: str, app: QApplication) -> None:
                 )
                 if version == "1.0":
                     install = base / "Dungeon Crawl"
+                    if long:
+                        install = base.joinpath(*["Games and other long folder names"] * 5,
+                                                "Dungeon Crawl")
                     u = Updater(
                         to_updater_config(config(base, server.url, install, pubkey), install)
                     )
                     u.apply()
                     u.close()
 
-            cfg = config(base, server.url, install, pubkey)
+            cfg = config(base, server.url, install, pubkey, long)
             w = UpdaterWindow(cfg, confirm_cancel=lambda _p: True, launcher=lambda a, c: None)
             w.show()
             w.start()
@@ -187,8 +214,15 @@ def run(out: Path, suffix: str, app: QApplication) -> None:
             if w.state is not State.RUNNING:
                 raise SystemExit("the download ended before its speed was known")
             shoot(app, w, out, "downloading" + suffix)
+            w.pause_button.click()
+            shoot(app, w, out, "paused" + suffix)
+            w.pause_button.click()
+            w.cancel_button.click()  # confirmed by the stand-in: kept for the retry
+            wait_for(app, lambda: w.state is State.ERROR)
+            shoot(app, w, out, "cancelled" + suffix)
             server.delay = 0.0
             serve.BLOCK = serve_block
+            w.retry_button.click()  # goes on where it stopped
             wait_for(app, lambda: w.state is State.DONE)
             shoot(app, w, out, "done" + suffix)
             w.close()
@@ -209,16 +243,33 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
     parser.add_argument("--dark", action="store_true", help="also take dark-palette shots")
+    parser.add_argument("--lang", default="", help="a translation to install, e.g. de")
+    parser.add_argument("--scale", type=float, default=1.0, help="QT_SCALE_FACTOR, e.g. 2")
+    parser.add_argument("--long", action="store_true",
+                        help="a long game name and a deep install folder")
+    parser.add_argument("--no-images", action="store_true",
+                        help="only check that nothing is clipped")
     args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
+    out = None if args.no_images else args.out
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    suffix = (f"-{args.lang}" if args.lang else "") + (
+        f"-{round(args.scale * 100)}" if args.scale != 1 else "") + ("-long" if args.long else "")
+    if args.scale != 1:
+        os.environ["QT_SCALE_FACTOR"] = f"{args.scale:g}"  # read when the application starts
     app = QApplication(sys.argv[:1])
     QCoreApplication.setApplicationName("stitch")
     app.setStyle("Fusion")
     app.setWindowIcon(app_icon())
-    run(args.out, "", app)
-    if args.dark:
-        app.setPalette(dark_palette())
-        run(args.out, "-dark", app)
+    if args.lang and install_translator(app, args.lang) is None:
+        raise SystemExit(f"no translation for {args.lang!r} in assets/i18n")
+    try:
+        run(out, suffix, app, args.long)
+        if args.dark:
+            app.setPalette(dark_palette())
+            run(out, suffix + "-dark", app, args.long)
+    except Clipped:
+        return 1
     return 0
 
 

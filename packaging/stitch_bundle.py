@@ -1,8 +1,8 @@
 """What goes into the packaged updater, as data the spec and the tests share.
 
 ``stitch.spec`` imports this module (it sits beside the spec) to decide which files the
-one-file executable carries: the assets listed explicitly, the Qt plugins each platform needs,
-no translations, no Qt modules the window does not use, no test or build tools. The same lists
+one-file executable carries: the assets listed explicitly (the window's translations among
+them), the Qt plugins each platform needs, none of Qt's own translations, no Qt modules the window does not use, no test or build tools. The same lists
 are what ``tests/test_packaging.py`` checks the built executable against, so a bundle that
 misses a file, or carries one it should not, fails there.
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 PRODUCT_NAME = "stitch updater"
 COMPANY_NAME = "stitch"
@@ -31,7 +31,14 @@ ICON_SIZES = (16, 32, 48, 64, 128, 256)
 # The assets the window reads (app/gui/desktop.py: icons, style sheet). Listed explicitly so a
 # new asset is a decision, not an accident; icon.svg stays out: the PNGs cover every size and
 # the SVG is only the source they are rendered from (assets/make_icons.py).
-ASSET_FILES = (*(f"icon-{n}.png" for n in ICON_SIZES), "style.qss")
+# The translations are the .qm files compiled from assets/i18n/stitch_<lang>.ts (committed;
+# assets/i18n/update.py --release remakes them, tests/app/test_gui_i18n.py checks they match).
+TRANSLATIONS = ("de",)
+ASSET_FILES = (
+    *(f"icon-{n}.png" for n in ICON_SIZES),
+    "style.qss",
+    *(f"i18n/stitch_{lang}.qm" for lang in TRANSLATIONS),
+)
 
 # The Qt bindings the app imports (app/gui/*) plus QtSvg, whose plugins let a publisher's
 # [window] icon be an SVG. Every other PySide6 extension module is excluded from analysis.
@@ -256,7 +263,8 @@ def write_ico(assets: Path, out: Path) -> Path:
 
 
 def asset_datas(root: Path) -> list[tuple[str, str]]:
-    """``(source, destination folder)`` pairs for ``Analysis(datas=...)``: every asset by name.
+    """``(source, destination folder)`` pairs for ``Analysis(datas=...)``: every asset by name
+    (``i18n/stitch_de.qm`` goes to ``assets/i18n``).
 
     Raises ``FileNotFoundError`` naming the first asset missing from the source tree.
     """
@@ -265,7 +273,7 @@ def asset_datas(root: Path) -> list[tuple[str, str]]:
         src = root / "assets" / name
         if not src.is_file():
             raise FileNotFoundError(f"asset missing from the source tree: {src}")
-        pairs.append((str(src), "assets"))
+        pairs.append((str(src), str(PurePosixPath("assets", name).parent)))
     return pairs
 
 

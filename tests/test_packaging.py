@@ -51,8 +51,12 @@ sb = _load_bundle()
 
 def test_every_listed_asset_exists_and_the_window_needs_no_other() -> None:
     datas = sb.asset_datas(REPO_ROOT)
-    assert {Path(src).name for src, _ in datas} == set(sb.ASSET_FILES)
-    assert {dest for _, dest in datas} == {"assets"}
+    assets = REPO_ROOT / "assets"
+    assert {Path(src).relative_to(assets).as_posix() for src, _ in datas} == set(sb.ASSET_FILES)
+    assert {dest for _, dest in datas} == {"assets", "assets/i18n"}
+    # Every translation in assets/i18n is shipped (a .ts without its .qm in the list is not).
+    shipped = {f"i18n/{ts.stem}.qm" for ts in (assets / "i18n").glob("stitch_*.ts")}
+    assert shipped <= set(sb.ASSET_FILES)
     # app/gui/desktop.py asks for icon-<size>.png and style.qss: all of them are listed.
     desktop = (REPO_ROOT / "app" / "gui" / "desktop.py").read_text(encoding="utf-8")
     assert '"style.qss"' in desktop and 'f"icon-{size}.png"' in desktop
@@ -121,6 +125,7 @@ def test_plugin_and_library_filters() -> None:
     assert sb.keep_binary("numpy.libs/libscipy_openblas64_-32a4b2a6.so", "linux")
     assert not sb.keep_data("PySide6/Qt/translations/qtbase_de.qm")
     assert sb.keep_data("assets/style.qss")
+    assert sb.keep_data("assets/i18n/stitch_de.qm")  # the window's own translation stays
     assert sb.keep_plugin("imageformats", "/x/PySide6/Qt/plugins/imageformats/libqsvg.so", "linux")
     assert not sb.keep_plugin("imageformats", "/x/libqjpeg.so", "linux")
 
@@ -314,6 +319,7 @@ def test_window_installs_then_closes(
     assert {"png", "ico", "svg"} <= set(close["image_formats"])  # type: ignore[arg-type]
     assert close["icon_sizes"] == list(sb.ICON_SIZES)
     assert close["style_sheet"] > 0  # type: ignore[operator]
+    assert close["translation_de"] == "&Abbrechen"  # assets/i18n/stitch_de.qm, bundled
     assert close["window_title"] == "Demo Game updater"
     assert close["state"] == "done", done.stderr
     assert quit_["state"] == "done"

@@ -26,12 +26,14 @@ def run(config_path: Path | None, argv: Sequence[str]) -> int:
 
     from app.config import default_config_path, load_config
     from app.gui.desktop import app_icon
+    from app.gui.tr import install_translator, tr
     from app.gui.window import UpdaterWindow
     from core.errors import ConfigError
 
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(list(argv))
     app.setApplicationName("stitch")
+    install_translator(app)  # the system locale's, or $STITCH_LANG's (app/gui/tr.py)
     # Fusion everywhere: the style sheet is written against it, and it follows the desktop's
     # light or dark colour scheme on Windows, macOS and Linux alike.
     app.setStyle("Fusion")
@@ -44,9 +46,9 @@ def run(config_path: Path | None, argv: Sequence[str]) -> int:
         if app.platformName() != "offscreen":  # nobody could ever dismiss it there
             QMessageBox.critical(
                 None,
-                "Updater",
-                "The updater's settings file has a problem, so it cannot update. "
-                f"Tell the publisher of the game.\n\n{e}",
+                tr("Updater"),
+                tr("The updater's settings file has a problem, so it cannot update. "
+                   "Tell the publisher of the game.") + f"\n\n{e}",
             )
         return 2
     window = UpdaterWindow(config)

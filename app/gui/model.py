@@ -15,6 +15,7 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 
+from app.gui.tr import tr, tr_noop
 from core.progress import Phase, Progress
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -53,14 +54,14 @@ class OverallProgress:
 
 # What the Activity column says for a file the engine is on, per phase.
 _ACTIVITY: dict[Phase, str] = {
-    Phase.CHECK: "checking",
-    Phase.SCAN: "scanned",
-    Phase.PLAN: "planned",
-    Phase.DOWNLOAD: "downloading",
-    Phase.REBUILD: "rebuilt",
-    Phase.VERIFY: "verified",
-    Phase.INSTALL: "installed",
-    Phase.DONE: "done",
+    Phase.CHECK: tr_noop("checking"),
+    Phase.SCAN: tr_noop("scanned"),
+    Phase.PLAN: tr_noop("planned"),
+    Phase.DOWNLOAD: tr_noop("downloading"),
+    Phase.REBUILD: tr_noop("rebuilt"),
+    Phase.VERIFY: tr_noop("verified"),
+    Phase.INSTALL: tr_noop("installed"),
+    Phase.DONE: tr_noop("done"),
 }
 
 
@@ -68,7 +69,7 @@ class FileTableModel(QAbstractTableModel):
     """Files the update touched: path and last activity. Rows are only appended."""
 
     FILE, ACTIVITY = range(2)
-    HEADERS = ("File", "Activity")
+    HEADERS = (tr_noop("File"), tr_noop("Activity"))
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -102,7 +103,7 @@ class FileTableModel(QAbstractTableModel):
             and role == Qt.ItemDataRole.DisplayRole
             and 0 <= section < len(self.HEADERS)
         ):
-            return self.HEADERS[section]
+            return tr(self.HEADERS[section])
         return None
 
     # Feeding --------------------------------------------------------------------------------
@@ -111,7 +112,7 @@ class FileTableModel(QAbstractTableModel):
         """Record that the engine is on ``p.current`` in ``p.phase``."""
         if not p.current:
             return
-        activity = _ACTIVITY[p.phase]
+        activity = tr(_ACTIVITY[p.phase])
         row = self._row_of.get(p.current)
         if row is None:
             row = len(self._paths)

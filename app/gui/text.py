@@ -1,7 +1,10 @@
 """Everything the window says, as pure functions: sizes, times, status lines, error words.
 
 No Qt here, so every string the player reads is unit-tested exactly. Sizes use decimal
-units (1 MB = 1,000,000 bytes), as disk vendors and most file managers do.
+units (1 MB = 1,000,000 bytes), as disk vendors and most file managers do. Every sentence
+goes through ``app.gui.tr.tr`` (English without a translator) and is formatted after it is
+translated, so a translation moves the ``{placeholders}``; tables built at import are marked
+with ``tr_noop`` and translated where they are read (``phase_title``).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.gui.tr import tr
+from app.gui.tr import tr, tr_noop
 from core.errors import (
     CancelledError,
     ConfigError,
@@ -38,34 +41,66 @@ _UNITS = ("kB", "MB", "GB", "TB", "PB")
 
 # Headings, in the order phases happen; shown as they happen.
 PHASE_TITLES: dict[Phase, str] = {
-    Phase.CHECK: "Checking for updates",
-    Phase.SCAN: "Scanning local files",
-    Phase.PLAN: "Planning the update",
-    Phase.DOWNLOAD: "Downloading",
-    Phase.REBUILD: "Rebuilding files",
-    Phase.VERIFY: "Verifying files",
-    Phase.INSTALL: "Installing",
-    Phase.DONE: "Done",
+    Phase.CHECK: tr_noop("Checking for updates"),
+    Phase.SCAN: tr_noop("Scanning local files"),
+    Phase.PLAN: tr_noop("Planning the update"),
+    Phase.DOWNLOAD: tr_noop("Downloading"),
+    Phase.REBUILD: tr_noop("Rebuilding files"),
+    Phase.VERIFY: tr_noop("Verifying files"),
+    Phase.INSTALL: tr_noop("Installing"),
+    Phase.DONE: tr_noop("Done"),
 }
+# "Stopped while …": the phase as the end of that sentence (a translation may need another
+# word order than the heading's).
+_PHASE_WHILE: dict[Phase, str] = {
+    Phase.CHECK: tr_noop("Stopped while checking for updates"),
+    Phase.SCAN: tr_noop("Stopped while scanning local files"),
+    Phase.PLAN: tr_noop("Stopped while planning the update"),
+    Phase.DOWNLOAD: tr_noop("Stopped while downloading"),
+    Phase.REBUILD: tr_noop("Stopped while rebuilding files"),
+    Phase.VERIFY: tr_noop("Stopped while verifying files"),
+    Phase.INSTALL: tr_noop("Stopped while installing"),
+}
+_CANCELLED_WHILE: dict[Phase, str] = {
+    Phase.CHECK: tr_noop("Cancelled while checking for updates"),
+    Phase.SCAN: tr_noop("Cancelled while scanning local files"),
+    Phase.PLAN: tr_noop("Cancelled while planning the update"),
+    Phase.DOWNLOAD: tr_noop("Cancelled while downloading"),
+    Phase.REBUILD: tr_noop("Cancelled while rebuilding files"),
+    Phase.VERIFY: tr_noop("Cancelled while verifying files"),
+    Phase.INSTALL: tr_noop("Cancelled while installing"),
+}
+
+
+def phase_title(phase: Phase) -> str:
+    """The heading of ``phase`` in the player's language."""
+    return tr(PHASE_TITLES[phase])
+
+
+def _number(value: float, decimals: int) -> str:
+    """``1.5`` with the translation's decimal separator (``1,5`` in German)."""
+    shown = f"{value:.{decimals}f}"
+    return shown.replace(".", tr(".", "decimal separator")) if decimals else shown
 
 
 def human_size(n: int) -> str:
     """``0 bytes``, ``1 byte``, ``999 bytes``, ``1.5 kB``, ``38.2 MB``, ``512 MB``, ``4.1 GB``."""
     if n < 1000:
-        return "1 byte" if n == 1 else f"{max(n, 0)} bytes"
+        return tr("1 byte") if n == 1 else tr("{n} bytes").format(n=max(n, 0))
     value = float(n)
     for unit in _UNITS:
         value /= 1000
         # Round first, so 999,960 bytes reads "1.0 MB" and not "1000 kB".
         shown = round(value, 1) if value < 100 else round(value)
         if shown < 1000 or unit == _UNITS[-1]:
-            return f"{shown:.1f} {unit}" if value < 100 else f"{shown:.0f} {unit}"
+            number = _number(shown, 1 if value < 100 else 0)
+            return tr("{number} {unit}", "a size").format(number=number, unit=unit)
     raise AssertionError("unreachable")
 
 
 def human_speed(bytes_per_second: float) -> str:
     """``12.3 MB/s``."""
-    return f"{human_size(round(bytes_per_second))}/s"
+    return tr("{size}/s", "a speed").format(size=human_size(round(bytes_per_second)))
 
 
 def human_duration(seconds: float) -> str:
@@ -73,19 +108,21 @@ def human_duration(seconds: float) -> str:
     a minute (a countdown that says "0 s" while still working reads as a bug)."""
     s = max(1, math.ceil(seconds))
     if s < 60:
-        return f"{s} s"
+        return tr("{s} s").format(s=s)
     minutes = math.floor(s / 60 + 0.5)  # half up: round() would make 150 s "2 min"
     if minutes < 60:
-        return f"{minutes} min"
+        return tr("{minutes} min").format(minutes=minutes)
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    if minutes:
+        return tr("{hours} h {minutes} min").format(hours=hours, minutes=minutes)
+    return tr("{hours} h").format(hours=hours)
 
 
 def time_left(seconds: float | None) -> str:
     """``about 3 s left``; ``""`` when unknown."""
     if seconds is None or not math.isfinite(seconds) or seconds < 0:
         return ""
-    return f"about {human_duration(seconds)} left"
+    return tr("about {duration} left").format(duration=human_duration(seconds))
 
 
 def percent_saved(reused: int, downloaded: int) -> int:
@@ -112,9 +149,10 @@ def status_line(
         if not p.download_total and p.phase is Phase.DOWNLOAD:
             total, done = p.total or download_total, p.done
         if total > 0:
-            parts = [f"Downloading {human_size(done)} of {human_size(total)}"]
+            parts = [tr("Downloading {done} of {total}").format(
+                done=human_size(done), total=human_size(total))]
             if p.bytes_local and not first_install:
-                parts.append(f"{human_size(p.bytes_local)} reused")
+                parts.append(tr("{size} reused").format(size=human_size(p.bytes_local)))
             if speed:
                 parts.append(human_speed(speed))
             left = time_left(eta)
@@ -122,18 +160,20 @@ def status_line(
                 parts.append(left)
             return " · ".join(parts)
     if p.phase in (Phase.SCAN, Phase.REBUILD, Phase.VERIFY):
-        line = PHASE_TITLES[p.phase]
+        line = phase_title(p.phase)
         if p.total:
-            line += f" · {human_size(p.done)} of {human_size(p.total)}"
+            line += " · " + tr("{done} of {total}").format(
+                done=human_size(p.done), total=human_size(p.total))
         return line
     if p.phase is Phase.INSTALL:
         if p.total:
-            noun = "file" if p.total == 1 else "files"
-            return f"Installing · {p.done} of {p.total} {noun}"
-        return "Installing"
+            words = (tr("Installing · {done} of {total} file") if p.total == 1
+                     else tr("Installing · {done} of {total} files"))
+            return words.format(done=p.done, total=p.total)
+        return tr("Installing")
     if p.phase is Phase.DONE:
-        return "Done"
-    return PHASE_TITLES[p.phase] + "…"
+        return tr("Done")
+    return tr("{phase}…").format(phase=phase_title(p.phase))
 
 
 def paused_line(p: Progress, download_total: int = 0) -> str:
@@ -142,8 +182,9 @@ def paused_line(p: Progress, download_total: int = 0) -> str:
     total = p.download_total or download_total
     if p.phase in (Phase.REBUILD, Phase.DOWNLOAD) and total > 0:
         done = p.download_done if p.download_total else p.done
-        return f"Paused — {human_size(done)} of {human_size(total)}"
-    return "Paused"
+        return tr("Paused — {done} of {total}").format(
+            done=human_size(done), total=human_size(total))
+    return tr("Paused")
 
 
 # --- errors ----------------------------------------------------------------------------------
@@ -167,12 +208,13 @@ def describe_error(exc: BaseException) -> ErrorText:
     detail = _detail(exc)
     if isinstance(exc, CancelledError):
         return ErrorText(
-            "cancelled", "The update was cancelled. Your files were not changed.", detail
+            "cancelled", tr("The update was cancelled. Your files were not changed."), detail
         )
     if isinstance(exc, InstallBusyError):
         return ErrorText(
             "busy",
-            "Another update of this game is running. Wait for it to finish, then try again.",
+            tr("Another update of this game is running. Wait for it to finish, then try "
+               "again."),
             detail,
         )
     if isinstance(exc, DownloadError):
@@ -182,35 +224,36 @@ def describe_error(exc: BaseException) -> ErrorText:
     if isinstance(exc, ConfigError):
         return ErrorText(
             "config",
-            "The updater's settings file has a problem, so it cannot update. "
-            "Tell the publisher of the game.",
+            tr("The updater's settings file has a problem, so it cannot update. "
+               "Tell the publisher of the game."),
             detail,
         )
     if isinstance(exc, NotEnoughSpaceError):
         return ErrorText(
             "disk",
-            f"There is not enough free disk space: {human_size(exc.needed)} needed, "
-            f"{human_size(exc.available)} free. Free some space and try again.",
+            tr("There is not enough free disk space: {needed} needed, {free} free. Free some "
+               "space and try again.").format(needed=human_size(exc.needed),
+                                              free=human_size(exc.available)),
             detail,
         )
     if isinstance(exc, PermissionError):
         return ErrorText(
             "disk",
-            "The updater is not allowed to change the files in the game folder. "
-            "Close the game if it is running, or choose another folder, and try again.",
+            tr("The updater is not allowed to change the files in the game folder. "
+               "Close the game if it is running, or choose another folder, and try again."),
             detail,
         )
     if isinstance(exc, OSError):
         return ErrorText(
             "disk",
-            "A file on this computer could not be read or written. "
-            "Check that the disk is connected and not full, and try again.",
+            tr("A file on this computer could not be read or written. "
+               "Check that the disk is connected and not full, and try again."),
             detail,
         )
     return ErrorText(
         "internal",
-        "Something unexpected went wrong in the updater. Try again; if it keeps happening, "
-        "send the details to the publisher.",
+        tr("Something unexpected went wrong in the updater. Try again; if it keeps "
+           "happening, send the details to the publisher."),
         detail,
     )
 
@@ -219,48 +262,55 @@ def _download_words(exc: DownloadError) -> str:
     if isinstance(exc, HTTPStatusError) and exc.status_code:
         code = exc.status_code
         if code == 404:
-            return f"The update server does not have this release (error {code}). Try again later."
-        if code in (401, 403, 410):
-            return f"The update server refused the download (error {code}). Try again later."
-        if code >= 500 or code == 429:
-            return (
-                f"The update server is having trouble (error {code}). Try again in a few minutes."
-            )
-        return f"The update server answered with an error (error {code}). Try again later."
+            words = tr("The update server does not have this release (error {code}). "
+                       "Try again later.")
+        elif code in (401, 403, 410):
+            words = tr("The update server refused the download (error {code}). "
+                       "Try again later.")
+        elif code >= 500 or code == 429:
+            words = tr("The update server is having trouble (error {code}). "
+                       "Try again in a few minutes.")
+        else:
+            words = tr("The update server answered with an error (error {code}). "
+                       "Try again later.")
+        return words.format(code=code)
     if isinstance(exc, RangeError):
-        return (
+        return tr(
             "The update server sent a reply the updater could not use. Try again later; "
             "if it keeps happening, tell the publisher."
         )
-    return "The update server could not be reached. Check your connection and try again."
+    return tr("The update server could not be reached. Check your connection and try again.")
 
 
 def _content_words(exc: ContentError) -> str:
-    unchanged = "Nothing was changed."
     if isinstance(exc, SignatureError):
-        return f"The update is not signed by the publisher, so it was not installed. {unchanged}"
+        return tr("The update is not signed by the publisher, so it was not installed. "
+                  "Nothing was changed.")
     if isinstance(exc, DowngradeError):
-        older = f" ({exc.offered})" if exc.offered else ""
-        yours = f" ({exc.installed})" if exc.installed else ""
-        return (
-            f"The server offers an older version{older} than the one you have{yours}, "
-            f"so it was not installed. {unchanged}"
-        )
+        if exc.offered and exc.installed:
+            words = tr("The server offers an older version ({offered}) than the one you have "
+                       "({installed}), so it was not installed. Nothing was changed.")
+        else:
+            words = tr("The server offers an older version than the one you have, so it was "
+                       "not installed. Nothing was changed.")
+        return words.format(offered=exc.offered, installed=exc.installed)
     if isinstance(exc, ExpiredError):
-        return f"The update on the server has expired, so it was not installed. {unchanged}"
+        return tr("The update on the server has expired, so it was not installed. "
+                  "Nothing was changed.")
     if isinstance(exc, UnsafePathError):
-        return f"The update tried to write outside the game folder, so it was refused. {unchanged}"
+        return tr("The update tried to write outside the game folder, so it was refused. "
+                  "Nothing was changed.")
     if isinstance(exc, HashMismatchError):
-        return (
-            f"A downloaded file arrived damaged. {unchanged} Try again; if it keeps "
-            "happening, tell the publisher."
-        )
-    return f"The update on the server is damaged or incomplete. {unchanged} Try again later."
+        return tr("A downloaded file arrived damaged. Nothing was changed. Try again; if it "
+                  "keeps happening, tell the publisher.")
+    return tr("The update on the server is damaged or incomplete. Nothing was changed. "
+              "Try again later.")
 
 
 def _detail(exc: BaseException) -> str:
     """The technical text for "Show details": type, message, and the fields errors carry.
-    Never a traceback: the player may paste this into a forum."""
+    Never a traceback: the player may paste this into a forum. Not translated on purpose:
+    it is the engine's own English, for the publisher's support."""
     lines = [f"{type(exc).__name__}: {exc}"]
     for name in (
         "url",
@@ -290,7 +340,7 @@ def _detail(exc: BaseException) -> str:
 def version_change(check: CheckResult) -> str:
     """``1.0 → 1.1``, or ``1.1 (new install)``."""
     if check.installed_version is None:
-        return f"{check.offered_version} (new install)"
+        return tr("{version} (new install)").format(version=check.offered_version)
     if check.installed_version == check.offered_version:
         return check.offered_version
     return f"{check.installed_version} → {check.offered_version}"
@@ -301,28 +351,30 @@ def reuse_line(plan: UpdatePlan) -> str:
     downloaded, which ``download_line`` tells)."""
     old = plan.bytes_reused - plan.bytes_resumed
     saved = percent_saved(old, plan.bytes_to_download + plan.bytes_resumed)
-    return f"{human_size(old)} ({saved}% saved)"
+    return tr("{size} ({percent}% saved)").format(size=human_size(old), percent=saved)
 
 
 def download_line(plan: UpdatePlan) -> str:
     """``38.2 MB``, or ``125 MB (26.0 MB already downloaded)`` after a stopped attempt."""
     line = human_size(plan.bytes_to_download)
     if plan.bytes_resumed:
-        line += f" ({human_size(plan.bytes_resumed)} already downloaded)"
+        line += " " + tr("({size} already downloaded)").format(
+            size=human_size(plan.bytes_resumed))
     return line
 
 
 def ready_line(plan: UpdatePlan) -> str:
     """The status line under the plan, before the Update button is pressed."""
     if plan.bytes_resumed:
-        return (f"{human_size(plan.bytes_resumed)} already downloaded: "
-                "it continues where it stopped.")
-    return "Nothing has been downloaded yet."
+        return tr("{size} already downloaded: it continues where it stopped.").format(
+            size=human_size(plan.bytes_resumed))
+    return tr("Nothing has been downloaded yet.")
 
 
 def disk_line(plan: UpdatePlan) -> str:
     """``4.2 GB needed · 120 GB free``."""
-    return f"{human_size(plan.disk_needed)} needed · {human_size(plan.disk_free)} free"
+    return tr("{needed} needed · {free} free").format(
+        needed=human_size(plan.disk_needed), free=human_size(plan.disk_free))
 
 
 def enough_space(plan: UpdatePlan) -> bool:
@@ -334,34 +386,40 @@ def done_message(result: UpdateResult, product: str = "") -> str:
     now, downloaded by an earlier attempt, reused from the installed files."""
     if result.outcome is Outcome.UP_TO_DATE:
         return up_to_date_message(result.to_version, product)
-    name = f"{product} " if product else ""
     first = result.from_version is None
-    head = (
-        f"Installed {name}{result.to_version}."
-        if first
-        else f"Updated {name}from {result.from_version} to {result.to_version}."
-    )
-    now = result.bytes_content or result.bytes_downloaded
-    line = f"Downloaded {human_size(now)}"
-    if result.bytes_resumed:
-        line += f" (and {human_size(result.bytes_resumed)} before it was stopped)"
+    if first:
+        head = (tr("Installed {product} {version}.") if product
+                else tr("Installed {version}."))
+    else:
+        head = (tr("Updated {product} from {old} to {version}.") if product
+                else tr("Updated from {old} to {version}."))
+    head = head.format(product=product, old=result.from_version, version=result.to_version)
+    now = human_size(result.bytes_content or result.bytes_downloaded)
+    before = human_size(result.bytes_resumed)
     old = result.bytes_reused - result.bytes_resumed
+    reused = human_size(old)
     if old > 0 and not first:
-        line += f", reused {human_size(old)} from your existing files"
-    return f"{head} {line}."
+        line = (tr("Downloaded {now} (and {before} before it was stopped), reused {reused} "
+                   "from your existing files.") if result.bytes_resumed
+                else tr("Downloaded {now}, reused {reused} from your existing files."))
+    else:
+        line = (tr("Downloaded {now} (and {before} before it was stopped).")
+                if result.bytes_resumed else tr("Downloaded {now}."))
+    return f"{head} {line.format(now=now, before=before, reused=reused)}"
 
 
 def up_to_date_message(version: str, product: str = "") -> str:
-    name = product or "The game"
-    return f"{name} is up to date (version {version})."
+    if product:
+        return tr("{product} is up to date (version {version}).").format(
+            product=product, version=version)
+    return tr("The game is up to date (version {version}).").format(version=version)
 
 
 def stopped_line(phase: Phase | None, cancelled: bool = False) -> str:
     """The status line once an attempt ended early: ``Stopped while downloading``."""
-    verb = "Cancelled" if cancelled else "Stopped"
     if phase is None or phase is Phase.DONE:
-        return verb
-    return f"{verb} while {PHASE_TITLES[phase][0].lower()}{PHASE_TITLES[phase][1:]}"
+        return tr("Cancelled") if cancelled else tr("Stopped")
+    return tr((_CANCELLED_WHILE if cancelled else _PHASE_WHILE)[phase])
 
 
 def sentence(line: str) -> str:
@@ -379,33 +437,35 @@ def sentence(line: str) -> str:
 def stopped_heading(cancelled: bool, started: bool, first_install: bool) -> str:
     """The heading once an attempt ended early. "The update did not finish" only when an
     update had started (a failed check started nothing)."""
-    work = "installation" if first_install else "update"
+    if not started:
+        return tr("Cancelled") if cancelled else tr("Could not check for updates")
     if cancelled:
-        return f"{work.capitalize()} cancelled" if started else "Cancelled"
-    return f"The {work} did not finish" if started else "Could not check for updates"
+        return tr("Installation cancelled") if first_install else tr("Update cancelled")
+    return (tr("The installation did not finish") if first_install
+            else tr("The update did not finish"))
 
 
 def cancelled_message(first_install: bool) -> str:
     if first_install:
-        return "The installation was cancelled. What was downloaded is kept for next time."
-    return "The update was cancelled. Your files were not changed."
+        return tr("The installation was cancelled. What was downloaded is kept for next time.")
+    return tr("The update was cancelled. Your files were not changed.")
 
 
 def cancel_question(first_install: bool) -> tuple[str, str, str, str]:
     """The cancel confirmation: title, text, the button that stops, the one that goes on."""
     if first_install:
         return (
-            "Stop the installation?",
-            "Stop the installation? What was already downloaded is kept for next time.",
-            "&Stop download",
-            "&Keep downloading",
+            tr("Stop the installation?"),
+            tr("Stop the installation? What was already downloaded is kept for next time."),
+            tr("&Stop download"),
+            tr("&Keep downloading"),
         )
     return (
-        "Stop the update?",
-        "Stop the update? Your files stay as they were; what was already downloaded is "
-        "kept for next time.",
-        "&Stop download",
-        "&Keep downloading",
+        tr("Stop the update?"),
+        tr("Stop the update? Your files stay as they were; what was already downloaded is "
+           "kept for next time."),
+        tr("&Stop download"),
+        tr("&Keep downloading"),
     )
 
 
@@ -414,19 +474,24 @@ def version_line(check: CheckResult, finished: bool) -> str:
     return check.offered_version if finished else version_change(check)
 
 
-NO_FOLDER_CHOSEN = "No folder was chosen, so nothing was installed. Choose Retry to pick one."
+NO_FOLDER_CHOSEN = tr_noop(
+    "No folder was chosen, so nothing was installed. Choose Retry to pick one.")
 
 
 def unwritable_folder(chosen: Path, per_user: Path) -> str:
     """Said before downloading when the chosen folder needs administrator rights."""
-    return (f"You cannot install in {chosen} without administrator rights, so the game will "
-            f"go in your own folder, {per_user}. Choose Change… to pick another.")
+    return tr("You cannot install in {chosen} without administrator rights, so the game will "
+              "go in your own folder, {per_user}. Choose Change… to pick another.").format(
+        chosen=chosen, per_user=per_user)
 
 
 def offline_message(version: str, product: str = "") -> str:
     """The server could not be reached, but a complete install can still be played."""
-    what = f"{product} {version}" if product else version
-    return f"Couldn't check for updates — you can still play {what}."
+    if product:
+        return tr("Couldn't check for updates — you can still play {product} {version}.").format(
+            product=product, version=version)
+    return tr("Couldn't check for updates — you can still play {version}.").format(
+        version=version)
 
 
 # --- maintenance: verify and repair, uninstall (app/gui/maintenance.py) ------------------------

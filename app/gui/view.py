@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from app.gui import text
 from app.gui.model import FileTableModel
+from app.gui.tr import tr
 from core.progress import Phase
 
 BAR_MAX = 1000  # the bar's range: fine enough that a 4 GB update moves it every 4 MB
@@ -57,10 +58,12 @@ class UpdaterView(QWidget):
 
         self.icon_label = QLabel()
         self.icon_label.setPixmap(icon.pixmap(QSize(48, 48), self.devicePixelRatioF()))
-        self.heading = QLabel(text.PHASE_TITLES[Phase.CHECK])
+        self.heading = QLabel(text.phase_title(Phase.CHECK))
         self.heading.setObjectName("Heading")
+        self.heading.setWordWrap(True)  # a long game name, a wordy language: more lines
         self.subheading = QLabel(subtitle)
         self.subheading.setObjectName("Subheading")
+        self.subheading.setWordWrap(True)
         head_text = QVBoxLayout()
         head_text.setSpacing(2)
         head_text.addWidget(self.heading)
@@ -72,7 +75,7 @@ class UpdaterView(QWidget):
 
         self.bar = QProgressBar()
         self.bar.setRange(0, BAR_MAX)
-        self.bar.setAccessibleName("Overall progress")
+        self.bar.setAccessibleName(tr("Overall progress"))
         self.status = QLabel(" ")
         self.status.setObjectName("StatusLine")
         self.status.setWordWrap(True)
@@ -93,19 +96,23 @@ class UpdaterView(QWidget):
         self.folder_value = QLabel()
         self.folder_value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.folder_value.setWordWrap(True)
-        self.change_button = QPushButton("C&hange…")
-        folder_row = QHBoxLayout()
-        folder_row.addWidget(self.folder_value, 1)
-        folder_row.addWidget(self.change_button)
-        form.addRow("Version:", self.version_value)
-        form.addRow("Download:", self.download_value)
-        form.addRow("Reused from your files:", self.reuse_value)
-        form.addRow("Disk space:", self.disk_value)
-        form.addRow("Install to:", folder_row)
+        self.change_button = QPushButton(tr("C&hange…"))
+        # In a widget of its own: QFormLayout gives a nested layout the height of one line,
+        # whatever its wrapped path needs; a widget's height for its width it honours.
+        folder_row = QWidget()
+        folder_layout = QHBoxLayout(folder_row)
+        folder_layout.setContentsMargins(0, 0, 0, 0)
+        folder_layout.addWidget(self.folder_value, 1)
+        folder_layout.addWidget(self.change_button, 0, Qt.AlignmentFlag.AlignTop)
+        form.addRow(tr("Version:"), self.version_value)
+        form.addRow(tr("Download:"), self.download_value)
+        form.addRow(tr("Reused from your files:"), self.reuse_value)
+        form.addRow(tr("Disk space:"), self.disk_value)
+        form.addRow(tr("Install to:"), folder_row)
         self.warning = QLabel()
         self.warning.setObjectName("Warning")
         self.warning.setWordWrap(True)
-        self.notes_label = QLabel("What's new")
+        self.notes_label = QLabel(tr("What's new"))
         self.notes_label.setObjectName("NotesLabel")
         self.notes = QTextBrowser()
         self.notes.setObjectName("Notes")
@@ -114,7 +121,7 @@ class UpdaterView(QWidget):
         line = self.notes.fontMetrics().lineSpacing()
         self.notes.setMinimumHeight(6 * line + 16)
         self.notes.setMaximumHeight(12 * line + 16)
-        self.notes.setAccessibleName("Release notes")
+        self.notes.setAccessibleName(tr("Release notes"))
 
         # Errors and the end: plain words, the technical text one click away.
         self.message = QLabel()
@@ -124,19 +131,19 @@ class UpdaterView(QWidget):
         self.state_icon = QLabel()  # beside the message when an attempt ended early
         self.state_icon.setObjectName("StateIcon")
         self.state_icon.hide()
-        self.error_details_button = QPushButton("&Show details")
+        self.error_details_button = QPushButton(tr("&Show details"))
         self.error_details_button.setCheckable(True)
         self.error_details_button.toggled.connect(self._toggle_error_detail)
         self.error_detail = QPlainTextEdit()
         self.error_detail.setObjectName("ErrorDetail")
         self.error_detail.setReadOnly(True)
         self.error_detail.setMaximumHeight(96)
-        self.error_detail.setAccessibleName("Technical details")
+        self.error_detail.setAccessibleName(tr("Technical details"))
 
         # The collapsible details: a log and the files touched.
         self.details_button = QToolButton()
         self.details_button.setObjectName("DetailsToggle")
-        self.details_button.setText("&Details")
+        self.details_button.setText(tr("&Details"))
         self.details_button.setCheckable(True)
         self.details_button.setArrowType(Qt.ArrowType.RightArrow)
         self.details_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
@@ -146,24 +153,24 @@ class UpdaterView(QWidget):
         self.log.setObjectName("Log")
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(5000)  # a long update must not grow memory without end
-        self.log.setAccessibleName("Details log")
+        self.log.setAccessibleName(tr("Details log"))
         self.files_view = QTableView()
         self.files_view.setModel(self.files)
         self.files_view.verticalHeader().hide()
         self.files_view.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.files_view.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
         self.details = QTabWidget()
-        self.details.addTab(self.log, "Log")
-        self.details.addTab(self.files_view, "Files")
+        self.details.addTab(self.log, tr("Log"))
+        self.details.addTab(self.files_view, tr("Files"))
         self.details.setMinimumHeight(160)
         self.details.hide()
 
-        self.pause_button = QPushButton("&Pause")
-        self.cancel_button = QPushButton("&Cancel")
-        self.retry_button = QPushButton("&Retry")
-        self.update_button = QPushButton("&Update")
-        self.play_button = QPushButton("&Play")
-        self.close_button = QPushButton("C&lose")
+        self.pause_button = QPushButton(tr("&Pause"))
+        self.cancel_button = QPushButton(tr("&Cancel"))
+        self.retry_button = QPushButton(tr("&Retry"))
+        self.update_button = QPushButton(tr("&Update"))
+        self.play_button = QPushButton(tr("&Play"))
+        self.close_button = QPushButton(tr("C&lose"))
         for primary in (self.update_button, self.retry_button, self.play_button):
             primary.setObjectName("Primary")
         buttons = QHBoxLayout()
@@ -261,7 +268,7 @@ class UpdaterView(QWidget):
         size = self.style().pixelMetric(QStyle.PixelMetric.PM_MessageBoxIconSize)
         self.state_icon.setPixmap(
             self.style().standardIcon(pixmap).pixmap(QSize(size, size), self.devicePixelRatioF()))
-        self.state_icon.setAccessibleName("Cancelled" if cancelled else "Error")
+        self.state_icon.setAccessibleName(tr("Cancelled") if cancelled else tr("Error"))
         tone = "cancelled" if cancelled else "error"
         if self.message.property("tone") != tone:
             self.message.setProperty("tone", tone)
@@ -277,12 +284,12 @@ class UpdaterView(QWidget):
             Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow
         )
         self.details.setVisible(shown)
-        self.adjustSize()
+        self.fit_content(shrink=True)
 
     def _toggle_error_detail(self, shown: bool) -> None:
         self.error_detail.setVisible(shown)
-        self.error_details_button.setText("&Hide details" if shown else "&Show details")
-        self.adjustSize()
+        self.error_details_button.setText(tr("&Hide details") if shown else tr("&Show details"))
+        self.fit_content(shrink=True)
 
     def default_button(self) -> QPushButton | None:
         for b in (self.update_button, self.retry_button, self.play_button, self.close_button):
@@ -309,3 +316,26 @@ class UpdaterView(QWidget):
             self.request_cancel()
             return
         super().keyPressEvent(event)
+
+
+def clipped_widgets(root: QWidget) -> list[str]:
+    """The visible labels and buttons under ``root`` that are smaller than they need to be,
+    as ``"text": has WxH, needs WxH``: a label's size hint (its height for its width when it
+    wraps), a button's size hint. Empty when nothing is cut. Used by the layout tests and
+    docs/screenshots.py at each scale and language."""
+    from PySide6.QtWidgets import QAbstractButton
+
+    out = []
+    widgets: list[QLabel | QAbstractButton] = [*root.findChildren(QLabel),
+                                               *root.findChildren(QAbstractButton)]
+    for widget in widgets:
+        if not widget.isVisible() or widget.width() <= 0:
+            continue
+        g, hint = widget.geometry(), widget.sizeHint()
+        wraps = isinstance(widget, QLabel) and widget.wordWrap()
+        need_w = 0 if wraps else hint.width()
+        need_h = widget.heightForWidth(g.width()) if wraps else hint.height()
+        if g.width() < need_w or g.height() < need_h:
+            name = widget.text() or widget.objectName() or type(widget).__name__
+            out.append(f"{name[:60]!r}: has {g.width()}x{g.height()}, needs {need_w}x{need_h}")
+    return out

@@ -37,6 +37,7 @@ from app.gui.desktop import app_icon, ask_cancel, launch_detached, pick_folder, 
 from app.gui.maintenance import Maintenance
 from app.gui.model import OverallProgress
 from app.gui.states import State
+from app.gui.tr import tr
 from app.gui.view import BAR_MAX, UpdaterView
 from app.gui.worker import UpdaterFactory, UpdateSession
 from app.rate import RateMeter
@@ -125,13 +126,21 @@ class UpdaterWindow(UpdaterView):
     def _ask_first(self) -> None:
         """A first install with ``install_dir = "ask"``: the folder before anything else, so
         nothing is written (not even the check's cache) in a folder the player did not pick."""
-        caption = f"Choose where to install {self.config.display_name or 'the game'}"
-        chosen = self.choose_folder(self, caption, self.install_dir)
+        chosen = self.choose_folder(self, self._folder_caption(), self.install_dir)
         if chosen is None:
-            self._on_failed("cancelled", text.NO_FOLDER_CHOSEN, text.NO_FOLDER_CHOSEN)
+            self._on_failed("cancelled", tr(text.NO_FOLDER_CHOSEN), text.NO_FOLDER_CHOSEN)
             return
         self._use_folder(Path(chosen))
         self._begin_check()
+
+    def _folder_caption(self, needed: int = 0) -> str:
+        name = self.config.display_name
+        words = (tr("Choose where to install {name}") if name
+                 else tr("Choose where to install the game"))
+        caption = words.format(name=name)
+        if needed:
+            caption += " " + tr("({size} needed)").format(size=text.human_size(needed))
+        return caption
 
     def _use_folder(self, chosen: Path) -> None:
         """Take the player's folder; one this user cannot write to (Program Files) is
@@ -142,7 +151,8 @@ class UpdaterWindow(UpdaterView):
         per_user = installs.user_install_dir(self.config.default_install_dir.name)
         if not installs.writable(chosen) and chosen != per_user and installs.writable(per_user):
             self._folder_note = text.unwritable_folder(chosen, per_user)
-            self._log(f"Cannot write to {chosen}; using {per_user}")
+            self._log(tr("Cannot write to {chosen}; using {per_user}").format(
+                chosen=chosen, per_user=per_user))
             chosen = per_user
         self.install_dir = chosen
 
@@ -154,7 +164,7 @@ class UpdaterWindow(UpdaterView):
         self._started = True
         self._resume = False
         self._meter = RateMeter()
-        self._log(f"Updating in {self.install_dir}")
+        self._log(tr("Updating in {folder}").format(folder=self.install_dir))
         self.session.apply(self.install_dir)
         self._show_state()
 
@@ -163,11 +173,11 @@ class UpdaterWindow(UpdaterView):
             return
         if self.session.paused:
             self.session.resume()
-            self._log("Resumed")
+            self._log(tr("Resumed"))
         else:
             self.session.pause()
             self._meter.pause()
-            self._log("Paused")
+            self._log(tr("Paused"))
         if self._last_progress is not None:
             self._show_status(self._last_progress)  # no speed or time left while paused
         self._show_state()
@@ -179,7 +189,7 @@ class UpdaterWindow(UpdaterView):
             if not self.confirm_cancel(self):
                 return False
             self.state = State.CANCELLING
-            self._log("Cancelling…")
+            self._log(tr("Cancelling…"))
             self.session.cancel()
             self._show_state()
             return True
@@ -202,14 +212,11 @@ class UpdaterWindow(UpdaterView):
         if self.state is not State.READY:
             return
         needed = self.plan.disk_needed if self.plan else 0
-        caption = f"Choose where to install {self.config.display_name or 'the game'}"
-        if needed:
-            caption += f" ({text.human_size(needed)} needed)"
-        chosen = self.choose_folder(self, caption, self.install_dir)
+        chosen = self.choose_folder(self, self._folder_caption(needed), self.install_dir)
         if chosen is None or Path(chosen) == self.install_dir:
             return
         self._use_folder(Path(chosen))
-        self._log(f"Install folder: {self.install_dir}")
+        self._log(tr("Install folder: {folder}").format(folder=self.install_dir))
         self._begin_check()
 
     def play(self) -> None:
@@ -222,11 +229,12 @@ class UpdaterWindow(UpdaterView):
         else:
             command = shutil.which(self.config.program) or self.config.program
         argv = [command, *self.config.args]
-        self._log("Starting " + " ".join(argv))
+        self._log(tr("Starting {command}").format(command=" ".join(argv)))
         try:
             self.launcher(argv, self.install_dir)
         except OSError as e:
-            self.warning.setText(f"Could not start the game: {e.strerror or e}")
+            self.warning.setText(
+                tr("Could not start the game: {error}").format(error=e.strerror or e))
             self.warning.show()
             return
         self.close()
@@ -248,7 +256,7 @@ class UpdaterWindow(UpdaterView):
             return
         if p.phase is not self._phase:
             self._phase = p.phase
-            self._log(text.PHASE_TITLES[p.phase])
+            self._log(text.phase_title(p.phase))
         if p.message:
             for line in p.message.splitlines():
                 self._log(line, stamp=False)
@@ -265,6 +273,7 @@ class UpdaterWindow(UpdaterView):
             eta = self._meter.eta(p.download_total - p.download_done)
         self._show_status(p, speed, eta)
         self.current_file.setText(p.current)
+        self.current_file.setVisible(bool(p.current))  # no empty line under the status
         self.setWindowTitle(self._title())
         self.fit_content()
         if self.state is not State.CANCELLING:
@@ -292,11 +301,11 @@ class UpdaterWindow(UpdaterView):
         if self._stopped_by_cancel():
             return
         self._log(
-            f"Offered version {check.offered_version}; installed "
-            f"{check.installed_version or 'nothing'}"
+            tr("Offered version {offered}; installed {installed}").format(
+                offered=check.offered_version, installed=check.installed_version or tr("nothing"))
         )
         for w in check.warnings:
-            self._log(f"Warning: {w}")
+            self._log(tr("Warning: {warning}").format(warning=w))
         if check.up_to_date:
             self.state = State.UP_TO_DATE
             self.bar.setValue(round(self._overall.finish() * BAR_MAX))
@@ -312,8 +321,9 @@ class UpdaterWindow(UpdaterView):
         if self.session.paused:  # paused as planning ended: the plan waits for a click anyway
             self.session.resume()
         self._log(
-            f"Plan: download {text.human_size(plan.bytes_to_download)} in about "
-            f"{plan.requests_estimate} requests, reuse {text.human_size(plan.bytes_reused)}"
+            tr("Plan: download {download} in about {requests} requests, reuse {reused}").format(
+                download=text.human_size(plan.bytes_to_download),
+                requests=plan.requests_estimate, reused=text.human_size(plan.bytes_reused))
         )
         notes = [self._folder_note] if self._folder_note else []
         notes += [text.sentence(w) for w in plan.check.warnings]
@@ -323,7 +333,7 @@ class UpdaterWindow(UpdaterView):
         first = plan.check.installed_version is None
         chosen_by_player = first and self.config.ask_install_dir
         if self._resume and text.enough_space(plan):
-            self._log("Continuing where it stopped")
+            self._log(tr("Continuing where it stopped"))
             self.start_update()
         elif self.auto_start and not chosen_by_player and text.enough_space(plan):
             self.start_update()
@@ -337,9 +347,10 @@ class UpdaterWindow(UpdaterView):
             from app.remember import remember
 
             for w in remember(self.config, self.install_dir, result.to_version)[1]:
-                self._log(f"Warning: {w}")
+                self._log(tr("Warning: {warning}").format(warning=w))
         except OSError as e:
-            self._log(f"Warning: could not remember the install folder: {e.strerror or e}")
+            self._log(tr("Warning: could not remember the install folder: {error}").format(
+                error=e.strerror or e))
         self._show_state()
         self._finish_close()
 
@@ -347,7 +358,7 @@ class UpdaterWindow(UpdaterView):
         self.state = State.ERROR
         self.error_kind = kind
         self.offline_version = None
-        if kind == "cancelled" and message != text.NO_FOLDER_CHOSEN:
+        if kind == "cancelled" and detail != text.NO_FOLDER_CHOSEN:
             message = text.cancelled_message(self.first_install)
         if kind == "network" and self.config.program and self._folder_confirmed:
             from app.offline import playable_version
@@ -358,7 +369,7 @@ class UpdaterWindow(UpdaterView):
         self.message.setText(message)
         self.error_detail.setPlainText(detail)
         self.status.setText(text.stopped_line(self._phase, cancelled=kind == "cancelled"))
-        self._log(f"Failed: {detail.splitlines()[0] if detail else kind}")
+        self._log(tr("Failed: {reason}").format(reason=detail.splitlines()[0] if detail else kind))
         self._show_state()
         self._finish_close()
 
@@ -377,7 +388,7 @@ class UpdaterWindow(UpdaterView):
             self.bar.setValue(0)
         self._started = False
         self.files.clear()
-        self.status.setText(text.PHASE_TITLES[Phase.CHECK] + "…")
+        self.status.setText(tr("{phase}…").format(phase=text.phase_title(Phase.CHECK)))
         self.current_file.clear()
         self.warning.clear()
         self.session.prepare(to_updater_config(self.config, self.install_dir))
@@ -397,9 +408,9 @@ class UpdaterWindow(UpdaterView):
 
     def _set_heading(self) -> None:
         if self.session.paused and self.state in (State.CHECKING, State.RUNNING):
-            self.heading.setText("Paused")
+            self.heading.setText(tr("Paused"))
         elif self._phase is not None:
-            self.heading.setText(text.PHASE_TITLES[self._phase])
+            self.heading.setText(text.phase_title(self._phase))
 
     def _show_state(self) -> None:
         """Make the widgets match ``self.state``: one place decides what is visible."""
@@ -413,19 +424,20 @@ class UpdaterWindow(UpdaterView):
             first = check.installed_version is None
             what = f"{product} {check.offered_version}" if product else check.offered_version
             self.heading.setText(
-                f"Ready to install {what}" if first else f"Update available: {what}"
+                (tr("Ready to install {what}") if first
+                 else tr("Update available: {what}")).format(what=what)
             )
-            self.update_button.setText("&Install" if first else "&Update")
+            self.update_button.setText(tr("&Install") if first else tr("&Update"))
             if plan is not None:
                 self.status.setText(text.ready_line(plan))
         elif s is State.DONE and self.result is not None:
-            self.heading.setText("Done")
+            self.heading.setText(tr("Done"))
             self.message.setText(text.done_message(self.result, product))
-            self.status.setText("Done")
+            self.status.setText(tr("Done"))
         elif s is State.UP_TO_DATE and check is not None:
-            self.heading.setText("Up to date")
+            self.heading.setText(tr("Up to date"))
             self.message.setText(text.up_to_date_message(check.offered_version, product))
-            self.status.setText("No update needed")
+            self.status.setText(tr("No update needed"))
         elif s is State.ERROR:
             self.heading.setText(
                 text.stopped_heading(
@@ -433,7 +445,7 @@ class UpdaterWindow(UpdaterView):
                 )
             )
         elif s is State.CANCELLING:
-            self.heading.setText("Cancelling…")
+            self.heading.setText(tr("Cancelling…"))
         else:
             self._set_heading()
 
@@ -441,8 +453,7 @@ class UpdaterWindow(UpdaterView):
             finished = s in (State.DONE, State.UP_TO_DATE)
             self.subheading.setText(
                 (f"{product} · " if product else "")
-                + "Version "
-                + text.version_line(check, finished)
+                + tr("Version {version}").format(version=text.version_line(check, finished))
             )
         if plan is not None:
             self.version_value.setText(text.version_change(plan.check))
@@ -454,10 +465,10 @@ class UpdaterWindow(UpdaterView):
         enough = plan is None or text.enough_space(plan)
         if plan is not None and not enough and s is State.READY:
             self.warning.setText(
-                "There is not enough free disk space for this update. "
-                "Free some space, then choose Retry."
+                tr("There is not enough free disk space for this update. "
+                   "Free some space, then choose Retry.")
                 if plan.check.installed_version
-                else "There is not enough free disk space there. Choose another folder."
+                else tr("There is not enough free disk space there. Choose another folder.")
             )
 
         show_plan = plan is not None and s in (State.READY, State.RUNNING, State.CANCELLING)
@@ -477,7 +488,8 @@ class UpdaterWindow(UpdaterView):
         self.notes.setVisible(show_plan and bool(plan and plan.check.notes))
         self.notes_label.setVisible(self.notes.isVisibleTo(self))
         self.warning.setVisible(bool(self.warning.text()))
-        self.current_file.setVisible(working or s is State.CANCELLING)
+        self.current_file.setVisible(
+            (working or s is State.CANCELLING) and bool(self.current_file.text()))
         self.message.setVisible(s in (State.DONE, State.UP_TO_DATE, State.ERROR))
         # A plain cancel has nothing technical to show.
         self.error_details_button.setVisible(s is State.ERROR and self.error_kind != "cancelled")
@@ -486,7 +498,7 @@ class UpdaterWindow(UpdaterView):
         self.error_detail.setVisible(s is State.ERROR and self.error_details_button.isChecked())
 
         self.pause_button.setVisible(working)
-        self.pause_button.setText("&Resume" if paused else "&Pause")
+        self.pause_button.setText(tr("&Resume") if paused else tr("&Pause"))
         self.bar.setProperty("paused", paused)
         self.bar.style().unpolish(self.bar)
         self.bar.style().polish(self.bar)
@@ -520,7 +532,8 @@ class UpdaterWindow(UpdaterView):
     def _title(self) -> str:
         base = self.config.window_title
         if self.state is State.RUNNING:
-            return f"{self.bar.value() * 100 // BAR_MAX}% · {base}"
+            return tr("{percent}% · {title}").format(
+                percent=self.bar.value() * 100 // BAR_MAX, title=base)
         return base
 
     def closeEvent(self, event: QCloseEvent) -> None:
