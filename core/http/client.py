@@ -1,7 +1,7 @@
 """httpx at the boundary, and the only module that imports it: the clients stitch makes,
 the imports they need (and the ones they do not), URL parsing, the translation of every httpx
 exception into ``core.errors``, and the header checks every response gets.
-``core.http.fetcher`` builds on it and uses httpx's objects only through the names below.
+``core.http.session`` builds on it and uses httpx's objects only through the names below.
 """
 
 from __future__ import annotations
