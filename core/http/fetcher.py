@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from core.errors import DownloadError, RangeError
 from core.fetcher import RangeSink
 from core.http.client import Response, check_identity, content_length, translate_errors
+from core.http.deadline import RequestPaused
 from core.http.session import (
     DEFAULT_TIMEOUT,
     MAX_RANGES_PER_REQUEST,
@@ -43,7 +44,7 @@ from core.multipart import (
     parse_content_range,
 )
 from core.progress import CancelToken
-from core.retry import Stopped, check_stop
+from core.retry import Stopped
 
 __all__ = ["DEFAULT_TIMEOUT", "MAX_RANGES_PER_REQUEST", "USER_AGENT", "HttpFetcher"]
 
@@ -63,27 +64,15 @@ class HttpFetcher(HttpSession):
         """The whole body of ``url``. Raises ``RangeError`` if it is (or announces itself as)
         longer than ``max_length``; ``NetworkError``/``HTTPStatusError`` after retries;
         ``CancelledError``."""
-        cancel = cancel or CancelToken()
-        retry = self._retry_state(url, cancel)
-        while True:
-            try:
-                return self._fetch_once(url, max_length, cancel)
-            except DownloadError as exc:
-                retry.failed(exc, progressed=False)
+        return self._fetch_retrying(url, max_length, cancel or CancelToken())
 
     def fetch_fresh(self, url: str, max_length: int, cancel: CancelToken | None = None,
                     *, bust: bool = False) -> bytes:
         """``fetch`` with ``REVALIDATE``'s headers, and with ``bust`` a query unique to this
         call (see ``core.fetcher.Fetcher.fetch_fresh``)."""
-        cancel = cancel or CancelToken()
         if bust:
             url += ("&" if "?" in url else "?") + f"{BUST_PARAM}={secrets.token_hex(8)}"
-        retry = self._retry_state(url, cancel)
-        while True:
-            try:
-                return self._fetch_once(url, max_length, cancel, REVALIDATE)
-            except DownloadError as exc:
-                retry.failed(exc, progressed=False)
+        return self._fetch_retrying(url, max_length, cancel or CancelToken(), REVALIDATE)
 
     def fetch_ranges(
         self,
@@ -118,7 +107,27 @@ class HttpFetcher(HttpSession):
         if leftover:
             self._fetch_whole(url, leftover, locked_sink, cancel)
 
+    def _paused(self, url: str, cancel: CancelToken, left: list[tuple[int, int]]) -> None:
+        """A request was paused past ``PAUSE_GRACE`` and its response closed: wait for the
+        resume (or raise ``CancelledError``). ``left``: what is still to be asked for."""
+        rest = f"{sum(e - s for s, e in left)} bytes" if left else "the whole body"
+        self.log(f"paused: closed the request for {url}; {rest} left to ask for on resume")
+        cancel.check()
+
     # -- whole bodies -------------------------------------------------------------------------
+
+    def _fetch_retrying(self, url: str, max_length: int, cancel: CancelToken,
+                        extra: dict[str, str] | None = None) -> bytes:
+        """``_fetch_once`` until it works, retried after failures and resumed after a pause
+        (a small body, asked for again whole)."""
+        retry = self._retry_state(url, cancel)
+        while True:
+            try:
+                return self._fetch_once(url, max_length, cancel, extra)
+            except DownloadError as exc:
+                retry.failed(exc, progressed=False)
+            except RequestPaused:
+                self._paused(url, cancel, [])
 
     def _fetch_once(self, url: str, max_length: int, cancel: CancelToken,
                     extra: dict[str, str] | None = None) -> bytes:
@@ -132,7 +141,6 @@ class HttpFetcher(HttpSession):
                 raise RangeError(f"{url}: body of {length} bytes, limit {max_length}", url=url)
             body = bytearray()
             for piece in self._paced(resp, url):
-                cancel.check()
                 self.stats.add(bytes_received=len(piece))
                 body += piece
                 if len(body) > max_length:
@@ -150,6 +158,8 @@ class HttpFetcher(HttpSession):
                 self._whole_body_once(url, coverage, sink, cancel)
             except DownloadError as exc:
                 retry.failed(exc, progressed=coverage.delivered_bytes > 0)
+            except RequestPaused:  # the server has no ranges: the body starts over
+                self._paused(url, cancel, coverage.missing())
             finally:
                 ranges = coverage.missing()
 
@@ -169,7 +179,6 @@ class HttpFetcher(HttpSession):
                     raise RangeError(f"{url}: {length} bytes, ranges up to {end}", url=url)
             body = PartBody(coverage, 0, end, sink, check=False)
             for piece in self._paced(resp, url):
-                cancel.check()
                 self.stats.add(bytes_received=len(piece))
                 body.feed(piece[: body.left])
                 if body.left == 0:
@@ -272,6 +281,8 @@ class HttpFetcher(HttpSession):
                     retry.failed(exc, progressed=coverage.delivered_bytes > 0)
             except DownloadError as exc:
                 retry.failed(exc, progressed=coverage.delivered_bytes > 0)
+            except RequestPaused:  # asked again from the first byte the sink has not had
+                self._paused(url, cancel, coverage.missing())
             finally:
                 batch[:n] = coverage.missing()
 
@@ -327,7 +338,6 @@ class HttpFetcher(HttpSession):
             parser = ByteRangesParser(boundary, coverage, sink, total=self._sizes.get(url))
             try:
                 for piece in self._paced(resp, url):
-                    check_stop(cancel, stop)
                     self.stats.add(bytes_received=len(piece))
                     parser.feed(piece)
                     if parser.done:
@@ -366,7 +376,6 @@ class HttpFetcher(HttpSession):
             raise RangeError(f"{url}: Content-Length {length} for range {start}-{end - 1}", url=url)
         body = PartBody(coverage, start, end, sink)
         for piece in self._paced(resp, url):
-            check_stop(cancel, stop)
             self.stats.add(bytes_received=len(piece))
             body.feed(piece)  # RangeError if longer than the Content-Range: no buffer grows
         body.finish()

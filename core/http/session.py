@@ -252,13 +252,15 @@ class HttpSession(Fetcher):
         """``resp.iter_bytes()`` under ``_get``'s guard: ``TooSlowError`` when fewer than
         ``min_speed`` bytes a second arrive over a ``speed_window`` (a byte every second
         never trips a per-read timeout); a silent body and a cancel are caught in the
-        socket reads themselves (``core.http.client``)."""
+        socket reads themselves (``core.http.client``). Between two pieces (each handed
+        on first: a pause loses no byte already read) a cancel or a stop raises and a
+        pause holds the reading, then raises ``RequestPaused`` after its grace."""
         guard = current()
         assert guard is not None, "_paced reads a body _get opened"
         for piece in resp.iter_bytes():
             guard.received(len(piece))
-            guard.poll()  # a pause waits here, where its time is not held against the server
             yield piece
+            guard.between()
 
     def _check_total(self, url: str, total: int | None) -> None:
         if total is None:
