@@ -20,6 +20,7 @@ import pytest
 
 from core.http import HttpFetcher
 from core.progress import CancelToken
+from tests.conftest import free_port, self_signed
 from tests.servers import Server, nginx_with, server_pool  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.nginx
@@ -82,14 +83,27 @@ def _sleep_until(t: float) -> None:
     time.sleep(max(0.0, t - time.monotonic()))
 
 
+@pytest.mark.parametrize("scheme", ["http", "https-h2"])
 def test_pause_closes_the_requests_and_resume_asks_only_for_the_rest(
-    www: Path, nginx_with  # type: ignore[no-untyped-def]  # noqa: F811
+    scheme: str, www: Path, tmp_path: Path, nginx_with,  # type: ignore[no-untyped-def]  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Over HTTP/1.1 each paused request closes its connection; over HTTP/2 the three
+    requests are streams of one connection, which the last paused one closes."""
     data = random.Random(18).randbytes(SIZE)
     (www / "big.bin").write_bytes(data)
-    server: Server = nginx_with(www, f"limit_rate {RATE};")
+    extra = f"limit_rate {RATE};"
+    if scheme == "https-h2":
+        cert, key = self_signed(tmp_path)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        tls_port = free_port()
+        extra += (f"\n    listen 127.0.0.1:{tls_port} ssl http2;\n"
+                  f"    ssl_certificate {cert};\n    ssl_certificate_key {key};")
+    server: Server = nginx_with(www, extra)
     base = len(server.entries())  # the start-up probe
     url = f"{server.url}/big.bin"
+    if scheme == "https-h2":
+        url = f"https://127.0.0.1:{tls_port}/big.bin"
 
     got = bytearray(SIZE)
     seen = bytearray(SIZE)  # 1 where the sink has had the byte
@@ -159,3 +173,5 @@ def test_pause_closes_the_requests_and_resume_asks_only_for_the_rest(
     # exactly what was asked at first.
     assert sum(e - s for s, e in asked_after) == SIZE_ASKED - at_1s
     assert 0 < at_1s < SIZE_ASKED
+    want = "HTTP/2.0" if scheme == "https-h2" else "HTTP/1.1"
+    assert all(want in entry[2] for entry in server.entries()[base:])

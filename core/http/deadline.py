@@ -124,7 +124,9 @@ class RequestGuard:
                 raise Stopped
             if not self._cancel.paused:
                 return
-            if self._clock() - since >= PAUSE_GRACE:
+            # From the pause itself (requests that share a connection notice it one after
+            # another) or, on a test's clock, from when this guard noticed it.
+            if max(self._cancel.paused_for(), self._clock() - since) >= PAUSE_GRACE:
                 raise RequestPaused(self.url)
             time.sleep(POLL / 4)
 

@@ -112,6 +112,7 @@ class HttpFetcher(HttpSession):
         resume (or raise ``CancelledError``). ``left``: what is still to be asked for."""
         rest = f"{sum(e - s for s, e in left)} bytes" if left else "the whole body"
         self.log(f"paused: closed the request for {url}; {rest} left to ask for on resume")
+        self._close_clients()  # the last request of a pause closes the connections left
         cancel.check()
 
     # -- whole bodies -------------------------------------------------------------------------

@@ -68,9 +68,11 @@ class Mode(enum.Enum):
 
 @dataclass
 class Origin:
-    """What we learned about one scheme://host:port."""
+    """What we learned about one scheme://host:port, and its client (None after a pause
+    closed it: made again by the next request)."""
 
-    client: Client
+    https: bool
+    client: Client | None = None
     mode: Mode = Mode.MULTI
     max_ranges: int = MAX_RANGES_PER_REQUEST
 
@@ -134,6 +136,7 @@ class HttpSession(Fetcher):
         self._ssl: ssl.SSLContext | None = None
         self._lock = threading.Lock()
         self._origins: dict[tuple[str, str, int | None], Origin] = {}
+        self._busy = 0  # requests in flight (``_get`` blocks): clients in use
         self._resolved: dict[str, str] = {}  # URL asked -> URL it redirected to, once it worked
         self._sizes: dict[str, int] = {}  # URL -> size from Content-Range, in this call
 
@@ -150,8 +153,25 @@ class HttpSession(Fetcher):
         with self._lock:
             origins, self._origins = list(self._origins.values()), {}
         for origin in origins:
+            if origin.client is not None:
+                with translate_errors(""):
+                    origin.client.close()
+
+    def _close_clients(self) -> bool:
+        """Close every origin's client if no request is in flight (a pause: the connections
+        kept alive, and over HTTP/2 the one a paused stream was closed on without a reset,
+        which would let the server send up to a whole stream window more); the next request
+        makes a new one. Returns whether any was closed."""
+        with self._lock:
+            if self._busy:
+                return False
+            clients = [o.client for o in self._origins.values() if o.client is not None]
+            for origin in self._origins.values():
+                origin.client = None
+        for client in clients:
             with translate_errors(""):
-                origin.client.close()
+                client.close()
+        return bool(clients)
 
     # -- origins, requests, statuses --------------------------------------------------------
 
@@ -172,13 +192,34 @@ class HttpSession(Fetcher):
                 key = origin_of(target)
             origin = self._origins.get(key)
             if origin is None:
+                origin = self._origins[key] = Origin(https=key[0] == "https",
+                                                     max_ranges=self._max_ranges)
+            return origin
+
+    def _client_at(self, target: str) -> Client:
+        """The client of ``target``'s origin, made if there is none (yet, or since a pause).
+        Only inside ``_in_flight``, so ``_close_clients`` leaves it alone."""
+        origin = self._origin_at(target)
+        with self._lock:
+            if origin.client is None:
                 with translate_errors(target):
                     # HTTP/2 only over TLS: httpx has no h2c upgrade.
-                    client = new_client(self._http2 and key[0] == "https", self._tls(),
-                                        self._read_timeout, self._connect_timeout,
-                                        self._user_agent, self._connections, self._transport)
-                origin = self._origins[key] = Origin(client=client, max_ranges=self._max_ranges)
-            return origin
+                    origin.client = new_client(
+                        self._http2 and origin.https, self._tls(), self._read_timeout,
+                        self._connect_timeout, self._user_agent, self._connections,
+                        self._transport)
+            return origin.client
+
+    @contextmanager
+    def _in_flight(self) -> Iterator[None]:
+        """Count a request in flight for the ``with`` block (see ``_close_clients``)."""
+        with self._lock:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._busy -= 1
 
     def _set_mode(self, origin: Origin, mode: Mode, max_ranges: int, why: str) -> None:
         with self._lock:
@@ -203,13 +244,19 @@ class HttpSession(Fetcher):
         from ``url`` itself. The request and the caller's reading of the body run under a
         ``RequestGuard`` (the limits, ``cancel`` and ``stop``): ``_paced`` reads through it.
         """
+        with self._in_flight(), self._get_in_flight(url, headers, cancel, stop) as response:
+            yield response
+
+    @contextmanager
+    def _get_in_flight(self, url: str, headers: dict[str, str], cancel: CancelToken,
+                       stop: threading.Event | None) -> Iterator[Response]:
         target = self._resolved.get(url, url)
         while True:
-            origin = self._origin_at(target)
-            request = origin.client.build_request("GET", target, headers=headers)
+            client = self._client_at(target)
+            request = client.build_request("GET", target, headers=headers)
             guard = RequestGuard(url, self._limits, cancel, stop)
             with guarding(guard):
-                response = origin.client.send(request, stream=True)
+                response = client.send(request, stream=True)
             guard.headers_received()
             self.stats.add(requests=1)
             if response.status_code in (403, 410) and target != url:
