@@ -14,11 +14,13 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from core.http import HttpFetcher
+from core.http.deadline import PAUSE_GRACE
 from core.progress import CancelToken
 from tests.conftest import free_port, self_signed
 from tests.faultproxy import FaultProxy, Rule
@@ -71,7 +73,7 @@ def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-def _wait(condition, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+def _wait(condition: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -86,7 +88,7 @@ def _sleep_until(t: float) -> None:
 
 @pytest.mark.parametrize("scheme", ["http", "https-h2"])
 def test_pause_closes_the_requests_and_resume_asks_only_for_the_rest(
-    scheme: str, www: Path, tmp_path: Path, nginx_with,  # type: ignore[no-untyped-def]  # noqa: F811
+    scheme: str, www: Path, tmp_path: Path, nginx_with: Callable[..., Server],  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Over HTTP/1.1 each paused request closes its connection; over HTTP/2 the three
@@ -179,7 +181,7 @@ def test_pause_closes_the_requests_and_resume_asks_only_for_the_rest(
 
 
 def test_pause_with_a_server_that_ignores_ranges(
-    tmp_path: Path, plain_server  # type: ignore[no-untyped-def]
+    tmp_path: Path, plain_server: Callable[[Path], str]
 ) -> None:
     """Python's http.server answers every request whole (200): a pause closes the stream all
     the same (the counting proxy in front sends nothing after 1 s), and the resume streams
@@ -229,3 +231,38 @@ def test_pause_with_a_server_that_ignores_ranges(
         assert not worker.is_alive() and not errors, errors
         assert proxy.requests == asked + 1  # the body once more, from its start (no ranges)
     assert got == data and not twice and seen == b"\1" * len(data)
+
+
+def test_a_short_pause_keeps_the_requests(
+    www: Path, nginx_with: Callable[..., Server]  # noqa: F811
+) -> None:
+    """Paused for less than the grace: the same requests go on, none is asked again."""
+    data = random.Random(7).randbytes(SIZE)
+    (www / "big.bin").write_bytes(data)
+    server: Server = nginx_with(www, f"limit_rate {RATE};")
+    base = len(server.entries())
+    got = bytearray(SIZE)
+    delivered = [0]
+
+    def sink(offset: int, piece: bytes) -> None:
+        got[offset:offset + len(piece)] = piece
+        delivered[0] += len(piece)
+
+    cancel = CancelToken()
+    fetcher = HttpFetcher(connections=3, max_ranges=2)
+    worker = threading.Thread(
+        target=fetcher.fetch_ranges, args=(f"{server.url}/big.bin", ASKED, sink, cancel),
+        daemon=True)
+    worker.start()
+    try:
+        assert _wait(lambda: delivered[0] >= 300_000, 60)
+        cancel.pause()
+        time.sleep(PAUSE_GRACE / 5)
+    finally:
+        cancel.resume()
+        worker.join(120)
+        fetcher.close()
+    assert not worker.is_alive()
+    assert all(got[s:e] == data[s:e] for s, e in ASKED)
+    server.settle(base + 3)
+    assert len(server.entries()[base:]) == 3, server.entries()[base:]
