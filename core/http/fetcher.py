@@ -86,7 +86,9 @@ class HttpFetcher(HttpSession):
         Raises ``RangeError`` when the server answers ranges wrongly (416 to a single range
         or past the end, a Content-Range that was not asked, a body longer than its range),
         ``NetworkError`` or ``HTTPStatusError`` after retries, ``CancelledError``; a sink
-        exception propagates.
+        exception propagates. A pause of ``cancel`` holds the reading at once and, past
+        ``core.http.deadline.PAUSE_GRACE``, closes the requests; after the resume the call
+        goes on with exactly the bytes the sink has not had.
         """
         ranges = list(ranges)
         if not ranges:
