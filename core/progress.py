@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -97,16 +98,28 @@ class CancelToken:
         self._cancelled = threading.Event()
         self._running = threading.Event()
         self._running.set()
+        self._paused_at = 0.0  # time.monotonic() of the pause, while paused
 
     def cancel(self) -> None:
         self._cancelled.set()
         self._running.set()  # wake a paused worker so it can see the cancel
 
     def pause(self) -> None:
+        if self._running.is_set():
+            self._paused_at = time.monotonic()
         self._running.clear()
 
     def resume(self) -> None:
         self._running.set()
+
+    def paused_for(self) -> float:
+        """Seconds since this token (or its parent) was paused; 0 while not paused. Every
+        request of a paused operation is closed at the same grace after the pause, however
+        late its thread noticed (``core.http.deadline``)."""
+        own = 0.0 if self._running.is_set() else time.monotonic() - self._paused_at
+        if self._parent is not None:
+            return max(own, self._parent.paused_for())
+        return own
 
     @property
     def cancelled(self) -> bool:

@@ -24,7 +24,14 @@ import pytest
 from core.errors import CancelledError, NetworkError
 from core.http import HttpFetcher
 from core.http.client import new_client
-from core.http.deadline import HeadersTimeoutError, Limits, RequestGuard, guarding
+from core.http.deadline import (
+    PAUSE_GRACE,
+    HeadersTimeoutError,
+    Limits,
+    RequestGuard,
+    RequestPaused,
+    guarding,
+)
 from core.progress import CancelToken
 from core.publish import publish
 from core.retry import TooSlowError
@@ -102,15 +109,35 @@ def test_time_paused_does_not_count_and_cancel_raises() -> None:
     released = threading.Event()
 
     def resume_later() -> None:
-        clock.now += 60  # a minute "passes" while paused
+        clock.now += PAUSE_GRACE / 2  # a short pause, within the grace
         released.set()
         cancel.resume()
 
     threading.Timer(0.3, resume_later).start()
-    g.check()  # blocks while paused; the paused minute moves the deadline
+    before = g.wait_until()
+    g.check()  # holds while paused; the paused time moves the deadline
     assert released.is_set()
-    assert g.wait_until() > clock.now
+    assert g.wait_until() == before + PAUSE_GRACE / 2
     cancel.cancel()
+    with pytest.raises(CancelledError):
+        g.check()
+
+
+def test_a_pause_longer_than_the_grace_ends_the_request() -> None:
+    clock = Clock()
+    cancel = CancelToken()
+    g = guard(clock, cancel)
+    g.headers_received()
+    cancel.pause()
+
+    def grace_passes() -> None:
+        clock.now += PAUSE_GRACE
+
+    threading.Timer(0.3, grace_passes).start()
+    with pytest.raises(RequestPaused):
+        g.between()  # between two pieces of a body: the same hold as in a socket read
+    assert cancel.paused  # still paused: the fetcher waits for the resume, not the guard
+    cancel.cancel()  # a cancel while held wins over the pause
     with pytest.raises(CancelledError):
         g.check()
 

@@ -8,7 +8,10 @@ re-resolving an expired signed redirect, and translating every httpx exception i
 
 - ``core.http.client``: httpx itself, its one importer: clients, lazy imports, URL
   parsing, exception translation, response header checks.
-- ``core.http.fetcher``: ``HttpFetcher``, the ``Fetcher`` the updater uses.
+- ``core.http.session``: ``HttpSession``, the requests: one client per origin and what was
+  learned about it, a request under its deadlines (``core.http.deadline``), statuses.
+- ``core.http.fetcher``: ``HttpFetcher``, the ``Fetcher`` the updater uses: whole bodies,
+  ranges in batches over parallel connections, retries that resume, pause and resume.
 
 Leaves out: which ranges to ask for and how to coalesce them (the planner), what the bytes
 mean (hash checks happen in the caller), and wire-format parsing (``core.multipart``).

@@ -1,7 +1,8 @@
 """httpx at the boundary, and the only module that imports it: the clients stitch makes,
 the imports they need (and the ones they do not), URL parsing, the translation of every httpx
 exception into ``core.errors``, and the header checks every response gets.
-``core.http.fetcher`` builds on it and uses httpx's objects only through the names below.
+``core.http.session`` and ``core.http.fetcher`` build on it and use httpx's objects only
+through the names below.
 """
 
 from __future__ import annotations
@@ -197,7 +198,7 @@ class _GuardedStream:
 
         give_up = None if timeout is None else time.monotonic() + timeout
         while True:
-            guard.poll()
+            guard.between()  # a pause holds the reading here at once, a cancel raises
             now = time.monotonic()
             step = min(POLL, guard.wait_until() - now)
             if give_up is not None:

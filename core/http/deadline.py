@@ -12,6 +12,12 @@ makes one per request attempt and makes it the thread's current guard (``guardin
 it sends the request and reads the body; ``core.http.client``'s network streams read the
 socket in slices of at most ``POLL`` seconds and call ``check()`` between two slices, so a
 cancel, a missed deadline or a silent body ends a blocked read within ``POLL`` seconds.
+
+A pause stops the reads at once (the guard holds the reading thread); if it lasts longer
+than ``PAUSE_GRACE`` seconds the guard raises ``RequestPaused``, which closes the response
+and its connection (so the server stops sending, instead of filling socket buffers and
+holding the connection until its own send timeout); the fetcher then waits for the resume
+and asks for the bytes its sink has not had yet, by range, so no byte is fetched twice.
 This module imports no HTTP library.
 """
 
@@ -23,11 +29,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from core.errors import NetworkError
+from core.errors import CancelledError, NetworkError
 from core.progress import CancelToken
-from core.retry import TooSlowError, check_stop
+from core.retry import Stopped, TooSlowError
 
 POLL = 0.1  # seconds a blocked socket read waits before looking at the guard again
+# Seconds a pause holds a request open before closing it: a quick pause and resume keeps the
+# connection; a longer one closes it well before the first second is over, so the server
+# sends nothing more (with POLL, the close comes at most PAUSE_GRACE + 2 * POLL after Pause).
+PAUSE_GRACE = 0.5
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,12 @@ class Limits:
 
 class HeadersTimeoutError(NetworkError):
     """No complete status line and headers within the limit: a silent or trickling server."""
+
+
+class RequestPaused(Exception):
+    """Internal to ``core.http``: the request was paused for longer than ``PAUSE_GRACE``;
+    its response is closed, and the fetcher asks for the rest after the resume. Not a
+    ``DownloadError``: a pause is no failure and costs no retry."""
 
 
 class RequestGuard:
@@ -80,10 +96,11 @@ class RequestGuard:
     def check(self) -> None:
         """Raise ``CancelledError`` (or the fetcher's internal stop) when cancelled,
         ``HeadersTimeoutError`` past the headers' deadline, ``NetworkError`` for a silent
-        body and ``TooSlowError`` for a trickling one; wait here while paused (time spent
-        paused does not count against the server)."""
+        body and ``TooSlowError`` for a trickling one. While paused, wait here up to
+        ``PAUSE_GRACE`` seconds, then raise ``RequestPaused`` (time spent paused does not
+        count against the server)."""
         before = self._clock()
-        check_stop(self._cancel, self._stop)
+        self._hold(before)
         paused = self._clock() - before
         if paused > POLL:
             self._headers_by += paused
@@ -97,6 +114,22 @@ class RequestGuard:
             return
         self._roll(now)
 
+    def _hold(self, since: float) -> None:
+        """Raise for a cancel or a stop; while paused, wait (reading nothing) until resumed,
+        or raise ``RequestPaused`` once ``PAUSE_GRACE`` seconds have passed."""
+        while True:
+            if self._cancel.cancelled:
+                raise CancelledError("cancelled")
+            if self._stop is not None and self._stop.is_set():
+                raise Stopped
+            if not self._cancel.paused:
+                return
+            # From the pause itself (requests that share a connection notice it one after
+            # another) or, on a test's clock, from when this guard noticed it.
+            if max(self._cancel.paused_for(), self._clock() - since) >= PAUSE_GRACE:
+                raise RequestPaused(self.url)
+            time.sleep(POLL / 4)
+
     def poll(self) -> None:
         """``check``, at most every ``POLL`` seconds unless a deadline is due: the cheap
         call for paths that run per read while bytes flow."""
@@ -104,6 +137,15 @@ class RequestGuard:
         if now >= self._next_check or now >= self.wait_until():
             self.check()
             self._next_check = self._clock() + POLL
+
+    def between(self) -> None:
+        """Between two pieces of a body: ``check`` at once if cancelled, stopped or paused
+        (the reading stops there), else ``poll``."""
+        if self._cancel.cancelled or self._cancel.paused or (
+                self._stop is not None and self._stop.is_set()):
+            self.check()
+        else:
+            self.poll()
 
     def received(self, n: int) -> None:
         """``n`` more body bytes arrived; raises as ``check`` when a window ended short."""

@@ -248,10 +248,12 @@ class RunningServer:
 
         class SlowServer(serve.StitchServer):
             def get_request(self):  # type: ignore[no-untyped-def]
-                # Small send buffers, so a paused client soon stops the server's sending
+                # Small send buffers (unless ``sndbuf`` is None: the system's, which grow
+                # to MBs), so a client that stops reading soon stops the server's sending
                 # instead of a few MB vanishing into loopback buffers.
                 conn, addr = super().get_request()
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32 * 1024)
+                if outer.sndbuf is not None:
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, outer.sndbuf)
                 return conn, addr
 
             def count(self, sent: int, requests: int = 0) -> None:
@@ -260,6 +262,7 @@ class RunningServer:
                     time.sleep(outer.delay)
 
         self.delay = delay
+        self.sndbuf: int | None = 32 * 1024
         self.server = SlowServer(("127.0.0.1", port), repo, quiet=True)
         self.url = self.server.url
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
