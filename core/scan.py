@@ -75,10 +75,12 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
                targets: dict[str, FileIndex], changed: list[FileEntry],
                cancel: CancelToken, meter: Meter,
                part_path: Callable[[FileEntry], Path] | None = None,
-               more_params: frozenset[ChunkerParams] = frozenset()) -> ScanResult:
+               more_params: frozenset[ChunkerParams] = frozenset(),
+               enter_phase: bool = True) -> ScanResult:
     """Scan for the chunks ``changed`` files need. ``targets`` are the whole indexes known
     so far (every file with a ``.part`` must have one); ``more_params`` the chunker
-    parameters of targets whose index is still to be assembled (``core.fidx_groups``)."""
+    parameters of targets whose index is still to be assembled (``core.fidx_groups``).
+    ``enter_phase`` False: no SCAN phase is reported (a fallback step of the download)."""
     root = store.install_dir
     params_set = {idx.params for idx in targets.values()} | more_params
     by_path = manifest.by_path()
@@ -137,7 +139,8 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
             if pp.exists() and f.path in targets:
                 parts.append((f, pp))
     total = sum(st.st_size for _, _, st in to_read) + sum(p.stat().st_size for _, p in parts)
-    meter.phase(Phase.SCAN, 0, total)
+    if enter_phase:
+        meter.phase(Phase.SCAN, 0, total)
 
     if to_read:
         _chunk_into(store, to_read, params_set, seeds, fingerprints, unchanged, by_path,
