@@ -130,6 +130,21 @@ def _move(src: Path, dst: Path, on_locked: Callable[[LockReport], None] | None,
     replace_with_retry(src, dst, on_locked=on_locked, replace=os.replace, name=name)
 
 
+def replace_file(staged: Path, dest: Path, umask: int | None = None,
+                 on_locked: Callable[[LockReport], None] | None = None) -> None:
+    """Put one verified staged file at ``dest`` at once (``core.sync``, which has no release
+    and no journal: each file is replaced on its own, atomically): the mode ``dest`` had (a
+    new file: what the umask gives, as ``cp``'s), the rename (waiting, on Windows, for a
+    program that holds ``dest``), then its folder synced."""
+    try:
+        mode = dest.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = file_mode(umask=umask)
+    os.chmod(staged, mode)
+    _move(staged, dest, on_locked, dest)
+    fsync_dir(dest.parent)
+
+
 def commit(store: StateStore, ops: list[Op], state: InstalledState, manifest: bytes,
            signature: bytes | None, on_file: Callable[[int, str], None] | None = None,
            on_locked: Callable[[LockReport], None] | None = None) -> None:

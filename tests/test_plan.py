@@ -181,3 +181,66 @@ def test_a_corrupt_delta_falls_back_to_the_listed_step_without_going_back(
     ranged = sum(sum(int(b) - int(a) + 1 for a, b in re.findall(r"(\d+)-(\d+)", rng))
                  for _, _, rng in game[2:])
     assert ranged < (v1 / GAME).stat().st_size // 2  # chunks, not the whole file
+
+
+def _record_runs(monkeypatch: pytest.MonkeyPatch) -> list[BuildPlan]:
+    """The plans ``core.assemble.Assembler`` runs (it still runs them)."""
+    from core.assemble import Assembler
+
+    runs: list[BuildPlan] = []
+    real = Assembler.run
+
+    def run(self: Assembler) -> list[Path]:
+        runs.append(self.plan)
+        return real(self)
+
+    monkeypatch.setattr(Assembler, "run", run)
+    return runs
+
+
+@pytest.mark.parametrize("fmt", ["v2", "v1"])
+def test_sync_builds_through_the_one_assembler(tmp_path: Path, fmt: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.chunker import DEFAULT_PARAMS
+    from core.fetcher import MemoryFetcher
+    from core.indexer import V1_PARAMS, index_file
+    from core.sync import SyncConfig, sync
+
+    data = random.Random(3).randbytes(300_000)
+    (tmp_path / "x.bin").write_bytes(data)
+    li = index_file(tmp_path / "x.bin", V1_PARAMS if fmt == "v1" else DEFAULT_PARAMS)
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / "x.bin").write_bytes(data[:100_000] + bytes(10) + data[100_000:200_000])
+    runs = _record_runs(monkeypatch)
+    fetcher = MemoryFetcher({"http://h/x.bin.fidx": li.raw, "http://h/x.bin": data})
+    result = sync(SyncConfig("http://h/x.bin.fidx", local), fetcher)
+    assert (local / "x.bin").read_bytes() == data
+    assert len(runs) == 1 and [f.entry.path for f in runs[0].files] == ["x.bin"]
+    step = runs[0].files[0].first
+    assert isinstance(step, ChunkStep) and (step.sha1 is not None) == (fmt == "v1")
+    assert result.files[0].bytes_local == step.plan.bytes_local > 0
+
+
+@pytest.mark.nginx
+def test_verify_repair_builds_through_the_one_assembler(
+        tmp_path: Path, nginx, www: Path,  # type: ignore[no-untyped-def]
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.cli import main
+
+    v0, _, _ = _versions(tmp_path)
+    repo, install = www / "repo", tmp_path / "install"
+    publish(v0, repo, "1.0.0")
+    server = nginx(repo)
+    _update(UpdaterConfig(url=server.url, install_dir=install))
+    game = bytearray((install / GAME).read_bytes())
+    game[1_000_000] ^= 1
+    (install / GAME).write_bytes(bytes(game))
+    runs = _record_runs(monkeypatch)
+    code = main(["verify", "--dir", str(install), "--repair", "--url", server.url,
+                 "--progress", "none"])
+    assert code == 0
+    assert tree_digest(install) == tree_digest(v0)
+    assert [[f.entry.path for f in r.files] for r in runs] == [[GAME]]
+    step = runs[0].files[0].first
+    assert isinstance(step, ChunkStep) and step.plan.bytes_local > len(game) // 2
