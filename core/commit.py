@@ -22,6 +22,7 @@ import json
 import os
 import secrets
 import shutil
+import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -275,3 +276,39 @@ def _remove_empty_dirs(root: Path, removed: list[str]) -> None:
             except OSError:
                 break
             parts.pop()
+
+
+def set_executable_bits(root: Path, files: list[tuple[str, bool]]) -> None:
+    """Give each unchanged file of a release (``(path, executable)``) the executable bits
+    the release says, where they differ (the release's files being committed get theirs in
+    ``_roll_forward``)."""
+    xbits = file_mode(True) & 0o111  # the executable bits the umask lets a file have
+    for rel, executable in files:
+        if not _executable_as(root, rel, executable, xbits):
+            _set_executable(inside(root, rel), executable, xbits)
+
+
+def _executable_as(root: Path, rel: str, executable: bool, xbits: int = 0o111) -> bool:
+    """Whether the file at ``rel`` is a regular file whose executable bits are already as
+    the release says (then nothing is written, and the symlink-safe walk of ``inside``,
+    a few ms per hundred files, is not needed). Windows has no such bits."""
+    if os.name == "nt":
+        return True
+    try:
+        mode = os.lstat(root.joinpath(*rel.split("/"))).st_mode
+    except OSError:
+        return False
+    bits = mode & 0o111
+    return stat.S_ISREG(mode) and bits == (xbits if executable else 0)
+
+
+def _set_executable(path: Path, executable: bool, xbits: int = 0o111) -> None:
+    try:
+        mode = path.lstat().st_mode
+    except OSError:
+        return
+    if stat.S_ISLNK(mode):
+        return  # chmod would follow the link, possibly out of the install
+    want = (mode & ~0o111) | xbits if executable else mode & ~0o111
+    if want != mode and os.name != "nt":
+        os.chmod(path, want)

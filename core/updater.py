@@ -1,8 +1,12 @@
-"""The update, phase by phase: check, scan, plan, download, rebuild, verify, install.
+"""The update as a pipeline of values: check -> plan -> assemble -> commit.
 
-This is the one object front ends drive. ``check()`` fetches and verifies the release,
-``prepare()`` scans local files and plans (nothing is downloaded yet, so a front end can show
-what will happen), ``apply()`` runs the plan and commits. ``update()`` does all three.
+This is the one object front ends drive. ``check()`` fetches and verifies the release
+(``core.trust``) into a ``CheckResult``; ``prepare()`` scans local files and plans
+(``core.chunkplan``): the frozen ``BuildPlan`` (``core.plan``), every changed file with its
+steps and their fallbacks, and the ``UpdatePlan`` a front end shows, computed from it
+(nothing is downloaded yet); ``apply()`` has the assembler (``core.assemble``) run the plan
+into verified staged files and commits them (``core.commit``). ``update()`` does all three.
+Result types live in ``core.results`` and are importable from here.
 
 Each of the three holds the install's lock (``core.lock``) while it runs, so two runs never
 read or write one install at once; ``update()`` holds it from the check to the end of the
@@ -14,29 +18,31 @@ what the check saw, and checks and plans again, under the lock, if another run c
 from __future__ import annotations
 
 import contextlib
-import enum
 import hashlib
 import os
 import shutil
-import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core import delta
 from core.assemble import Assembler
 from core.chunkplan import ChunkPlanner, release_file_url
-from core.commit import Op, commit, recover
+from core.commit import Op, commit, recover, set_executable_bits
 from core.config import UpdaterConfig as UpdaterConfig  # front ends import it from here too
 from core.errors import NotEnoughSpaceError
 from core.fetcher import Fetcher
-from core.fsutil import file_fingerprint, file_mode, inside
+from core.fsutil import file_fingerprint
 from core.lock import InstallLock, acquire, acquire_existing
 from core.manifest import Delta, FileEntry, Manifest
 from core.meter import Meter
 from core.plan import BuildPlan, ChunkStep, DeltaStep, FileSteps, IndexStep, WholeStep
 from core.progress import CancelToken, Phase, ProgressCallback, no_progress
+from core.results import CheckResult as CheckResult  # front ends import them from here
+from core.results import Outcome as Outcome
+from core.results import UpdatePlan as UpdatePlan
+from core.results import UpdateResult as UpdateResult
 from core.scan import ScanResult
 from core.state import InstalledFile, InstalledState, StateStore
 from core.trust import TrustedRelease, verify_release
@@ -46,59 +52,6 @@ if TYPE_CHECKING:
     # it is used: an update rebuilt from deltas, or one with nothing to do, starts without it.
 
     from core.planner import FilePlan, PlanOptions
-
-
-class Outcome(enum.Enum):
-    UPDATED = "updated"  # files were changed; the install is now the offered release
-    UP_TO_DATE = "up-to-date"  # nothing to do
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """What the server offers compared with what is installed."""
-
-    installed_version: str | None  # None: nothing installed (first install)
-    offered_version: str
-    up_to_date: bool
-    notes: str  # release notes from the manifest, "" if none
-    files_changed: int  # added or changed files
-    files_removed: int
-    total_size: int  # size of the whole offered release
-    signed: bool  # the manifest was signed by a trusted key
-    warnings: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class UpdatePlan:
-    """What ``apply()`` will do, computed before any byte is downloaded."""
-
-    check: CheckResult
-    bytes_to_download: int  # remote bytes, including coalesced gaps
-    bytes_reused: int  # bytes copied from files already on disk
-    bytes_needed: int  # bytes the new files need in total (download + reuse)
-    disk_needed: int  # free space the update needs in the install folder's disk
-    disk_free: int
-    requests_estimate: int  # HTTP range requests the plan expects to make
-    # Of bytes_reused: bytes an earlier, interrupted attempt downloaded (kept in staging and
-    # checked again), so neither downloaded now nor taken from the installed files.
-    bytes_resumed: int = 0
-
-
-@dataclass(frozen=True)
-class UpdateResult:
-    outcome: Outcome
-    from_version: str | None
-    to_version: str
-    bytes_downloaded: int  # body bytes received from the network (all requests)
-    bytes_reused: int
-    files_changed: int
-    files_removed: int
-    requests: int
-    warnings: tuple[str, ...] = field(default=())
-    bytes_resumed: int = 0  # of bytes_reused: downloaded by an earlier attempt (the plan's)
-    # File content received by this run, in the plan's unit (ranges, deltas, as sent):
-    # bytes_downloaded less the indexes, manifests and tables fetched to plan.
-    bytes_content: int = 0
 
 
 class Updater:
@@ -380,11 +333,8 @@ class Updater:
             ops.append(Op(path, None, False, os.path.lexists(dest)))
         # Executable bits of unchanged files are part of the release too.
         built = {fs.entry.path for fs in p.work.files}
-        root = self.config.install_dir
-        xbits = file_mode(True) & 0o111  # the executable bits the umask lets a file have
-        for f in man.files:
-            if f.path not in built and not _executable_as(root, f.path, f.executable, xbits):
-                _set_executable(inside(root, f.path), f.executable, xbits)
+        set_executable_bits(self.config.install_dir,
+                            [(f.path, f.executable) for f in man.files if f.path not in built])
         state = InstalledState(
             product=man.product, channel=man.channel, version=man.version,
             files={k: v for k, v in p.scan.fingerprints.items() if k in man.by_path()},
@@ -512,29 +462,3 @@ def _free_space(path: Path) -> int:
     while not p.exists() and p.parent != p:
         p = p.parent
     return shutil.disk_usage(p).free
-
-
-def _executable_as(root: Path, rel: str, executable: bool, xbits: int = 0o111) -> bool:
-    """Whether the file at ``rel`` is a regular file whose executable bits are already as
-    the release says (then nothing is written, and the symlink-safe walk of ``inside``,
-    a few ms per hundred files, is not needed). Windows has no such bits."""
-    if os.name == "nt":
-        return True
-    try:
-        mode = os.lstat(root.joinpath(*rel.split("/"))).st_mode
-    except OSError:
-        return False
-    bits = mode & 0o111
-    return stat.S_ISREG(mode) and bits == (xbits if executable else 0)
-
-
-def _set_executable(path: Path, executable: bool, xbits: int = 0o111) -> None:
-    try:
-        mode = path.lstat().st_mode
-    except OSError:
-        return
-    if stat.S_ISLNK(mode):
-        return  # chmod would follow the link, possibly out of the install
-    want = (mode & ~0o111) | xbits if executable else mode & ~0o111
-    if want != mode and os.name != "nt":
-        os.chmod(path, want)
