@@ -201,36 +201,40 @@ class Assembler:
                 if n:  # the step before could not be used: this one starts from zeros
                     self._reopen(i, f, step, sealer)
                 m.current = f.entry.path
-                done = early[i] if n == 0 and i in early else self._run_step(i, f, step, sealer)
-                if done:
-                    self.used[i] = step
+                if n == 0 and i in early:
+                    used: Step | None = step if early[i] else None
+                else:
+                    used = self._run_step(i, f, step, sealer)
+                if used is not None:
+                    self.used[i] = used
                     break
-            else:
+            else:  # (``FileSteps`` ends with a step that is always usable)
                 raise AssertionError(f"{f.entry.path}: no step of its plan could be used")
 
-    def _run_step(self, i: int, f: FileSteps, step: Step, sealer: Sealer) -> bool:
-        """Run ``step`` for file ``i`` in the download phase; False if it cannot be used
-        (logged) and the next listed step must. The first step's local copies were made in
-        the rebuild phase; a later step (or one from an ``IndexStep``) makes them now."""
+    def _run_step(self, i: int, f: FileSteps, step: Step, sealer: Sealer) -> Step | None:
+        """Run ``step`` for file ``i`` in the download phase; return the step that built
+        the file (an ``IndexStep`` becomes the ``ChunkStep`` it planned), or None when it
+        cannot be used (logged) and the next listed step must. The first step's local
+        copies were made in the rebuild phase; a later step makes them now."""
         if isinstance(step, DeltaStep):
-            return self._try_delta(i, step, sealer)
+            return step if self._try_delta(i, step, sealer) else None
         if isinstance(step, WholeStep):
             self._fetch_whole_file(f.entry, self.staged[i])
             sealer.complete(self.staged[i].fd)
-            return True
+            return step
         if isinstance(step, IndexStep):
             late = self.places.index_step(f.entry)
             if late is None:
-                return False
+                return None
             self._swap(i, self._open(f.entry, late), sealer)
-            self.used[i] = step = late
+            step = late
         if step is not f.first:
             self._copy_local(f.entry, step, self.staged[i], sealer)
         staged = _chunked(self.staged[i])
         if staged.remote_ranges():  # local chunks that failed, or not fetched ahead
             self._fetch_remote(f.entry, staged, self.cancel, self.meter.add_network)
         sealer.complete(staged.fd)
-        return True
+        return step
 
     def _reopen(self, i: int, f: FileSteps, step: Step, sealer: Sealer) -> None:
         """Empty file ``i``'s staging again for ``step``: what the step before wrote goes

@@ -101,8 +101,10 @@ class FileSteps:
     steps: tuple[Step, ...]
 
     def __post_init__(self) -> None:
-        if not self.steps:
-            raise ValueError(f"{self.entry.path}: a file plan needs at least one step")
+        if not self.steps or not isinstance(self.steps[-1], (ChunkStep, WholeStep)):
+            # The last step must be one that cannot be "unusable": it builds, or it raises.
+            raise ValueError(f"{self.entry.path}: a file plan ends with a chunk or "
+                             "whole-file step")
 
     @property
     def first(self) -> Step:

@@ -81,7 +81,7 @@ def test_the_fingerprint_sees_every_step(tmp_path: Path) -> None:
     plan = Updater(UpdaterConfig(url=MEM, install_dir=install),
                    fetcher=memory_fetcher(repo)).build_plan()
     game = next(f for f in plan.files if f.entry.path == GAME)
-    fewer = BuildPlan(tuple(type(f)(f.entry, f.steps[:1]) if f is game else f
+    fewer = BuildPlan(tuple(type(f)(f.entry, (f.steps[0], f.steps[2])) if f is game else f
                             for f in plan.files))
     assert BuildPlan(tuple(plan.files)).fingerprint() == plan.fingerprint()
     assert fewer.fingerprint() != plan.fingerprint()  # a fallback less is another plan
@@ -244,3 +244,40 @@ def test_verify_repair_builds_through_the_one_assembler(
     assert [[f.entry.path for f in r.files] for r in runs] == [[GAME]]
     step = runs[0].files[0].first
     assert isinstance(step, ChunkStep) and step.plan.bytes_local > len(game) // 2
+
+
+def test_a_bad_delta_and_no_index_end_at_the_whole_file_step(tmp_path: Path) -> None:
+    """The third listed step: the delta fails its digest, the server has no index for the
+    file (a partial upload), so the whole file is downloaded and checked by its SHA-256."""
+    v0, v1, _ = _versions(tmp_path)
+    repo, install = tmp_path / "repo", tmp_path / "install"
+    publish(v0, repo, "1.0.0", deltas=True)
+    Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=memory_fetcher(repo)).update()
+    publish(v1, repo, "1.1.0", deltas=True)
+    fetcher = memory_fetcher(repo)
+    zdelta = next(u for u in fetcher.files if u.endswith(".zdelta")
+                  and "/1.1.0/files/bin/game." in u)
+    fetcher.files[zdelta] = fetcher.files[zdelta][::-1]
+    for u in [u for u in fetcher.files if "/1.1.0/files/bin/game.fidx" in u]:
+        del fetcher.files[u]
+    up = Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=fetcher)
+    plan = up.build_plan()
+    assert _steps(plan)[GAME] == (DeltaStep, IndexStep, WholeStep)
+    up.apply()
+    assert tree_digest(install) == tree_digest(v1)
+    game = [(u.rsplit("/", 1)[1], rs) for u, rs in fetcher.requests if "/1.1.0/files/bin/game" in u]
+    size = (v1 / GAME).stat().st_size
+    assert [name for name, _ in game] == [zdelta.rsplit("/", 1)[1], "game.fidx", "game"], game
+    assert game[-1][1] == ((0, size),)  # the whole file, one range
+
+
+def test_a_file_plan_ends_with_a_step_that_builds() -> None:
+    from core.manifest import Delta, FileEntry
+    from core.plan import FileSteps
+
+    entry = FileEntry("a", 10, "0" * 64, "0" * 64, 0)
+    with pytest.raises(ValueError):
+        FileSteps(entry, (DeltaStep(Delta("1" * 64, 5, "2" * 64)), IndexStep()))
+    with pytest.raises(ValueError):
+        FileSteps(entry, ())
+    assert FileSteps(entry, (IndexStep(), WholeStep())).first == IndexStep()
