@@ -2,10 +2,10 @@
 
 Owns the staging file's bytes: local copies (each chunk re-hashed as it is copied, so a
 stale seed costs a download, never a wrong byte), remote ranges (each chunk checked against
-its xxh3-128 id before it is written), and the report of which byte ranges are final
-(``written``) that ``core.sealer`` hashes behind; ``verify`` re-reads instead, for callers
-without a sealer (``core.sync``). It does not decide what to copy or fetch
-(``core.planner``) nor how bytes travel (``core.fetcher``).
+its xxh3-128 id, or a bupdate v1 target's SHA-1, before it is written), and the report of
+which byte ranges are final (``written``) that ``core.sealer`` hashes behind. It does not
+decide what to copy or fetch (``core.planner``, ``core.plan``) nor how bytes travel
+(``core.fetcher``); ``core.assemble`` drives it.
 """
 
 from __future__ import annotations
