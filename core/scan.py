@@ -31,8 +31,7 @@ if TYPE_CHECKING:
 
     from core.chunker import ChunkerParams
     from core.fidx import FileIndex
-    from core.planner import FilePlan, SeedSet
-    from core.rebuild import SeedFiles
+    from core.planner import SeedSet
 
     # A seed: local file name, and the offsets, lengths and ids of the chunks known there.
     Seed = tuple[str, np.ndarray, np.ndarray, np.ndarray]
@@ -45,7 +44,6 @@ class ScanResult:
     fingerprints_changed: bool
     seeds: dict[ChunkerParams, list[Seed]]
     _sets: dict[ChunkerParams, SeedSet] = field(default_factory=dict)
-    _files: SeedFiles | None = None
 
     def seeds_for(self, params: ChunkerParams, path: str) -> SeedSet:
         """All local chunks cut with ``params`` (the set is global: any file feeds any)."""
@@ -54,17 +52,6 @@ class ScanResult:
         if params not in self._sets:
             self._sets[params] = SeedSet.build(self.seeds.get(params, []))
         return self._sets[params]
-
-    def open_seed_for(self, plan: FilePlan) -> Callable[[int], int]:
-        if self._files is None:
-            from core.rebuild import SeedFiles
-
-            self._files = SeedFiles()
-        return self._files.opener(plan)
-
-    def close(self) -> None:
-        if self._files is not None:
-            self._files.close()
 
 
 def _whole(name: str, idx: FileIndex) -> Seed:

@@ -142,8 +142,6 @@ class Updater:
         if self._check is None or self._check.token == self.store.token():
             return
         self.meter.log("the install changed since the check (another run): checking again")
-        if self._plan is not None:
-            self._plan.scan.close()
         self._check = None
         self._plan = None
 
@@ -306,11 +304,8 @@ class Updater:
                                       str(cfg.install_dir))
         self._clean_stale_staging({self._part_path(f.entry).name for f in p.work.files})
         places = _Places(self, c)
-        try:
-            ready = Assembler(p.work, places, self.fetcher, self.meter, self.cancel,
-                              cfg.connections).run()
-        finally:
-            p.scan.close()
+        ready = Assembler(p.work, places, self.fetcher, self.meter, self.cancel,
+                          cfg.connections).run()
         self._install(c, p, ready)
         self.meter.phase(Phase.DONE, 1, 1)
         return self._result(Outcome.UPDATED, c, p)
@@ -428,9 +423,8 @@ class _Places:
     def index_step(self, entry: FileEntry) -> ChunkStep | None:
         """The file's index fetched, local chunks matched and the file planned, all inside
         the download phase (no SCAN reported); None when the index cannot be had."""
-        steps, scan = self._up._plan_by_chunks(self._man, self._c.state, [entry],
-                                               enter_scan=False)
-        scan.close()
+        steps, _ = self._up._plan_by_chunks(self._man, self._c.state, [entry],
+                                            enter_scan=False)
         first = steps[0].first if steps else None
         return first if isinstance(first, ChunkStep) else None
 
