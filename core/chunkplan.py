@@ -5,15 +5,17 @@ sub-index), scan local files, and plan each file (``core.planner``).
 Everything but the file itself is optional, and each has a listed fallback for when the
 server does not have it (a partial upload, a CDN miss: an HTTP error status or a range the
 file does not hold; ``FALLBACK``) or, for the derived tables, when it does not match the
-manifest: group table -> the whole ``.fidx`` -> the whole file (a ``Build`` with ``raw``
-set, checked by its SHA-256 like any other); ``.stz`` -> raw ranges (here and in
-``core.rebuild``); sub-index -> whole chunks; a delta -> chunks (``core.updater``). A
+manifest: group table -> the whole ``.fidx`` -> the whole file (a ``WholeStep``,
+checked by its SHA-256 like any other); ``.stz`` -> raw ranges (here and in
+``core.rebuild``); sub-index -> whole chunks; a delta -> chunks -> the whole file (the steps
+``core.updater`` lists in the plan, ``core.plan``). A
 transport failure (``NetworkError``: the server does not answer) is not a reason to try
 another file of the same server, and a ``.fidx`` whose bytes do not match the manifest
 stays an error: that server serves bad content.
 
 ``ChunkPlanner`` is what ``core.updater`` calls for every changed file a delta does not
-rebuild; ``Build`` is one file's plan, by chunks or by delta. Importing this module is
+rebuild, and when a delta's fallback step runs (``core.assemble``); it returns each file's
+steps (``core.plan.FileSteps``: a ``ChunkStep``, or a ``WholeStep``). Importing this module is
 cheap: numpy and the chunk machinery are imported where they are used (the start-up rule
 in docs/architecture.md).
 """
@@ -24,7 +26,6 @@ import bisect
 import hashlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -38,15 +39,15 @@ from core.errors import (
 )
 from core.fetcher import Fetcher
 from core.layout import fidx_url, file_url, groups_url, sub_url
-from core.manifest import Delta, FileEntry, Manifest
+from core.manifest import FileEntry, Manifest
 from core.meter import Meter
 from core.parallel import each
+from core.plan import ChunkStep, FileSteps, WholeStep
 from core.progress import CancelToken
 from core.scan import ScanResult, scan_local
 from core.state import InstalledState, StateStore
 
 if TYPE_CHECKING:
-    import numpy as np
 
     from core.chunker import ChunkerParams
     from core.config import UpdaterConfig
@@ -97,35 +98,6 @@ def release_file_url(cfg: UpdaterConfig, man: Manifest, path: str) -> str:
     return file_url(cfg.url, cfg.channel, man.version, path, cfg.files_url or man.files_url)
 
 
-@dataclass
-class Build:
-    entry: FileEntry
-    index: FileIndex | None  # None when a delta rebuilds the file (its index is not fetched)
-    plan: FilePlan | None
-    stz: StzTable | None = None
-    delta: Delta | None = None  # the publisher's delta, when it applies and is cheaper
-    # When ``index`` is mixed (core.fidx_sub): the published index, and its chunks replaced
-    # by sub-records.
-    whole: FileIndex | None = None
-    sub: np.ndarray | None = None
-    # No index could be had (the release's .fidx is missing): the whole file is downloaded.
-    raw: bool = False
-
-    def wire_bytes(self) -> int:
-        """Bytes the planned remote ranges take on the network (compressed when possible),
-        or the delta's size when the file is rebuilt from one, or the file's."""
-        if self.delta is not None:
-            return self.delta.size
-        if self.raw:
-            return self.entry.size
-        assert self.plan is not None and self.index is not None
-        ranges = [(int(a), int(b)) for a, b in self.plan.remote.tolist()]
-        from core.rebuild import wire_bytes
-
-        whole = self.index if self.whole is None else self.whole
-        return wire_bytes(ranges, self.stz, whole.offsets(), self.sub)
-
-
 class ChunkPlanner:
     """Plans the files of one update from chunks (see the module's docstring)."""
 
@@ -148,14 +120,16 @@ class ChunkPlanner:
             self._options = PlanOptions()
         return self._options
 
-    def plan(self, man: Manifest, state: InstalledState,
-             entries: list[FileEntry]) -> tuple[list[Build], ScanResult]:
+    def plan(self, man: Manifest, state: InstalledState, entries: list[FileEntry],
+             enter_scan: bool = True) -> tuple[list[FileSteps], ScanResult]:
         """Fetch the indexes of ``entries``, scan local files and plan each from chunks.
 
         A file with a group table (and something local to match it against) gets its table
         first and its index after the scan: the records of the groups found in local
         indexes come from them, the others from byte ranges of the ``.fidx``. A file whose
-        index the server does not have gets a ``raw`` build (the module's fallbacks)."""
+        index the server does not have gets a ``WholeStep`` (the module's fallbacks).
+        ``enter_scan`` False: the scan does not report its phase (a fallback step run in
+        the download phase, which phases never leave backwards)."""
         if entries:
             from core.fidx_groups import LocalGroups
             from core.fidx_sub import OrphanSubChunks
@@ -189,7 +163,8 @@ class ChunkPlanner:
                 targets[f.path] = got
 
         scan = scan_local(self.store, state, man, targets, entries, self.cancel, self.meter,
-                          self._part_path, frozenset(t.params for t in tables.values()))
+                          self._part_path, frozenset(t.params for t in tables.values()),
+                          enter_phase=enter_scan)
         local: dict[tuple[ChunkerParams, int, int], LocalGroups] = {}
         assemble = [f for f in entries if f.path in tables and f.path not in scan.unchanged]
         for f in assemble:
@@ -211,7 +186,7 @@ class ChunkPlanner:
             else:
                 targets[f.path] = got_idx
 
-        builds: list[Build] = []
+        out: list[FileSteps] = []
         subs = None
         if entries:
             # Files the update leaves as they are hold no orphans.
@@ -230,16 +205,17 @@ class ChunkPlanner:
 
         for (f, fplan), stz in zip(planned, self._each(stz_table, planned), strict=True):
             idx = targets[f.path]
-            b = Build(f, idx, fplan, stz)
+            step = ChunkStep(idx, fplan, stz)
             if f.sub_size and fplan.bytes_remote and subs is not None:
-                b = self._refine(man, b, scan.seeds_for(idx.params, f.path), subs) or b
-            builds.append(b)
-        builds += [Build(f, None, None, raw=True) for f in entries
-                   if f.path in raw and f.path not in scan.unchanged]
-        return builds, scan
+                step = self._refine(man, f, step, scan.seeds_for(idx.params, f.path),
+                                    subs) or step
+            out.append(FileSteps(f, (step,)))
+        out += [FileSteps(f, (WholeStep(),)) for f in entries
+                if f.path in raw and f.path not in scan.unchanged]
+        return out, scan
 
-    def _refine(self, man: Manifest, b: Build, seeds: SeedSet,
-                subs: OrphanSubChunks) -> Build | None:
+    def _refine(self, man: Manifest, f: FileEntry, b: ChunkStep, seeds: SeedSet,
+                subs: OrphanSubChunks) -> ChunkStep | None:
         """``b`` with the chunks it downloads replaced by their sub-records (from the
         file's sub-index, ``core.fidx_sub``) where the sub-chunks found in local orphan
         chunks save bytes; None when nothing is saved. Nothing is fetched when what the
@@ -251,8 +227,7 @@ class ChunkPlanner:
         from core.fidx import RECORD_SIZE
         from core.planner import zero_chunks
 
-        f, idx = b.entry, b.index
-        assert idx is not None
+        idx = b.index
         missing = (seeds.lookup(idx.ids, idx.lengths) < 0) & ~zero_chunks(idx.ids, idx.lengths)
         # What each chunk costs whole: compressed when the .stz has it.
         whole = (b.stz.sizes if b.stz is not None else idx.lengths).astype(np.int64)
@@ -306,7 +281,7 @@ class ChunkPlanner:
         if chosen is None:
             return None
         use, mixed, fplan = chosen
-        better = Build(f, mixed.index, fplan, b.stz, whole=idx, sub=mixed.sub)
+        better = ChunkStep(mixed.index, fplan, b.stz, whole=idx, sub=mixed.sub)
         before = b.wire_bytes()
         after = better.wire_bytes() + (REQUEST_COST if b.stz is not None else 0)
         self.meter.log(f"{f.path}: {int(use.sum())} chunks as sub-chunks: {before} -> "

@@ -22,6 +22,7 @@ import json
 import os
 import secrets
 import shutil
+import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -128,6 +129,21 @@ def _move(src: Path, dst: Path, on_locked: Callable[[LockReport], None] | None,
     from core.winfiles import replace_with_retry
 
     replace_with_retry(src, dst, on_locked=on_locked, replace=os.replace, name=name)
+
+
+def replace_file(staged: Path, dest: Path, umask: int | None = None,
+                 on_locked: Callable[[LockReport], None] | None = None) -> None:
+    """Put one verified staged file at ``dest`` at once (``core.sync``, which has no release
+    and no journal: each file is replaced on its own, atomically): the mode ``dest`` had (a
+    new file: what the umask gives, as ``cp``'s), the rename (waiting, on Windows, for a
+    program that holds ``dest``), then its folder synced."""
+    try:
+        mode = dest.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = file_mode(umask=umask)
+    os.chmod(staged, mode)
+    _move(staged, dest, on_locked, dest)
+    fsync_dir(dest.parent)
 
 
 def commit(store: StateStore, ops: list[Op], state: InstalledState, manifest: bytes,
@@ -260,3 +276,39 @@ def _remove_empty_dirs(root: Path, removed: list[str]) -> None:
             except OSError:
                 break
             parts.pop()
+
+
+def set_executable_bits(root: Path, files: list[tuple[str, bool]]) -> None:
+    """Give each unchanged file of a release (``(path, executable)``) the executable bits
+    the release says, where they differ (the release's files being committed get theirs in
+    ``_roll_forward``)."""
+    xbits = file_mode(True) & 0o111  # the executable bits the umask lets a file have
+    for rel, executable in files:
+        if not _executable_as(root, rel, executable, xbits):
+            _set_executable(inside(root, rel), executable, xbits)
+
+
+def _executable_as(root: Path, rel: str, executable: bool, xbits: int = 0o111) -> bool:
+    """Whether the file at ``rel`` is a regular file whose executable bits are already as
+    the release says (then nothing is written, and the symlink-safe walk of ``inside``,
+    a few ms per hundred files, is not needed). Windows has no such bits."""
+    if os.name == "nt":
+        return True
+    try:
+        mode = os.lstat(root.joinpath(*rel.split("/"))).st_mode
+    except OSError:
+        return False
+    bits = mode & 0o111
+    return stat.S_ISREG(mode) and bits == (xbits if executable else 0)
+
+
+def _set_executable(path: Path, executable: bool, xbits: int = 0o111) -> None:
+    try:
+        mode = path.lstat().st_mode
+    except OSError:
+        return
+    if stat.S_ISLNK(mode):
+        return  # chmod would follow the link, possibly out of the install
+    want = (mode & ~0o111) | xbits if executable else mode & ~0o111
+    if want != mode and os.name != "nt":
+        os.chmod(path, want)

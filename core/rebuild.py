@@ -2,10 +2,10 @@
 
 Owns the staging file's bytes: local copies (each chunk re-hashed as it is copied, so a
 stale seed costs a download, never a wrong byte), remote ranges (each chunk checked against
-its xxh3-128 id before it is written), and the report of which byte ranges are final
-(``written``) that ``core.sealer`` hashes behind; ``verify`` re-reads instead, for callers
-without a sealer (``core.sync``). It does not decide what to copy or fetch
-(``core.planner``) nor how bytes travel (``core.fetcher``).
+its xxh3-128 id, or a bupdate v1 target's SHA-1, before it is written), and the report of
+which byte ranges are final (``written``) that ``core.sealer`` hashes behind. It does not
+decide what to copy or fetch (``core.planner``, ``core.plan``) nor how bytes travel
+(``core.fetcher``); ``core.assemble`` drives it.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class StagedFile(BlankFile):
 
     def __init__(self, path: Path, index: FileIndex, plan: FilePlan,
                  stz_table: StzTable | None = None, whole: FileIndex | None = None,
-                 sub: np.ndarray | None = None) -> None:
+                 sub: np.ndarray | None = None, sha1: np.ndarray | None = None) -> None:
         super().__init__(path, index.file_size)
         self.index = index
         self.plan = plan
@@ -87,6 +87,9 @@ class StagedFile(BlankFile):
         self.whole = whole if whole is not None else index
         self.whole_offsets = self.whole.offsets() if whole is not None else self.offsets
         self.sub = sub
+        # A bupdate v1 target (``core.sync``): each chunk's full 20-byte git-blob SHA-1,
+        # checked instead of the id the planner matched on (its first 16 bytes).
+        self.sha1 = sha1
         self.retry_ranges: list[tuple[int, int]] = []  # local chunks that failed their check
         self.fetched_ahead = False  # the planned remote ranges are in (``download``)
         # Copies and the fetch ahead write the file from two threads (never the same bytes).
@@ -97,8 +100,24 @@ class StagedFile(BlankFile):
 
     def _ok(self, k: int, chunk: bytes | bytearray | memoryview, chunk_id: bytes) -> bool:
         """Whether ``chunk`` is chunk ``k`` of the target, whose index id is ``chunk_id``
-        (subclasses for other id kinds)."""
+        (a v1 target: its SHA-1)."""
+        if self.sha1 is not None:
+            from core.fidx_v1 import git_blob_id
+
+            return bool(git_blob_id(chunk) == self.sha1[k].tobytes())
         return bool(xxhash.xxh3_128_digest(chunk) == chunk_id)
+
+    def verify_chunks(self, cancel: CancelToken, on_bytes: Callable[[int], None]) -> None:
+        """Re-read the finished file and check every chunk (a v1 target has no whole-file
+        digest: its chunks' SHA-1 is all there is)."""
+        for k, (a, b) in enumerate(zip(self.offsets[:-1].tolist(), self.offsets[1:].tolist(),
+                                       strict=True)):
+            if k % 256 == 0:
+                cancel.check()
+            if not self._ok(k, pread(self._fd, b - a, a), self.index.ids[k].tobytes()):
+                raise HashMismatchError(f"rebuilt file: chunk {k} at {a} does not match "
+                                        "its digest", path=str(self.path))
+            on_bytes(b - a)
 
     def _chunk_range(self, start: int, end: int) -> tuple[int, int]:
         """Chunk numbers [i, j) exactly covering target bytes [start, end)."""

@@ -31,8 +31,7 @@ if TYPE_CHECKING:
 
     from core.chunker import ChunkerParams
     from core.fidx import FileIndex
-    from core.planner import FilePlan, SeedSet
-    from core.rebuild import SeedFiles
+    from core.planner import SeedSet
 
     # A seed: local file name, and the offsets, lengths and ids of the chunks known there.
     Seed = tuple[str, np.ndarray, np.ndarray, np.ndarray]
@@ -45,7 +44,6 @@ class ScanResult:
     fingerprints_changed: bool
     seeds: dict[ChunkerParams, list[Seed]]
     _sets: dict[ChunkerParams, SeedSet] = field(default_factory=dict)
-    _files: SeedFiles | None = None
 
     def seeds_for(self, params: ChunkerParams, path: str) -> SeedSet:
         """All local chunks cut with ``params`` (the set is global: any file feeds any)."""
@@ -54,17 +52,6 @@ class ScanResult:
         if params not in self._sets:
             self._sets[params] = SeedSet.build(self.seeds.get(params, []))
         return self._sets[params]
-
-    def open_seed_for(self, plan: FilePlan) -> Callable[[int], int]:
-        if self._files is None:
-            from core.rebuild import SeedFiles
-
-            self._files = SeedFiles()
-        return self._files.opener(plan)
-
-    def close(self) -> None:
-        if self._files is not None:
-            self._files.close()
 
 
 def _whole(name: str, idx: FileIndex) -> Seed:
@@ -75,10 +62,12 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
                targets: dict[str, FileIndex], changed: list[FileEntry],
                cancel: CancelToken, meter: Meter,
                part_path: Callable[[FileEntry], Path] | None = None,
-               more_params: frozenset[ChunkerParams] = frozenset()) -> ScanResult:
+               more_params: frozenset[ChunkerParams] = frozenset(),
+               enter_phase: bool = True) -> ScanResult:
     """Scan for the chunks ``changed`` files need. ``targets`` are the whole indexes known
     so far (every file with a ``.part`` must have one); ``more_params`` the chunker
-    parameters of targets whose index is still to be assembled (``core.fidx_groups``)."""
+    parameters of targets whose index is still to be assembled (``core.fidx_groups``).
+    ``enter_phase`` False: no SCAN phase is reported (a fallback step of the download)."""
     root = store.install_dir
     params_set = {idx.params for idx in targets.values()} | more_params
     by_path = manifest.by_path()
@@ -137,7 +126,8 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
             if pp.exists() and f.path in targets:
                 parts.append((f, pp))
     total = sum(st.st_size for _, _, st in to_read) + sum(p.stat().st_size for _, p in parts)
-    meter.phase(Phase.SCAN, 0, total)
+    if enter_phase:
+        meter.phase(Phase.SCAN, 0, total)
 
     if to_read:
         _chunk_into(store, to_read, params_set, seeds, fingerprints, unchanged, by_path,

@@ -7,14 +7,12 @@ from chunks.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 from core.errors import HashMismatchError
-from core.fsutil import READ_BLOCK, pread, pwrite
-from core.progress import CancelToken
+from core.fsutil import pwrite
 from core.sparse import set_size
 
 
@@ -68,23 +66,3 @@ class BlankFile:
         """Write bytes checked some other way (a delta's output, checked by the SHA-256)."""
         pwrite(self._fd, data, offset)
         self.written(offset, offset + len(data))
-
-    def sha256(self, cancel: CancelToken, on_bytes: Callable[[int], None]) -> str:
-        h = hashlib.sha256()
-        pos = 0
-        while pos < self.size:
-            cancel.check()
-            data = pread(self._fd, min(READ_BLOCK, self.size - pos), pos)
-            if not data:
-                break
-            h.update(data)
-            pos += len(data)
-            on_bytes(len(data))
-        return h.hexdigest()
-
-    def verify(self, expected: str, cancel: CancelToken,
-               on_bytes: Callable[[int], None]) -> None:
-        """fsync, re-read and compare (the updater hashes behind the writes instead:
-        ``core.sealer``)."""
-        os.fsync(self._fd)
-        check_digest(self.path, expected, self.sha256(cancel, on_bytes))

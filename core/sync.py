@@ -3,11 +3,12 @@
 
 Owns: finding the targets a URL names (a ``.fidx``, a listing page or a text list, through
 ``core.listing``), indexing the folder's own files with each target's chunker (cached by
-``core.indexer.IndexCache``), planning every target (``core.planner``), building each into a
-temp file beside its destination (local copies and remote ranges, every chunk checked before
-it is written), verifying it, and replacing the destination atomically (fsync,
-``os.replace``). Targets are all built before any is replaced, so every local file is still
-what it was indexed as while it serves as a seed.
+``core.indexer.IndexCache``), and planning every target (``core.planner``) as a frozen plan
+(``core.plan``). Building is the updater's assembler (``core.assemble``: local copies and
+remote ranges, every chunk checked before it is written, each file into a temp file beside
+its destination, verified) and replacing is ``core.commit.replace_file`` (atomic, one file at
+a time: there is no release to journal). Targets are all built before any is replaced, so
+every local file is still what it was indexed as while it serves as a seed.
 
 What is checked: a v2 target must match its index's whole-file SHA-256 (the index itself is
 not signed: it is as trustworthy as the server it came from); a v1 target has no whole-file
@@ -34,13 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import numpy as np
-
+from core.assemble import Assembler
 from core.chunker import ChunkerParams
-from core.errors import FormatError, HashMismatchError, HTTPStatusError, NotEnoughSpaceError
+from core.commit import replace_file
+from core.errors import FormatError, HTTPStatusError, NotEnoughSpaceError
 from core.fetcher import Fetcher
-from core.fidx_v1 import git_blob_id
-from core.fsutil import current_umask, file_fingerprint, file_mode, fsync_dir, inside, pread
+from core.fsutil import current_umask, file_fingerprint, inside
 from core.indexer import MAX_INDEX_BYTES, IndexCache, LocalIndex, index_file, parse_any
 from core.listing import (
     FIDX_SUFFIX,
@@ -56,11 +56,13 @@ from core.listing import (
     source_url_of,
 )
 from core.lock import DEFAULT_WAIT, acquire
-from core.manifest import check_path
+from core.manifest import Delta, FileEntry, check_path
 from core.meter import Meter
-from core.planner import FilePlan, PlanOptions, SeedSet, plan_file
+from core.plan import BuildPlan, ChunkStep, FileSteps
+from core.planner import PlanOptions, SeedSet, plan_file
 from core.progress import CancelToken, Phase, ProgressCallback, no_progress
-from core.rebuild import SeedFiles, StagedFile
+from core.rebuild import StagedFile
+from core.staging import BlankFile
 from core.state import STATE_DIR
 
 SYNC_CACHE = "sync"  # DIR/.stitch/sync/: the local index cache
@@ -238,39 +240,52 @@ def _seed_set(root: Path, local: _Local, params: ChunkerParams) -> SeedSet:
     return SeedSet.build(seeds)
 
 
-# -- building one file ---------------------------------------------------------------------
+# -- where the assembler builds and fetches -------------------------------------------------
 
-class _V1StagedFile(StagedFile):
-    """A ``StagedFile`` for a v1 target: chunks are checked against their full 20-byte
-    git-blob SHA-1 instead of an xxh3-128 id (the planner only saw the first 16 bytes)."""
+class _Places:
+    """``core.assemble.Places`` for a sync: each target is built in a temp file beside its
+    destination (same folder, so the replacement is a rename) and fetched from its URL."""
 
-    def __init__(self, path: Path, target: LocalIndex, plan: FilePlan) -> None:
-        super().__init__(path, target.index, plan)
-        assert target.sha1 is not None
-        self.sha1: np.ndarray = target.sha1
+    def __init__(self, root: Path, targets: dict[str, Target]) -> None:
+        self._root = root
+        self._targets = targets
+        self.temps: dict[str, Path] = {}
 
-    def _ok(self, k: int, chunk: bytes | bytearray | memoryview, chunk_id: bytes) -> bool:
-        return bool(git_blob_id(chunk) == self.sha1[k].tobytes())
+    def dest(self, name: str) -> Path:
+        return inside(self._root, name)
 
-    def verify_chunks(self, cancel: CancelToken, on_bytes: Callable[[int], None]) -> None:
-        """Re-read the finished file and check every chunk's SHA-1 (v1 has nothing else)."""
-        os.fsync(self._fd)
-        for k, (a, b) in enumerate(zip(self.offsets[:-1].tolist(), self.offsets[1:].tolist(),
-                                       strict=True)):
-            if k % 256 == 0:
-                cancel.check()
-            if not self._ok(k, pread(self._fd, b - a, a), b""):
-                raise HashMismatchError(f"rebuilt file: chunk {k} at {a} does not match its "
-                                        "SHA-1", path=str(self.path))
-            on_bytes(b - a)
+    def staged(self, entry: FileEntry) -> Path:
+        if entry.path not in self.temps:
+            dest = self.dest(entry.path)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.",
+                                       suffix=TEMP_SUFFIX)
+            os.close(fd)
+            self.temps[entry.path] = Path(tmp)
+        return self.temps[entry.path]
+
+    def url(self, entry: FileEntry) -> str:
+        return self._targets[entry.path].file_url
+
+    def delta_url(self, entry: FileEntry, d: Delta) -> str:
+        raise ValueError("a sync has no deltas")
+
+    def installed(self, entry: FileEntry) -> Path:
+        return self.dest(entry.path)
+
+    def index_step(self, entry: FileEntry) -> ChunkStep | None:
+        return None  # every target's index is fetched before planning
 
 
-@dataclass
-class _Build:
-    target: Target
-    dest: Path
-    plan: FilePlan
-    staged: StagedFile | None = None
+def _steps(t: Target, seeds: SeedSet, options: PlanOptions) -> FileSteps:
+    """One target's plan: chunks (its index is all a sync has). A v1 target has no
+    whole-file digest: its chunks' SHA-1 is checked instead (``ChunkStep.sha1``)."""
+    li = t.index
+    idx = li.index
+    sha = idx.sha256.hex() if li.version == 2 else ""
+    entry = FileEntry(t.name, idx.file_size, sha, "", 0)
+    return FileSteps(entry, (ChunkStep(idx, plan_file(idx, seeds, options),
+                                       sha1=li.sha1 if li.version == 1 else None),))
 
 
 # -- the whole sync ------------------------------------------------------------------------
@@ -304,14 +319,15 @@ def sync(config: SyncConfig, fetcher: Fetcher | None = None,
         root.mkdir(parents=True, exist_ok=True)
         with acquire(root / STATE_DIR, wait=config.lock_wait, cancel=cancel,
                      on_wait=on_wait or meter.log, what="stitch run in this folder"):
-            return _sync(root, targets, fetcher, meter, cancel, options or PlanOptions())
+            return _sync(root, targets, fetcher, meter, cancel, options or PlanOptions(),
+                         config.connections)
     finally:
         if own:
             fetcher.close()
 
 
 def _sync(root: Path, targets: list[Target], fetcher: Fetcher, meter: Meter,
-          cancel: CancelToken, options: PlanOptions) -> SyncResult:
+          cancel: CancelToken, options: PlanOptions, connections: int) -> SyncResult:
     root.mkdir(parents=True, exist_ok=True)
     cache = IndexCache(root / STATE_DIR / SYNC_CACHE)
     groups = {t.index.params for t in targets}
@@ -319,105 +335,56 @@ def _sync(root: Path, targets: list[Target], fetcher: Fetcher, meter: Meter,
     local = _scan(root, groups, cache, meter, cancel)
 
     results: dict[str, SyncedFile] = {}
-    builds: list[_Build] = []
+    files: list[FileSteps] = []
     sets: dict[ChunkerParams, SeedSet] = {}
     for t in targets:
-        dest = inside(root, t.name)
         have = local.indexes.get(t.name, {}).get(t.index.params)
         if have is not None and have.same_content(t.index):
             results[t.name] = _synced(t, FileOutcome.UP_TO_DATE, 0, 0)
             continue
         if t.index.params not in sets:
             sets[t.index.params] = _seed_set(root, local, t.index.params)
-        builds.append(_Build(t, dest, plan_file(t.index.index, sets[t.index.params], options)))
-    meter.plan(sum(b.plan.bytes_local for b in builds), sum(b.plan.bytes_remote for b in builds))
+        files.append(_steps(t, sets[t.index.params], options))
+    plan = BuildPlan(tuple(files))
+    meter.plan(sum(f.bytes_local() for f in files), sum(f.wire_bytes() for f in files))
     meter.phase(Phase.PLAN, 1, 1)
 
-    need = sum(b.target.index.index.file_size for b in builds)
+    need = sum(f.entry.size for f in files)
     free = shutil.disk_usage(root).free
     if need > free:
         raise NotEnoughSpaceError(need, free, str(root))
-    seeds = SeedFiles()
+    by_name = {t.name: t for t in targets}
+    places = _Places(root, by_name)
+    asm = Assembler(plan, places, fetcher, meter, cancel, connections, ready_suffix=None)
     try:
-        _build_all(builds, seeds, fetcher, meter, cancel)
-        seeds.close()  # Windows: a file open as a source cannot be replaced
-        _replace_all(builds, cache, meter, cancel)
+        built = asm.run()
+        cancel.check()  # the last point where a cancel leaves every file as it was
+        meter.phase(Phase.INSTALL, 0, len(files))
+        umask = current_umask()
+        for i, (f, tmp) in enumerate(zip(files, built, strict=True)):
+            dest = places.dest(f.entry.path)
+            replace_file(tmp, dest, umask)
+            cache.put(f.entry.path, dest.stat(), by_name[f.entry.path].index)
+            meter.phase(Phase.INSTALL, i + 1, len(files), f.entry.path)
     finally:
-        seeds.close()
-        for b in builds:
-            if b.staged is not None:
-                b.staged.close()
-                with contextlib.suppress(OSError):
-                    os.unlink(b.staged.path)  # still there only if something failed
-    for b in builds:
-        got = b.staged
-        assert got is not None
-        remote = sum(e - s for s, e in got.remote_ranges())
-        results[b.target.name] = _synced(b.target, FileOutcome.UPDATED,
-                                         b.plan.bytes_local - _retried(got), remote)
+        for tmp in places.temps.values():
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)  # still there only if something failed
+    for f, staged in zip(files, asm.staged, strict=True):
+        retried = _retried(staged)  # (no .stz: the wire bytes are the ranges' bytes)
+        results[f.entry.path] = _synced(by_name[f.entry.path], FileOutcome.UPDATED,
+                                        f.bytes_local() - retried, f.wire_bytes() + retried)
     cache.prune()
     meter.phase(Phase.DONE, 1, 1)
     return SyncResult(tuple(results[t.name] for t in targets), fetcher.stats.bytes_received,
                       fetcher.stats.requests)
 
 
-def _retried(s: StagedFile) -> int:
-    return sum(e - a for a, e in s.retry_ranges)
+def _retried(s: BlankFile) -> int:
+    """Bytes of local chunks that failed their check and were fetched instead."""
+    return sum(e - a for a, e in s.retry_ranges) if isinstance(s, StagedFile) else 0
 
 
 def _synced(t: Target, outcome: FileOutcome, local: int, remote: int) -> SyncedFile:
     return SyncedFile(t.name, outcome, t.index.version, t.index.version == 2,
                       t.index.index.file_size, local, remote, t.file_url)
-
-
-def _build_all(builds: list[_Build], seeds: SeedFiles, fetcher: Fetcher, meter: Meter,
-               cancel: CancelToken) -> None:
-    for b in builds:
-        b.dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=b.dest.parent, prefix=f".{b.dest.name}.",
-                                   suffix=TEMP_SUFFIX)
-        os.close(fd)
-        li = b.target.index
-        b.staged = _V1StagedFile(Path(tmp), li, b.plan) if li.version == 1 else \
-            StagedFile(Path(tmp), li.index, b.plan)
-    meter.phase(Phase.REBUILD, 0, sum(b.plan.bytes_local for b in builds))
-    for b in builds:
-        assert b.staged is not None
-        meter.current = b.target.name
-        b.staged.copy_local(seeds.opener(b.plan), cancel, meter.add_local)
-    total = sum(sum(e - s for s, e in b.staged.remote_ranges()) for b in builds if b.staged)
-    meter.phase(Phase.DOWNLOAD, 0, total)
-    for b in builds:
-        assert b.staged is not None
-        if b.staged.remote_ranges():
-            meter.current = b.target.name
-            b.staged.download(fetcher, b.target.file_url, cancel, meter.add_network)
-    meter.phase(Phase.VERIFY, 0, sum(b.target.index.index.file_size for b in builds))
-    for b in builds:
-        s = b.staged
-        assert s is not None
-        meter.current = b.target.name
-        if isinstance(s, _V1StagedFile):
-            s.verify_chunks(cancel, meter.add_done)
-        else:
-            s.verify(b.target.index.index.sha256.hex(), cancel, meter.add_done)
-
-
-def _replace_all(builds: list[_Build], cache: IndexCache, meter: Meter,
-                 cancel: CancelToken) -> None:
-    cancel.check()  # the last point where a cancel leaves every file as it was
-    meter.phase(Phase.INSTALL, 0, len(builds))
-    umask = current_umask()
-    for i, b in enumerate(builds):
-        s = b.staged
-        assert s is not None
-        s.close()
-        try:
-            mode = b.dest.stat().st_mode & 0o7777
-        except FileNotFoundError:
-            mode = file_mode(umask=umask)  # a new file: what the umask gives, as cp's
-        os.chmod(s.path, mode)
-        os.replace(s.path, b.dest)
-        fsync_dir(b.dest.parent)
-        cache.put(b.target.name, b.dest.stat(), b.target.index)
-        meter.phase(Phase.INSTALL, i + 1, len(builds), b.target.name)

@@ -1,8 +1,12 @@
-"""The update, phase by phase: check, scan, plan, download, rebuild, verify, install.
+"""The update as a pipeline of values: check -> plan -> assemble -> commit.
 
-This is the one object front ends drive. ``check()`` fetches and verifies the release,
-``prepare()`` scans local files and plans (nothing is downloaded yet, so a front end can show
-what will happen), ``apply()`` runs the plan and commits. ``update()`` does all three.
+This is the one object front ends drive. ``check()`` fetches and verifies the release
+(``core.trust``) into a ``CheckResult``; ``prepare()`` scans local files and plans
+(``core.chunkplan``): the frozen ``BuildPlan`` (``core.plan``), every changed file with its
+steps and their fallbacks, and the ``UpdatePlan`` a front end shows, computed from it
+(nothing is downloaded yet); ``apply()`` has the assembler (``core.assemble``) run the plan
+into verified staged files and commits them (``core.commit``). ``update()`` does all three.
+Result types live in ``core.results`` and are importable from here.
 
 Each of the three holds the install's lock (``core.lock``) while it runs, so two runs never
 read or write one install at once; ``update()`` holds it from the check to the end of the
@@ -14,39 +18,32 @@ what the check saw, and checks and plans again, under the lock, if another run c
 from __future__ import annotations
 
 import contextlib
-import enum
 import hashlib
 import os
 import shutil
-import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core import delta
-from core.background import Background
-from core.chunkplan import Build, ChunkPlanner, release_file_url
-from core.commit import Op, commit, recover
+from core.assemble import Assembler
+from core.chunkplan import ChunkPlanner, release_file_url
+from core.commit import Op, commit, recover, set_executable_bits
 from core.config import UpdaterConfig as UpdaterConfig  # front ends import it from here too
-from core.errors import (
-    CancelledError,
-    ContentError,
-    DownloadError,
-    FormatError,
-    HashMismatchError,
-    NotEnoughSpaceError,
-)
+from core.errors import NotEnoughSpaceError
 from core.fetcher import Fetcher
-from core.fsutil import file_fingerprint, file_mode, inside
+from core.fsutil import file_fingerprint
 from core.lock import InstallLock, acquire, acquire_existing
 from core.manifest import Delta, FileEntry, Manifest
 from core.meter import Meter
-from core.parallel import each
+from core.plan import BuildPlan, ChunkStep, DeltaStep, FileSteps, IndexStep, WholeStep
 from core.progress import CancelToken, Phase, ProgressCallback, no_progress
+from core.results import CheckResult as CheckResult  # front ends import them from here
+from core.results import Outcome as Outcome
+from core.results import UpdatePlan as UpdatePlan
+from core.results import UpdateResult as UpdateResult
 from core.scan import ScanResult
-from core.sealer import Sealer
-from core.staging import BlankFile, check_digest
 from core.state import InstalledFile, InstalledState, StateStore
 from core.trust import TrustedRelease, verify_release
 
@@ -55,63 +52,6 @@ if TYPE_CHECKING:
     # it is used: an update rebuilt from deltas, or one with nothing to do, starts without it.
 
     from core.planner import FilePlan, PlanOptions
-
-# Deltas of files up to this size are fetched and decoded side by side (up to
-# ``connections`` at once, each holding about its file in memory); bigger ones one by one.
-SIDE_BY_SIDE_DELTA = 8 << 20
-
-
-class Outcome(enum.Enum):
-    UPDATED = "updated"  # files were changed; the install is now the offered release
-    UP_TO_DATE = "up-to-date"  # nothing to do
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """What the server offers compared with what is installed."""
-
-    installed_version: str | None  # None: nothing installed (first install)
-    offered_version: str
-    up_to_date: bool
-    notes: str  # release notes from the manifest, "" if none
-    files_changed: int  # added or changed files
-    files_removed: int
-    total_size: int  # size of the whole offered release
-    signed: bool  # the manifest was signed by a trusted key
-    warnings: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class UpdatePlan:
-    """What ``apply()`` will do, computed before any byte is downloaded."""
-
-    check: CheckResult
-    bytes_to_download: int  # remote bytes, including coalesced gaps
-    bytes_reused: int  # bytes copied from files already on disk
-    bytes_needed: int  # bytes the new files need in total (download + reuse)
-    disk_needed: int  # free space the update needs in the install folder's disk
-    disk_free: int
-    requests_estimate: int  # HTTP range requests the plan expects to make
-    # Of bytes_reused: bytes an earlier, interrupted attempt downloaded (kept in staging and
-    # checked again), so neither downloaded now nor taken from the installed files.
-    bytes_resumed: int = 0
-
-
-@dataclass(frozen=True)
-class UpdateResult:
-    outcome: Outcome
-    from_version: str | None
-    to_version: str
-    bytes_downloaded: int  # body bytes received from the network (all requests)
-    bytes_reused: int
-    files_changed: int
-    files_removed: int
-    requests: int
-    warnings: tuple[str, ...] = field(default=())
-    bytes_resumed: int = 0  # of bytes_reused: downloaded by an earlier attempt (the plan's)
-    # File content received by this run, in the plan's unit (ranges, deltas, as sent):
-    # bytes_downloaded less the indexes, manifests and tables fetched to plan.
-    bytes_content: int = 0
 
 
 class Updater:
@@ -202,9 +142,6 @@ class Updater:
         if self._check is None or self._check.token == self.store.token():
             return
         self.meter.log("the install changed since the check (another run): checking again")
-        if self._plan is not None:
-            for scan in (self._plan.scan, *self._plan.more_scans):
-                scan.close()
         self._check = None
         self._plan = None
 
@@ -267,45 +204,61 @@ class Updater:
                     self._plan = self._do_prepare(self._check)
                 return self._plan.plan
 
+    def build_plan(self) -> BuildPlan:
+        """The frozen plan ``apply()`` runs (``core.plan``): every changed file with its
+        steps, fallbacks included. ``prepare()`` first if not yet done."""
+        self.prepare()
+        assert self._plan is not None
+        return self._plan.work
+
     def _do_prepare(self, c: _Checked) -> _Planned:
-        cfg = self.config
+        """The frozen plan (``core.plan``): a file with a usable delta lists the delta,
+        then chunks from its index (fetched only if the delta fails), then the whole file;
+        the others are planned from chunks now. The player's ``UpdatePlan`` is its summary."""
         man = c.trusted.manifest
         # Until the plan says, the overall work is at most every changed file written.
         self.meter.expect(sum(f.size for f in c.changed))
         by_delta = [(f, d) for f in c.changed if (d := self._delta_for(f, c.state))]
         delta_paths = {f.path for f, _ in by_delta}
-        builds, scan = self._plan_by_chunks(
+        by_chunks, scan = self._plan_by_chunks(
             man, c.state, [f for f in c.changed if f.path not in delta_paths])
-        builds += [Build(f, None, None, None, d) for f, d in by_delta]
-        to_download = sum(b.wire_bytes() for b in builds)
-        reused = sum(b.plan.bytes_local for b in builds if b.plan is not None)
-        self.meter.plan(reused, to_download)
+        files = [*by_chunks, *(FileSteps(f, (DeltaStep(d), IndexStep(), WholeStep()))
+                               for f, d in by_delta)]
+        work = BuildPlan(tuple(files))
+        plan = self._summary(c, work)
+        self.meter.plan(plan.bytes_reused, plan.bytes_to_download)
         self.meter.phase(Phase.PLAN, 1, 1)
+        return _Planned(plan, work, scan)
+
+    def _summary(self, c: _Checked, work: BuildPlan) -> UpdatePlan:
+        """What the player sees of ``work``: its first steps' figures."""
+        files = work.files
         # Staged files are sparse: what an earlier attempt wrote is their allocated blocks,
         # not their size (a 151 MB .part may hold 3 MB).
-        part_bytes = sum(_allocated(self._part_path(b.entry), b.entry.size) for b in builds)
-        needed = max(0, sum(b.entry.size for b in builds) - part_bytes)
-        parts = {str(self._part_path(b.entry)) for b in builds}
-        resumed = sum(_copied_from(b.plan, parts) for b in builds if b.plan is not None)
-        plan = UpdatePlan(
+        part_bytes = sum(_allocated(self._part_path(f.entry), f.entry.size) for f in files)
+        parts = {str(self._part_path(f.entry)) for f in files}
+        # (The planner's options only when something is built from chunks: its module
+        # loads numpy, which an update by deltas alone never needs.)
+        chunks = any(f.chunks is not None for f in files)
+        per_request = self.options.ranges_per_request if chunks else 1
+        return UpdatePlan(
             check=c.result,
-            bytes_to_download=to_download,
-            bytes_reused=reused,
-            bytes_needed=sum(b.entry.size for b in builds),
-            disk_needed=needed,
-            disk_free=_free_space(cfg.install_dir),
-            requests_estimate=sum(b.plan.requests(self.options.ranges_per_request)
-                                  if b.plan is not None else 1 for b in builds),
-            bytes_resumed=resumed,
+            bytes_to_download=sum(f.wire_bytes() for f in files),
+            bytes_reused=sum(f.bytes_local() for f in files),
+            bytes_needed=sum(f.entry.size for f in files),
+            disk_needed=max(0, sum(f.entry.size for f in files) - part_bytes),
+            disk_free=_free_space(self.config.install_dir),
+            requests_estimate=sum(f.requests(per_request) for f in files),
+            bytes_resumed=sum(_copied_from(f.chunks.plan, parts) for f in files
+                              if f.chunks is not None),
         )
-        return _Planned(plan, builds, scan)
 
-    def _plan_by_chunks(self, man: Manifest, state: InstalledState,
-                        entries: list[FileEntry]) -> tuple[list[Build], ScanResult]:
+    def _plan_by_chunks(self, man: Manifest, state: InstalledState, entries: list[FileEntry],
+                        enter_scan: bool = True) -> tuple[list[FileSteps], ScanResult]:
         """Plan ``entries`` from chunks (``core.chunkplan``)."""
         planner = ChunkPlanner(self.config, self.fetcher, self.store, self.meter, self.cancel,
                                self.options if entries else None, self._part_path)
-        return planner.plan(man, state, entries)
+        return planner.plan(man, state, entries, enter_scan)
 
     def _delta_for(self, f: FileEntry, state: InstalledState) -> Delta | None:
         """The publisher's delta for this file, when the installed file is exactly its base
@@ -318,9 +271,6 @@ class Updater:
             return None
         return next((d for d in f.deltas if d.from_sha256 == have.sha256 and d.size < f.size),
                     None)
-
-    def _file_url(self, man: Manifest, path: str) -> str:
-        return release_file_url(self.config, man, path)
 
     def _part_path(self, f: FileEntry) -> Path:
         key = hashlib.sha256(f.path.encode()).hexdigest()[:24]
@@ -352,29 +302,11 @@ class Updater:
         if p.plan.disk_needed > p.plan.disk_free:
             raise NotEnoughSpaceError(p.plan.disk_needed, p.plan.disk_free,
                                       str(cfg.install_dir))
-        self._clean_stale_staging({self._part_path(b.entry).name for b in p.builds})
-        staged = [self._staged(b) for b in p.builds]
-        sealer = Sealer()
-        ahead = Background(self.cancel, "stitch-fetch-ahead")
-        try:
-            for s in staged:
-                s.written = sealer.track(s.fd, s.path, s.size)
-            self._rebuild(c, p, staged, sealer, ahead)
-            self._download(c, p, staged, sealer, ahead)
-            # The seeds are read no more. Closed before the staged files are renamed: a seed
-            # may be the staged file itself (a .part an earlier run left), and Windows
-            # refuses to rename a file open without FILE_SHARE_DELETE.
-            for scan in (p.scan, *p.more_scans):
-                scan.close()
-            self._verify(p, staged, sealer)
-        finally:
-            ahead.stop()  # before the files: it writes them
-            sealer.close()  # before the files: it must not touch a closed descriptor
-            for s in staged:
-                s.close()
-            for scan in (p.scan, *p.more_scans):
-                scan.close()
-        self._install(c, p, staged)
+        self._clean_stale_staging({self._part_path(f.entry).name for f in p.work.files})
+        places = _Places(self, c)
+        ready = Assembler(p.work, places, self.fetcher, self.meter, self.cancel,
+                          cfg.connections).run()
+        self._install(c, p, ready)
         self.meter.phase(Phase.DONE, 1, 1)
         return self._result(Outcome.UPDATED, c, p)
 
@@ -382,209 +314,22 @@ class Updater:
         """Check, prepare and apply in one call."""
         return self.apply()
 
-    def _staged(self, b: Build) -> BlankFile:
-        """The staging file ``b`` is built in: from chunks, or (a delta) in order."""
-        if b.index is None or b.plan is None:
-            return BlankFile(self._part_path(b.entry), b.entry.size)
-        from core.rebuild import StagedFile
-
-        return StagedFile(self._part_path(b.entry), b.index, b.plan, b.stz, b.whole, b.sub)
-
-    def _rebuild(self, c: _Checked, p: _Planned, staged: list[BlankFile], sealer: Sealer,
-                 ahead: Background) -> None:
-        """Copy the local chunks of every file built from chunks, while ``ahead`` fetches
-        their planned remote ranges (``core.background``); the download phase waits for it.
-        Local chunks that fail their check are fetched in the download phase."""
-        m = self.meter
-        total = sum(b.plan.bytes_local for b in p.builds if b.plan is not None)
-        m.phase(Phase.REBUILD, 0, total)
-        jobs = [(b, s) for b, s in zip(p.builds, staged, strict=True)
-                if b.plan is not None and len(b.plan.remote)]
-
-        def fetch_ahead(token: CancelToken) -> None:
-            for b, s in jobs:
-                self._fetch_remote(c.trusted.manifest, b, s, token, m.add_download, ahead=True)
-
-        if jobs:
-            ahead.start(fetch_ahead)
-        try:
-            for b, s in zip(p.builds, staged, strict=True):
-                if b.plan is not None:  # a delta rebuilds its file in the download phase
-                    self._rebuild_one(b, s, p.scan, sealer, ahead.token)
-        except CancelledError:
-            if ahead.failed():
-                ahead.wait()  # raises the fetch's own error: that is what stopped the copies
-            raise
-
-    def _rebuild_one(self, b: Build, s: BlankFile, scan: ScanResult, sealer: Sealer,
-                     cancel: CancelToken | None = None) -> None:
-        """Copy the local chunks of ``b`` (built from chunks) into ``s``; a file that needs
-        nothing from the network is complete, and the sealer finishes it meanwhile."""
-        from core.rebuild import StagedFile
-
-        assert isinstance(s, StagedFile) and b.plan is not None
-        self.meter.current = b.entry.path
-        s.copy_local(scan.open_seed_for(b.plan), cancel or self.cancel, self.meter.add_local)
-        if not s.remote_ranges():
-            sealer.complete(s.fd)  # hashed and synced while the others are built
-
-    def _fetch_remote(self, man: Manifest, b: Build, s: BlankFile, cancel: CancelToken,
-                      on_bytes: Callable[[int], None], ahead: bool = False) -> None:
-        """Download what ``s`` (built from chunks) still needs (``StagedFile.download``)."""
-        from core import stz
-        from core.rebuild import StagedFile
-
-        assert isinstance(s, StagedFile)
-        ranges = s.planned_ranges() if ahead else s.remote_ranges()
-        if not ranges:
-            return
-        how = ", compressed" if s.stz is not None else ""
-        parts = "1 part" if len(ranges) == 1 else f"{len(ranges)} parts"
-        self.meter.log(f"{b.entry.path}: downloading {_mb(s.wire_bytes(ranges))} in {parts}"
-                       f"{how}")
-        url = self._file_url(man, b.entry.path)
-        s.download(self.fetcher, url, cancel, on_bytes,
-                   url + stz.SUFFIX if s.stz is not None else "", ahead=ahead)
-
-    def _apply_delta(self, man: Manifest, b: Build, s: BlankFile, sealer: Sealer) -> bool:
-        """Rebuild ``s`` from the publisher's delta, decoded as it arrives; False (after
-        logging why) when the delta cannot be used, so the caller falls back to chunks.
-
-        The delta is decoded before its last byte (hence its digest) is known: the output
-        goes to the staging file only, is bounded by the file's size (``delta.open_decoder``),
-        and is used only if the delta's SHA-256 and then the output's match the manifest.
-        """
-        assert b.delta is not None
-        d = b.delta
-        url = self._file_url(man, delta.name_for(b.entry.path, d.from_sha256))
-        old = self.config.install_dir.joinpath(*b.entry.path.split("/"))
-        decoder = delta.open_decoder(old, s.size, s.write_at)
-        digest = hashlib.sha256()
-        got = 0
-
-        def sink(offset: int, data: bytes) -> None:
-            nonlocal got
-            if offset != got:
-                raise FormatError(f"{url}: delta bytes arrived out of order", what="delta")
-            digest.update(data)
-            decoder.feed(data)
-            got += len(data)
-            self.meter.add_network(len(data))
-
-        try:
-            self.fetcher.fetch_ranges(url, [(0, d.size)], sink, self.cancel)
-            if got != d.size or digest.hexdigest() != d.sha256:
-                raise HashMismatchError(f"{url}: delta does not match the manifest",
-                                        expected=d.sha256, url=url, path=str(s.path))
-            decoder.finish()
-            sealer.complete(s.fd)
-            decoder.close()  # freeing its memory overlaps the sealer's tail
-            actual = sealer.result(s.fd, self.cancel, durable=False)  # the tail only
-            if actual != b.entry.sha256:
-                raise HashMismatchError(f"{url}: delta rebuilds another file",
-                                        expected=b.entry.sha256, actual=actual, url=url,
-                                        path=str(s.path))
-        except (DownloadError, ContentError) as e:
-            self.meter.log(f"{b.entry.path}: delta not used ({e}); using chunks")
-            return False
-        finally:
-            decoder.close()  # its maps (or its copy of the old file) go, if not yet gone
-        self.meter.log(f"{b.entry.path}: rebuilt from a {_mb(d.size)} patch")
-        return True
-
-    def _fetch_whole_file(self, man: Manifest, b: Build, s: BlankFile) -> None:
-        """Download all of ``b``'s file into ``s`` (a file whose index the server does not
-        have: ``core.chunkplan``'s last fallback); the verify phase checks its SHA-256."""
-        url = self._file_url(man, b.entry.path)
-        self.meter.log(f"{b.entry.path}: no index: downloading the whole file "
-                       f"({b.entry.size} bytes)")
-
-        def sink(offset: int, data: bytes) -> None:
-            s.write_at(data, offset)
-            self.meter.add_network(len(data))
-
-        if b.entry.size:
-            self.fetcher.fetch_ranges(url, [(0, b.entry.size)], sink, self.cancel)
-
-    def _download(self, c: _Checked, p: _Planned, staged: list[BlankFile],
-                  sealer: Sealer, ahead: Background) -> None:
-        """Deltas, then (once ``ahead`` has fetched their planned ranges) whatever the files
-        built from chunks still need."""
-        m = self.meter
-        man = c.trusted.manifest
-        m.phase(Phase.DOWNLOAD, 0, sum(b.wire_bytes() for b in p.builds))
-        # Deltas of small files side by side (each holds about its file in memory while it
-        # is decoded); the others one at a time, below.
-        small = [i for i, b in enumerate(p.builds)
-                 if b.delta is not None and b.entry.size <= SIDE_BY_SIDE_DELTA]
-        applied = dict(zip(small, each(
-            lambda i: self._apply_delta(man, p.builds[i], staged[i], sealer), small,
-            self.config.connections), strict=True))
-        ahead.wait()  # the planned ranges of the files built from chunks
-        for i, b in enumerate(p.builds):
-            s = staged[i]
-            if b.delta is not None:
-                m.current = b.entry.path
-                if applied[i] if i in applied else self._apply_delta(man, b, s, sealer):
-                    continue
-                # The delta failed: build this file from chunks after all.
-                sealer.forget(s.fd)
-                s.reset()  # drop what a bad delta wrote: the plan counts on zeros
-                s.close()
-                more, scan = self._plan_by_chunks(man, c.state, [b.entry])
-                p.more_scans.append(scan)
-                b = p.builds[i] = more[0]
-                s = staged[i] = self._staged(b)
-                s.written = sealer.track(s.fd, s.path, s.size)
-                if not b.raw:
-                    self._rebuild_one(b, s, scan, sealer)
-            if b.raw:  # no index to be had: the whole file, checked by its SHA-256
-                m.current = b.entry.path
-                self._fetch_whole_file(man, b, s)
-                sealer.complete(s.fd)
-                continue
-            # From here on the file is built from chunks (imported only now: an update
-            # rebuilt from deltas alone never loads the chunk machinery).
-            from core.rebuild import StagedFile
-
-            assert isinstance(s, StagedFile) and b.plan is not None
-            if s.remote_ranges():  # local chunks that failed, or not fetched ahead
-                m.current = b.entry.path
-                self._fetch_remote(man, b, s, self.cancel, m.add_network)
-            sealer.complete(s.fd)
-
-    def _verify(self, p: _Planned, staged: list[BlankFile], sealer: Sealer) -> None:
-        """Wait for each file's SHA-256 (hashed on the sealer's thread while it was
-        written, so mostly done) and fsync, compare, and mark it ready."""
-        m = self.meter
-        m.phase(Phase.VERIFY, 0, sum(b.entry.size for b in p.builds))
-        for b, s in zip(p.builds, staged, strict=True):
-            m.current = b.entry.path
-            actual = sealer.result(s.fd, self.cancel, m.add_done)
-            sealer.forget(s.fd)
-            s.close()
-            check_digest(s.path, b.entry.sha256, actual)
-            os.replace(s.path, s.path.with_suffix(".ready"))
-
-    def _install(self, c: _Checked, p: _Planned, staged: list[BlankFile]) -> None:
+    def _install(self, c: _Checked, p: _Planned, ready: list[Path]) -> None:
         m = self.meter
         man = c.trusted.manifest
         self.cancel.check()  # the last point where cancel leaves the old release in place
         ops: list[Op] = []
-        for b, s in zip(p.builds, staged, strict=True):
-            dest = self.config.install_dir.joinpath(*b.entry.path.split("/"))
-            ops.append(Op(b.entry.path, f"staging/{s.path.with_suffix('.ready').name}",
-                          b.entry.executable, os.path.lexists(dest)))
+        for fs, staged in zip(p.work.files, ready, strict=True):
+            dest = self.config.install_dir.joinpath(*fs.entry.path.split("/"))
+            ops.append(Op(fs.entry.path, f"staging/{staged.name}", fs.entry.executable,
+                          os.path.lexists(dest)))
         for path in c.removed:
             dest = self.config.install_dir.joinpath(*path.split("/"))
             ops.append(Op(path, None, False, os.path.lexists(dest)))
         # Executable bits of unchanged files are part of the release too.
-        built = {b.entry.path for b in p.builds}
-        root = self.config.install_dir
-        xbits = file_mode(True) & 0o111  # the executable bits the umask lets a file have
-        for f in man.files:
-            if f.path not in built and not _executable_as(root, f.path, f.executable, xbits):
-                _set_executable(inside(root, f.path), f.executable, xbits)
+        built = {fs.entry.path for fs in p.work.files}
+        set_executable_bits(self.config.install_dir,
+                            [(f.path, f.executable) for f in man.files if f.path not in built])
         state = InstalledState(
             product=man.product, channel=man.channel, version=man.version,
             files={k: v for k, v in p.scan.fingerprints.items() if k in man.by_path()},
@@ -592,8 +337,8 @@ class Updater:
         )
         for path in c.removed:
             state.files.pop(path, None)
-        for b in p.builds:
-            state.files[b.entry.path] = InstalledFile(b.entry.sha256, 0, 0, 0)
+        for fs in p.work.files:
+            state.files[fs.entry.path] = InstalledFile(fs.entry.sha256, 0, 0, 0)
         m.phase(Phase.INSTALL, 0, len(ops))
         commit(self.store, ops, state, c.trusted.manifest_bytes, c.trusted.signature,
                lambda i, path: m.phase(Phase.INSTALL, i, len(ops), path),
@@ -628,7 +373,7 @@ class Updater:
             to_version=c.result.offered_version,
             bytes_downloaded=stats.bytes_received if stats else 0,
             bytes_reused=self.meter.bytes_local,
-            files_changed=len(p.builds),
+            files_changed=len(p.work.files),
             files_removed=len(c.removed) if outcome is Outcome.UPDATED else 0,
             requests=stats.requests if stats else 0,
             warnings=c.result.warnings,
@@ -647,19 +392,41 @@ class _Checked:
     token: bytes  # StateStore.token() when checked: the install as the check saw it
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Planned:
-    plan: UpdatePlan
-    builds: list[Build]
+    plan: UpdatePlan  # what the player sees: computed from ``work``
+    work: BuildPlan  # the frozen plan the assembler runs
     scan: ScanResult
-    more_scans: list[ScanResult] = field(default_factory=list)  # from delta fall-backs
 
 
-def _mb(n: int) -> str:
-    """A size for the details log: ``67.1 MB``, ``12.0 kB``, ``512 bytes``."""
-    if n < 1000:
-        return f"{n} bytes"
-    return f"{n / 1e3:.1f} kB" if n < 1_000_000 else f"{n / 1e6:.1f} MB"
+class _Places:
+    """Where an update's files are staged and fetched from (``core.assemble.Places``)."""
+
+    def __init__(self, up: Updater, c: _Checked) -> None:
+        self._up = up
+        self._c = c
+        self._man = c.trusted.manifest
+
+    def staged(self, entry: FileEntry) -> Path:
+        return self._up._part_path(entry)
+
+    def url(self, entry: FileEntry) -> str:
+        return release_file_url(self._up.config, self._man, entry.path)
+
+    def delta_url(self, entry: FileEntry, d: Delta) -> str:
+        return release_file_url(self._up.config, self._man,
+                                delta.name_for(entry.path, d.from_sha256))
+
+    def installed(self, entry: FileEntry) -> Path:
+        return self._up.config.install_dir.joinpath(*entry.path.split("/"))
+
+    def index_step(self, entry: FileEntry) -> ChunkStep | None:
+        """The file's index fetched, local chunks matched and the file planned, all inside
+        the download phase (no SCAN reported); None when the index cannot be had."""
+        steps, _ = self._up._plan_by_chunks(self._man, self._c.state, [entry],
+                                            enter_scan=False)
+        first = steps[0].first if steps else None
+        return first if isinstance(first, ChunkStep) else None
 
 
 def _allocated(path: Path, cap: int) -> int:
@@ -689,29 +456,3 @@ def _free_space(path: Path) -> int:
     while not p.exists() and p.parent != p:
         p = p.parent
     return shutil.disk_usage(p).free
-
-
-def _executable_as(root: Path, rel: str, executable: bool, xbits: int = 0o111) -> bool:
-    """Whether the file at ``rel`` is a regular file whose executable bits are already as
-    the release says (then nothing is written, and the symlink-safe walk of ``inside``,
-    a few ms per hundred files, is not needed). Windows has no such bits."""
-    if os.name == "nt":
-        return True
-    try:
-        mode = os.lstat(root.joinpath(*rel.split("/"))).st_mode
-    except OSError:
-        return False
-    bits = mode & 0o111
-    return stat.S_ISREG(mode) and bits == (xbits if executable else 0)
-
-
-def _set_executable(path: Path, executable: bool, xbits: int = 0o111) -> None:
-    try:
-        mode = path.lstat().st_mode
-    except OSError:
-        return
-    if stat.S_ISLNK(mode):
-        return  # chmod would follow the link, possibly out of the install
-    want = (mode & ~0o111) | xbits if executable else mode & ~0o111
-    if want != mode and os.name != "nt":
-        os.chmod(path, want)
