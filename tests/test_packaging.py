@@ -366,7 +366,7 @@ def test_window_installs_then_closes(
     assert {"png", "ico", "svg"} <= set(close["image_formats"])  # type: ignore[arg-type]
     assert close["icon_sizes"] == list(sb.ICON_SIZES)
     assert close["style_sheet"] > 0  # type: ignore[operator]
-    assert close["window_title"] == "Demo Game updater"
+    assert close["window_title"] == "Demo Game updater", (done.stdout, done.stderr)
     assert close["state"] == "done", done.stderr
     assert quit_["state"] == "done"
     assert done.returncode == 0, done.stderr

@@ -27,9 +27,10 @@ pytestmark = pytest.mark.skipif(sys.platform != "win32", reason="the Windows reg
 
 
 def reg(*args: str) -> subprocess.CompletedProcess[str]:
-    """Windows' reg.exe (wine's own under wine), its output decoded."""
-    return subprocess.run(["reg.exe", *args], capture_output=True, text=True, timeout=120,
-                          input="", encoding="utf-8", errors="replace")
+    """Windows' reg.exe (wine's own under wine), its output decoded: into a pipe it writes
+    the OEM code page (437 here: "ü" is 0x81), as Windows' reg.exe does."""
+    return subprocess.run(["reg.exe", *args], capture_output=True, timeout=120, input="",
+                          encoding="oem", errors="replace")
 
 
 def reg_values(key: str) -> dict[str, tuple[str, str]]:

@@ -40,7 +40,7 @@ def shell_folder_path(csidl: int) -> str:
 def registry_shell_folder(name: str) -> str:
     """The path the shell keeps for ``name`` under ...\\Explorer\\Shell Folders (reg.exe)."""
     done = subprocess.run(["reg.exe", "query", SHELL_FOLDERS, "/v", name], capture_output=True,
-                          text=True, timeout=120, input="", errors="replace")
+                          timeout=120, input="", encoding="oem", errors="replace")
     assert done.returncode == 0, (done.stdout, done.stderr)
     for line in done.stdout.splitlines():
         m = re.match(rf"^\s+{re.escape(name)}\s+REG_\w+\s+(.*?)\s*$", line)
