@@ -6,7 +6,7 @@ next time when the config says ``install_dir = "ask"``, and lets ``stitch uninst
 the shortcuts it made. The place, per platform::
 
     Linux, BSD   $XDG_STATE_HOME/stitch/installs/<product>.json  (default ~/.local/state)
-    Windows      %LOCALAPPDATA%\\stitch\\installs\\<product>.json
+    Windows      <LocalAppData>\\stitch\\installs\\<product>.json
     macOS        ~/Library/Application Support/stitch/installs/<product>.json
 
 The file (``docs/format.md`` §11)::
@@ -18,8 +18,11 @@ The file (``docs/format.md`` §11)::
      "shortcuts": ["/home/ann/.local/share/applications/stitch-dcrawl.desktop", ...],
      "registry": []}  # Windows: ["Software\\Microsoft\\...\\Uninstall\\stitch-dcrawl"]
 
+On Windows, <LocalAppData> is the Known Folder ``FOLDERID_LocalAppData`` asked from the
+shell (``app/winfolders.py``), ``%LOCALAPPDATA%`` only when the shell cannot answer.
+
 The per-user default install folder (``install_dir = "ask"``) needs no elevation:
-``%LOCALAPPDATA%\\Programs\\<name>`` on Windows (as Squirrel and Velopack do),
+``<LocalAppData>\\Programs\\<name>`` on Windows (as Squirrel and Velopack do),
 ``$XDG_DATA_HOME/<name>`` on Linux (default ``~/.local/share/<name>``: the XDG place for a
 user's application data, always writable, and the mirror of the Windows choice; ``~/Games``
 is no standard and clutters the visible home), ``~/Applications/<name>`` on macOS.
@@ -106,8 +109,11 @@ def data_home() -> Path:
 
 
 def _local_app_data() -> Path:
-    value = os.environ.get("LOCALAPPDATA", "")
-    return Path(value) if value else home() / "AppData" / "Local"
+    """The Known Folder LocalAppData (``app/winfolders.py``; ``%LOCALAPPDATA%`` only as the
+    fallback)."""
+    from app.winfolders import local_app_data
+
+    return local_app_data()
 
 
 def user_install_dir(folder_name: str) -> Path:

@@ -8,10 +8,12 @@ offers Play. What is made (``updater.toml`` ``[install] shortcuts``)::
     icon       $XDG_DATA_HOME/icons/hicolor/<N>x<N>/apps/stitch-<product>.png, one per size
                (or scalable/apps/…svg for an SVG icon)
 
-On Windows (``make_windows``, written by ``app/winlnk.py``)::
+On Windows (``make_windows``, written by ``app/winlnk.py``), in the Known Folders the shell
+reports (``app/winfolders.py``; the environment variables only as the fallback)::
 
-    "menu"     %APPDATA%\\Microsoft\\Windows\\Start Menu\\Programs\\<name>.lnk
-    "desktop"  %USERPROFILE%\\Desktop\\<name>.lnk
+    "menu"     <FOLDERID_Programs>\\<name>.lnk  (fallback: %APPDATA%\\Microsoft\\Windows\\
+                                               Start Menu\\Programs)
+    "desktop"  <FOLDERID_Desktop>\\<name>.lnk   (fallback: %USERPROFILE%\\Desktop)
     icon       the configured icon when it is an .ico, else the updater executable's own
 
 The paths made are returned, and kept in the install record (``app/installs.py``) so that
@@ -135,10 +137,10 @@ def make(cfg: AppConfig, install_dir: Path, command: Sequence[str] | None = None
     if not supported() or not cfg.shortcuts or not cfg.product:
         return []
     if sys.platform == "win32":
-        appdata = Path(os.environ.get("APPDATA") or home() / "AppData" / "Roaming")
-        programs = appdata / "Microsoft" / "Windows" / "Start Menu" / "Programs"
-        return make_windows(cfg, install_dir, command or updater_command(cfg.path), programs,
-                            home() / "Desktop")
+        from app import winfolders
+
+        return make_windows(cfg, install_dir, command or updater_command(cfg.path),
+                            winfolders.start_menu_programs(), winfolders.desktop())
     base = f"stitch-{cfg.product}"
     written: list[Path] = []
     icons = data_home() / "icons" / "hicolor"

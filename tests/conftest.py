@@ -82,8 +82,13 @@ def _private_user_folders(tmp_path_factory: pytest.TempPathFactory,
     home of whoever runs the tests."""
     home = tmp_path_factory.mktemp("user")
     for var, sub in (("XDG_STATE_HOME", "state"), ("XDG_DATA_HOME", "data"),
-                     ("XDG_CONFIG_HOME", "config"), ("LOCALAPPDATA", "local")):
+                     ("XDG_CONFIG_HOME", "config"), ("LOCALAPPDATA", "local"),
+                     ("APPDATA", "roaming"), ("USERPROFILE", "profile")):
         monkeypatch.setenv(var, str(home / sub))
+    # Windows: take the folders from these variables, not from the shell's Known Folders
+    # (app/winfolders.py), which would be the real profile; tests/windows/test_winfolders.py
+    # asks the shell for real.
+    monkeypatch.setenv("STITCH_FOLDERS_FROM_ENV", "1")
 
 
 @pytest.fixture(scope="session")

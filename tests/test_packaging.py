@@ -1,7 +1,9 @@
 """The packaged updater: what goes into it (fast checks of packaging/stitch_bundle.py and the
 Windows build inputs) and the built executable itself (slow: ``packaging/build`` runs
 PyInstaller once per session, ~40 s on 2 cores; the rest runs the BUILT FILE, never the source).
-Here that is the Linux build; the CI workflow (packaging/github-workflow.yml) runs the same
+Here that is the Linux build (one file); ``tests/windows/run --packaging`` runs the same tests
+under wine against the Windows build (one folder: NAME.exe, NAME-cli.exe and ``_internal/``,
+the Windows default); the CI workflow (packaging/github-workflow.yml) runs the same
 tests on Windows and macOS against the file it built, named by ``STITCH_EXE``.
 
 The smoke tests fail when the bundle lacks a Python module (the executable cannot start, or
@@ -172,17 +174,49 @@ def no_bundle_warnings(stderr: str) -> None:
         assert bad not in stderr, stderr
 
 
+def one_folder(exe: Path) -> bool:
+    """Whether ``exe`` is a one-folder build: its libraries in ``_internal/`` beside it."""
+    return (exe.parent / "_internal").is_dir()
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 @pytest.fixture
 def exe_copy(built_exe: Path, tmp_path: Path) -> Path:
-    """The built executable in a folder of its own, where its updater.toml will sit."""
+    """The built executable in a folder of its own, where its updater.toml will sit: the one
+    file, or the whole one-folder build (hard links where the file system allows)."""
     folder = tmp_path / "shipped"
+    if one_folder(built_exe):
+        shutil.copytree(built_exe.parent, folder, copy_function=_link_or_copy)
+        return folder / built_exe.name
     folder.mkdir()
     target = folder / built_exe.name
-    try:
-        os.link(built_exe, target)
-    except OSError:
-        shutil.copy2(built_exe, target)
+    _link_or_copy(str(built_exe), str(target))
     return target
+
+
+def bundle_listing(exe: Path) -> tuple[set[str], set[str]]:
+    """(every file of the bundle, relative to its root and "/"-separated; the modules of its
+    PYZ). One file: the executable's CArchive. One folder: the executable's CArchive (the
+    scripts and the PYZ) and the files of ``_internal/`` beside it."""
+    from PyInstaller.archive.readers import CArchiveReader, ZlibArchiveReader
+
+    archive = CArchiveReader(str(exe))
+    names = {n.replace("\\", "/") for n in archive.toc}
+    if one_folder(exe):
+        internal = exe.parent / "_internal"
+        names |= {p.relative_to(internal).as_posix() for p in internal.rglob("*") if p.is_file()}
+    if "PYZ.pyz" in archive.toc:
+        modules = set(archive.open_embedded_archive("PYZ.pyz").toc)
+    else:  # a PyInstaller that keeps the PYZ beside the executable
+        (pyz,) = (exe.parent / "_internal").glob("*.pyz")
+        modules = set(ZlibArchiveReader(str(pyz)).toc)
+    return names, modules
 
 
 @pytest.fixture(scope="session")
@@ -225,14 +259,26 @@ def smoke_lines(stdout: str) -> dict[str, dict[str, object]]:
 @pytest.mark.packaging
 @pytest.mark.timeout(900)
 def test_bundle_contents(built_exe: Path) -> None:
-    """What is inside the one file: listed plugins and assets in, excluded parts out."""
+    """What is inside the bundle (the one file, or the one-folder build: Windows' default):
+    listed plugins and assets in, excluded parts out."""
     pytest.importorskip("PyInstaller")
-    from PyInstaller.archive.readers import CArchiveReader
-
-    archive = CArchiveReader(str(built_exe))
-    names = {n.replace("\\", "/") for n in archive.toc}
-    modules = set(archive.open_embedded_archive("PYZ.pyz").toc)
+    names, modules = bundle_listing(built_exe)
     plugins = {p for p in map(sb.qt_plugin_name, names) if p is not None}
+    if sys.platform == "win32":
+        # Shipped as one folder (packaging/build's Windows default): the windowed NAME.exe
+        # and the console NAME-cli.exe beside the _internal/ folder they share, which holds
+        # every DLL, so the executable unpacks nothing at start.
+        assert one_folder(built_exe), f"{built_exe}: not a one-folder build"
+        cli = built_exe.with_name(built_exe.stem + "-cli.exe")
+        for program in (built_exe, cli):
+            assert program.read_bytes()[:2] == b"MZ", program
+        from PyInstaller.archive.readers import CArchiveReader
+
+        inside_exe = {n.replace("\\", "/") for n in CArchiveReader(str(built_exe)).toc}
+        assert not [n for n in inside_exe if n.lower().endswith((".dll", ".pyd"))], inside_exe
+        assert f"python{sys.version_info[0]}{sys.version_info[1]}.dll" in names
+        assert {"PySide6/Qt6Core.dll", "PySide6/Qt6Gui.dll", "PySide6/Qt6Widgets.dll"} <= names
+        assert {"platforms/qwindows.dll", "platforms/qoffscreen.dll"} <= plugins
     assert plugins == set(sb.expected_plugins(sys.platform))
     for asset in sb.ASSET_FILES:
         assert f"assets/{asset}" in names, asset
@@ -242,7 +288,9 @@ def test_bundle_contents(built_exe: Path) -> None:
     assert not [n for n in names if n.lower().rsplit("/", 1)[-1].startswith("icuuc")]
     assert not [n for n in names if any(q in n for q in ("Qt6Network", "Qt6Qml", "Qt6Quick",
                                                           "QtNetwork", "QtQml", "QtQuick"))]
-    assert {"core.updater", "core.http", "app.cli", "app.gui.window", "app.config"} <= modules
+    assert {"core.updater", "core.http", "app.cli", "app.gui.window", "app.config",
+            "app.installs", "app.shortcuts", "app.uninstall", "app.winregistry",
+            "app.winlnk", "app.winfolders"} <= modules
     assert any(n.startswith("pyfastcdc/cy/fastcdc") for n in names)  # the Cython chunker
     assert any(n.startswith("zstandard/_cffi") for n in names)  # deltas decoded in place
     assert any(n.startswith("_cffi_backend") for n in names)
@@ -255,6 +303,10 @@ def test_bundle_contents(built_exe: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"stitch {sb.project_version(REPO_ROOT)}"
     assert done.stderr == ""
+    if sys.platform == "win32":  # the launcher's console program, from the same folder
+        done = run_exe(built_exe.with_name(built_exe.stem + "-cli.exe"), "--version")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == f"stitch {sb.project_version(REPO_ROOT)}"
 
 
 @pytest.mark.slow
@@ -320,7 +372,7 @@ def test_window_installs_then_closes(
     assert close["icon_sizes"] == list(sb.ICON_SIZES)
     assert close["style_sheet"] > 0  # type: ignore[operator]
     assert close["translation_de"] == "&Abbrechen"  # assets/i18n/stitch_de.qm, bundled
-    assert close["window_title"] == "Demo Game updater"
+    assert close["window_title"] == "Demo Game updater", (done.stdout, done.stderr)
     assert close["state"] == "done", done.stderr
     assert quit_["state"] == "done"
     assert done.returncode == 0, done.stderr

@@ -182,3 +182,31 @@ def test_wine_starts_the_program_our_lnk_names(tmp_path: Path) -> None:
         assert out.read_bytes().strip() == rb"linked from C:\windows"
     finally:
         subprocess.run([server, "-k"], env=env, timeout=60, capture_output=True)
+
+
+def test_known_folders_fall_back_to_the_variables(monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    """app/winfolders.py: where the shell cannot be asked (here: not Windows; under wine,
+    tests/windows/test_winfolders_win.py asks it for real), the variables, then the
+    profile's standard places."""
+    import os
+
+    from app import winfolders
+
+    monkeypatch.delenv("STITCH_FOLDERS_FROM_ENV", raising=False)
+    if os.name == "nt":
+        monkeypatch.setattr(winfolders, "known_folder", lambda folder_id: None)
+    assert winfolders.known_folder(winfolders.LOCAL_APP_DATA) is None
+    monkeypatch.setenv("LOCALAPPDATA", str(tmp_path / "local"))
+    monkeypatch.setenv("APPDATA", str(tmp_path / "roaming"))
+    monkeypatch.setenv("USERPROFILE", str(tmp_path / "me"))
+    assert winfolders.local_app_data() == tmp_path / "local"
+    assert winfolders.start_menu_programs() == (
+        tmp_path / "roaming" / "Microsoft" / "Windows" / "Start Menu" / "Programs")
+    assert winfolders.desktop() == tmp_path / "me" / "Desktop"
+    for var in ("LOCALAPPDATA", "APPDATA", "USERPROFILE"):
+        monkeypatch.setenv(var, "relative")  # not a path: ignored
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    if os.name != "nt":
+        assert winfolders.local_app_data() == tmp_path / "home" / "AppData" / "Local"
+        assert winfolders.desktop() == tmp_path / "home" / "Desktop"

@@ -7,7 +7,7 @@ with each exe, then times ``--runs`` rounds; in each round every exe runs once (
 so a busy moment of the machine hits all layouts alike). Each run is a process of its own
 under wine (the wineserver is already up). Uses the wine prefix of tests/windows/run.
 
-    bash packaging/build --windows && bash packaging/build --windows --onedir
+    bash packaging/build --windows --onefile && bash packaging/build --windows  # one folder
     .venv/bin/python tests/bench/windows_uptodate.py \\
         --exe onefile=dist/windows/stitch.exe --exe onedir=dist/windows/stitch/stitch.exe
 """
