@@ -348,9 +348,10 @@ class UpdaterWindow(UpdaterView):
 
             for w in remember(self.config, self.install_dir, result.to_version)[1]:
                 self._log(tr("Warning: {warning}").format(warning=w))
-        except OSError as e:
+        except Exception as e:  # the game is installed: a record or shortcut
+            # that could not be made is a warning, never a Done screen left half-drawn)
             self._log(tr("Warning: could not remember the install folder: {error}").format(
-                error=e.strerror or e))
+                error=getattr(e, "strerror", None) or e))
         self._show_state()
         self._finish_close()
 
