@@ -175,3 +175,66 @@ def test_a_lying_compressed_copy_falls_back_to_raw_ranges(tmp_path: Path) -> Non
     assert tree_digest(install) == tree_digest(v2)
     raw = [rs for u, rs in fetcher.requests if rs and u.endswith("script.txt")]
     assert raw, "bad chunks were fetched again, raw, from the original file"
+
+
+def _mixed(rng: random.Random) -> bytes:
+    """Text, a long incompressible region (several batches), text again."""
+    return _text(rng, 600_000) + rng.randbytes(1_500_000) + _text(rng, 600_000)
+
+
+def test_incompressible_batches_are_stored_raw_and_round_trip(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks are compressed a batch at a time on zstd's threads; a batch whose sampled
+    chunks do not shrink is stored raw whole. Every chunk still decodes to its bytes, and
+    the text's chunks come out exactly as compressing each chunk alone makes them."""
+    monkeypatch.setattr(stz, "_BATCH", 128 << 10)  # many batches in a small file
+    data = _mixed(random.Random(3))
+    p, idx, fidx = _indexed(tmp_path, data)
+    out = tmp_path / "f.bin.stz"
+    size = stz.write(p, idx, fidx, out, threads=2)
+    blob = out.read_bytes()
+    table = stz.parse_table(blob[:stz.table_size(len(idx))], idx,
+                            hashlib.sha256(fidx).digest(), size)
+    offsets = idx.offsets()
+    cz = zstandard.ZstdCompressor(level=stz.DEFAULT_LEVEL, write_content_size=True,
+                                  write_checksum=False)
+    noise = (offsets[:-1] >= 700_000) & (offsets[1:] <= 2_000_000)
+    assert noise.sum() > 100 and table.raw[noise].all()  # the random middle: raw
+    text = offsets[1:] <= 550_000
+    assert not table.raw[text].any()
+    for k in range(len(idx)):
+        raw = data[int(offsets[k]):int(offsets[k + 1])]
+        stored = blob[int(table.offsets[k]):int(table.offsets[k + 1])]
+        assert stz.decode_chunk(stored, bool(table.raw[k]), len(raw)) == raw
+        if text[k]:
+            assert stored == cz.compress(raw)
+    # One thread of zstd's writes the same file.
+    assert stz.write(p, idx, fidx, tmp_path / "t1.stz", threads=1) == size
+    assert (tmp_path / "t1.stz").read_bytes() == blob
+
+
+def test_update_from_batched_copy_with_raw_regions_is_exact(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Publish → update → the same bytes, with a copy holding raw batches between
+    compressed ones, and the changed chunks fetched from the .stz only."""
+    monkeypatch.setattr(stz, "_BATCH", 128 << 10)
+    rng = random.Random(4)
+    v1, v2 = tmp_path / "v1", tmp_path / "v2"
+    v1.mkdir()
+    v2.mkdir()
+    data = bytearray(_mixed(rng))
+    (v1 / "mixed.dat").write_bytes(bytes(data))
+    for at in (100_000, 1_000_000, 2_500_000):  # text, noise, text
+        data[at:at + 3000] = rng.randbytes(3000)
+    (v2 / "mixed.dat").write_bytes(bytes(data))
+    repo = tmp_path / "repo"
+    publish(v1, repo, "1.0.0", compress=True)
+    install = tmp_path / "install"
+    _update(install, memory_fetcher(repo))
+    publish(v2, repo, "1.1.0", compress=True)
+    assert (repo / "stable/1.1.0/files/mixed.dat.stz").exists()
+    fetcher = memory_fetcher(repo)
+    _update(install, fetcher)
+    assert tree_digest(install) == tree_digest(v2)
+    assert any(rs and u.endswith(".stz") for u, rs in fetcher.requests)
+    assert not [rs for u, rs in fetcher.requests if rs and u.endswith("mixed.dat")]
