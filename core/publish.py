@@ -178,7 +178,7 @@ def publish(
     # The previous release's chunks, read once: the deltas' payoff and the report.
     prev_seeds = _previous_seeds(previous) if previous is not None else None
     opts = Options(params, umask, compress, compress_level, deltas, delta_level, previous,
-                   prev_seeds)
+                   prev_seeds, previous[0].by_path() if previous is not None else {})
     jobs = [(rel, path, work / FILES / Path(*rel.split("/")))
             for rel, path in _source_files(src)]
     # Several files at once (a pool sized to the CPUs); results come in order.

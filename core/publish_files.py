@@ -14,11 +14,12 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import shutil
 import stat
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +27,14 @@ import numpy as np
 from core import delta, fidx_groups, stz
 from core.chunker import ChunkerParams, chunk_file, scan_workers
 from core.compressed import WARN_SIZE, inspect, warning
-from core.fidx import FileIndex, encode
-from core.fsutil import copy_sparse, file_mode
+from core.errors import FormatError
+from core.fidx import FileIndex, decode, encode
+from core.fsutil import file_mode
 from core.layout import FIDX_SUFFIX, FILES, GROUPS_SUFFIX
 from core.manifest import Delta, FileEntry, Manifest
 from core.planner import SeedSet
+
+_SAMPLE_ABOVE = 1 << 20  # bytes: larger files are judged compressible on a sample
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class Options:
     delta_level: int
     previous: tuple[Manifest, Path] | None  # the previous release and its folder
     prev_seeds: SeedSet | None  # its chunks (for the deltas' payoff), when deltas are made
+    prev_files: dict[str, FileEntry] = field(default_factory=dict)  # its files by path
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,9 +95,14 @@ def publish_file(rel: str, src: Path, dest: Path, opts: Options) -> Done:
     write beside it its index, group table, ``.stz`` (when asked and its chunks compress)
     and delta from the previous release's ``rel`` (when asked and it pays)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    copy_sparse(src, dest)
+    src_sha = copy_hashed(src, dest)
     executable = bool(src.stat().st_mode & stat.S_IXUSR)
     os.chmod(dest, file_mode(executable, opts.umask))
+    prev = opts.prev_files.get(rel)
+    if prev is not None and prev.sha256 == src_sha and opts.previous is not None:
+        reused = _reuse(rel, dest, prev, opts.previous[1], executable, opts)
+        if reused is not None:
+            return reused
     chunks, sha = chunk_file(dest, opts.params)
     idx = FileIndex.from_chunks(opts.params, chunks, sha)
     data = encode(idx)
@@ -106,27 +116,29 @@ def publish_file(rel: str, src: Path, dest: Path, opts: Options) -> Done:
         groups_size, groups_sha = len(gdata), sha256_hex(gdata)
         index_bytes += groups_size
     stz_size = 0
-    if opts.compress and stz.worthwhile(dest, idx, opts.compress_level):
-        stz_size = stz.write(dest, idx, data, dest.parent / (dest.name + stz.SUFFIX),
-                             opts.compress_level)
+    if opts.compress:
+        stz_size = _write_stz(dest, idx, data, opts.compress_level)
     made: tuple[Delta, ...] = ()
-    if opts.deltas and opts.previous is not None and opts.prev_seeds is not None:
+    old = opts.prev_files.get(rel)
+    if (opts.deltas and opts.previous is not None and opts.prev_seeds is not None
+            and old is not None and old.sha256 != sha.hex()):
         chunk_cost = missing_bytes(opts.prev_seeds, idx) + len(data)
-        made = _make_delta(opts.previous, rel, dest, sha.hex(), opts.delta_level, chunk_cost)
+        made = _make_delta(opts.previous, opts.prev_files, rel, dest, sha.hex(),
+                           opts.delta_level, chunk_cost)
     entry = FileEntry(rel, idx.file_size, sha.hex(), sha256_hex(data), len(data), executable,
                       stz_size, made, groups_size, groups_sha)
     return Done(entry, idx, index_bytes, stz_size, sum(d.size for d in made),
                 tuple(_compression_warning(rel, dest, idx.file_size)))
 
 
-def _make_delta(previous: tuple[Manifest, Path], rel: str, dest: Path, new_sha: str,
-                level: int, chunk_cost: int) -> tuple[Delta, ...]:
+def _make_delta(previous: tuple[Manifest, Path], prev_files: dict[str, FileEntry], rel: str,
+                dest: Path, new_sha: str, level: int, chunk_cost: int) -> tuple[Delta, ...]:
     """The delta from the previous release's ``rel``, when there is one to make and it is
     smaller than what a player one version behind would download by chunks
     (``chunk_cost``: the new chunks and the index); a client that has the base uses it
     without fetching the index. An unchanged file (same SHA-256) gets none."""
-    prev, prev_dir = previous
-    old = prev.by_path().get(rel)
+    prev_dir = previous[1]
+    old = prev_files.get(rel)
     size = dest.stat().st_size
     if (old is None or old.sha256 == new_sha or old.size > delta.MAX_FILE_SIZE
             or size > delta.MAX_FILE_SIZE or size == 0):
@@ -138,6 +150,91 @@ def _make_delta(previous: tuple[Manifest, Path], rel: str, dest: Path, new_sha: 
         out.unlink()
         return ()
     return (Delta(old.sha256, made, sha256_hex(out.read_bytes())),)
+
+
+def _reuse(rel: str, dest: Path, prev: FileEntry, prev_dir: Path, executable: bool,
+           opts: Options) -> Done | None:
+    """The previous release's index, group table and ``.stz`` of an unchanged file (same
+    SHA-256), copied instead of computed again, when they check against its manifest entry
+    and were cut with the same parameters; None otherwise (the caller computes them). A
+    ``.stz`` the previous release did not have is written when asked and worthwhile."""
+    base = prev_dir / FILES / Path(*rel.split("/"))
+    try:
+        data = (base.parent / (base.name + FIDX_SUFFIX)).read_bytes()
+        if sha256_hex(data) != prev.fidx_sha256:
+            return None
+        idx = decode(data)
+        if idx.params != opts.params or idx.sha256.hex() != prev.sha256:
+            return None
+        index_bytes = len(data)
+        if prev.groups_size:
+            gdata = (base.parent / (base.name + GROUPS_SUFFIX)).read_bytes()
+            if sha256_hex(gdata) != prev.groups_sha256:
+                return None
+            (dest.parent / (dest.name + GROUPS_SUFFIX)).write_bytes(gdata)
+            index_bytes += len(gdata)
+        elif len(idx) >= fidx_groups.MIN_CHUNKS:
+            return None  # published without a group table: make one
+        stz_size = 0
+        stz_dest = dest.parent / (dest.name + stz.SUFFIX)
+        if opts.compress and prev.stz_size:
+            stz_src = base.parent / (base.name + stz.SUFFIX)
+            with open(stz_src, "rb") as f:
+                stz.parse_table(f.read(stz.table_size(len(idx))), idx,
+                                bytes.fromhex(prev.fidx_sha256), prev.stz_size)
+            if stz_src.stat().st_size != prev.stz_size:
+                return None
+            shutil.copyfile(stz_src, stz_dest)
+            stz_size = prev.stz_size
+        elif opts.compress and stz.worthwhile(dest, idx, opts.compress_level):
+            # (judged on a sample: most such files were judged not worth it last time)
+            stz_size = stz.write(dest, idx, data, stz_dest, opts.compress_level)
+    except (OSError, FormatError):
+        return None
+    (dest.parent / (dest.name + FIDX_SUFFIX)).write_bytes(data)
+    entry = FileEntry(rel, idx.file_size, prev.sha256, prev.fidx_sha256, len(data),
+                      executable, stz_size, (), prev.groups_size, prev.groups_sha256)
+    return Done(entry, idx, index_bytes, stz_size, 0,
+                tuple(_compression_warning(rel, dest, idx.file_size)))
+
+
+def _write_stz(dest: Path, idx: FileIndex, data: bytes, level: int) -> int:
+    """Write ``dest``'s ``.stz`` when its chunks compress (``stz.WORTHWHILE``); return its
+    size, 0 for none. A file up to ``_SAMPLE_ABOVE`` is compressed whole and judged on the
+    result (a sample of its chunks would be most of them, compressed twice); a larger one
+    on a sample first (``stz.worthwhile``)."""
+    out = dest.parent / (dest.name + stz.SUFFIX)
+    if idx.file_size > _SAMPLE_ABOVE:
+        return stz.write(dest, idx, data, out, level) if stz.worthwhile(dest, idx, level) else 0
+    if not len(idx) or not stz.available():
+        return 0
+    size = stz.write(dest, idx, data, out, level)
+    if size - stz.table_size(len(idx)) < stz.WORTHWHILE * idx.file_size:
+        return size
+    out.unlink()
+    return 0
+
+
+def copy_hashed(src: Path, dst: Path, block: int = 1 << 20) -> str:
+    """Copy ``src`` to ``dst`` as ``core.fsutil.copy_sparse`` does (all-zero blocks left as
+    holes) and return the hex SHA-256 of what was copied, in the same pass."""
+    zero = bytes(block)
+    sha = hashlib.sha256()
+    with open(src, "rb", buffering=0) as fi, open(dst, "wb", buffering=0) as fo:
+        size = os.fstat(fi.fileno()).st_size
+        buf = bytearray(block)
+        view = memoryview(buf)
+        while n := fi.readinto(buf):
+            part = view[:n]
+            sha.update(part)
+            if part == zero[:n]:
+                fo.seek(n, os.SEEK_CUR)
+            else:
+                done = 0
+                while done < n:  # each round writes at least one byte
+                    done += fo.write(part[done:]) or 0
+        fo.truncate(size)
+    return sha.hexdigest()
 
 
 def _compression_warning(rel: str, path: Path, size: int) -> list[str]:

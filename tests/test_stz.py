@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import os
 import random
+import shutil
 import struct
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core import stz
+from core import publish_files, stz
 from core.chunker import DEFAULT_PARAMS, chunk_file
 from core.errors import FormatError
 from core.fidx import FileIndex, encode
@@ -238,3 +239,41 @@ def test_update_from_batched_copy_with_raw_regions_is_exact(
     assert tree_digest(install) == tree_digest(v2)
     assert any(rs and u.endswith(".stz") for u, rs in fetcher.requests)
     assert not [rs for u, rs in fetcher.requests if rs and u.endswith("mixed.dat")]
+
+
+def test_unchanged_files_reuse_the_previous_release_s_copies(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file with the previous release's SHA-256 gets that release's index, group table
+    and .stz copied, byte for byte what computing them makes; a previous index that does
+    not match its manifest entry is not trusted (computed again). Updates stay exact."""
+    v1, v2, repo = _releases(tmp_path)
+    (v2 / "data/same.txt").write_bytes(_text(random.Random(9), 2_000_000))
+    shutil.copy(v2 / "data/same.txt", v1 / "data/same.txt")
+    publish(v1, repo, "1.0.0", compress=True)
+    fresh = tmp_path / "fresh"
+    publish(v2, fresh, "1.1.0", compress=True)  # no previous release: everything computed
+    one = repo / "stable/1.0.0/files/data"
+    # Tamper with the previous index of script.txt (changed anyway) and of same.txt.
+    (one / "same.txt.fidx").write_bytes(b"x" + (one / "same.txt.fidx").read_bytes()[1:])
+    publish(v2, repo, "1.1.0", compress=True)
+    two, ref = repo / "stable/1.1.0/files/data", fresh / "stable/1.1.0/files/data"
+    for suffix in (".fidx", ".fidx.groups", ".stz"):
+        assert (two / f"same.txt{suffix}").read_bytes() == (ref / f"same.txt{suffix}").read_bytes()
+    assert (two / "same.txt.fidx").read_bytes() != (one / "same.txt.fidx").read_bytes()
+    # Untampered: copied from 1.1.0 into 1.2.0, neither chunked nor compressed again.
+    (v2 / "readme.txt").write_text("1.2.0\n")
+    worked: list[str] = []
+    real_chunk, real_write = publish_files.chunk_file, stz.write
+    monkeypatch.setattr(publish_files, "chunk_file",
+                        lambda p, *a: (worked.append(Path(p).name), real_chunk(p, *a))[1])
+    monkeypatch.setattr(stz, "write",
+                        lambda p, *a, **k: (worked.append(Path(p).name), real_write(p, *a, **k))[1])
+    publish(v2, repo, "1.2.0", compress=True)
+    assert set(worked) == {"readme.txt"}  # the one changed file
+    three = repo / "stable/1.2.0/files/data"
+    for suffix in (".fidx", ".fidx.groups", ".stz"):
+        got = (three / f"same.txt{suffix}").read_bytes()
+        assert got == (two / f"same.txt{suffix}").read_bytes()
+    install = tmp_path / "install"
+    _update(install, memory_fetcher(repo))
+    assert tree_digest(install) == tree_digest(v2)
