@@ -6,8 +6,8 @@ an executable-like binary and many small files; version 2 edits a fraction of th
 patches do (scattered edits in a pack, code shifted in the executable, a few scripts and
 small files changed, the rest identical). Then times ``stitch publish`` of version 1 into
 an empty repository and of version 2 on top of it, each as a separate process (the CLI,
-interpreter start-up included), and reports MB/s (tree bytes / wall seconds) and the
-repository's size on disk.
+interpreter start-up included), and reports MiB/s (tree bytes / wall seconds), the CPU
+seconds it used (user + system, every thread) and the repository's size on disk.
 
     .venv/bin/python -m tests.bench.publish [--dir /tmp/stitch-publish-bench] [--mb 500]
         [--repeat 1] [-- PUBLISH OPTIONS]
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -137,14 +138,19 @@ def disk_usage(path: Path) -> int:
     return sum(p.lstat().st_blocks * 512 for p in path.rglob("*") if p.is_file())
 
 
-def publish_once(src: Path, repo: Path, version: str, options: list[str]) -> float:
+def publish_once(src: Path, repo: Path, version: str, options: list[str]
+                 ) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system, all threads) of one publish."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     r = subprocess.run([*STITCH, "publish", str(src), str(repo), "--version", version,
                         *options], capture_output=True, text=True, timeout=3600)
     wall = time.perf_counter() - t
     if r.returncode:
         raise SystemExit(f"publish failed: {r.stderr}")
-    return wall
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
 
 
 def main() -> None:
@@ -163,13 +169,15 @@ def main() -> None:
     for _ in range(args.repeat):
         repo = args.dir / "repo"
         shutil.rmtree(repo, ignore_errors=True)
-        t1 = publish_once(v1, repo, "1.0.0", args.options)
+        t1, c1 = publish_once(v1, repo, "1.0.0", args.options)
         used1 = disk_usage(repo)
-        t2 = publish_once(v2, repo, "2.0.0", args.options)
+        t2, c2 = publish_once(v2, repo, "2.0.0", args.options)
         used2 = disk_usage(repo / "stable" / "2.0.0")
-        print(f"first release  {t1:6.2f} s  {size1 / MB / t1:6.1f} MiB/s  repo on disk "
+        print(f"first release  {t1:6.2f} s  {size1 / MB / t1:6.1f} MiB/s  cpu {c1:5.2f} s  "
+              f"repo on disk "
               f"{used1 / MB:.1f} MiB ({used1 / size1:.3f}x the tree)")
-        print(f"second release {t2:6.2f} s  {size2 / MB / t2:6.1f} MiB/s  release on disk "
+        print(f"second release {t2:6.2f} s  {size2 / MB / t2:6.1f} MiB/s  cpu {c2:5.2f} s  "
+              f"release on disk "
               f"{used2 / MB:.1f} MiB ({used2 / size2:.3f}x the tree)  "
               f"load {os.getloadavg()[0]:.2f}")
 
