@@ -95,10 +95,12 @@ def publish_file(rel: str, src: Path, dest: Path, opts: Options) -> Done:
     write beside it its index, group table, ``.stz`` (when asked and its chunks compress)
     and delta from the previous release's ``rel`` (when asked and it pays)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    src_sha = copy_hashed(src, dest)
+    prev = opts.prev_files.get(rel)
+    if prev is not None and prev.size != src.stat().st_size:
+        prev = None  # changed: no need to hash it while copying (chunking hashes it)
+    src_sha = copy_hashed(src, dest, hashed=prev is not None)
     executable = bool(src.stat().st_mode & stat.S_IXUSR)
     os.chmod(dest, file_mode(executable, opts.umask))
-    prev = opts.prev_files.get(rel)
     if prev is not None and prev.sha256 == src_sha and opts.previous is not None:
         reused = _reuse(rel, dest, prev, opts.previous[1], executable, opts)
         if reused is not None:
@@ -215,18 +217,20 @@ def _write_stz(dest: Path, idx: FileIndex, data: bytes, level: int) -> int:
     return 0
 
 
-def copy_hashed(src: Path, dst: Path, block: int = 1 << 20) -> str:
+def copy_hashed(src: Path, dst: Path, hashed: bool = True, block: int = 1 << 20) -> str:
     """Copy ``src`` to ``dst`` as ``core.fsutil.copy_sparse`` does (all-zero blocks left as
-    holes) and return the hex SHA-256 of what was copied, in the same pass."""
+    holes) and return the hex SHA-256 of what was copied, in the same pass ("" unless
+    ``hashed``)."""
     zero = bytes(block)
-    sha = hashlib.sha256()
+    sha = hashlib.sha256() if hashed else None
     with open(src, "rb", buffering=0) as fi, open(dst, "wb", buffering=0) as fo:
         size = os.fstat(fi.fileno()).st_size
         buf = bytearray(block)
         view = memoryview(buf)
         while n := fi.readinto(buf):
             part = view[:n]
-            sha.update(part)
+            if sha is not None:
+                sha.update(part)
             if part == zero[:n]:
                 fo.seek(n, os.SEEK_CUR)
             else:
@@ -234,7 +238,7 @@ def copy_hashed(src: Path, dst: Path, block: int = 1 << 20) -> str:
                 while done < n:  # each round writes at least one byte
                     done += fo.write(part[done:]) or 0
         fo.truncate(size)
-    return sha.hexdigest()
+    return sha.hexdigest() if sha is not None else ""
 
 
 def _compression_warning(rel: str, path: Path, size: int) -> list[str]:
