@@ -235,8 +235,11 @@ def copy_hashed(src: Path, dst: Path, hashed: bool = True, block: int = 1 << 20)
                 fo.seek(n, os.SEEK_CUR)
             else:
                 done = 0
-                while done < n:  # each round writes at least one byte
-                    done += fo.write(part[done:]) or 0
+                while done < n:  # each round writes at least one byte, or raises
+                    wrote = fo.write(part[done:])
+                    if not wrote:
+                        raise OSError(f"{dst}: nothing written")
+                    done += wrote
         fo.truncate(size)
     return sha.hexdigest() if sha is not None else ""
 
