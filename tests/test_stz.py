@@ -183,6 +183,28 @@ def _mixed(rng: random.Random) -> bytes:
     return _text(rng, 600_000) + rng.randbytes(1_500_000) + _text(rng, 600_000)
 
 
+class _CountingCompressor:
+    """stz's compressor, counting the chunks it is given (one by one or in batches)."""
+
+    def __init__(self, cz: object, tried: list[int]) -> None:
+        self._cz, self._tried = cz, tried
+
+    @classmethod
+    def install(cls, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+        tried = [0]
+        real = stz._compressor
+        monkeypatch.setattr(stz, "_compressor", lambda level: cls(real(level), tried))
+        return tried
+
+    def compress(self, data: bytes) -> bytes:
+        self._tried[0] += 1
+        return self._cz.compress(data)  # type: ignore[attr-defined, no-any-return]
+
+    def multi_compress_to_buffer(self, data: object, threads: int) -> object:
+        self._tried[0] += len(data)  # type: ignore[arg-type]
+        return self._cz.multi_compress_to_buffer(data, threads=threads)  # type: ignore[attr-defined]
+
+
 def test_incompressible_batches_are_stored_raw_and_round_trip(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunks are compressed a batch at a time on zstd's threads; a batch whose sampled
@@ -192,6 +214,7 @@ def test_incompressible_batches_are_stored_raw_and_round_trip(
     data = _mixed(random.Random(3))
     p, idx, fidx = _indexed(tmp_path, data)
     out = tmp_path / "f.bin.stz"
+    tried = _CountingCompressor.install(monkeypatch)
     size = stz.write(p, idx, fidx, out, threads=2)
     blob = out.read_bytes()
     table = stz.parse_table(blob[:stz.table_size(len(idx))], idx,
@@ -201,6 +224,8 @@ def test_incompressible_batches_are_stored_raw_and_round_trip(
                                   write_checksum=False)
     noise = (offsets[:-1] >= 700_000) & (offsets[1:] <= 2_000_000)
     assert noise.sum() > 100 and table.raw[noise].all()  # the random middle: raw
+    # ... and most of its chunks were never given to zstd (only each batch's samples).
+    assert tried[0] < len(idx) - noise.sum() // 2, (tried, len(idx), noise.sum())
     text = offsets[1:] <= 550_000
     assert not table.raw[text].any()
     for k in range(len(idx)):
