@@ -141,19 +141,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="replace an existing version, or publish one not newer than the "
                    "channel's latest")
-    p.add_argument("--compress", action="store_true",
-                   help="also upload NAME.stz, each chunk zstd-compressed: updates download "
-                   "compressed chunks (needs the zstandard package)")
-    p.add_argument("--compress-level", type=int_between(1, 22), default=9, metavar="LEVEL",
-                   help="zstd level for --compress, 1 to 22 (default: 9)")
-    p.add_argument("--delta", action="store_true",
-                   help="also upload, for each changed file up to 128 MiB, a zstd patch from "
-                   "the previous release's version: players one version behind download it")
+    p.add_argument("--compress", action=argparse.BooleanOptionalAction, default=True,
+                   help="upload NAME.stz beside each file whose chunks compress, each chunk "
+                   "zstd-compressed: updates download compressed chunks (the default; "
+                   "--no-compress: raw ranges only)")
+    p.add_argument("--compress-level", type=int_between(1, 22), default=3, metavar="LEVEL",
+                   help="zstd level of the compressed chunks, 1 to 22 (default: 3)")
+    p.add_argument("--delta", action=argparse.BooleanOptionalAction, default=True,
+                   help="upload, for each changed file up to 128 MiB, a zstd patch from "
+                   "the previous release's version: players one version behind download it "
+                   "(the default; --no-delta: none)")
     p.add_argument("--subchunks", action="store_true",
                    help="also upload NAME.fidx.sub: chunks new since the previous release cut "
                    "again at a 512-byte average, so small edits cost less to players")
-    p.add_argument("--delta-level", type=int_between(1, 22), default=15, metavar="LEVEL",
-                   help="zstd level for --delta, 1 to 22 (default: 15)")
+    p.add_argument("--delta-level", type=int_between(1, 22), default=3, metavar="LEVEL",
+                   help="zstd level of the deltas, 1 to 22 (default: 3)")
 
     p = sub.add_parser("update", help="install or update a folder from a release URL",
                        description="Install the newest release of CHANNEL from URL into DIR, "

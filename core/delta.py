@@ -32,7 +32,8 @@ from core.errors import FormatError
 
 SUFFIX = ".zdelta"
 MAX_FILE_SIZE = 128 << 20  # bytes: larger files are updated by chunks only
-DEFAULT_LEVEL = 15  # measured: the best size/time trade-off for patch-from (benchmarks.md)
+DEFAULT_LEVEL = 3  # measured: patch-from by prefix, the best size/time trade-off (benchmarks.md)
+DICTIONARY_LEVEL = 15  # the least level of ``make`` without zstd's own API (see there)
 LDM_ABOVE = 128 << 20  # old + new bytes above which long-distance matching is used
 _OUT_BLOCK = 1 << 20
 _DEFAULT_WINDOW_LOG = 27  # zstd's default decoder limit (ZSTD_WINDOWLOG_LIMIT_DEFAULT)
@@ -58,21 +59,119 @@ def _window_log(old_size: int, new_size: int) -> int:
 
 
 def make(old: Path, new: Path, dest: Path, level: int = DEFAULT_LEVEL) -> int:
-    """Write the delta that rebuilds ``new`` from ``old`` to ``dest``; return its size."""
+    """Write the delta that rebuilds ``new`` from ``old`` to ``dest``; return its size.
+
+    As ``zstd --patch-from`` does: the old file is zstd's prefix (by reference, mapped
+    read-only, where python-zstandard's CFFI binding is here; else a raw-content
+    dictionary, the same frame), the window spans both files, and long-distance matching is
+    on when the files are longer than the level's match finder can reach back. Measured
+    (docs/benchmarks.md, publish): a prefix with long-distance matching finds a 100 MB
+    pack's 40 edits at level 3 in about a second, where the dictionary at level 15 took
+    46 s for a delta 240 times larger."""
+    cffi = _compress_binding()
+    if cffi is not None:
+        return _make_prefix(cffi, old, new, dest, level)
+    # A dictionary is not searched by long-distance matching, and low levels' tables forget
+    # most of it (measured on a 3 MB file with 60 edits: 1.9 MB at level 3, 704 B at 15).
+    return _make_dictionary(old, new, dest, max(level, DICTIONARY_LEVEL))
+
+
+def _compress_binding() -> Any:
+    """The CFFI binding for ``make`` (looked up apart from the decoders' ``_binding``)."""
+    try:
+        from zstandard import _cffi  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return _cffi
+
+
+def _ldm(old_size: int, new_size: int, level: int) -> bool:
+    """Long-distance matching: on when the window (both files) is longer than what the
+    level's own match finder covers (zstd's CLI rule for --patch-from), and above
+    ``LDM_ABOVE`` always."""
+    import zstandard as zstd
+
+    p = zstd.ZstdCompressionParameters.from_level(level, source_size=new_size + old_size)
+    # zstd's cycle log: the chain log, less one for the binary-tree strategies (btlazy2+).
+    cycle = p.chain_log - (1 if p.strategy >= zstd.STRATEGY_BTLAZY2 else 0)
+    return (_window_log(old_size, new_size) > cycle
+            or old_size + new_size > LDM_ABOVE)
+
+
+def _make_dictionary(old: Path, new: Path, dest: Path, level: int) -> int:
     import zstandard as zstd
 
     old_data = old.read_bytes()
     new_data = new.read_bytes()
-    # Long-distance matching only for big pairs. Measured: a 6 MB script's level-15 patch is
-    # 145 KB with it and 0.9 KB without; a 130 MB archive's is 100 MB without it (the normal
-    # match finder cannot see that far back) and needs it to reach the chunk-level floor.
     params = zstd.ZstdCompressionParameters.from_level(
         level, window_log=_window_log(len(old_data), len(new_data)),
-        enable_ldm=len(old_data) + len(new_data) > LDM_ABOVE)
+        enable_ldm=_ldm(len(old_data), len(new_data), level))
     dictionary = zstd.ZstdCompressionDict(old_data, dict_type=zstd.DICT_TYPE_RAWCONTENT)
     out = zstd.ZstdCompressor(dict_data=dictionary, compression_params=params).compress(new_data)
     dest.write_bytes(out)
     return len(out)
+
+
+def _make_prefix(cffi: Any, old: Path, new: Path, dest: Path, level: int) -> int:
+    """``make`` through zstd's own API: ``ZSTD_CCtx_refPrefix`` on the mapped old file, the
+    new file mapped as the input, output written a block at a time."""
+    ffi, lib = cffi.ffi, cffi.lib
+
+    def check(ret: int) -> int:
+        if lib.ZSTD_isError(ret):
+            raise OSError(f"zstd: {ffi.string(lib.ZSTD_getErrorName(ret)).decode()}")
+        return int(ret)
+
+    cctx = lib.ZSTD_createCCtx()
+    if cctx == ffi.NULL:
+        raise MemoryError("zstd: no compressor")
+    keep: list[Any] = []  # buffers zstd points into, released after the context
+    try:
+        with open(old, "rb") as fo, open(new, "rb") as fn, open(dest, "wb") as out:
+            old_size = os.fstat(fo.fileno()).st_size
+            new_size = os.fstat(fn.fileno()).st_size
+            for param, value in (
+                    (lib.ZSTD_c_compressionLevel, level),
+                    (lib.ZSTD_c_windowLog, _window_log(old_size, new_size)),
+                    (lib.ZSTD_c_enableLongDistanceMatching,
+                     1 if _ldm(old_size, new_size, level) else 0),
+                    (lib.ZSTD_c_contentSizeFlag, 1),
+                    (lib.ZSTD_c_checksumFlag, 0)):
+                check(lib.ZSTD_CCtx_setParameter(cctx, param, value))
+            check(lib.ZSTD_CCtx_setPledgedSrcSize(cctx, new_size))
+            if old_size:
+                old_map = _map(fo.fileno())
+                keep.append(old_map)
+                prefix = ffi.from_buffer(old_map)
+                keep.append(prefix)
+                check(lib.ZSTD_CCtx_refPrefix(cctx, prefix, old_size))
+            src_buf: Any = ffi.NULL
+            if new_size:
+                new_map = mmap.mmap(fn.fileno(), 0, access=mmap.ACCESS_READ)
+                keep.append(new_map)
+                src_buf = ffi.from_buffer(new_map)
+                keep.append(src_buf)
+            block = bytearray(_OUT_BLOCK)
+            dst = ffi.from_buffer(block)
+            keep.append(dst)
+            inb = ffi.new("ZSTD_inBuffer *")
+            inb.src, inb.size, inb.pos = src_buf, new_size, 0
+            outb = ffi.new("ZSTD_outBuffer *")
+            view = memoryview(block)
+            while True:  # each round writes a block or ends the frame
+                outb.dst, outb.size, outb.pos = dst, len(block), 0
+                left = check(lib.ZSTD_compressStream2(cctx, outb, inb, lib.ZSTD_e_end))
+                out.write(view[:outb.pos])
+                if left == 0:
+                    break
+            return out.tell()
+    finally:
+        lib.ZSTD_freeCCtx(cctx)
+        for k in reversed(keep):
+            if isinstance(k, mmap.mmap):
+                k.close()
+            else:
+                ffi.release(k)
 
 
 def max_window(old_size: int, new_size: int) -> int:

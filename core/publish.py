@@ -12,25 +12,21 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
-from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
-from core import delta, fidx_groups, fidx_sub, stz
-from core.chunker import DEFAULT_PARAMS, ChunkerParams, chunk_files
+from core import delta, fidx_sub, stz
+from core.chunker import DEFAULT_PARAMS, ChunkerParams
 from core.chunkplan import REQUEST_COST  # what one more request costs a player
-from core.compressed import WARN_SIZE, inspect, warning
 from core.errors import ConfigError, FormatError
-from core.fidx import FileIndex, decode, encode
-from core.fsutil import atomic_write, copy_sparse, current_umask, file_mode
+from core.fidx import FileIndex, decode
+from core.fsutil import atomic_write, current_umask
 from core.layout import (
     FIDX_SUFFIX,
     FILES,
-    GROUPS_SUFFIX,
     MANIFEST,
     POINTER,
     SIGNATURE,
@@ -38,7 +34,6 @@ from core.layout import (
     manifest_rel,
 )
 from core.manifest import (
-    Delta,
     FileEntry,
     Manifest,
     Pointer,
@@ -52,6 +47,7 @@ from core.manifest import (
 from core.pep440 import Key
 from core.pep440 import parse as parse_version
 from core.planner import SeedSet, plan_file
+from core.publish_files import Options, missing_bytes, publish_files
 from core.rebuild import wire_bytes
 from core.state import STATE_DIR
 
@@ -143,7 +139,10 @@ def publish(
     not a PEP 440 version; without ``force``, one not newer than the channel's latest or
     one that exists), ``UnsafePathError`` for file names that cannot be installed
     everywhere, ``OSError`` for disk problems. ``subchunks`` writes sub-indexes
-    (``core.fidx_sub``) against the previous release, when there is one."""
+    (``core.fidx_sub``) against the previous release, when there is one. ``compress`` and
+    ``deltas`` are off unless asked here (the library's explicit form, which the tests
+    use); the ``stitch publish`` command turns both on by default (``--no-compress``,
+    ``--no-delta``)."""
     if not src.is_dir():
         raise ConfigError(f"source folder not found: {src}")
     params.validate()
@@ -170,52 +169,26 @@ def publish(
     warnings: list[str] = []
     stz_bytes = 0
     delta_bytes = 0
-    prev_seeds: SeedSet | None = None
-    copied: list[tuple[str, Path, Path]] = []
     # Everything below is created with the mode the umask gives (0o644 files, 0o755
     # folders under 022), whatever the source's own modes: a web server's workers, running
     # as another user, must read it.
     umask = current_umask()
     if umask & 0o005:
         warnings.append(_umask_warning(umask))
-    for rel, path in _source_files(src):
-        dest = work / FILES / Path(*rel.split("/"))
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        copy_sparse(path, dest)
-        os.chmod(dest, file_mode(bool(path.stat().st_mode & stat.S_IXUSR), umask))
-        copied.append((rel, path, dest))
-    # Index the copies several at once (a pool sized to the CPUs); results come in order.
-    with closing(chunk_files([(dest, params) for _, _, dest in copied])) as chunked:
-        for (rel, path, dest), (chunks, sha) in zip(copied, chunked, strict=True):
-            idx = FileIndex.from_chunks(params, chunks, sha)
-            data = encode(idx)
-            (dest.parent / (dest.name + FIDX_SUFFIX)).write_bytes(data)
-            index_bytes += len(data)
-            groups_size, groups_sha = 0, ""
-            if len(idx) >= fidx_groups.MIN_CHUNKS:
-                # The group table lets a client fetch only the records of changed regions.
-                gdata = fidx_groups.encode(fidx_groups.build(idx))
-                (dest.parent / (dest.name + GROUPS_SUFFIX)).write_bytes(gdata)
-                groups_size, groups_sha = len(gdata), _sha256(gdata)
-                index_bytes += groups_size
-            indexes[rel] = idx
-            warnings.extend(_compression_warning(rel, dest, idx.file_size))
-            executable = bool(path.stat().st_mode & stat.S_IXUSR)
-            stz_size = 0
-            if compress and stz.worthwhile(dest, idx, compress_level):
-                stz_path = dest.parent / (dest.name + stz.SUFFIX)
-                stz_size = stz.write(dest, idx, data, stz_path, compress_level)
-                stz_bytes += stz_size
-            made: tuple[Delta, ...] = ()
-            if deltas and previous is not None:
-                if prev_seeds is None:
-                    prev_seeds = _previous_seeds(previous)
-                chunk_cost = _missing_bytes(prev_seeds, idx) + len(data)
-                made = _make_delta(previous, rel, dest, sha.hex(), delta_level, chunk_cost)
-                delta_bytes += sum(d.size for d in made)
-            entries.append(FileEntry(rel, idx.file_size, sha.hex(),
-                                     _sha256(data), len(data), executable, stz_size, made,
-                                     groups_size, groups_sha))
+    # The previous release's chunks, read once: the deltas' payoff and the report.
+    prev_seeds = _previous_seeds(previous) if previous is not None else None
+    opts = Options(params, umask, compress, compress_level, deltas, delta_level, previous,
+                   prev_seeds, previous[0].by_path() if previous is not None else {})
+    jobs = [(rel, path, work / FILES / Path(*rel.split("/")))
+            for rel, path in _source_files(src)]
+    # Several files at once (a pool sized to the CPUs); results come in order.
+    for done in publish_files(jobs, opts):
+        entries.append(done.entry)
+        indexes[done.entry.path] = done.index
+        index_bytes += done.index_bytes
+        stz_bytes += done.stz_bytes
+        delta_bytes += done.delta_bytes
+        warnings.extend(done.warnings)
 
     if subchunks and previous is not None:
         entries, sub_bytes = _write_subindexes(previous, work, entries, indexes)
@@ -239,7 +212,8 @@ def publish(
         (work / SIGNATURE).write_bytes(sig)
         atomic_write(chan / PUBLIC_KEY, sign_key.public_key.to_file())
 
-    report = _report(manifest, indexes, index_bytes, previous, sign_key is not None)
+    report = _report(manifest, indexes, index_bytes, previous, prev_seeds,
+                     sign_key is not None)
     report = replace(report, warnings=tuple(warnings), compressed_bytes=stz_bytes,
                      delta_bytes=delta_bytes, channel=channel)
     if final.exists():
@@ -272,36 +246,6 @@ def _umask_warning(umask: int) -> str:
     return (f"umask {umask:04o} leaves the repository unreadable by other users: a web server "
             "whose workers run as another user (www-data) will answer 403; publish under "
             "umask 022, or run chmod -R o+rX on the repository")
-
-
-def _compression_warning(rel: str, path: Path, size: int) -> list[str]:
-    """A report line when a large file is compressed in a way that defeats chunking."""
-    if size < WARN_SIZE:
-        return []
-    c = inspect(path)
-    w = warning(rel, size, c) if c is not None else None
-    return [w] if w else []
-
-
-def _make_delta(previous: tuple[Manifest, Path], rel: str, dest: Path, new_sha: str,
-                level: int, chunk_cost: int) -> tuple[Delta, ...]:
-    """The delta from the previous release's ``rel``, when there is one to make and it is
-    smaller than what a player one version behind would download by chunks
-    (``chunk_cost``: the new chunks and the index); a client that has the base uses it
-    without fetching the index."""
-    prev, prev_dir = previous
-    old = prev.by_path().get(rel)
-    size = dest.stat().st_size
-    if (old is None or old.sha256 == new_sha or old.size > delta.MAX_FILE_SIZE
-            or size > delta.MAX_FILE_SIZE or size == 0):
-        return ()
-    old_path = prev_dir / FILES / Path(*rel.split("/"))
-    out = dest.parent / Path(delta.name_for(rel, old.sha256)).name
-    made = delta.make(old_path, dest, out, level)
-    if made >= chunk_cost:
-        out.unlink()
-        return ()
-    return (Delta(old.sha256, made, _sha256(out.read_bytes())),)
 
 
 def _sha256(data: bytes) -> str:
@@ -426,14 +370,9 @@ def _ranges(remote: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in remote.tolist()]
 
 
-def _missing_bytes(seeds: SeedSet, idx: FileIndex) -> int:
-    """Bytes of ``idx``'s chunks that ``seeds`` do not have: what chunks would download."""
-    missing = seeds.lookup(idx.ids, idx.lengths) < 0
-    return int(idx.lengths[missing].sum(dtype=np.uint64))
-
-
 def _report(manifest: Manifest, indexes: dict[str, FileIndex], index_bytes: int,
-            previous: tuple[Manifest, Path] | None, signed: bool) -> PublishReport:
+            previous: tuple[Manifest, Path] | None, prev_seeds: SeedSet | None,
+            signed: bool) -> PublishReport:
     chunks = sum(len(i) for i in indexes.values())
     new_bytes = manifest.total_size
     added: tuple[str, ...] = ()
@@ -448,8 +387,8 @@ def _report(manifest: Manifest, indexes: dict[str, FileIndex], index_bytes: int,
         added = tuple(sorted(set(new) - set(old)))
         removed = tuple(sorted(set(old) - set(new)))
         changed = tuple(sorted(p for p in set(new) & set(old) if new[p].sha256 != old[p].sha256))
-        seed_set = _previous_seeds(previous)
-        new_bytes = sum(_missing_bytes(seed_set, idx) for idx in indexes.values())
+        seed_set = prev_seeds if prev_seeds is not None else _previous_seeds(previous)
+        new_bytes = sum(missing_bytes(seed_set, idx) for idx in indexes.values())
     return PublishReport(manifest.version, prev_version, len(manifest.files),
                          manifest.total_size, chunks, index_bytes, added, removed, changed,
                          new_bytes, signed)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -157,6 +158,36 @@ def test_apply_is_bounded_and_checks_length(tmp_path: Path, decoder_kind: str) -
         _apply(old, data, len(got) + 1, write)  # produces less
     with pytest.raises(FormatError):
         _apply(old, b"garbage" * 10, len(got), write)
+
+
+def test_publish_defaults_write_compressed_copies_and_deltas(tmp_path: Path) -> None:
+    """``stitch publish`` without options writes the variant that wins (issue 16): the
+    compressed chunk copies and the deltas; ``--no-compress --no-delta`` writes neither;
+    the old flags are still accepted. A player one version behind updates exactly."""
+    v0, v1, _ = _versions(tmp_path)
+    for v in (v0, v1):
+        (v / "data.txt").write_bytes(b"".join(b"line %d of the game's data\n" % i
+                                              for i in range(40_000)))
+    (v1 / "data.txt").write_bytes((v1 / "data.txt").read_bytes() + b"one more line\n")
+    run = [sys.executable, "-m", "app.cli", "publish"]
+    repo, raw = tmp_path / "repo", tmp_path / "raw"
+    for src, version in ((v0, "1"), (v1, "2")):
+        assert subprocess.run([*run, str(src), str(repo), "--version", version]).returncode == 0
+        assert subprocess.run([*run, str(src), str(raw), "--version", version,
+                               "--no-compress", "--no-delta"]).returncode == 0
+    files = repo / "stable/2/files"
+    assert (files / "data.txt.stz").exists()
+    assert list(files.glob("bin/game.*.zdelta")) and list(files.glob("data.txt.*.zdelta"))
+    assert not [p for p in raw.rglob("*") if p.suffix in (".stz", ".zdelta")]
+    old = tmp_path / "old"
+    assert subprocess.run([*run, str(v0), str(old), "--version", "1", "--compress", "--delta",
+                           "--compress-level", "9", "--delta-level", "15"]).returncode == 0
+    assert (old / "stable/1/files/data.txt.stz").exists()
+
+    install = tmp_path / "install"
+    shutil.copytree(v0, install)
+    _update(install, memory_fetcher(repo))  # 2, from files that are 1's
+    assert tree_digest(install) == tree_digest(v1)
 
 
 def test_publish_delta_flag_reports_it(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import os
 import random
+import shutil
 import struct
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core import stz
+from core import publish_files, stz
 from core.chunker import DEFAULT_PARAMS, chunk_file
 from core.errors import FormatError
 from core.fidx import FileIndex, encode
@@ -175,3 +176,129 @@ def test_a_lying_compressed_copy_falls_back_to_raw_ranges(tmp_path: Path) -> Non
     assert tree_digest(install) == tree_digest(v2)
     raw = [rs for u, rs in fetcher.requests if rs and u.endswith("script.txt")]
     assert raw, "bad chunks were fetched again, raw, from the original file"
+
+
+def _mixed(rng: random.Random) -> bytes:
+    """Text, a long incompressible region (several batches), text again."""
+    return _text(rng, 600_000) + rng.randbytes(1_500_000) + _text(rng, 600_000)
+
+
+class _CountingCompressor:
+    """stz's compressor, counting the chunks it is given (one by one or in batches)."""
+
+    def __init__(self, cz: object, tried: list[int]) -> None:
+        self._cz, self._tried = cz, tried
+
+    @classmethod
+    def install(cls, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+        tried = [0]
+        real = stz._compressor
+        monkeypatch.setattr(stz, "_compressor", lambda level: cls(real(level), tried))
+        return tried
+
+    def compress(self, data: bytes) -> bytes:
+        self._tried[0] += 1
+        return self._cz.compress(data)  # type: ignore[attr-defined, no-any-return]
+
+    def multi_compress_to_buffer(self, data: object, threads: int) -> object:
+        self._tried[0] += len(data)  # type: ignore[arg-type]
+        return self._cz.multi_compress_to_buffer(data, threads=threads)  # type: ignore[attr-defined]
+
+
+def test_incompressible_batches_are_stored_raw_and_round_trip(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks are compressed a batch at a time on zstd's threads; a batch whose sampled
+    chunks do not shrink is stored raw whole. Every chunk still decodes to its bytes, and
+    the text's chunks come out exactly as compressing each chunk alone makes them."""
+    monkeypatch.setattr(stz, "_BATCH", 128 << 10)  # many batches in a small file
+    data = _mixed(random.Random(3))
+    p, idx, fidx = _indexed(tmp_path, data)
+    out = tmp_path / "f.bin.stz"
+    tried = _CountingCompressor.install(monkeypatch)
+    size = stz.write(p, idx, fidx, out, threads=2)
+    blob = out.read_bytes()
+    table = stz.parse_table(blob[:stz.table_size(len(idx))], idx,
+                            hashlib.sha256(fidx).digest(), size)
+    offsets = idx.offsets()
+    cz = zstandard.ZstdCompressor(level=stz.DEFAULT_LEVEL, write_content_size=True,
+                                  write_checksum=False)
+    noise = (offsets[:-1] >= 700_000) & (offsets[1:] <= 2_000_000)
+    assert noise.sum() > 100 and table.raw[noise].all()  # the random middle: raw
+    # ... and most of its chunks were never given to zstd (only each batch's samples).
+    assert tried[0] < len(idx) - noise.sum() // 2, (tried, len(idx), noise.sum())
+    text = offsets[1:] <= 550_000
+    assert not table.raw[text].any()
+    for k in range(len(idx)):
+        raw = data[int(offsets[k]):int(offsets[k + 1])]
+        stored = blob[int(table.offsets[k]):int(table.offsets[k + 1])]
+        assert stz.decode_chunk(stored, bool(table.raw[k]), len(raw)) == raw
+        if text[k]:
+            assert stored == cz.compress(raw)
+    # One thread of zstd's writes the same file.
+    assert stz.write(p, idx, fidx, tmp_path / "t1.stz", threads=1) == size
+    assert (tmp_path / "t1.stz").read_bytes() == blob
+
+
+def test_update_from_batched_copy_with_raw_regions_is_exact(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Publish → update → the same bytes, with a copy holding raw batches between
+    compressed ones, and the changed chunks fetched from the .stz only."""
+    monkeypatch.setattr(stz, "_BATCH", 128 << 10)
+    rng = random.Random(4)
+    v1, v2 = tmp_path / "v1", tmp_path / "v2"
+    v1.mkdir()
+    v2.mkdir()
+    data = bytearray(_mixed(rng))
+    (v1 / "mixed.dat").write_bytes(bytes(data))
+    for at in (100_000, 1_000_000, 2_500_000):  # text, noise, text
+        data[at:at + 3000] = rng.randbytes(3000)
+    (v2 / "mixed.dat").write_bytes(bytes(data))
+    repo = tmp_path / "repo"
+    publish(v1, repo, "1.0.0", compress=True)
+    install = tmp_path / "install"
+    _update(install, memory_fetcher(repo))
+    publish(v2, repo, "1.1.0", compress=True)
+    assert (repo / "stable/1.1.0/files/mixed.dat.stz").exists()
+    fetcher = memory_fetcher(repo)
+    _update(install, fetcher)
+    assert tree_digest(install) == tree_digest(v2)
+    assert any(rs and u.endswith(".stz") for u, rs in fetcher.requests)
+    assert not [rs for u, rs in fetcher.requests if rs and u.endswith("mixed.dat")]
+
+
+def test_unchanged_files_reuse_the_previous_release_s_copies(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file with the previous release's SHA-256 gets that release's index, group table
+    and .stz copied, byte for byte what computing them makes; a previous index that does
+    not match its manifest entry is not trusted (computed again). Updates stay exact."""
+    v1, v2, repo = _releases(tmp_path)
+    (v2 / "data/same.txt").write_bytes(_text(random.Random(9), 2_000_000))
+    shutil.copy(v2 / "data/same.txt", v1 / "data/same.txt")
+    publish(v1, repo, "1.0.0", compress=True)
+    fresh = tmp_path / "fresh"
+    publish(v2, fresh, "1.1.0", compress=True)  # no previous release: everything computed
+    one = repo / "stable/1.0.0/files/data"
+    # Tamper with the previous index of script.txt (changed anyway) and of same.txt.
+    (one / "same.txt.fidx").write_bytes(b"x" + (one / "same.txt.fidx").read_bytes()[1:])
+    publish(v2, repo, "1.1.0", compress=True)
+    two, ref = repo / "stable/1.1.0/files/data", fresh / "stable/1.1.0/files/data"
+    for suffix in (".fidx", ".fidx.groups", ".stz"):
+        assert (two / f"same.txt{suffix}").read_bytes() == (ref / f"same.txt{suffix}").read_bytes()
+    assert (two / "same.txt.fidx").read_bytes() != (one / "same.txt.fidx").read_bytes()
+    # Untampered: copied from 1.1.0 into 1.2.0, neither chunked nor compressed again.
+    (v2 / "readme.txt").write_text("1.2.0\n")
+    worked: list[str] = []
+    real_chunk, real_write = publish_files.chunk_file, stz.write
+    monkeypatch.setattr(publish_files, "chunk_file",
+                        lambda p, *a: (worked.append(Path(p).name), real_chunk(p, *a))[1])
+    monkeypatch.setattr(stz, "write",
+                        lambda p, *a, **k: (worked.append(Path(p).name), real_write(p, *a, **k))[1])
+    publish(v2, repo, "1.2.0", compress=True)
+    assert set(worked) == {"readme.txt"}  # the one changed file
+    three = repo / "stable/1.2.0/files/data"
+    for suffix in (".fidx", ".fidx.groups", ".stz"):
+        got = (three / f"same.txt{suffix}").read_bytes()
+        assert got == (two / f"same.txt{suffix}").read_bytes()
+    install = tmp_path / "install"
+    _update(install, memory_fetcher(repo))
+    assert tree_digest(install) == tree_digest(v2)

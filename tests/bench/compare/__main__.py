@@ -11,9 +11,11 @@ each tool; check every result by SHA-256; print the bytes nginx sent (``$bytes_s
 requests, wall time (median of ``--repeat``), peak RSS (GNU time ``%M``), publish time,
 the full size, ``zstd -3`` of the new release and ``zstd --patch-from=OLD NEW``.
 
-Tools: ``stitch`` (the old release installed by stitch, so ``.stitch`` state exists),
-``stitch-cold`` (the old files copied into the install folder, no state), ``stitch-2k``
-(published with ``--avg-chunk 2048``: what smaller chunks would buy), ``zsync``,
+Tools: ``stitch`` (published with the defaults; the old release installed by stitch, so
+``.stitch`` state exists), ``stitch-cold`` (the old files copied into the install folder, no
+state), ``stitch-raw`` (published ``--no-compress --no-delta``: raw ranges only, the
+defaults before issue 16), ``stitch-2k`` (that with ``--avg-chunk 2048``: what smaller
+chunks would buy), ``zsync``,
 ``casync``. Needs nginx, zsync, casync, zstd, GNU time; the real pairs also npm and
 apt-get (fetched once into ``--cache``).
 """
@@ -32,8 +34,8 @@ from pathlib import Path
 from tests.bench.compare import pairs as P
 from tests.bench.compare.harness import REPO_ROOT, Nginx, compare_pair, tables
 
-TOOLS = ["stitch", "stitch-cold", "stitch-2k", "stitch-z", "stitch-z2k", "stitch-zs", "stitch-d",
-         "stitch-d1", "zsync", "casync"]
+TOOLS = ["stitch", "stitch-cold", "stitch-raw", "stitch-2k", "stitch-z", "stitch-z2k",
+         "stitch-zs", "stitch-d", "stitch-d1", "zsync", "casync"]
 
 
 def startup_time(cmd: list[str]) -> float:

@@ -266,15 +266,21 @@ def compare_pair(pair: Pair, work: Path, nginx: Nginx, web: Path, tools: list[st
         if d.exists():
             shutil.rmtree(d)
 
-    # ---- stitch: old release alone in <v>-old, old + new in <v>. Variants: the default
-    # chunk size, (tool "stitch-2k") 2 KiB average chunks, (tool "stitch-z") compressed
-    # chunk copies published with --compress, (tool "stitch-zs") plus sub-indexes.
-    variants = (("stitch", [], "stitch"),
-                ("stitch-2k", ["--avg-chunk", "2048"], "stitch, avg 2 KiB chunks"),
-                ("stitch-z", ["--compress"], "stitch --compress"),
-                ("stitch-z2k", ["--compress", "--avg-chunk", "2048"],
-                 "stitch --compress, avg 2 KiB chunks"),
-                ("stitch-zs", ["--compress", "--subchunks"], "stitch --compress --subchunks"),
+    # ---- stitch: old release alone in <v>-old, old + new in <v>. Variants: the defaults
+    # (compressed chunk copies and deltas, since issue 16), (tool "stitch-raw") raw ranges
+    # only, as the defaults were before, (tool "stitch-2k") that with 2 KiB average chunks,
+    # (tool "stitch-z") compressed chunk copies without deltas, (tool "stitch-zs") plus
+    # sub-indexes, (tool "stitch-d") --compress --delta spelt out (the defaults).
+    raw = ["--no-compress", "--no-delta"]
+    variants = (("stitch", [], "stitch (defaults)"),
+                ("stitch-raw", raw, "stitch --no-compress --no-delta"),
+                ("stitch-2k", [*raw, "--avg-chunk", "2048"],
+                 "stitch --no-compress --no-delta, avg 2 KiB chunks"),
+                ("stitch-z", ["--compress", "--no-delta"], "stitch --compress --no-delta"),
+                ("stitch-z2k", ["--compress", "--no-delta", "--avg-chunk", "2048"],
+                 "stitch --compress --no-delta, avg 2 KiB chunks"),
+                ("stitch-zs", ["--compress", "--no-delta", "--subchunks"],
+                 "stitch --compress --no-delta --subchunks"),
                 ("stitch-d", ["--compress", "--delta"], "stitch --compress --delta"))
     # Signed, as a publisher should: every stitch update below checks the signature.
     key = work / "stitch.key"
