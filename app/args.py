@@ -14,10 +14,10 @@ from typing import NoReturn
 from urllib.parse import urlsplit
 
 from app.outcome import EXIT_BUSY, EXIT_CONFIG
+from core.engine.lock import DEFAULT_WAIT
 from core.errors import ConfigError
-from core.lock import DEFAULT_WAIT
 
-_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")  # as core.manifest requires
+_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")  # as core.formats.manifest requires
 
 EXIT_CODES_EPILOG = (
     "exit codes: 0 success, 1 internal error (a bug), 2 bad arguments or configuration file, "

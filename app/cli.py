@@ -326,8 +326,8 @@ def pubkey_arg(value: str) -> str:
     """A ``--pubkey`` value as the key's base64. A value that is a minisign public key (its
     one base64 line) is that key; any other value is the path of a ``.pub`` file. A missing
     or unreadable file, or one that is not a public key, is a ``ConfigError`` naming it."""
-    from core import signing
     from core.errors import FormatError
+    from core.formats import signing
 
     if "\n" not in value.strip():
         try:
@@ -359,7 +359,7 @@ def cmd_update(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from core.verify import verify_install
+    from core.engine.verify import verify_install
 
     if args.dir is None:
         raise ConfigError("verify needs --dir")
@@ -400,7 +400,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _update(args: argparse.Namespace, reporter: Reporter, cancel: CancelToken) -> int:
-    from core.updater import Outcome, Updater, UpdaterConfig
+    from core.engine.updater import Outcome, Updater, UpdaterConfig
 
     cfg_file = None
     install_dir: Path | None = None
@@ -539,9 +539,9 @@ def _internal_error(exc: BaseException) -> None:
 
 
 def _wait_pid(pid: int, cancel: CancelToken, timeout: float = 600.0) -> None:
-    """``--wait-pid``: core/procwait.py (OpenProcess + WaitForSingleObject on Windows); the
+    """``--wait-pid``: core/system/procwait.py (OpenProcess + WaitForSingleObject on Windows); the
     run's cancel token (SIGTERM, Ctrl+C) ends the wait."""
-    from core.procwait import wait_for_exit
+    from core.system.procwait import wait_for_exit
 
     def waiting() -> None:
         print(f"stitch: waiting for process {pid} to exit (--wait-pid)", file=sys.stderr,

@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.engine.updater import UpdaterConfig
 from core.errors import ConfigError
-from core.updater import UpdaterConfig
 
 CONFIG_NAME = "updater.toml"
 ASK = "ask"  # install_dir value: ask the player where to install
@@ -49,7 +49,7 @@ SHORTCUT_KINDS = ("menu", "desktop")
 
 _ACCENT_RE = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 _TOML_LINE_RE = re.compile(r"at line (\d+)")
-_PRODUCT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # as core.manifest requires
+_PRODUCT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # as core.formats.manifest requires
 
 # Allowed keys per table ("" is the top level) and their TOML types. A schema as data keeps
 # the checks, the unknown-key suggestions and the docs in one place.
@@ -80,7 +80,7 @@ class AppConfig:
 
     path: Path  # the config file itself
     url: str
-    product: str = ""  # release product id ("" = any); see core.manifest
+    product: str = ""  # release product id ("" = any); see core.formats.manifest
     name: str = ""  # what the player reads ("" = product)
     channel: str = "stable"
     install_dir: Path | None = None  # None: ask the player (install_dir = "ask")

@@ -104,8 +104,8 @@ def make_game(dest: Path, version: int, scale: float = 1.0, seed: int = 7) -> Pa
 def run_demo(workdir: Path, scale: float = 1.0) -> int:
     """Generate v1 and v2, publish both, serve them, install v1, update to v2, report."""
     from app.serve import make_server
-    from core.publish import publish
-    from core.updater import Updater, UpdaterConfig
+    from core.engine.updater import Updater, UpdaterConfig
+    from core.publisher.publish import publish
 
     if workdir.exists():
         shutil.rmtree(workdir)

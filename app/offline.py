@@ -4,7 +4,7 @@
 install is complete: a release was installed (``.stitch/state.json`` names a version and the
 installed manifest is there), no commit was left half-done (no journal), every file of the
 installed manifest is on disk with the size, modification time and file id recorded when it
-was last verified (the state cache's fingerprint, as ``core.updater`` vouches for files).
+was last verified (the state cache's fingerprint, as ``core.engine.updater`` vouches for files).
 No file is read: a launcher pays a few ``stat`` calls.
 """
 
@@ -13,10 +13,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from core.engine.state import StateStore
 from core.errors import ContentError
+from core.formats.manifest import parse_manifest
 from core.fsutil import file_fingerprint
-from core.manifest import parse_manifest
-from core.state import StateStore
 
 
 def playable_version(install_dir: Path) -> str | None:

@@ -16,8 +16,8 @@ from core.errors import ConfigError
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from core.chunker import DEFAULT_PARAMS, ChunkerParams
-    from core.publish import publish
+    from core.chunks.chunker import DEFAULT_PARAMS, ChunkerParams
+    from core.publisher.publish import publish
 
     params = DEFAULT_PARAMS
     if args.avg_chunk:
@@ -53,8 +53,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
 def _load_secret_key(path: Path) -> object:
     """The ``--sign-key`` file, decrypted. Every problem with it is a ``ConfigError``
     naming it (exit code 2): missing, unreadable, a public key, not a key, wrong password."""
-    from core import signing
     from core.errors import FormatError, SignatureError
+    from core.formats import signing
 
     what = f"--sign-key {path}"
     try:
@@ -103,7 +103,7 @@ def _has_terminal() -> bool:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from core import signing
+    from core.formats import signing
 
     if args.keyfile.is_dir():
         raise ConfigError(f"KEYFILE {args.keyfile} is a folder")

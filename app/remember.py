@@ -71,7 +71,7 @@ def _write_entry(registry: Registry, cfg: AppConfig, install_dir: Path, version:
                  command: list[str] | None) -> str:
     from app import shortcuts
     from app.winregistry import entry_values, write_entry
-    from core.state import StateStore
+    from core.engine.state import StateStore
 
     size = sum(f.size for f in StateStore(install_dir).load().files.values())
     updater = (command or shortcuts.updater_command(cfg.path))[:-2]  # without --config F

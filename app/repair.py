@@ -1,9 +1,9 @@
 """Verify and repair an install, as one job with one progress bar (the window's "Verify and
 repair files"; ``stitch verify --repair`` is the same two steps in ``app/cli.py``).
 
-1. ``core.verify.verify_install`` hashes every file of the installed release and marks the
+1. ``core.engine.verify.verify_install`` hashes every file of the installed release and marks the
    damaged ones in ``state.json``, so that the next update re-reads them.
-2. When something is damaged or missing, an ordinary update (``core.updater``): the damaged
+2. When something is damaged or missing, an ordinary update (``core.engine.updater``): the damaged
    files are chunked, their good chunks copied and only the bad chunks downloaded.
 
 One bar for both: the verify's bytes are the first part of the work and the repair the
@@ -22,9 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from core.config import UpdaterConfig
+from core.engine.config import UpdaterConfig
+from core.engine.updater import Outcome, UpdateResult
 from core.progress import CancelToken, Phase, Progress, ProgressCallback
-from core.updater import Outcome, UpdateResult
 
 REPAIR_SHARE = 0.1  # the repair's part of the bar, as a share of the verify's bytes
 
@@ -112,7 +112,7 @@ def repair(config: UpdaterConfig, factory: UpdaterFactory, progress: ProgressCal
     ``config``'s repository with an updater from ``factory``. Raises what the verify and
     the update raise (``ConfigError`` when the folder holds no install, ``DownloadError``,
     ``CancelledError``, ``InstallBusyError``, ``OSError``...)."""
-    from core.verify import verify_install
+    from core.engine.verify import verify_install
 
     bar = _Bar(progress)
     found = verify_install(config.install_dir, bar.verify, cancel, lock_wait=config.lock_wait)

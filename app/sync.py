@@ -1,8 +1,8 @@
 """The bupdate-compatible commands: ``stitch fidx`` and ``stitch sync`` (and the parser of
 ``stitch verify``, whose command is ``app.cli.cmd_verify``: it repairs through an update).
 
-Thin, like the rest of the CLI: parse, call the engine once (``core.indexer``,
-``core.sync``), print, and return an exit code (README's table; errors are mapped by
+Thin, like the rest of the CLI: parse, call the engine once (``core.chunks.indexer``,
+``core.engine.sync``), print, and return an exit code (README's table; errors are mapped by
 ``app.outcome``).
 """
 
@@ -73,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _params(format_: str, avg: int | None) -> object:
-    from core.chunker import DEFAULT_PARAMS, ChunkerParams
-    from core.indexer import V1_PARAMS
+    from core.chunks.chunker import DEFAULT_PARAMS, ChunkerParams
+    from core.chunks.indexer import V1_PARAMS
 
     if format_ == "v1":
         if avg:
@@ -91,10 +91,10 @@ def _params(format_: str, avg: int | None) -> object:
 
 
 def cmd_fidx(args: argparse.Namespace) -> int:
-    from core.chunker import ChunkerParams
+    from core.chunks.chunker import ChunkerParams
+    from core.chunks.indexer import write_beside
+    from core.formats.listing import SOURCE_SUFFIX, encode_source
     from core.fsutil import atomic_write
-    from core.indexer import write_beside
-    from core.listing import SOURCE_SUFFIX, encode_source
 
     params = _params(args.format, args.avg_chunk)
     assert isinstance(params, ChunkerParams)
@@ -115,7 +115,7 @@ def cmd_fidx(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from core.sync import FileOutcome, SyncConfig, sync
+    from core.engine.sync import FileOutcome, SyncConfig, sync
 
     check_dir_arg(args.dir, "--dir")
     reporter = Reporter(args.progress)

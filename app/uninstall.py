@@ -3,7 +3,7 @@
 The folder comes from ``--dir``, else the config's ``install_dir``, else the remembered
 install (``app/installs.py``). It must be a stitch install (``.stitch/state.json`` naming an
 installed version), or nothing is touched (exit 2). An interrupted update is finished first
-(``core.commit.recover``), so the installed state is exact.
+(``core.engine.commit.recover``), so the installed state is exact.
 
 Removal is all or nothing for the release's files: each is first moved into
 ``.stitch/uninstalling/`` (a rename inside the folder); if one cannot be moved (in use on
@@ -13,7 +13,7 @@ moved files, ``.stitch/``, the release's now-empty folders, the shortcuts made f
 install and its record are removed. Files the player made (saves, screenshots, settings not
 in the release) stay, and are listed; the install folder itself goes only when empty.
 
-The removal holds the install lock (``core/lock.py``), as an update does: a launcher's
+The removal holds the install lock (``core/engine/lock.py``), as an update does: a launcher's
 ``--update`` starting meanwhile waits for it, and an update already running makes the
 uninstall wait ``--lock-wait`` seconds, then exit 8 with nothing removed. The question is
 asked without the lock, so what is removed is listed again under it.
@@ -32,12 +32,12 @@ from pathlib import Path
 from app import installs, shortcuts
 from app.config import AppConfig, default_config_path, load_config
 from app.winregistry import Registry
-from core import lock
-from core.commit import recover
+from core.engine import lock
+from core.engine.commit import recover
+from core.engine.state import STATE_DIR, StateStore
 from core.errors import ConfigError, ContentError
+from core.formats.manifest import parse_manifest
 from core.fsutil import inside
-from core.manifest import parse_manifest
-from core.state import STATE_DIR, StateStore
 
 _SHOW_KEPT = 10  # files the player made, listed by name; the rest counted
 
@@ -208,7 +208,7 @@ class Plan:
 
 
 def _in_use(path: Path, rel: str, e: OSError) -> OSError:
-    from core.winfiles import holders
+    from core.system.winfiles import holders
 
     who = ", ".join(str(h) for h in holders([path]))
     reason = f"in use by {who}" if who else (e.strerror or str(e))

@@ -1,7 +1,7 @@
 """stitch's engine: publish releases and update installs from content-defined chunks.
 
 The front ends (``app/``) use the names below; every other module is internal. The engine
-never imports Qt, and only ``core.http.client`` imports httpx. Names are loaded on first use
+never imports Qt, and only ``core.net.http.client`` imports httpx. Names are loaded on first use
 (PEP 562), so ``import core.errors`` does not pull in numpy and the rest of the engine:
 ``stitch --version`` and ``stitch serve`` start fast.
 """
@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 if TYPE_CHECKING:
-    from core.config import UpdaterConfig
+    from core.engine.config import UpdaterConfig
+    from core.engine.updater import (
+        CheckResult,
+        Outcome,
+        UpdatePlan,
+        Updater,
+        UpdateResult,
+    )
     from core.errors import (
         CancelledError,
         ConfigError,
@@ -28,13 +35,6 @@ if TYPE_CHECKING:
         StitchError,
     )
     from core.progress import CancelToken, Phase, Progress
-    from core.updater import (
-        CheckResult,
-        Outcome,
-        UpdatePlan,
-        Updater,
-        UpdateResult,
-    )
 
 _WHERE = {
     "CancelledError": "core.errors",
@@ -45,12 +45,12 @@ _WHERE = {
     "CancelToken": "core.progress",
     "Phase": "core.progress",
     "Progress": "core.progress",
-    "CheckResult": "core.updater",
-    "Outcome": "core.updater",
-    "Updater": "core.updater",
-    "UpdaterConfig": "core.config",
-    "UpdatePlan": "core.updater",
-    "UpdateResult": "core.updater",
+    "CheckResult": "core.engine.updater",
+    "Outcome": "core.engine.updater",
+    "Updater": "core.engine.updater",
+    "UpdaterConfig": "core.engine.config",
+    "UpdatePlan": "core.engine.updater",
+    "UpdateResult": "core.engine.updater",
 }
 
 __all__ = [

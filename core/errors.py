@@ -15,8 +15,9 @@
     │   ├── ExpiredError             the release manifest has expired
     │   └── UnsafePathError          a path that would escape the install folder
     ├── CancelledError               the user (or a signal) cancelled
-    ├── InstallBusyError             another stitch run holds the install's lock (core/lock.py)
-    └── ConfigError                  bad configuration or arguments (file and line when known)
+    ├── InstallBusyError             another stitch run holds the install's lock
+    (core/engine/lock.py) └── ConfigError                  bad configuration or arguments (file and
+    line when known)
 
 Local disk problems (not writable, full, missing) stay ``OSError``: they are the player's
 machine, not the release. ``NotEnoughSpaceError`` is an ``OSError`` raised by the space check

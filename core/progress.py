@@ -35,7 +35,7 @@ PHASE_ORDER: dict[Phase, int] = {p: i for i, p in enumerate(Phase)}
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """One progress report (``core.meter`` keeps every invariant below).
+    """One progress report (``core.engine.meter`` keeps every invariant below).
 
     ``done``/``total``: the phase's own count, ``0 <= done <= total`` (bytes, except CHECK
     (steps) and INSTALL (files)). ``bytes_local``/``bytes_network``: running totals for the
@@ -43,7 +43,7 @@ class Progress:
 
     ``overall_done``/``overall_total``: the whole update's work, the one honest percentage:
     bytes read while scanning + bytes copied from local files, each counting 1, + bytes
-    downloaded, each counting ``core.meter.NET_WEIGHT`` (35: what a downloaded byte costs
+    downloaded, each counting ``core.engine.meter.NET_WEIGHT`` (35: what a downloaded byte costs
     next to a local one). ``overall_total`` is 0 while nothing is known (the check), an
     upper bound during the scan (the changed files, as if all downloaded), the plan's exact
     figure from PLAN on; ``overall_done`` never decreases, never passes ``overall_total``,
@@ -115,7 +115,7 @@ class CancelToken:
     def paused_for(self) -> float:
         """Seconds since this token (or its parent) was paused; 0 while not paused. Every
         request of a paused operation is closed at the same grace after the pause, however
-        late its thread noticed (``core.http.deadline``)."""
+        late its thread noticed (``core.net.http.deadline``)."""
         own = 0.0 if self._running.is_set() else time.monotonic() - self._paused_at
         if self._parent is not None:
             return max(own, self._parent.paused_for())

@@ -2,8 +2,8 @@
 
     python docs/screenshots.py [--out docs/img] [--dark] [--lang de] [--scale 2] [--long]
 
-Publishes two versions of a small game-like folder with ``core.publish``, installs the first
-with the engine, serves the repository with ``app.serve`` (slowed down, so the download is
+Publishes two versions of a small game-like folder with ``core.publisher.publish``, installs the
+first with the engine, serves the repository with ``app.serve`` (slowed down, so the download is
 caught in flight) and drives the real window to: ready, downloading, paused, done, cancelled
 and error (server unreachable). Rendering is offscreen (``QWidget.grab()``), so no display is
 needed. ``--dark`` also writes ``*-dark.png`` with a dark palette; ``--lang`` installs that
@@ -40,9 +40,9 @@ from app.config import AppConfig, to_updater_config  # noqa: E402
 from app.gui.tr import install_translator  # noqa: E402
 from app.gui.view import clipped_widgets  # noqa: E402
 from app.gui.window import State, UpdaterWindow, app_icon  # noqa: E402
-from core import signing  # noqa: E402
-from core.publish import publish  # noqa: E402
-from core.updater import Updater  # noqa: E402
+from core.formats import signing  # noqa: E402
+from core.publisher.publish import publish  # noqa: E402
+from core.engine.updater import Updater  # noqa: E402
 
 NOTES = """\
 ### What's new in {version}

@@ -23,7 +23,7 @@ import pytest
 
 from app.demo import make_game
 from app.serve import make_server
-from core.fetcher import MemoryFetcher
+from core.net.fetcher import MemoryFetcher
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VECTORS = REPO_ROOT / "tests" / "vectors"  # golden vectors: tests/vectors/README.md

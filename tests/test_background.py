@@ -1,4 +1,4 @@
-"""core.background: a piece of work on its own thread, stopped with its operation."""
+"""core.engine.background: a piece of work on its own thread, stopped with its operation."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from core.background import Background
+from core.engine.background import Background
 from core.errors import CancelledError, DownloadError
 from core.progress import CancelToken
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from core.fsutil import copy_sparse
-from core.publish import publish
+from core.publisher.publish import publish
 from tests.conftest import need_tool
 
 SIZE = (4 << 30) + (512 << 20)  # 4.5 GiB

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import core.chunker as chunker
-from core.chunker import DEFAULT_PARAMS, ChunkerParams, chunk_bytes, chunk_file
+import core.chunks.chunker as chunker
+from core.chunks.chunker import DEFAULT_PARAMS, ChunkerParams, chunk_bytes, chunk_file
 from core.errors import CancelledError
 from core.progress import CancelToken
 from tests.conftest import VECTORS

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from core.publish import publish
+from core.publisher.publish import publish
 from tests.conftest import free_port, tree_digest
 
 STITCH = [sys.executable, "-m", "app.cli"]
@@ -49,9 +49,9 @@ def served(tmp_path: Path, game: tuple[Path, Path], stitch_server):  # type: ign
 # -- every row of README's exit-code table, from the command line ------------------------------
 
 ROOT = Path(__file__).resolve().parent.parent
-BUG = ("import sys, core.updater, app.cli\n"
+BUG = ("import sys, core.engine.updater, app.cli\n"
        "def boom(self):\n    raise ZeroDivisionError('simulated bug')\n"
-       "core.updater.Updater.prepare = boom\n"
+       "core.engine.updater.Updater.prepare = boom\n"
        "sys.exit(app.cli.main(sys.argv[1:]))\n")
 NO_QT = ("import sys, app.cli\n"
          "sys.modules['PySide6'] = None  # as if it were not installed\n"
@@ -118,7 +118,8 @@ def _lock_holder(ctx: Ctx) -> None:
     """Another stitch run, as far as the install can tell: a process holding its lock."""
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from pathlib import Path; "
-         "from core.lock import acquire; acquire(Path(sys.argv[1])); print('held', flush=True); "
+         "from core.engine.lock import acquire; acquire(Path(sys.argv[1])); print('held', "
+         "flush=True); "
          "time.sleep(60)", str(ctx.install / ".stitch")],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     ctx.held.append(holder)
@@ -126,14 +127,14 @@ def _lock_holder(ctx: Ctx) -> None:
 
 
 def _keys(ctx: Ctx, password: str | None = None) -> None:
-    from core import signing
+    from core.formats import signing
 
     signing.keygen(ctx.tmp / "release.key", password.encode() if password else None)
 
 
 def _signed_repo(ctx: Ctx) -> None:
     """A second repository signed with release.key, served at ``ctx.url``."""
-    from core import signing
+    from core.formats import signing
 
     _keys(ctx)
     key = signing.load_secret_key((ctx.tmp / "release.key").read_bytes(), None)
@@ -142,7 +143,7 @@ def _signed_repo(ctx: Ctx) -> None:
 
 
 def _other_key(ctx: Ctx) -> str:
-    from core import signing
+    from core.formats import signing
 
     return signing.parse_public_key(signing.generate_keypair(None)[1]).b64()
 
@@ -627,7 +628,7 @@ def test_publish_report_and_version_flag(tmp_path: Path, game) -> None:  # type:
 
 
 def test_core_does_not_load_qt_and_only_http_loads_httpx() -> None:
-    code = ("import sys, core.updater, core.publish, app.cli;"
+    code = ("import sys, core.engine.updater, core.publisher.publish, app.cli;"
             "print(any(m.startswith('PySide6') for m in sys.modules),"
             " 'httpx' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -635,7 +636,7 @@ def test_core_does_not_load_qt_and_only_http_loads_httpx() -> None:
     assert out == ["False", "False"]
     importers = [p.as_posix() for p in sorted(Path("core").rglob("*.py"))
                  if "import httpx" in p.read_text()]
-    assert importers == ["core/http/client.py"]  # one module owns HTTP
+    assert importers == ["core/net/http/client.py"]  # one module owns HTTP
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir() or (os.cpu_count() or 1) < 2,
@@ -651,7 +652,7 @@ def test_the_engine_runs_no_idle_blas_threads() -> None:
                                   text=True, check=True, env=env).stdout)
 
     assert threads("import numpy") > 1  # what numpy does on its own here
-    assert threads("import core.planner, numpy") == 1
+    assert threads("import core.chunks.planner, numpy") == 1
 
 
 @pytest.fixture
@@ -704,12 +705,12 @@ def test_exit_1_for_a_bug_is_one_line_and_a_json_error(tmp_path: Path, served,  
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     """Exit code 1 is for bugs only; simulate one inside the engine."""
     import app.cli
-    import core.updater
+    import core.engine.updater
 
     def broken(self: object) -> None:
         raise ZeroDivisionError("simulated bug")
 
-    monkeypatch.setattr(core.updater.Updater, "prepare", broken)
+    monkeypatch.setattr(core.engine.updater.Updater, "prepare", broken)
     _, url = served
     code = app.cli.main(_update_args(url, tmp_path / "i", "--progress", "json"))
     assert code == 1
@@ -727,7 +728,7 @@ def test_a_pub_as_sign_key_is_named_without_a_password_prompt(tmp_path: Path, ga
     is recognised before any password is asked for."""
     import pty
 
-    from core import signing
+    from core.formats import signing
 
     signing.keygen(tmp_path / "release.key", b"secret")
     argv = [*STITCH, "publish", str(game[0]), str(tmp_path / "r"), "--version", "1",

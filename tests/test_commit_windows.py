@@ -1,4 +1,4 @@
-"""core/commit.py's Windows behaviour with fakes, on any system: a file the game holds open
+"""core/engine/commit.py's Windows behaviour with fakes, on any system: a file the game holds open
 (the pre-check's probe says "sharing violation"), a file refused between the check and the
 move, access denied, and backups left behind by an earlier commit. Each asserts the install
 is, file for file, the old release or the new one.
@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-import core.commit
-from core import winfiles
-from core.commit import Op, commit, recover
-from core.state import InstalledFile, InstalledState, StateStore
-from core.winfiles import AccessDeniedError, FileLockedError, LockReport
+import core.engine.commit
+from core.engine.commit import Op, commit, recover
+from core.engine.state import InstalledFile, InstalledState, StateStore
+from core.system import winfiles
+from core.system.winfiles import AccessDeniedError, FileLockedError, LockReport
 
 OLD = {"Game.exe": b"old exe", "data/a.pak": b"old a" * 100, "data/b.pak": b"old b",
        "gone.txt": b"removed in the new release"}
@@ -81,7 +81,7 @@ def _held(names: set[str], code: int = winfiles.ERROR_SHARING_VIOLATION,
 def test_a_held_file_stops_the_commit_before_anything_moves(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store, ops, state = _prepare(tmp_path)
-    monkeypatch.setattr(core.commit, "replace_probe", _held({"b.pak"}))
+    monkeypatch.setattr(core.engine.commit, "replace_probe", _held({"b.pak"}))
     game = winfiles.Holder(4242, "Dungeon Crawl", "window")
     monkeypatch.setattr(winfiles, "holders", lambda paths, rm=None, windows=None: [game])
     moved: list[tuple[str, str]] = []
@@ -107,7 +107,7 @@ def test_a_held_file_stops_the_commit_before_anything_moves(
 def test_a_file_freed_while_waiting_lets_the_commit_go_on(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store, ops, state = _prepare(tmp_path)
-    monkeypatch.setattr(core.commit, "replace_probe", _held({"Game.exe"}, times=2))
+    monkeypatch.setattr(core.engine.commit, "replace_probe", _held({"Game.exe"}, times=2))
     monkeypatch.setattr(winfiles, "holders", lambda paths, rm=None, windows=None: [])
     reports: list[LockReport] = []
     _commit(store, ops, state, reports.append)
@@ -119,7 +119,7 @@ def test_a_file_freed_while_waiting_lets_the_commit_go_on(
 def test_access_denied_is_an_immediate_clear_error(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store, ops, state = _prepare(tmp_path)
-    monkeypatch.setattr(core.commit, "replace_probe",
+    monkeypatch.setattr(core.engine.commit, "replace_probe",
                         _held({"a.pak"}, winfiles.ERROR_ACCESS_DENIED))
     reports: list[LockReport] = []
     with pytest.raises(AccessDeniedError) as info:
@@ -136,7 +136,7 @@ def test_a_file_refused_after_the_check_rolls_back_at_once(
     sharing violation through every retry): the install is put back to the old release
     now, not left mixed until the next run; the new files stay staged for it."""
     store, ops, state = _prepare(tmp_path)
-    monkeypatch.setattr(core.commit, "replace_probe", lambda p: None)
+    monkeypatch.setattr(core.engine.commit, "replace_probe", lambda p: None)
     monkeypatch.setattr(winfiles, "is_locked_error",
                         lambda e, windows=None: getattr(e, "winerror", None) in (32, 33))
     real = os.replace
@@ -216,11 +216,11 @@ def test_backups_live_in_a_folder_of_their_journal(
 
 
 def test_no_check_off_windows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """On Linux the pre-check is a no-op: core.winfiles is not even imported by a commit."""
+    """On Linux the pre-check is a no-op: core.system.winfiles is not even imported by a commit."""
     if os.name == "nt":
         pytest.skip("the Windows check runs there")
     store, ops, state = _prepare(tmp_path)
-    assert core.commit._probe() is None
+    assert core.engine.commit._probe() is None
     _commit(store, ops, state)
     assert _tree(tmp_path) == NEW
 
@@ -231,7 +231,7 @@ def test_cancelling_the_wait_for_a_held_file_leaves_the_old_release(
     from core.errors import CancelledError
 
     store, ops, state = _prepare(tmp_path)
-    monkeypatch.setattr(core.commit, "replace_probe", lambda p: None)
+    monkeypatch.setattr(core.engine.commit, "replace_probe", lambda p: None)
     monkeypatch.setattr(winfiles, "is_locked_error",
                         lambda e, windows=None: getattr(e, "winerror", None) == 32)
     real = os.replace

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from core.compressed import WARN_SIZE, inspect, sniff_bytes, warning
-from core.publish import publish
+from core.publisher.compressed import WARN_SIZE, inspect, sniff_bytes, warning
+from core.publisher.publish import publish
 from tests.conftest import need_tool
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from core.publish import publish
+from core.publisher.publish import publish
 from tests.conftest import REPO_ROOT, tree_digest
 
 STITCH = [sys.executable, "-m", "app.cli"]

@@ -40,9 +40,9 @@ import pytest
 
 from app.demo import make_game
 from app.serve import make_server
-from core.chunker import DEFAULT_PARAMS
-from core.publish import publish
-from core.updater import Updater, UpdaterConfig
+from core.chunks.chunker import DEFAULT_PARAMS
+from core.engine.updater import Updater, UpdaterConfig
+from core.publisher.publish import publish
 from tests.conftest import REPO_ROOT, tree_digest
 from tests.faultproxy import Entry, FaultProxy, Rule
 

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import pytest
 
+from core.engine.updater import Updater, UpdaterConfig
 from core.errors import CancelledError, NetworkError
-from core.http import HttpFetcher
-from core.http.client import new_client
-from core.http.deadline import (
+from core.net.http import HttpFetcher
+from core.net.http.client import new_client
+from core.net.http.deadline import (
     PAUSE_GRACE,
     HeadersTimeoutError,
     Limits,
@@ -32,11 +33,10 @@ from core.http.deadline import (
     RequestPaused,
     guarding,
 )
+from core.net.retry import TooSlowError
+from core.net.tls import LazyTrustContext
 from core.progress import CancelToken
-from core.publish import publish
-from core.retry import TooSlowError
-from core.tls import LazyTrustContext
-from core.updater import Updater, UpdaterConfig
+from core.publisher.publish import publish
 from tests.conftest import tree_digest
 from tests.faultproxy import FaultProxy, Rule
 from tests.test_cli import STITCH
@@ -143,7 +143,7 @@ def test_a_pause_longer_than_the_grace_ends_the_request() -> None:
 
 
 def test_poll_checks_every_poll_interval_or_when_a_deadline_is_due() -> None:
-    from core.http.deadline import POLL
+    from core.net.http.deadline import POLL
 
     clock = Clock()
     cancel = CancelToken()
@@ -164,7 +164,7 @@ def test_poll_checks_every_poll_interval_or_when_a_deadline_is_due() -> None:
 
 def test_real_clients_route_their_sockets_through_the_guard(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from core.http.client import _GuardedBackend, guard_sockets
+    from core.net.http.client import _GuardedBackend, guard_sockets
 
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # a proxy's pool too
     client = new_client(False, LazyTrustContext(), 5.0, 5.0, "t", 2, None)
@@ -278,7 +278,7 @@ def bounded_wait(ready: Callable[[], bool], seconds: float) -> None:
 
 
 def test_guard_is_per_thread_and_restored() -> None:
-    from core.http.deadline import current
+    from core.net.http.deadline import current
 
     g = guard(Clock())
     assert current() is None

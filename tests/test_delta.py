@@ -15,12 +15,12 @@ from typing import NamedTuple
 
 import pytest
 
-from core import delta
+from core.engine.staging import BlankFile
+from core.engine.updater import Updater, UpdaterConfig
 from core.errors import FormatError
-from core.fetcher import MemoryFetcher
-from core.publish import PublishReport, publish
-from core.staging import BlankFile
-from core.updater import Updater, UpdaterConfig
+from core.formats import delta
+from core.net.fetcher import MemoryFetcher
+from core.publisher.publish import PublishReport, publish
 from tests.conftest import MEM, memory_fetcher, tree_digest
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from core.publish import publish
-from core.updater import Outcome, Updater, UpdaterConfig
+from core.engine.updater import Outcome, Updater, UpdaterConfig
+from core.publisher.publish import publish
 from tests.conftest import tree_digest
 
 
@@ -95,7 +95,7 @@ def test_nginx_with_few_max_ranges_still_works(tmp_path: Path, game: tuple[Path,
 
 
 def _small_chunks():  # type: ignore[no-untyped-def]
-    from core.chunker import ChunkerParams
+    from core.chunks.chunker import ChunkerParams
 
     return ChunkerParams(1024, 4096, 16384)
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from core.engine.updater import Updater, UpdaterConfig
 from core.errors import HashMismatchError, HTTPStatusError
-from core.fetcher import MemoryFetcher, RangeSink
+from core.net.fetcher import MemoryFetcher, RangeSink
 from core.progress import CancelToken
-from core.publish import publish
-from core.updater import Updater, UpdaterConfig
+from core.publisher.publish import publish
 from tests.conftest import MEM, memory_fetcher, tree_digest
 from tests.test_cli import STITCH
 from tests.test_fidx_groups import BIG, PARAMS, _noise, _release
@@ -171,7 +171,7 @@ def test_missing_delta_falls_back_to_chunks(tmp_path: Path) -> None:
 
     b = _one_behind(tmp_path)
     fetcher = memory_fetcher(b.repo)
-    from core.delta import SUFFIX
+    from core.formats.delta import SUFFIX
 
     deltas = [u for u in fetcher.files if "/1.1.0/" in u and u.endswith(SUFFIX)]
     assert deltas

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.chunker import ChunkerParams, chunk_bytes
+from core.chunks.chunker import ChunkerParams, chunk_bytes
+from core.chunks.fidx import HEADER_SIZE, FileIndex, decode, encode
 from core.errors import FormatError
-from core.fidx import HEADER_SIZE, FileIndex, decode, encode
 from tests.conftest import spec_example
 
 EXAMPLE_INPUT = b"".join(b"%d\n" % x for x in range(600))

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from core.chunker import DEFAULT_PARAMS, chunk_file
-from core.fidx import FileIndex, decode, encode
-from core.fidx_v1 import build_v1
-from core.indexer import V1_PARAMS, parse_any, write_beside
+from core.chunks.chunker import DEFAULT_PARAMS, chunk_file
+from core.chunks.fidx import FileIndex, decode, encode
+from core.chunks.fidx_v1 import build_v1
+from core.chunks.indexer import V1_PARAMS, parse_any, write_beside
 
 STITCH = [sys.executable, "-m", "app.cli"]
 

@@ -14,13 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import fidx_groups as fg
-from core.chunker import ChunkerParams, chunk_bytes
+from core.chunks import fidx_groups as fg
+from core.chunks.chunker import ChunkerParams, chunk_bytes
+from core.chunks.fidx import FileIndex, decode, encode
+from core.chunks.planner import SeedSet, plan_file
+from core.engine.updater import Outcome, Updater, UpdaterConfig
 from core.errors import FormatError, HashMismatchError
-from core.fidx import FileIndex, decode, encode
-from core.planner import SeedSet, plan_file
-from core.publish import publish
-from core.updater import Outcome, Updater, UpdaterConfig
+from core.publisher.publish import publish
 from tests.conftest import MEM, memory_fetcher, spec_example, tree_digest
 
 PARAMS = ChunkerParams(256, 1024, 4096)
@@ -290,7 +290,7 @@ def test_tampered_leaf_fails_and_keeps_the_old_release(
 def test_tampered_table_is_not_used(
         two_releases: tuple[Path, Path, Path, Path, bytes, bytes], what: str) -> None:
     """A table that does not match the manifest is an optional file gone wrong: the whole
-    .fidx (checked against the manifest) is fetched instead (core.chunkplan's fallbacks)."""
+    .fidx (checked against the manifest) is fetched instead (core.engine.chunkplan's fallbacks)."""
     repo, install, _v1, v2, _old, _new = two_releases
     fetcher = memory_fetcher(repo)
     groups = f"{MEM}/stable/1.1.0/files/{BIG}.fidx.groups"
@@ -351,7 +351,7 @@ def test_cold_install_fetches_no_table(tmp_path: Path) -> None:
 
 def test_manifest_group_fields_come_in_pairs(
         two_releases: tuple[Path, Path, Path, Path, bytes, bytes]) -> None:
-    from core.manifest import encode_manifest, parse_manifest
+    from core.formats.manifest import encode_manifest, parse_manifest
 
     repo = two_releases[0]
     raw = (repo / "stable/1.1.0/release.json").read_bytes()

@@ -14,15 +14,15 @@ import xxhash
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import fidx_sub as fs
-from core.chunker import ChunkerParams, chunk_bytes
+from core.chunks import fidx_sub as fs
+from core.chunks.chunker import ChunkerParams, chunk_bytes
+from core.chunks.fidx import FileIndex, decode, encode
+from core.chunks.planner import ZERO_SEED, SeedSet, plan_file
+from core.engine.rebuild import split_raw
+from core.engine.updater import Outcome, Updater, UpdaterConfig
 from core.errors import FormatError, HashMismatchError
-from core.fidx import FileIndex, decode, encode
-from core.manifest import parse_manifest
-from core.planner import ZERO_SEED, SeedSet, plan_file
-from core.publish import publish
-from core.rebuild import split_raw
-from core.updater import Outcome, Updater, UpdaterConfig
+from core.formats.manifest import parse_manifest
+from core.publisher.publish import publish
 from tests.conftest import MEM, memory_fetcher, spec_example, tree_digest
 
 EXAMPLE_PARAMS = ChunkerParams(256, 1024, 2048)
@@ -400,7 +400,7 @@ def test_publisher_writes_sub_indexes_only_when_asked_and_useful(tmp_path: Path)
 def test_manifest_sub_fields_come_together_and_in_range(fields: dict[str, object]) -> None:
     import json
 
-    from core.manifest import MANIFEST_FORMAT
+    from core.formats.manifest import MANIFEST_FORMAT
     entry = {"path": "a", "size": 1, "sha256": "0" * 64, "fidx_sha256": "0" * 64,
              "fidx_size": 1, **fields}
     raw = json.dumps({"format": MANIFEST_FORMAT, "product": "p", "channel": "stable",

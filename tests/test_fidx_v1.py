@@ -1,4 +1,4 @@
-"""core.fidx_v1: bupdate's .fidx v1 against the vectors, round trips, and a fuzzed parser.
+"""core.chunks.fidx_v1: bupdate's .fidx v1 against the vectors, round trips, and a fuzzed parser.
 
 Vectors come from ``tests/vectors/bupsplit.json`` (see ``tests/vectors/README.md``).
 """
@@ -18,8 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.errors import FormatError
-from core.fidx_v1 import (
+from core.chunks.fidx_v1 import (
     IndexV1,
     build_v1,
     encode_v1,
@@ -27,7 +26,8 @@ from core.fidx_v1 import (
     index_file_v1,
     parse_v1,
 )
-from core.rollsum import split_lengths
+from core.chunks.rollsum import split_lengths
+from core.errors import FormatError
 
 VECTORS = Path(__file__).resolve().parent / "vectors"
 WORKED_INPUT = b"".join(b"%d\n" % x for x in range(10000))

@@ -7,13 +7,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from core.chunker import DEFAULT_PARAMS
-from core.indexer import V1_PARAMS, write_beside
-from core.listing import encode_source
-from core.publish import publish
-from core.signing import SecretKey, generate_keypair, load_secret_key
-from core.sync import SyncConfig, sync
-from core.updater import Outcome, Updater, UpdaterConfig
+from core.chunks.chunker import DEFAULT_PARAMS
+from core.chunks.indexer import V1_PARAMS, write_beside
+from core.engine.sync import SyncConfig, sync
+from core.engine.updater import Outcome, Updater, UpdaterConfig
+from core.formats.listing import encode_source
+from core.formats.signing import SecretKey, generate_keypair, load_secret_key
+from core.publisher.publish import publish
 from tests.conftest import tree_digest
 
 

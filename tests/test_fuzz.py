@@ -30,20 +30,20 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from core import signing
-from core.chunker import ChunkerParams, chunk_bytes
+from core.chunks.chunker import ChunkerParams, chunk_bytes
+from core.chunks.fidx import HEADER_SIZE, FileIndex, decode, encode
+from core.chunks.fidx_v1 import build_v1, parse_v1
 from core.errors import FormatError, RangeError, SignatureError, StitchError
-from core.fidx import HEADER_SIZE, FileIndex, decode, encode
-from core.fidx_v1 import build_v1, parse_v1
-from core.http import parse_retry_after
-from core.manifest import (
+from core.formats import signing
+from core.formats.manifest import (
     MAX_PATH_LENGTH,
     check_path,
     parse_manifest,
     parse_pointer,
     version_key,
 )
-from core.multipart import (
+from core.net.http import parse_retry_after
+from core.net.multipart import (
     MAX_HEADER_BLOCK,
     MAX_OFFSET,
     MAX_PREAMBLE,

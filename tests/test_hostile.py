@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from app.serve import make_server
-from core import signing
+from core.engine.updater import Outcome, Updater, UpdaterConfig
 from core.errors import (
     ContentError,
     DownloadError,
@@ -38,9 +38,9 @@ from core.errors import (
     SignatureError,
     StitchError,
 )
-from core.http import HttpFetcher
-from core.publish import publish
-from core.updater import Outcome, Updater, UpdaterConfig
+from core.formats import signing
+from core.net.http import HttpFetcher
+from core.publisher.publish import publish
 from tests.conftest import WwwFactory, tree_digest
 from tests.faultproxy import FaultProxy, Rule, parse_ranges
 
@@ -112,7 +112,7 @@ def signed_world(tmp_path_factory: pytest.TempPathFactory,
 def fast_fetcher() -> HttpFetcher:
     # Short timeouts and few attempts keep the tests fast; the defaults are tested for sense
     # in test_http. read_timeout also sets the headers' deadline and the minimum-speed
-    # window (1 s, 1024 bytes/s): core.http.deadline.
+    # window (1 s, 1024 bytes/s): core.net.http.deadline.
     return HttpFetcher(read_timeout=1.0, connect_timeout=2.0, attempts=2, backoff=0.01)
 
 
@@ -424,7 +424,7 @@ def test_any_changed_byte_on_the_server_is_caught(signed_world: World, tmp_path:
             path.write_bytes(original)
         state = state_of(w, install)
         # A group table is optional: one that does not match is not used (the whole .fidx
-        # is fetched instead, core.chunkplan), so the update ends exactly v2.
+        # is fetched instead, core.engine.chunkplan), so the update ends exactly v2.
         if ranges is not None and not rel.endswith(".fidx.groups"):
             ok = isinstance(run.error, ContentError) and state == "v1" and \
                 json.loads((install / ".stitch/state.json").read_bytes())["version"] == "1.0.0"

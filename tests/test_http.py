@@ -1,4 +1,4 @@
-"""core.http.HttpFetcher against httpx.MockTransport: errors, retries, range-mode fallbacks."""
+"""core.net.http.HttpFetcher against httpx.MockTransport: errors, retries, range-mode fallbacks."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from core.errors import (
     NetworkError,
     RangeError,
 )
-from core.http import HttpFetcher, parse_retry_after
+from core.net.http import HttpFetcher, parse_retry_after
 from core.progress import CancelToken
 
 URL = "https://cdn.example/files/game.pak"

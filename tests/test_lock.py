@@ -1,4 +1,4 @@
-"""One run at a time per install (``core/lock.py``): the lock is taken and released as it
+"""One run at a time per install (``core/engine/lock.py``): the lock is taken and released as it
 should be (on exit, on an exception, on ``kill -9``), a second run waits and then gives up
 with exit 8 and its message, and update, sync and verify all take it."""
 
@@ -14,16 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from core.chunker import DEFAULT_PARAMS
+from core.chunks.chunker import DEFAULT_PARAMS
+from core.chunks.indexer import index_file, write_beside
+from core.engine.lock import LOCK_NAME, acquire, acquire_existing, holder_pid
+from core.engine.sync import SyncConfig, sync
+from core.engine.updater import Outcome, Updater, UpdaterConfig
+from core.engine.verify import verify_install
 from core.errors import CancelledError, InstallBusyError, NetworkError
-from core.fetcher import MemoryFetcher
-from core.indexer import index_file, write_beside
-from core.lock import LOCK_NAME, acquire, acquire_existing, holder_pid
+from core.net.fetcher import MemoryFetcher
 from core.progress import CancelToken, Phase, Progress
-from core.publish import publish
-from core.sync import SyncConfig, sync
-from core.updater import Outcome, Updater, UpdaterConfig
-from core.verify import verify_install
+from core.publisher.publish import publish
 from tests.conftest import MEM, REPO_ROOT, memory_fetcher, tree_digest
 
 STITCH = [sys.executable, "-m", "app.cli"]
@@ -34,7 +34,7 @@ EXIT_BUSY = 8
 HOLDER = """
 import os, sys, time
 from pathlib import Path
-from core.lock import acquire
+from core.engine.lock import acquire
 lock = acquire(Path(sys.argv[1]), wait=0)
 print("held", flush=True)
 if sys.argv[2] == "exit":

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.errors import FormatError, StitchError, UnsafePathError
-from core.manifest import (
+from core.formats.manifest import (
     FileEntry,
     Manifest,
     Pointer,

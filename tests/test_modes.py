@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from core.fsutil import atomic_write, create_temp, current_umask, file_mode
-from core.publish import publish
+from core.publisher.publish import publish
 from tests.conftest import IN_CI, nginx_worker_user
 
 STITCH = [sys.executable, "-m", "app.cli"]

@@ -1,4 +1,4 @@
-"""core.multipart: Content-Range, Range headers, Coverage and the streaming multipart parser."""
+"""core.net.multipart: Content-Range, Range headers, Coverage and the streaming multipart parser."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.errors import RangeError
-from core.multipart import (
+from core.net.multipart import (
     ByteRangesParser,
     Coverage,
     format_range_header,

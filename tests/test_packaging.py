@@ -28,7 +28,7 @@ from types import ModuleType
 
 import pytest
 
-from core.publish import publish
+from core.publisher.publish import publish
 from tests.conftest import REPO_ROOT, need_tool, tree_digest
 
 BUILD = REPO_ROOT / "packaging" / "build"
@@ -225,7 +225,7 @@ def signed_repo(
 ) -> tuple[Path, str]:
     """Version 1.0.0 of the demo game, published and signed: (repo folder, public key). The
     secret key is ``release.key`` beside the repo folder."""
-    from core import signing
+    from core.formats import signing
 
     base = tmp_path_factory.mktemp("pkgrepo")
     key_file = base / "release.key"
@@ -288,7 +288,7 @@ def test_bundle_contents(built_exe: Path) -> None:
     assert not [n for n in names if n.lower().rsplit("/", 1)[-1].startswith("icuuc")]
     assert not [n for n in names if any(q in n for q in ("Qt6Network", "Qt6Qml", "Qt6Quick",
                                                           "QtNetwork", "QtQml", "QtQuick"))]
-    assert {"core.updater", "core.http", "app.cli", "app.gui.window", "app.config",
+    assert {"core.engine.updater", "core.net.http", "app.cli", "app.gui.window", "app.config",
             "app.installs", "app.shortcuts", "app.uninstall", "app.winregistry",
             "app.winlnk", "app.winfolders"} <= modules
     assert any(n.startswith("pyfastcdc/cy/fastcdc") for n in names)  # the Cython chunker
@@ -320,7 +320,7 @@ def test_silent_update_with_the_built_exe(
     tmp_path: Path,
 ) -> None:
     """Launcher mode: install 1.0.0 then update to 2.0.0; every file's bytes checked."""
-    from core import signing
+    from core.formats import signing
 
     repo, pub = signed_repo
     repo = Path(shutil.copytree(repo, tmp_path / "repo"))

@@ -28,7 +28,7 @@ def test_the_console_program_leaves_qt_out() -> None:
         assert not sb.is_qt_file(dest), dest
     for name in ("PySide6", "PySide6.QtCore", "shiboken6", "app.gui", "app.gui.window"):
         assert sb.is_qt_module(name), name
-    for name in ("app", "app.cli", "app.launch", "core.updater", "numpy", "apple"):
+    for name in ("app", "app.cli", "app.launch", "core.engine.updater", "numpy", "apple"):
         assert not sb.is_qt_module(name), name
     assert sb.is_qt_runtime_hook("pyi_rth_pyside6")
     assert not sb.is_qt_runtime_hook("pyi_rth_inspect")

@@ -1,6 +1,6 @@
 """Pause on the network (issue 18, item 5), against a real nginx slowed by ``limit_rate``.
 
-A pause stops reading at once; after ``core.http.deadline.PAUSE_GRACE`` the requests in
+A pause stops reading at once; after ``core.net.http.deadline.PAUSE_GRACE`` the requests in
 flight are closed, so the server sends nothing more (its access log, written when a request
 ends, shows every request ended, and its byte counts stand still); on resume each of the
 pool's connections asks, by range, for exactly the bytes its sink has not had: the Range
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from core.http import HttpFetcher
-from core.http.deadline import PAUSE_GRACE
+from core.net.http import HttpFetcher
+from core.net.http.deadline import PAUSE_GRACE
 from core.progress import CancelToken
 from tests.conftest import free_port, self_signed
 from tests.faultproxy import FaultProxy, Rule

@@ -1,4 +1,4 @@
-"""The plan is a frozen value (``core.plan``): its steps and fallbacks are listed before any
+"""The plan is a frozen value (``core.engine.plan``): its steps and fallbacks are listed before any
 byte is downloaded, running it changes nothing in it, and a failed delta moves to the next
 listed step (chunks from the file's index) inside the download phase, never back."""
 
@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.http import HttpFetcher
-from core.meter import Meter
-from core.plan import BuildPlan, ChunkStep, DeltaStep, IndexStep, WholeStep
+from core.engine.meter import Meter
+from core.engine.plan import BuildPlan, ChunkStep, DeltaStep, IndexStep, WholeStep
+from core.engine.updater import Outcome, Updater, UpdaterConfig
+from core.net.http import HttpFetcher
 from core.progress import PHASE_ORDER, Phase, Progress
-from core.publish import publish
-from core.updater import Outcome, Updater, UpdaterConfig
+from core.publisher.publish import publish
 from tests.conftest import MEM, memory_fetcher, tree_digest
 
 GAME = "bin/game"
@@ -184,8 +184,8 @@ def test_a_corrupt_delta_falls_back_to_the_listed_step_without_going_back(
 
 
 def _record_runs(monkeypatch: pytest.MonkeyPatch) -> list[BuildPlan]:
-    """The plans ``core.assemble.Assembler`` runs (it still runs them)."""
-    from core.assemble import Assembler
+    """The plans ``core.engine.assemble.Assembler`` runs (it still runs them)."""
+    from core.engine.assemble import Assembler
 
     runs: list[BuildPlan] = []
     real = Assembler.run
@@ -201,10 +201,10 @@ def _record_runs(monkeypatch: pytest.MonkeyPatch) -> list[BuildPlan]:
 @pytest.mark.parametrize("fmt", ["v2", "v1"])
 def test_sync_builds_through_the_one_assembler(tmp_path: Path, fmt: str,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from core.chunker import DEFAULT_PARAMS
-    from core.fetcher import MemoryFetcher
-    from core.indexer import V1_PARAMS, index_file
-    from core.sync import SyncConfig, sync
+    from core.chunks.chunker import DEFAULT_PARAMS
+    from core.chunks.indexer import V1_PARAMS, index_file
+    from core.engine.sync import SyncConfig, sync
+    from core.net.fetcher import MemoryFetcher
 
     data = random.Random(3).randbytes(300_000)
     (tmp_path / "x.bin").write_bytes(data)
@@ -272,8 +272,8 @@ def test_a_bad_delta_and_no_index_end_at_the_whole_file_step(tmp_path: Path) -> 
 
 
 def test_a_file_plan_ends_with_a_step_that_builds() -> None:
-    from core.manifest import Delta, FileEntry
-    from core.plan import FileSteps
+    from core.engine.plan import FileSteps
+    from core.formats.manifest import Delta, FileEntry
 
     entry = FileEntry("a", 10, "0" * 64, "0" * 64, 0)
     with pytest.raises(ValueError):

@@ -10,9 +10,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.chunker import ChunkerParams, chunk_bytes
-from core.fidx import FileIndex
-from core.planner import ZERO_SEED, PlanOptions, SeedSet, plan_file
+from core.chunks.chunker import ChunkerParams, chunk_bytes
+from core.chunks.fidx import FileIndex
+from core.chunks.planner import ZERO_SEED, PlanOptions, SeedSet, plan_file
 
 P = ChunkerParams(64, 256, 1024)
 

@@ -1,5 +1,5 @@
-"""core/procwait.py: ``--wait-pid``. The Windows path with a fake kernel32 (the real calls run
-under the Windows CPython in tests/windows/test_procwait_win.py); the POSIX path for real."""
+"""core/system/procwait.py: ``--wait-pid``. The Windows path with a fake kernel32 (the real calls
+run under the Windows CPython in tests/windows/test_procwait_win.py); the POSIX path for real."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from core import procwait
 from core.errors import ConfigError
-from core.procwait import ProcessWaitError, wait_for_exit
+from core.system import procwait
+from core.system.procwait import ProcessWaitError, wait_for_exit
 
 
 class FakeKernel32:

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from app.serve import make_server
-from core.meter import NET_WEIGHT, Meter
+from core.engine.meter import NET_WEIGHT, Meter
+from core.engine.updater import Updater, UpdaterConfig
 from core.progress import PHASE_ORDER, Phase, Progress
-from core.publish import publish
-from core.updater import Updater, UpdaterConfig
+from core.publisher.publish import publish
 from tests.conftest import MEM, memory_fetcher, tree_digest
 from tests.faultproxy import FaultProxy, Rule
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core import signing
-from core.publish import CACHE_CHANGING, CACHE_VERSIONED, publish
+from core.formats import signing
+from core.publisher.publish import CACHE_CHANGING, CACHE_VERSIONED, publish
 
 
 def test_publish_prints_the_cache_headers(tmp_path: Path) -> None:

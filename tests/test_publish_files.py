@@ -1,4 +1,4 @@
-"""core/publish_files.py: the copy a release is made of (bytes, holes, its SHA-256)."""
+"""core/publisher/publish_files.py: the copy a release is made of (bytes, holes, its SHA-256)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import hashlib
 import sys
 from pathlib import Path
 
-from core.publish_files import copy_hashed
+from core.publisher.publish_files import copy_hashed
 
 
 def test_copy_hashed_keeps_bytes_and_holes_and_hashes_them(tmp_path: Path) -> None:

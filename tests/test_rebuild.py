@@ -1,4 +1,4 @@
-"""Local copies into a staged file (``core.rebuild.StagedFile.copy_local``): every chunk is
+"""Local copies into a staged file (``core.engine.rebuild.StagedFile.copy_local``): every chunk is
 checked as it is copied, good ones are written in long stretches, all-zero ones are left as
 holes, and a chunk that changed in the seed becomes a range to download."""
 
@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import core.rebuild as rebuild
-from core.chunker import ChunkerParams, chunk_bytes
-from core.fidx import FileIndex
-from core.planner import SeedSet, plan_file
+import core.engine.rebuild as rebuild
+from core.chunks.chunker import ChunkerParams, chunk_bytes
+from core.chunks.fidx import FileIndex
+from core.chunks.planner import SeedSet, plan_file
 from core.progress import CancelToken
 
 P = ChunkerParams(1024, 4096, 16384)

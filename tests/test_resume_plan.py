@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from core.engine.updater import Outcome, Updater, UpdaterConfig
 from core.errors import CancelledError
-from core.fetcher import MemoryFetcher, RangeSink
+from core.net.fetcher import MemoryFetcher, RangeSink
 from core.progress import CancelToken
-from core.publish import publish
-from core.updater import Outcome, Updater, UpdaterConfig
+from core.publisher.publish import publish
 from tests.conftest import MEM, memory_fetcher, tree_digest
 
 BIG = 8_000_000

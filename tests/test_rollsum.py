@@ -1,4 +1,4 @@
-"""core.rollsum: bupsplit vectors, and the numpy fast path against the pure-Python reference.
+"""core.chunks.rollsum: bupsplit vectors, and the numpy fast path against the pure-Python reference.
 
 Vectors come from ``tests/vectors/bupsplit.json`` (see ``tests/vectors/README.md``).
 Throughput is measured apart, by ``tests/bench/rollsum_speed.py``.
@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core import rollsum
-from core.rollsum import (
+from core.chunks import rollsum
+from core.chunks.rollsum import (
     MAX_CHUNK,
     iter_chunks,
     level_of,

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-import core.chunker as chunker
-from core.chunker import DEFAULT_PARAMS, ChunkerParams, chunk_bytes, chunk_file, chunk_files
+import core.chunks.chunker as chunker
+from core.chunks.chunker import DEFAULT_PARAMS, ChunkerParams, chunk_bytes, chunk_file, chunk_files
+from core.engine.updater import Outcome, Updater, UpdaterConfig
 from core.errors import CancelledError
-from core.fetcher import MemoryFetcher
+from core.net.fetcher import MemoryFetcher
 from core.progress import CancelToken, Phase, Progress
-from core.publish import publish
-from core.updater import Outcome, Updater, UpdaterConfig
+from core.publisher.publish import publish
 from tests.conftest import MEM, memory_fetcher, tree_digest
 
 # Every file the process opens (path, phase of the update then running), while recording.

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 
 from app.outcome import EXIT_REJECTED, exit_code_for
-from core import fsutil, rebuild
+from core import fsutil
+from core.engine import rebuild
+from core.engine.sealer import Sealer
+from core.engine.updater import Updater, UpdaterConfig
 from core.errors import CancelledError, HashMismatchError
 from core.progress import CancelToken
-from core.publish import publish
-from core.sealer import Sealer
-from core.updater import Updater, UpdaterConfig
+from core.publisher.publish import publish
 from tests.conftest import MEM, memory_fetcher, tree_digest
 
 # Staged files are opened read-write (Windows fsync needs write access) and binary.

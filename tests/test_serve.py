@@ -13,8 +13,8 @@ import pytest
 
 from app.serve import StitchServer, make_server, parse_range
 from core.errors import HTTPStatusError, RangeError
-from core.http import HttpFetcher
-from core.multipart import ByteRangesParser, Coverage, multipart_boundary
+from core.net.http import HttpFetcher
+from core.net.multipart import ByteRangesParser, Coverage, multipart_boundary
 
 DATA = random.Random(11).randbytes(700_000)  # bigger than one streaming block
 PAK = "/stable/1.0/files/game.pak"

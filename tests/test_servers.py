@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core.publish import CACHE_CHANGING, CACHE_VERSIONED, publish
+from core.publisher.publish import CACHE_CHANGING, CACHE_VERSIONED, publish
 from tests.conftest import REPO_ROOT
 from tests.servers import (  # noqa: F401  (fixtures)
     Server,

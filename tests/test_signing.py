@@ -1,4 +1,4 @@
-"""core.signing: minisign formats, checked against the real minisign binary and libsodium.
+"""core.formats.signing: minisign formats, checked against the real minisign binary and libsodium.
 
 Interoperability tests run /usr/bin/minisign (Debian's package; CI installs it) and skip only
 when it is absent. The scrypt mapping is checked against libsodium itself through ctypes.
@@ -20,9 +20,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core import signing
 from core.errors import FormatError, SignatureError
-from core.signing import (
+from core.formats import signing
+from core.formats.signing import (
     PublicKey,
     SecretKey,
     generate_keypair,

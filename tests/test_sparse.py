@@ -1,5 +1,5 @@
-"""core/sparse.py: staged files are sized without writing their bytes. The Windows path with a
-fake kernel32 (the real calls run under the Windows CPython: tests/windows/test_sparse_win.py);
+"""core/system/sparse.py: staged files are sized without writing their bytes. The Windows path with
+a fake kernel32 (the real calls run under the Windows CPython: tests/windows/test_sparse_win.py);
 the C runtime's zero-writing os.ftruncate is never used there."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-import core.sparse
+import core.system.sparse
+from core.engine.staging import BlankFile
 from core.progress import CancelToken
-from core.sparse import FSCTL_SET_SPARSE, set_size
-from core.staging import BlankFile
+from core.system.sparse import FSCTL_SET_SPARSE, set_size
 
 _real_ftruncate = os.ftruncate
 
@@ -39,7 +39,7 @@ class FakeWin32:
 
     def SetFilePointerEx(self, h: int, dist: ctypes.c_int64, new: Any, method: int) -> int:
         self.calls.append(("SetFilePointerEx", h, dist.value, method))
-        if method == core.sparse.FILE_CURRENT:
+        if method == core.system.sparse.FILE_CURRENT:
             new._obj.value = self.pos.get(h, 0) + dist.value
         else:
             self.pos[h] = dist.value
@@ -87,8 +87,8 @@ def test_blank_file_on_windows_uses_it(tmp_path: Path, monkeypatch: pytest.Monke
     """A staged file as the updater makes it on Windows: sized, written, reset, re-sized;
     os.ftruncate (the CRT's zero-writing _chsize_s there) is never called."""
     w = FakeWin32()
-    real_set_size = core.sparse.set_size
-    monkeypatch.setattr("core.staging.set_size",
+    real_set_size = core.system.sparse.set_size
+    monkeypatch.setattr("core.engine.staging.set_size",
                         lambda fd, size: real_set_size(fd, size, windows=True, api=w))
 
     def no_ftruncate(fd: int, size: int) -> None:

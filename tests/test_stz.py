@@ -16,12 +16,13 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core import publish_files, stz
-from core.chunker import DEFAULT_PARAMS, chunk_file
+from core.chunks import stz
+from core.chunks.chunker import DEFAULT_PARAMS, chunk_file
+from core.chunks.fidx import FileIndex, encode
+from core.engine.updater import Updater, UpdaterConfig
 from core.errors import FormatError
-from core.fidx import FileIndex, encode
-from core.publish import publish
-from core.updater import Updater, UpdaterConfig
+from core.publisher import publish_files
+from core.publisher.publish import publish
 from tests.conftest import MEM, memory_fetcher, tree_digest
 
 

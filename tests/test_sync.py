@@ -19,18 +19,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.chunker import DEFAULT_PARAMS
+from core.chunks.chunker import DEFAULT_PARAMS
+from core.chunks.indexer import V1_PARAMS, IndexCache, index_file, write_beside
+from core.engine.sync import SYNC_CACHE, TEMP_SUFFIX, FileOutcome, SyncConfig, discover, sync
 from core.errors import FormatError, HashMismatchError, UnsafePathError
-from core.fetcher import MemoryFetcher
-from core.indexer import V1_PARAMS, IndexCache, index_file, write_beside
-from core.listing import (
+from core.formats.listing import (
     encode_source,
     parse_html_listing,
     parse_source,
     parse_text_list,
 )
-from core.publish import publish
-from core.sync import SYNC_CACHE, TEMP_SUFFIX, FileOutcome, SyncConfig, discover, sync
+from core.net.fetcher import MemoryFetcher
+from core.publisher.publish import publish
 from tests.conftest import tree_digest
 
 STITCH = [sys.executable, "-m", "app.cli"]
@@ -197,16 +197,16 @@ def test_cached_indexes_are_not_rebuilt(tmp_path: Path, game: tuple[Path, Path],
     _local_v1(local, v1, BIG)
     fetcher = MemoryFetcher({f"http://h/{p.name}": p.read_bytes() for p in srv.iterdir()})
     fetcher.files["http://h/list.txt"] = b"game.wad.fidx\n"
-    import core.sync
+    import core.engine.sync
 
     calls: list[Path] = []
-    real = core.sync.index_file
+    real = core.engine.sync.index_file
 
     def counting(path: Path, params: object, cancel: object = None) -> object:
         calls.append(path)
         return real(path, params, cancel)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(core.sync, "index_file", counting)
+    monkeypatch.setattr(core.engine.sync, "index_file", counting)
     result = sync(SyncConfig("http://h/list.txt", local), fetcher)
     assert [f.outcome for f in result.files] == [FileOutcome.UPDATED]
     assert len(calls) == 3  # each local file once

@@ -1,6 +1,6 @@
 """TLS through the real fetcher: a loopback HTTPS server with a self-signed certificate.
 
-The client's trust store is loaded on the first handshake (``core.tls``), so these tests
+The client's trust store is loaded on the first handshake (``core.net.tls``), so these tests
 check that verification is still on (an unknown certificate is refused), that the store is
 the OS's (``SSL_CERT_FILE`` is honoured, as OpenSSL documents), and that plain HTTP loads
 nothing.
@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from core.errors import NetworkError
-from core.http import HttpFetcher
-from core.tls import LazyTrustContext
+from core.net.http import HttpFetcher
+from core.net.tls import LazyTrustContext
 from tests.conftest import REPO_ROOT, self_signed
 
 BODY = bytes(range(256)) * 64
@@ -109,7 +109,7 @@ def test_plain_http_loads_no_trust_store(tmp_path: Path) -> None:
 
 _TWO_ORIGINS = """
 import sys
-from core.http import HttpFetcher
+from core.net.http import HttpFetcher
 plain, tls = sys.argv[1:]
 fetcher = HttpFetcher(attempts=1)
 assert fetcher.fetch(plain, 1 << 20) == bytes(range(256)) * 64
@@ -122,7 +122,7 @@ fetcher.close()
 
 def test_plain_http_skips_http2_imports_and_tls_still_speaks_http2(
         tmp_path: Path, nginx, www: Path) -> None:  # type: ignore[no-untyped-def]
-    """A plain-HTTP client imports no HTTP/2 or async machinery (``core.http``), and a TLS
+    """A plain-HTTP client imports no HTTP/2 or async machinery (``core.net.http``), and a TLS
     origin in the same process still gets HTTP/2 from real nginx."""
     root = www
     (root / "f").write_bytes(BODY)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from core import signing
+from core.engine.updater import Updater, UpdaterConfig
 from core.errors import ExpiredError, FormatError, SignatureError
-from core.publish import publish
-from core.updater import Updater, UpdaterConfig
+from core.formats import signing
+from core.publisher.publish import publish
 from tests.conftest import MEM, memory_fetcher, need_tool, tree_digest
 
 STITCH = [sys.executable, "-m", "app.cli"]

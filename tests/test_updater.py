@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from core.engine.updater import Outcome, Updater, UpdaterConfig
 from core.errors import (
     CancelledError,
     DowngradeError,
@@ -21,10 +22,9 @@ from core.errors import (
     NotEnoughSpaceError,
     UnsafePathError,
 )
-from core.fetcher import MemoryFetcher
+from core.net.fetcher import MemoryFetcher
 from core.progress import CancelToken, Phase, Progress
-from core.publish import publish
-from core.updater import Outcome, Updater, UpdaterConfig
+from core.publisher.publish import publish
 from tests.conftest import MEM, UNDER_WINE, memory_fetcher, tree_digest
 
 
@@ -136,11 +136,11 @@ def test_unchanged_files_are_not_read_again(tmp_path: Path, releases: tuple[Path
     install = tmp_path / "install"
     _update(install, memory_fetcher(repo))
     publish(v2, repo, "1.1.0")
-    import core.chunker
+    import core.chunks.chunker
 
     read: list[str] = []
-    real = core.chunker.chunk_file
-    monkeypatch.setattr(core.chunker, "chunk_file",
+    real = core.chunks.chunker.chunk_file
+    monkeypatch.setattr(core.chunks.chunker, "chunk_file",
                         lambda p, *a, **k: (read.append(str(p)), real(p, *a, **k))[1])
     _update(install, memory_fetcher(repo))
     assert read == []  # every seed came from the index cache, vouched by the fingerprint
@@ -232,7 +232,7 @@ def test_missing_manifest_is_a_download_error(tmp_path: Path,
 
 def _republish_with(repo: Path, mutate) -> None:  # type: ignore[no-untyped-def]
     """Rewrite the current manifest (and the pointer's digest) as a hostile server would."""
-    from core.manifest import Pointer, encode_pointer, parse_pointer
+    from core.formats.manifest import Pointer, encode_pointer, parse_pointer
 
     chan = repo / "stable"
     pointer = parse_pointer((chan / "latest.json").read_bytes())
@@ -317,9 +317,9 @@ def test_not_enough_space_is_checked_before_writing(tmp_path: Path,
                                                     releases: tuple[Path, Path, Path],
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     repo, install, before = _v1_installed_v2_published(tmp_path, releases)
-    import core.updater
+    import core.engine.updater
 
-    monkeypatch.setattr(core.updater, "_free_space", lambda p: 1000)
+    monkeypatch.setattr(core.engine.updater, "_free_space", lambda p: 1000)
     with pytest.raises(NotEnoughSpaceError):
         _update(install, memory_fetcher(repo))
     assert tree_digest(install) == before
@@ -330,7 +330,7 @@ def test_not_enough_space_is_checked_before_writing(tmp_path: Path,
 def test_crash_during_commit_rolls_forward(tmp_path: Path, releases: tuple[Path, Path, Path],
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     repo, install, _before = _v1_installed_v2_published(tmp_path, releases)
-    import core.commit
+    import core.engine.commit
 
     calls = {"n": 0}
     real = os.replace
@@ -342,11 +342,11 @@ def test_crash_during_commit_rolls_forward(tmp_path: Path, releases: tuple[Path,
                 raise OSError("simulated power cut")
         return real(a, b)
 
-    monkeypatch.setattr(core.commit.os, "replace", dying_replace)
+    monkeypatch.setattr(core.engine.commit.os, "replace", dying_replace)
     with pytest.raises(OSError, match="power cut"):
         _update(install, memory_fetcher(repo))
     assert (install / ".stitch/journal.json").exists()
-    monkeypatch.setattr(core.commit.os, "replace", real)
+    monkeypatch.setattr(core.engine.commit.os, "replace", real)
     # The next run finishes the commit first, then finds itself up to date.
     fetcher = memory_fetcher(repo)
     _, r = _update(install, fetcher)
@@ -362,7 +362,7 @@ def test_a_locked_file_is_waited_for_and_reported(tmp_path: Path,
     """The game still running holds a file (Windows' sharing violation, simulated): the commit
     tells who, waits, and goes on once the file is free."""
     repo, install, _before = _v1_installed_v2_published(tmp_path, releases)
-    import core.winfiles
+    import core.system.winfiles
 
     busy = {"n": 2}
     real = os.replace
@@ -375,7 +375,7 @@ def test_a_locked_file_is_waited_for_and_reported(tmp_path: Path,
             raise err
         return real(a, b)
 
-    monkeypatch.setattr(core.winfiles, "is_locked_error",
+    monkeypatch.setattr(core.system.winfiles, "is_locked_error",
                         lambda e, windows=None: getattr(e, "winerror", None) == 32)
     monkeypatch.setattr(os, "replace", locked_replace)
     log: list[Progress] = []
@@ -422,12 +422,12 @@ def test_files_verified_before_an_interruption_are_not_fetched_again(
         tmp_path: Path, releases: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     """A run stopped between verify and commit leaves .ready files: the next run uses them."""
     repo, install, before = _v1_installed_v2_published(tmp_path, releases)
-    import core.updater
+    import core.engine.updater
 
     def stop(*args: object, **kw: object) -> None:
         raise KeyboardInterrupt  # as if killed right before the commit
 
-    monkeypatch.setattr(core.updater.Updater, "_install", stop)
+    monkeypatch.setattr(core.engine.updater.Updater, "_install", stop)
     with pytest.raises(KeyboardInterrupt):
         _update(install, memory_fetcher(repo))
     monkeypatch.undo()

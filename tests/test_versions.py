@@ -1,4 +1,4 @@
-"""Release versions: PEP 440 parsing and order (core.pep440), checked against PEP 440's own
+"""Release versions: PEP 440 parsing and order (core.formats.pep440), checked against PEP 440's own
 examples and against ``packaging`` (pytest's dependency, never stitch's); ``stitch publish``
 refusing, as a process, a version players would refuse; the client using the same order."""
 
@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.engine.updater import Updater, UpdaterConfig
 from core.errors import DowngradeError, FormatError
-from core.pep440 import Version, parse, version_key
-from core.publish import publish
-from core.updater import Updater, UpdaterConfig
+from core.formats.pep440 import Version, parse, version_key
+from core.publisher.publish import publish
 from tests.conftest import MEM, memory_fetcher, tree_digest
 
 STITCH = [sys.executable, "-m", "app.cli"]

@@ -1,4 +1,4 @@
-"""core/winfiles.py with fakes: the Restart Manager calls (a fake rstrtmgr.dll that fills the
+"""core/system/winfiles.py with fakes: the Restart Manager calls (a fake rstrtmgr.dll that fills the
 ctypes structures the way Windows does) and the retry loop (a fake os.replace that fails with
 sharing violations while a fake program holds the file). Nothing here needs Windows."""
 
@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from core import winfiles
-from core.winfiles import (
+from core.system import winfiles
+from core.system.winfiles import (
     RM_PROCESS_INFO,
     CtypesRestartManager,
     FileLockedError,

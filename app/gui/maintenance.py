@@ -38,8 +38,8 @@ from app.gui.view import BAR_MAX, UpdaterView
 from app.gui.worker import UpdateSession
 from app.rate import RateMeter
 from app.repair import RepairResult, repair
+from core.engine.updater import UpdatePlan, UpdateResult
 from core.progress import Phase, Progress
-from core.updater import UpdatePlan, UpdateResult
 
 
 class WindowState(Protocol):
@@ -139,7 +139,7 @@ class Maintenance(QObject):
 
     def available(self) -> bool:
         """A release is installed in the window's folder and the window is at rest."""
-        from core.state import StateStore
+        from core.engine.state import StateStore
 
         w = self.window
         return (w.state in (State.DONE, State.UP_TO_DATE, State.ERROR) and not self.uninstalled

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.gui.tr import tr, tr_noop
+from core.engine.updater import CheckResult, Outcome, UpdatePlan, UpdateResult
 from core.errors import (
     CancelledError,
     ConfigError,
@@ -32,7 +33,6 @@ from core.errors import (
     UnsafePathError,
 )
 from core.progress import Phase, Progress
-from core.updater import CheckResult, Outcome, UpdatePlan, UpdateResult
 
 if TYPE_CHECKING:
     from app.repair import RepairResult

@@ -41,9 +41,9 @@ from app.gui.tr import tr
 from app.gui.view import BAR_MAX, UpdaterView
 from app.gui.worker import UpdaterFactory, UpdateSession
 from app.rate import RateMeter
+from core.engine.updater import CheckResult, UpdatePlan, UpdateResult
 from core.errors import CancelledError
 from core.progress import Phase, Progress
-from core.updater import CheckResult, UpdatePlan, UpdateResult
 
 __all__ = ["BAR_MAX", "State", "UpdaterWindow", "launch_detached"]
 

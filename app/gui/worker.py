@@ -25,14 +25,14 @@ from typing import Protocol
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from app.gui.text import describe_error
+from core.engine.updater import CheckResult, UpdatePlan, UpdaterConfig, UpdateResult
 from core.progress import CancelToken, Phase, Progress, ProgressCallback
-from core.updater import CheckResult, UpdatePlan, UpdaterConfig, UpdateResult
 
 _MAX_LOG_LINES = 200  # per delivered value; a flood of range messages is cut, not queued
 
 
 class UpdaterLike(Protocol):
-    """The part of ``core.updater.Updater`` the window uses (tests pass stand-ins)."""
+    """The part of ``core.engine.updater.Updater`` the window uses (tests pass stand-ins)."""
 
     def check(self) -> CheckResult: ...
     def prepare(self) -> UpdatePlan: ...
@@ -48,7 +48,7 @@ Job = Callable[[UpdaterFactory, ProgressCallback, CancelToken], object]
 def real_updater(
     config: UpdaterConfig, progress: ProgressCallback, cancel: CancelToken
 ) -> UpdaterLike:
-    from core.updater import Updater
+    from core.engine.updater import Updater
 
     return Updater(config, progress=progress, cancel=cancel)
 

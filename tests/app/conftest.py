@@ -1,5 +1,5 @@
 """Fixtures for the player's window tests: offscreen Qt, a scripted stand-in for the engine,
-and (for the end-to-end tests) real releases published with ``core.publish`` and served by
+and (for the end-to-end tests) real releases published with ``core.publisher.publish`` and served by
 ``app.serve``.
 
 The release fixtures are named ``app_release`` and ``app_server`` so they never shadow the
@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from gui_fakes import FakeUpdater, Release, RunningServer, Script
 
+from core.engine.updater import UpdaterConfig
 from core.progress import CancelToken, ProgressCallback
-from core.updater import UpdaterConfig
 
 
 @pytest.fixture

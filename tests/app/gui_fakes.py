@@ -2,8 +2,8 @@
 the tests; not a test module itself).
 
 ``FakeUpdater`` follows a ``Script`` so the window's states can be driven without the engine;
-``Release`` publishes real releases with ``core.publish``; ``RunningServer`` serves them with
-``app.serve`` and can slow itself down so a test can act mid-download.
+``Release`` publishes real releases with ``core.publisher.publish``; ``RunningServer`` serves them
+with ``app.serve`` and can slow itself down so a test can act mid-download.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.engine.updater import CheckResult, Outcome, UpdatePlan, UpdaterConfig, UpdateResult
 from core.progress import CancelToken, Phase, Progress, ProgressCallback
-from core.updater import CheckResult, Outcome, UpdatePlan, UpdaterConfig, UpdateResult
 
 # --- a scripted engine ---------------------------------------------------------------------
 
@@ -199,7 +199,7 @@ class Release:
 
     repo: Path
     sources: dict[str, Path]  # version -> source folder
-    key: object = None  # core.signing.SecretKey, made on first publish
+    key: object = None  # core.formats.signing.SecretKey, made on first publish
 
     @property
     def pubkey(self) -> str:
@@ -207,14 +207,14 @@ class Release:
         return self._key().public_key.b64()
 
     def _key(self):  # type: ignore[no-untyped-def]
-        from core import signing
+        from core.formats import signing
 
         if self.key is None:
             self.key = signing.load_secret_key(signing.generate_keypair()[0], None)
         return self.key
 
     def publish(self, version: str) -> None:
-        from core.publish import publish
+        from core.publisher.publish import publish
 
         src = self.repo.parent / f"src-{version}"
         write_tree(src, release_files(version))

@@ -1,6 +1,6 @@
 """The window against the real engine and a real ``stitch serve``: bytes on disk, not mocks.
 
-Releases come from ``core.publish`` (1.0, then 1.1 editing 1.5 MB of a 12 MB archive and
+Releases come from ``core.publisher.publish`` (1.0, then 1.1 editing 1.5 MB of a 12 MB archive and
 adding a 2 MB file); the server is ``app.serve`` on a free port. Tests that must act
 mid-download slow the server down per block instead of using a huge release.
 """
@@ -53,7 +53,7 @@ def app_config(tmp_path: Path, url: str, install: Path | None, **changes: object
 
 
 def install_with_engine(cfg: AppConfig, install: Path) -> None:
-    from core.updater import Updater
+    from core.engine.updater import Updater
 
     updater = Updater(to_updater_config(cfg, install))
     try:
@@ -377,7 +377,7 @@ def test_wrong_key_is_refused_in_plain_words(
     app_release: Release,
     app_server: Callable[..., RunningServer],
 ) -> None:
-    from core import signing
+    from core.formats import signing
 
     server = app_server()
     app_release.publish("1.0")

@@ -1,4 +1,4 @@
-"""The window and the install lock (``core/lock.py``), against the real engine and a real
+"""The window and the install lock (``core/engine/lock.py``), against the real engine and a real
 ``stitch serve``: another run holding the install is waited for, then named in plain
 words; a run that updated the install while the window waited for its click is noticed
 when the click comes (re-validated under the lock, checked again)."""
@@ -18,8 +18,8 @@ from pytestqt.qtbot import QtBot
 
 from app.config import AppConfig, to_updater_config
 from app.gui.window import State, UpdaterWindow
-from core.lock import acquire
-from core.updater import Outcome, Updater
+from core.engine.lock import acquire
+from core.engine.updater import Outcome, Updater
 
 pytestmark = pytest.mark.slow
 

@@ -3,7 +3,7 @@ nginx (tests/conftest.py's, whose access log has each request's bytes and Range 
 "Uninstall…" of an install the window made (private XDG folders: tests/conftest.py).
 
 Releases are gui_fakes' (a 12 MB archive, a script, a readme), signed and published with
-``core.publish``."""
+``core.publisher.publish``."""
 
 from __future__ import annotations
 
@@ -174,7 +174,7 @@ def test_repair_waits_for_another_run_and_can_be_cancelled(
 ) -> None:
     """Another run holding the install: the repair waits for it under "Verifying files",
     and Cancel then ends it as a repair cancelled, with nothing changed."""
-    from core.lock import acquire
+    from core.engine.lock import acquire
 
     server = app_server()
     app_release.publish("1.0")

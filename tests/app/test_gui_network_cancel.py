@@ -1,6 +1,6 @@
 """The window's Cancel during a network wait (issue 13, item 9): ``UpdateSession.cancel``
 cancels the token the worker's real ``Updater`` was given, and the guarded socket reads
-(``core.http.deadline``) end the blocked request. The server is silent and the updater's
+(``core.net.http.deadline``) end the blocked request. The server is silent and the updater's
 limits are 60 s, so only the cancel can end the check within the 5 s waited here."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pytestqt.qtbot import QtBot
 
 from app.gui.worker import UpdateSession
 from app.serve import make_server
-from core.publish import publish
-from core.updater import UpdaterConfig
+from core.engine.updater import UpdaterConfig
+from core.publisher.publish import publish
 from tests.faultproxy import FaultProxy, Rule
 
 

@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from core.publish import publish
+from core.publisher.publish import publish
 from tests.conftest import tree_digest
 from tests.test_cli import _Trickle
 

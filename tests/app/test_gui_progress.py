@@ -19,7 +19,7 @@ from pytestqt.qtbot import QtBot
 from test_gui_e2e import WAIT, app_config, install_with_engine, tree, window
 
 from app.gui.window import BAR_MAX, State, UpdaterWindow
-from core.meter import NET_WEIGHT
+from core.engine.meter import NET_WEIGHT
 from core.progress import Phase, Progress
 
 pytestmark = pytest.mark.slow

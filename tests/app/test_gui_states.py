@@ -160,7 +160,7 @@ def test_ready_after_a_stopped_attempt_says_what_was_kept(
 
 
 def test_words_for_each_case() -> None:
-    from core.updater import Outcome, UpdateResult
+    from core.engine.updater import Outcome, UpdateResult
 
     assert text.stopped_heading(cancelled=True, started=True, first_install=False) == (
         "Update cancelled")

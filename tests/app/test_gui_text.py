@@ -7,6 +7,7 @@ from gui_fakes import make_check, make_plan
 
 from app.gui import text
 from app.rate import RateMeter
+from core.engine.updater import Outcome, UpdateResult
 from core.errors import (
     CancelledError,
     ContentError,
@@ -21,7 +22,6 @@ from core.errors import (
     SignatureError,
 )
 from core.progress import Phase, Progress
-from core.updater import Outcome, UpdateResult
 
 
 @pytest.mark.parametrize(

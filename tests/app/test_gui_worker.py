@@ -8,9 +8,9 @@ from gui_fakes import Script, make_check, make_plan
 from pytestqt.qtbot import QtBot
 
 from app.gui.worker import ProgressThrottle, UpdateSession
+from core.engine.updater import CheckResult, UpdatePlan, UpdateResult
 from core.errors import NetworkError
 from core.progress import Phase, Progress
-from core.updater import CheckResult, UpdatePlan, UpdateResult
 
 
 class Clock:
@@ -129,6 +129,6 @@ def test_session_reports_errors_as_words(qtbot: QtBot, fake_factory, script: Scr
 def make_config():
     from pathlib import Path
 
-    from core.updater import UpdaterConfig
+    from core.engine.updater import UpdaterConfig
 
     return UpdaterConfig(url="http://127.0.0.1:9/", install_dir=Path("/nonexistent"))

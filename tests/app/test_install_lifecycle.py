@@ -170,14 +170,14 @@ def test_an_unwritable_folder_fails_before_downloading(tmp_path: Path) -> None:
 def test_uninstall_puts_everything_back_when_a_file_cannot_be_moved(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from core.state import InstalledState, StateStore
+    from core.engine.state import InstalledState, StateStore
 
     game = tmp_path / "game"
     files = {"a.bin": b"a" * 10, "data/b.bin": b"b" * 20, "data/c.bin": b"c" * 30}
     for rel, content in files.items():
         (game / rel).parent.mkdir(parents=True, exist_ok=True)
         (game / rel).write_bytes(content)
-    from core.state import InstalledFile
+    from core.engine.state import InstalledFile
 
     state = InstalledState("dcrawl", "stable", "1.0",
                            {p: InstalledFile("0" * 64, len(c), 0, 0) for p, c in files.items()})
@@ -205,7 +205,7 @@ def test_uninstall_puts_everything_back_when_a_file_cannot_be_moved(
 def test_uninstall_waits_for_a_running_update(tmp_path: Path) -> None:
     """Another run holding the install (an update, a launcher's --update): uninstall waits
     --lock-wait seconds, then exits 8 with every file in place; once it is gone, it runs."""
-    from core.state import InstalledFile, InstalledState, StateStore
+    from core.engine.state import InstalledFile, InstalledState, StateStore
 
     game = tmp_path / "game"
     files = {"a.bin": b"a" * 10, "data/b.bin": b"b" * 20}
@@ -219,7 +219,8 @@ def test_uninstall_waits_for_a_running_update(tmp_path: Path) -> None:
     before = tree(game)
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from pathlib import Path; "
-         "from core.lock import acquire; acquire(Path(sys.argv[1])); print('held', flush=True); "
+         "from core.engine.lock import acquire; acquire(Path(sys.argv[1])); print('held', "
+         "flush=True); "
          "time.sleep(60)", str(game / ".stitch")],
         stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
     try:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from app.gui import text
 from app.repair import REPAIR_SHARE, RepairResult, _Bar
+from core.engine.updater import Outcome, UpdateResult
 from core.progress import Phase, Progress
-from core.updater import Outcome, UpdateResult
 
 
 def result(damaged: tuple[str, ...] = (), missing: tuple[str, ...] = (),

@@ -19,7 +19,7 @@ from app.remember import remember
 from app.shortcuts import make_windows
 from app.winlnk import Link, build, parse
 from app.winregistry import REG_DWORD, REG_SZ, key_for
-from core.state import InstalledFile, InstalledState, StateStore
+from core.engine.state import InstalledFile, InstalledState, StateStore
 from tests.conftest import need_tool
 
 LINK = Link(

@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 from app.demo import make_game
-from core.chunker import ChunkerParams, chunk_bytes
-from core.fidx import HEADER_SIZE, RECORD_SIZE, TRAILER_SIZE, FileIndex
-from core.planner import PlanOptions, SeedSet, plan_file
+from core.chunks.chunker import ChunkerParams, chunk_bytes
+from core.chunks.fidx import HEADER_SIZE, RECORD_SIZE, TRAILER_SIZE, FileIndex
+from core.chunks.planner import PlanOptions, SeedSet, plan_file
 
 
 def code_shift_pair(size: int, seed: int = 3) -> tuple[dict[str, bytes], dict[str, bytes]]:

@@ -25,9 +25,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from app.demo import make_game
-from core.chunker import DEFAULT_PARAMS
-from core.indexer import V1_PARAMS, index_file
-from core.planner import SeedSet
+from core.chunks.chunker import DEFAULT_PARAMS
+from core.chunks.indexer import V1_PARAMS, index_file
+from core.chunks.planner import SeedSet
 
 
 def make_versions(work: Path, scale: float) -> tuple[Path, Path]:

@@ -1,4 +1,5 @@
-"""Throughput of core.rollsum's fast path (and, on a small sample, the pure-Python reference).
+"""Throughput of core.chunks.rollsum's fast path (and, on a small sample, the pure-Python
+reference).
 
 Run from the repository root: ``python tests/bench/rollsum_speed.py [MiB]``. Prints MiB/s for
 random data (about 8 KiB chunks), for zeros (forced 32 KiB cuts) and for a file via mmap.
@@ -16,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from core.rollsum import split_file, split_lengths, split_points_reference
+from core.chunks.rollsum import split_file, split_lengths, split_points_reference
 
 
 def best_of(runs: int, fn: Callable[[], object]) -> float:

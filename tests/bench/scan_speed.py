@@ -7,7 +7,7 @@ blocks), reads them once so they sit in the page cache, then times, best of ``--
 - the parts alone on one thread (FastCDC cut points, xxh3-128 per chunk, SHA-256), so the
   bound of each is on record for this CPU;
 - the N files one at a time (``workers=1``: the scan before the pool), then on the pool
-  (``core.chunker.chunk_files``);
+  (``core.chunks.chunker.chunk_files``);
 - the big file in one pass.
 
 Each line gives MB/s of wall time, MB/s per core (wall rate / cores the run may use) and MB
@@ -34,8 +34,8 @@ if "core" not in sys.modules and not os.environ.get("PYTHONPATH"):
 
 import xxhash
 
-import core.chunker as chunker
-from core.chunker import DEFAULT_PARAMS, chunk_file
+import core.chunks.chunker as chunker
+from core.chunks.chunker import DEFAULT_PARAMS, chunk_file
 
 MB = 1_000_000
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from app.demo import make_game
 from app.serve import make_server
-from core.chunker import DEFAULT_PARAMS, chunk_file
-from core.publish import publish
+from core.chunks.chunker import DEFAULT_PARAMS, chunk_file
+from core.publisher.publish import publish
 
 STITCH = [sys.executable, "-m", "app.cli"]
 

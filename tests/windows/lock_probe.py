@@ -13,8 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from core.engine.lock import LOCK_NAME, acquire, holder_pid
 from core.errors import InstallBusyError
-from core.lock import LOCK_NAME, acquire, holder_pid
 
 
 def _holder(state: Path) -> subprocess.Popen[str]:

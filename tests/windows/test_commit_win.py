@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from core import winfiles
-from core.commit import Op, commit
-from core.state import InstalledFile, InstalledState, StateStore
+from core.engine.commit import Op, commit
+from core.engine.state import InstalledFile, InstalledState, StateStore
+from core.system import winfiles
 
 pytestmark = pytest.mark.skipif(sys.platform != "win32", reason="the Windows API")
 

@@ -12,8 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core import signing
-from core.publish import publish
+from core.formats import signing
+from core.publisher.publish import publish
 from tests.conftest import tree_digest
 from tests.windows.conftest import LinuxNginx
 

@@ -20,7 +20,7 @@ from app import installs
 from app.config import load_config
 from app.remember import remember
 from app.winregistry import key_for
-from core.state import InstalledFile, InstalledState, StateStore
+from core.engine.state import InstalledFile, InstalledState, StateStore
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.skipif(sys.platform != "win32", reason="the Windows registry")

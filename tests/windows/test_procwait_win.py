@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from core.procwait import ProcessWaitError, wait_for_exit
+from core.system.procwait import ProcessWaitError, wait_for_exit
 
 pytestmark = pytest.mark.skipif(sys.platform != "win32", reason="the Windows API")
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from core.engine.staging import BlankFile
 from core.fsutil import pwrite
 from core.progress import CancelToken
-from core.sparse import set_size
-from core.staging import BlankFile
+from core.system.sparse import set_size
 
 pytestmark = pytest.mark.skipif(sys.platform != "win32", reason="the Windows API")
 

@@ -124,8 +124,8 @@ def main() -> int:
         startup = {name: startup_time(cmd) for name, cmd in (
             ("python -c pass", [sys.executable, "-c", "pass"]),
             ("python -m app.cli --version", [sys.executable, "-m", "app.cli", "--version"]),
-            ("imports of `stitch update` (app.cli, core.updater, core.http)",
-             [sys.executable, "-c", "import app.cli, core.updater, core.http"]),
+            ("imports of `stitch update` (app.cli, core.engine.updater, core.net.http)",
+             [sys.executable, "-c", "import app.cli, core.engine.updater, core.net.http"]),
             ("zsync -V", ["zsync", "-V"]),
         )}
     finally:

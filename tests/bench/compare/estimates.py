@@ -4,7 +4,7 @@ to stitch would download on a pair, computed from the bytes, without a server.
     .venv/bin/python -m tests.bench.compare.estimates compress OLD NEW
     .venv/bin/python -m tests.bench.compare.estimates subchunk OLD NEW [--avg 512]
 
-Both chunk every file of OLD and NEW with stitch's defaults (``core.chunker.DEFAULT_PARAMS``)
+Both chunk every file of OLD and NEW with stitch's defaults (``core.chunks.chunker.DEFAULT_PARAMS``)
 and look at the chunks of NEW that no file of OLD has: what a chunk client must fetch.
 
 ``compress``: their raw size vs each chunk compressed alone with zstd (levels 3 and 19: a
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.chunker import DEFAULT_PARAMS, ChunkerParams, chunk_bytes, chunk_file
+from core.chunks.chunker import DEFAULT_PARAMS, ChunkerParams, chunk_bytes, chunk_file
 from tests.bench.compare.harness import files_of
 
 

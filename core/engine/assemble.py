@@ -1,0 +1,359 @@
+"""The one assembler: runs a ``BuildPlan`` (``core.engine.plan``) into staged files, proven right.
+
+Used by every way stitch builds files: ``core.engine.updater`` (updates and ``verify --repair``)
+and ``core.engine.sync``. It owns the REBUILD, DOWNLOAD and VERIFY phases:
+
+1. REBUILD: the local chunks of every file whose first step is a ``ChunkStep`` are copied
+   (each re-hashed) while a thread of its own (``core.engine.background``) fetches their planned
+   remote ranges: the fetch-ahead overlap.
+2. DOWNLOAD: deltas (small files' side by side), then the rest: what a chunk build still
+   needs (a stale seed, a range not fetched ahead), the whole files. A step that cannot be
+   used (a delta that fails its digest or decodes wrong, an index the server does not have)
+   hands its file to the next listed step of the plan, still in this phase: an
+   ``IndexStep`` fetches the index and matches local chunks here (``Places.index_step``).
+3. VERIFY: each file's SHA-256, hashed behind the writes by ``core.engine.sealer`` (one fsync
+   each), compared with the plan's (a bupdate v1 target, which has none, has every chunk's
+   SHA-1 checked by re-reading instead); the file is then marked ready.
+
+Where files go and come from (staging paths, URLs, the installed file a delta applies to,
+an index fetched late) is the caller's ``Places``. Errors other than a step's "cannot be
+used" propagate: a chunk the server serves wrong twice is a ``HashMismatchError``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from core.engine.background import Background
+from core.engine.meter import Meter
+from core.engine.plan import BuildPlan, ChunkStep, DeltaStep, FileSteps, IndexStep, Step, WholeStep
+from core.engine.sealer import Sealer
+from core.engine.staging import BlankFile, check_digest
+from core.errors import CancelledError, ContentError, DownloadError, FormatError, HashMismatchError
+from core.formats import delta
+from core.formats.manifest import Delta, FileEntry
+from core.net.fetcher import Fetcher
+from core.parallel import each
+from core.progress import CancelToken, Phase
+
+if TYPE_CHECKING:
+    # The chunk machinery is imported where it is used: a plan of deltas alone never loads it.
+    from core.chunks.planner import FilePlan
+    from core.engine.rebuild import SeedFiles, StagedFile
+
+# Deltas of files up to this size are fetched and decoded side by side (up to
+# ``connections`` at once, each holding about its file in memory); bigger ones one by one.
+SIDE_BY_SIDE_DELTA = 8 << 20
+
+
+class Unusable(Exception):
+    """A step of a file's plan cannot be used: the assembler tries the next listed one."""
+
+
+class Places(Protocol):
+    """Where the files of a plan are built and fetched from (the assembler's caller)."""
+
+    def staged(self, entry: FileEntry) -> Path:
+        """The staging file ``entry`` is built in."""
+
+    def url(self, entry: FileEntry) -> str:
+        """Where the file's bytes are served (``.stz`` beside it)."""
+
+    def delta_url(self, entry: FileEntry, d: Delta) -> str:
+        """Where the publisher's delta ``d`` of the file is served."""
+
+    def installed(self, entry: FileEntry) -> Path:
+        """The installed file a delta applies to."""
+
+    def index_step(self, entry: FileEntry) -> ChunkStep | None:
+        """An ``IndexStep`` run: the file's index fetched, local chunks matched, the file
+        planned from chunks; None when the server does not have the index."""
+
+
+def mb(n: int) -> str:
+    """A size for the details log: ``67.1 MB``, ``12.0 kB``, ``512 bytes``."""
+    if n < 1000:
+        return f"{n} bytes"
+    return f"{n / 1e3:.1f} kB" if n < 1_000_000 else f"{n / 1e6:.1f} MB"
+
+
+class Assembler:
+    """Runs one ``BuildPlan`` (see the module doc). ``run()`` once; then ``used[i]`` is the
+    step that built file ``i`` and ``staged[i]`` its (closed) staged file."""
+
+    def __init__(self, plan: BuildPlan, places: Places, fetcher: Fetcher, meter: Meter,
+                 cancel: CancelToken, connections: int, ready_suffix: str | None = ".ready"
+                 ) -> None:
+        self.plan = plan
+        self.places = places
+        self.fetcher = fetcher
+        self.meter = meter
+        self.cancel = cancel
+        self.connections = connections
+        self.ready_suffix = ready_suffix  # the verified file is renamed so (None: kept)
+        self.staged: list[BlankFile] = []
+        self.used: list[Step] = [f.first for f in plan.files]
+        self._seeds: SeedFiles | None = None
+
+    # -- the whole run ----------------------------------------------------------------------
+    def run(self) -> list[Path]:
+        """Build, download and verify every file; return the ready files' paths, in order."""
+        files = self.plan.files
+        sealer = Sealer()
+        ahead = Background(self.cancel, "stitch-fetch-ahead")
+        try:
+            self.staged = [self._open(f.entry, f.first) for f in files]
+            for s in self.staged:
+                s.written = sealer.track(s.fd, s.path, s.size)
+            self._rebuild(sealer, ahead)
+            self._download(sealer, ahead)
+            # The seeds are read no more. Closed before the staged files are renamed: a seed
+            # may be the staged file itself (a .part an earlier run left), and Windows
+            # refuses to rename a file open without FILE_SHARE_DELETE.
+            self._close_seeds()
+            return self._verify(sealer)
+        finally:
+            ahead.stop()  # before the files: it writes them
+            sealer.close()  # before the files: it must not touch a closed descriptor
+            for s in self.staged:
+                s.close()
+            self._close_seeds()
+
+    def _close_seeds(self) -> None:
+        if self._seeds is not None:
+            self._seeds.close()
+
+    def _open_seed(self, plan: FilePlan) -> Callable[[int], int]:
+        if self._seeds is None:
+            from core.engine.rebuild import SeedFiles
+
+            self._seeds = SeedFiles()
+        return self._seeds.opener(plan)
+
+    def _open(self, entry: FileEntry, step: Step) -> BlankFile:
+        """The staging file ``step`` builds in: from chunks, or written in order."""
+        path = self.places.staged(entry)
+        if not isinstance(step, ChunkStep):
+            return BlankFile(path, entry.size)
+        from core.engine.rebuild import StagedFile
+
+        return StagedFile(path, step.index, step.plan, step.stz, step.whole, step.sub,
+                          step.sha1)
+
+    # -- REBUILD --------------------------------------------------------------------------
+    def _rebuild(self, sealer: Sealer, ahead: Background) -> None:
+        """Copy the local chunks of every file built from chunks, while ``ahead`` fetches
+        their planned remote ranges; the download phase waits for it. Local chunks that
+        fail their check are fetched in the download phase."""
+        m = self.meter
+        files = self.plan.files
+        m.phase(Phase.REBUILD, 0, sum(f.bytes_local() for f in files))
+        jobs = [(f, s) for f, s in zip(files, self.staged, strict=True)
+                if f.chunks is not None and len(f.chunks.plan.remote)]
+
+        def fetch_ahead(token: CancelToken) -> None:
+            for f, s in jobs:
+                self._fetch_remote(f.entry, s, token, m.add_download, ahead=True)
+
+        if jobs:
+            ahead.start(fetch_ahead)
+        try:
+            for f, s in zip(files, self.staged, strict=True):
+                if f.chunks is not None:  # the other steps run in the download phase
+                    self._copy_local(f.entry, f.chunks, s, sealer, ahead.token)
+        except CancelledError:
+            if ahead.failed():
+                ahead.wait()  # raises the fetch's own error: that is what stopped the copies
+            raise
+
+    def _copy_local(self, entry: FileEntry, step: ChunkStep, s: BlankFile, sealer: Sealer,
+                    cancel: CancelToken | None = None) -> None:
+        """Copy the local chunks of ``step`` into ``s``; a file that needs nothing from the
+        network is complete, and the sealer finishes it meanwhile."""
+        staged = _chunked(s)
+        self.meter.current = entry.path
+        staged.copy_local(self._open_seed(step.plan), cancel or self.cancel,
+                          self.meter.add_local)
+        if not staged.remote_ranges():
+            sealer.complete(s.fd)  # hashed and synced while the others are built
+
+    # -- DOWNLOAD -------------------------------------------------------------------------
+    def _download(self, sealer: Sealer, ahead: Background) -> None:
+        """Deltas, then (once ``ahead`` has fetched their planned ranges) whatever the
+        files still need, each file's steps in their listed order."""
+        m = self.meter
+        files = self.plan.files
+        m.phase(Phase.DOWNLOAD, 0, sum(f.wire_bytes() for f in files))
+        # Deltas of small files side by side (each holds about its file in memory while it
+        # is decoded); the others one at a time, below.
+        small = [(i, f.first) for i, f in enumerate(files)
+                 if isinstance(f.first, DeltaStep) and f.entry.size <= SIDE_BY_SIDE_DELTA]
+        early = dict(zip([i for i, _ in small],
+                         each(lambda job: self._try_delta(job[0], job[1], sealer), small,
+                              self.connections), strict=True))
+        ahead.wait()  # the planned ranges of the files built from chunks
+        for i, f in enumerate(files):
+            for n, step in enumerate(f.steps):
+                if n:  # the step before could not be used: this one starts from zeros
+                    self._reopen(i, f, step, sealer)
+                m.current = f.entry.path
+                if n == 0 and i in early:
+                    used: Step | None = step if early[i] else None
+                else:
+                    used = self._run_step(i, f, step, sealer)
+                if used is not None:
+                    self.used[i] = used
+                    break
+            else:  # (``FileSteps`` ends with a step that is always usable)
+                raise AssertionError(f"{f.entry.path}: no step of its plan could be used")
+
+    def _run_step(self, i: int, f: FileSteps, step: Step, sealer: Sealer) -> Step | None:
+        """Run ``step`` for file ``i`` in the download phase; return the step that built
+        the file (an ``IndexStep`` becomes the ``ChunkStep`` it planned), or None when it
+        cannot be used (logged) and the next listed step must. The first step's local
+        copies were made in the rebuild phase; a later step makes them now."""
+        if isinstance(step, DeltaStep):
+            return step if self._try_delta(i, step, sealer) else None
+        if isinstance(step, WholeStep):
+            self._fetch_whole_file(f.entry, self.staged[i])
+            sealer.complete(self.staged[i].fd)
+            return step
+        if isinstance(step, IndexStep):
+            late = self.places.index_step(f.entry)
+            if late is None:
+                return None
+            self._swap(i, self._open(f.entry, late), sealer)
+            step = late
+        if step is not f.first:
+            self._copy_local(f.entry, step, self.staged[i], sealer)
+        staged = _chunked(self.staged[i])
+        if staged.remote_ranges():  # local chunks that failed, or not fetched ahead
+            self._fetch_remote(f.entry, staged, self.cancel, self.meter.add_network)
+        sealer.complete(staged.fd)
+        return step
+
+    def _reopen(self, i: int, f: FileSteps, step: Step, sealer: Sealer) -> None:
+        """Empty file ``i``'s staging again for ``step``: what the step before wrote goes
+        (the next one counts on zeros)."""
+        self.staged[i].reset()
+        self._swap(i, self._open(f.entry, step), sealer)
+
+    def _swap(self, i: int, new: BlankFile, sealer: Sealer) -> None:
+        """Make ``new`` (the same path) file ``i``'s staged file, tracked by ``sealer``."""
+        old = self.staged[i]
+        sealer.forget(old.fd)
+        old.close()
+        self.staged[i] = new
+        new.written = sealer.track(new.fd, new.path, new.size)
+
+    def _fetch_remote(self, entry: FileEntry, s: BlankFile, cancel: CancelToken,
+                      on_bytes: Callable[[int], None], ahead: bool = False) -> None:
+        """Download what ``s`` (built from chunks) still needs (``StagedFile.download``)."""
+        from core.chunks import stz
+
+        staged = _chunked(s)
+        ranges = staged.planned_ranges() if ahead else staged.remote_ranges()
+        if not ranges:
+            return
+        how = ", compressed" if staged.stz is not None else ""
+        parts = "1 part" if len(ranges) == 1 else f"{len(ranges)} parts"
+        self.meter.log(f"{entry.path}: downloading {mb(staged.wire_bytes(ranges))} in "
+                       f"{parts}{how}")
+        url = self.places.url(entry)
+        staged.download(self.fetcher, url, cancel, on_bytes,
+                        url + stz.SUFFIX if staged.stz is not None else "", ahead=ahead)
+
+    def _try_delta(self, i: int, step: DeltaStep, sealer: Sealer) -> bool:
+        """Rebuild file ``i`` from the publisher's delta, decoded as it arrives; False
+        (after logging why) when the delta cannot be used.
+
+        The delta is decoded before its last byte (hence its digest) is known: the output
+        goes to the staging file only, is bounded by the file's size
+        (``delta.open_decoder``), and is used only if the delta's SHA-256 and then the
+        output's match the manifest."""
+        s, d, entry = self.staged[i], step.delta, self.plan.files[i].entry
+        url = self.places.delta_url(entry, d)
+        decoder = delta.open_decoder(self.places.installed(entry), s.size, s.write_at)
+        digest = hashlib.sha256()
+        got = 0
+
+        def sink(offset: int, data: bytes) -> None:
+            nonlocal got
+            if offset != got:
+                raise FormatError(f"{url}: delta bytes arrived out of order", what="delta")
+            digest.update(data)
+            decoder.feed(data)
+            got += len(data)
+            self.meter.add_network(len(data))
+
+        try:
+            self.fetcher.fetch_ranges(url, [(0, d.size)], sink, self.cancel)
+            if got != d.size or digest.hexdigest() != d.sha256:
+                raise HashMismatchError(f"{url}: delta does not match the manifest",
+                                        expected=d.sha256, url=url, path=str(s.path))
+            decoder.finish()
+            sealer.complete(s.fd)
+            decoder.close()  # freeing its memory overlaps the sealer's tail
+            actual = sealer.result(s.fd, self.cancel, durable=False)  # the tail only
+            if actual != entry.sha256:
+                raise HashMismatchError(f"{url}: delta rebuilds another file",
+                                        expected=entry.sha256, actual=actual, url=url,
+                                        path=str(s.path))
+        except (DownloadError, ContentError) as e:
+            self.meter.log(f"{entry.path}: delta not used ({e}); trying the next step")
+            return False
+        finally:
+            decoder.close()  # its maps (or its copy of the old file) go, if not yet gone
+        self.meter.log(f"{entry.path}: rebuilt from a {mb(d.size)} patch")
+        return True
+
+    def _fetch_whole_file(self, entry: FileEntry, s: BlankFile) -> None:
+        """Download all of the file into ``s`` (its index cannot be had); the verify phase
+        checks its SHA-256."""
+        url = self.places.url(entry)
+        self.meter.log(f"{entry.path}: no index: downloading the whole file "
+                       f"({entry.size} bytes)")
+
+        def sink(offset: int, data: bytes) -> None:
+            s.write_at(data, offset)
+            self.meter.add_network(len(data))
+
+        if entry.size:
+            self.fetcher.fetch_ranges(url, [(0, entry.size)], sink, self.cancel)
+
+    # -- VERIFY ---------------------------------------------------------------------------
+    def _verify(self, sealer: Sealer) -> list[Path]:
+        """Wait for each file's SHA-256 (hashed on the sealer's thread while it was
+        written, so mostly done) and fsync, compare, and mark it ready."""
+        m = self.meter
+        files = self.plan.files
+        m.phase(Phase.VERIFY, 0, sum(f.entry.size for f in files))
+        out: list[Path] = []
+        for f, s, used in zip(files, self.staged, self.used, strict=True):
+            m.current = f.entry.path
+            actual = sealer.result(s.fd, self.cancel, m.add_done)
+            sealer.forget(s.fd)
+            if isinstance(used, ChunkStep) and used.sha1 is not None:
+                _chunked(s).verify_chunks(self.cancel, lambda _n: None)  # v1: no SHA-256
+            else:
+                check_digest(s.path, f.entry.sha256, actual)
+            s.close()
+            path = s.path
+            if self.ready_suffix is not None:
+                path = s.path.with_suffix(self.ready_suffix)
+                os.replace(s.path, path)
+            out.append(path)
+        return out
+
+
+def _chunked(s: BlankFile) -> StagedFile:
+    """``s`` as the ``StagedFile`` a ``ChunkStep`` opened (``Assembler._open``)."""
+    from core.engine.rebuild import StagedFile
+
+    if not isinstance(s, StagedFile):
+        raise TypeError(f"{s.path}: not built from chunks")
+    return s

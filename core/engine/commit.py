@@ -1,0 +1,314 @@
+"""The journaled swap of staged files into the install folder.
+
+Every new file was built and verified (SHA-256) in ``.stitch/staging`` before this module
+runs. On Windows ``commit()`` first checks that every file it will move can be moved now
+(``core.system.winfiles``: a file the game holds open is named, waited for, and if it stays held the
+commit stops before anything was written or moved). It then writes the journal (what goes
+where, and the new state) durably; from that moment the update is decided and every step is
+idempotent, so ``recover()`` rolls an interrupted commit forward whenever stitch runs next.
+Replaced and removed files are moved to ``.stitch/backup/<journal id>/<path>`` (a rename, no
+copy: a folder of this journal's own, so a backup an earlier commit could not delete is never
+mistaken for one of this commit's) and deleted only after the new state is written. If a
+staged file has vanished (the user deleted ``.stitch``), recovery rolls back instead, using
+those backups; so does ``commit()`` itself when a file is refused after all (held or denied
+between the check and the move). Either way the install ends as the complete old or new
+release.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import stat
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core.engine.state import STATE_DIR, InstalledState, StateStore
+from core.errors import CancelledError, FormatError
+from core.fsutil import atomic_write, current_umask, file_mode, fsync_dir, inside
+
+if TYPE_CHECKING:
+    from core.system.winfiles import LockReport
+
+JOURNAL_FORMAT = "stitch.journal/1"
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """Put staged file ``staged`` (relative to .stitch) at ``path``, or remove ``path`` when
+    ``staged`` is None. ``had_old`` records whether ``path`` existed when the journal was
+    written, so a rollback knows whether to restore or delete."""
+
+    path: str
+    staged: str | None
+    executable: bool
+    had_old: bool
+    backup: str = ""  # relative to .stitch; ``commit()`` sets it (backup/<journal id>/<path>)
+
+
+def _write_journal(store: StateStore, ops: list[Op], state: InstalledState,
+                   manifest: bytes, signature: bytes | None) -> None:
+    atomic_write(store.root / "staging" / "release.json", manifest)
+    if signature is not None:
+        atomic_write(store.root / "staging" / "release.json.minisig", signature)
+    obj = {
+        "format": JOURNAL_FORMAT,
+        "ops": [[o.path, o.staged, o.executable, o.had_old, o.backup] for o in ops],
+        "state": json.loads(state.to_json()),
+        "signed": signature is not None,
+    }
+    atomic_write(store.journal, json.dumps(obj).encode())
+
+
+def _read_journal(store: StateStore) -> tuple[list[Op], dict[str, Any], bool]:
+    try:
+        obj = json.loads(store.journal.read_bytes())
+        if obj["format"] != JOURNAL_FORMAT:
+            raise ValueError("unknown journal format")
+        ops = [Op(str(p), s, bool(x), bool(h), str(b)) for p, s, x, h, b in obj["ops"]]
+        return ops, obj["state"], bool(obj["signed"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise FormatError(f"commit journal is damaged: {e}", what="journal") from None
+
+
+# Whether a file can be moved away now: ``None`` if so, else why not (an ``OSError`` with its
+# ``winerror``). ``None`` here means the platform's own: ``core.system.winfiles.probe_replace`` on
+# Windows, no check elsewhere (a rename on POSIX is not refused because a file is open).
+# Tests put a fake here to run the Windows path anywhere.
+replace_probe: Callable[[Path], OSError | None] | None = None
+
+
+def _probe() -> Callable[[Path], OSError | None] | None:
+    if replace_probe is not None:
+        return replace_probe
+    if os.name == "nt":
+        from core.system.winfiles import probe_replace
+
+        return probe_replace
+    return None
+
+
+def _check_movable(root: Path, ops: list[Op],
+                   on_locked: Callable[[LockReport], None] | None) -> None:
+    """Before the journal: wait until every file the commit moves aside can be moved (see
+    the module doc); raises ``FileLockedError`` naming the game's file, or
+    ``AccessDeniedError``, with nothing written or moved."""
+    probe = _probe()
+    if probe is None:
+        return
+    from core.system.winfiles import wait_until_replaceable
+
+    targets = [p for p in (root.joinpath(*o.path.split("/")) for o in ops) if os.path.lexists(p)]
+    if targets:
+        wait_until_replaceable(targets, probe, on_locked)
+
+
+def _move(src: Path, dst: Path, on_locked: Callable[[LockReport], None] | None,
+          name: Path) -> None:
+    """``os.replace``, waiting (on Windows) for a program that holds either file open: the
+    game still running, an antivirus scan. Reports and errors name ``name`` (the install's
+    file, not its backup). ``os.replace`` is looked up at call time so tests can cut the
+    power in the middle of a commit. (``core.system.winfiles`` loads ctypes: imported only once a
+    move has failed, not by every update.)"""
+    try:
+        os.replace(src, dst)
+        return
+    except OSError as e:
+        from core.system.winfiles import AccessDeniedError, is_access_denied, is_locked_error
+
+        if is_access_denied(e):
+            raise AccessDeniedError(name, e) from e
+        if not is_locked_error(e):
+            raise
+    from core.system.winfiles import replace_with_retry
+
+    replace_with_retry(src, dst, on_locked=on_locked, replace=os.replace, name=name)
+
+
+def replace_file(staged: Path, dest: Path, umask: int | None = None,
+                 on_locked: Callable[[LockReport], None] | None = None) -> None:
+    """Put one verified staged file at ``dest`` at once (``core.engine.sync``, which has no release
+    and no journal: each file is replaced on its own, atomically): the mode ``dest`` had (a
+    new file: what the umask gives, as ``cp``'s), the rename (waiting, on Windows, for a
+    program that holds ``dest``), then its folder synced."""
+    try:
+        mode = dest.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = file_mode(umask=umask)
+    os.chmod(staged, mode)
+    _move(staged, dest, on_locked, dest)
+    fsync_dir(dest.parent)
+
+
+def commit(store: StateStore, ops: list[Op], state: InstalledState, manifest: bytes,
+           signature: bytes | None, on_file: Callable[[int, str], None] | None = None,
+           on_locked: Callable[[LockReport], None] | None = None) -> None:
+    """Swap staged files in (see module doc). ``state`` is the new state without
+    fingerprints for the files being placed; they are filled in after the swap."""
+    for op in ops:  # refuse a symlinked folder before anything is decided
+        inside(store.install_dir, op.path)
+    _check_movable(store.install_dir, ops, on_locked)
+    journal_id = secrets.token_hex(8)
+    ops = [Op(o.path, o.staged, o.executable, o.had_old, f"backup/{journal_id}/{o.path}")
+           for o in ops]
+    _write_journal(store, ops, state, manifest, signature)
+    try:
+        _roll_forward(store, ops, on_file, on_locked)
+    except (PermissionError, CancelledError):
+        # Refused after all (held, or denied, since the check), or the wait for a held file
+        # cancelled: put the old release back now rather than leave a mix until the next
+        # run. If that fails too, the journal stays and the next run finishes the commit.
+        with contextlib.suppress(OSError):
+            _roll_back(store, ops)
+        raise
+    _finish(store, ops, state, manifest, signature)
+
+
+def recover(store: StateStore) -> bool:
+    """Finish (or undo) a commit that was interrupted. Returns True if there was one."""
+    if not store.journal.exists():
+        return False
+    ops, state_obj, signed = _read_journal(store)
+    staging = store.root / "staging"
+    manifest = (staging / "release.json").read_bytes() \
+        if (staging / "release.json").exists() else None
+    signature = (staging / "release.json.minisig").read_bytes() \
+        if signed and (staging / "release.json.minisig").exists() else None
+    missing = [o for o in ops if o.staged is not None
+               and not (store.root / o.staged).exists()
+               and not os.path.lexists(store.install_dir / o.path)]
+    if missing or manifest is None or (signed and signature is None):
+        _roll_back(store, ops)
+        return True
+    state = InstalledState.from_json(json.dumps(state_obj).encode())
+    _roll_forward(store, ops, None)
+    _finish(store, ops, state, manifest, signature)
+    return True
+
+
+def _roll_forward(store: StateStore, ops: list[Op],
+                  on_file: Callable[[int, str], None] | None,
+                  on_locked: Callable[[LockReport], None] | None = None) -> None:
+    root = store.install_dir
+    touched: set[Path] = set()
+    umask = current_umask()  # new files get what it gives, plus the release's executable bit
+    for i, op in enumerate(ops):
+        dest = inside(root, op.path)
+        backup = store.root / op.backup
+        staged = store.root / op.staged if op.staged else None
+        if staged is not None and not staged.exists():
+            continue  # already moved into place by an earlier, interrupted run
+        if os.path.lexists(dest) and not os.path.lexists(backup):
+            backup.parent.mkdir(parents=True, exist_ok=True)
+            _move(dest, backup, on_locked, dest)
+        if staged is not None:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(staged, file_mode(op.executable, umask))
+            _move(staged, dest, on_locked, dest)
+        touched.add(dest.parent)
+        if on_file is not None:
+            on_file(i + 1, op.path)
+    for d in touched:
+        with contextlib.suppress(OSError):
+            fsync_dir(d)
+
+
+def _finish(store: StateStore, ops: list[Op], state: InstalledState, manifest: bytes,
+            signature: bytes | None) -> None:
+    from core.engine.state import InstalledFile  # local: only needed here
+
+    # The old files are needed no more (recovery only ever rolls forward from here), and
+    # removing them is the slow part (freeing a big file's blocks): it runs beside the
+    # bookkeeping below.
+    backup = store.root / "backup"
+    sweeper = threading.Thread(target=shutil.rmtree, args=(backup,),
+                               kwargs={"ignore_errors": True}, name="stitch-sweep")
+    sweeper.start()
+    for op in ops:
+        if op.staged is None:
+            continue
+        st = os.stat(store.install_dir / op.path)
+        old = state.files[op.path]
+        state.files[op.path] = InstalledFile(old.sha256, st.st_size, st.st_mtime_ns, st.st_ino)
+    store.save(state, manifest, signature)
+    store.journal.unlink()
+    for name in ("release.json", "release.json.minisig"):  # the journal's copy, now saved
+        (store.root / "staging" / name).unlink(missing_ok=True)
+    fsync_dir(store.root)
+    sweeper.join()
+    _remove_empty_dirs(store.install_dir, [o.path for o in ops if o.staged is None])
+
+
+def _roll_back(store: StateStore, ops: list[Op]) -> None:
+    """Put every file back as the journal found it. A new file already in place goes back
+    to staging (the next run uses it again) when the op had moved the old one aside or had
+    none; only this journal's own backups are restored."""
+    root = store.install_dir
+    for op in reversed(ops):
+        dest = root.joinpath(*op.path.split("/"))
+        backup = store.root / op.backup
+        staged = store.root / op.staged if op.staged is not None else None
+        placed = (staged is not None and not os.path.lexists(staged) and os.path.lexists(dest)
+                  and (os.path.lexists(backup) or not op.had_old))
+        if placed and staged is not None:
+            staged.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(dest, staged)
+        if os.path.lexists(backup):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(backup, dest)
+    store.journal.unlink()
+    shutil.rmtree(store.root / "backup", ignore_errors=True)
+
+
+def _remove_empty_dirs(root: Path, removed: list[str]) -> None:
+    for rel in removed:
+        parts = rel.split("/")[:-1]
+        while parts and parts[0] != STATE_DIR:
+            d = root.joinpath(*parts)
+            try:
+                d.rmdir()
+            except OSError:
+                break
+            parts.pop()
+
+
+def set_executable_bits(root: Path, files: list[tuple[str, bool]]) -> None:
+    """Give each unchanged file of a release (``(path, executable)``) the executable bits
+    the release says, where they differ (the release's files being committed get theirs in
+    ``_roll_forward``)."""
+    xbits = file_mode(True) & 0o111  # the executable bits the umask lets a file have
+    for rel, executable in files:
+        if not _executable_as(root, rel, executable, xbits):
+            _set_executable(inside(root, rel), executable, xbits)
+
+
+def _executable_as(root: Path, rel: str, executable: bool, xbits: int = 0o111) -> bool:
+    """Whether the file at ``rel`` is a regular file whose executable bits are already as
+    the release says (then nothing is written, and the symlink-safe walk of ``inside``,
+    a few ms per hundred files, is not needed). Windows has no such bits."""
+    if os.name == "nt":
+        return True
+    try:
+        mode = os.lstat(root.joinpath(*rel.split("/"))).st_mode
+    except OSError:
+        return False
+    bits = mode & 0o111
+    return stat.S_ISREG(mode) and bits == (xbits if executable else 0)
+
+
+def _set_executable(path: Path, executable: bool, xbits: int = 0o111) -> None:
+    try:
+        mode = path.lstat().st_mode
+    except OSError:
+        return
+    if stat.S_ISLNK(mode):
+        return  # chmod would follow the link, possibly out of the install
+    want = (mode & ~0o111) | xbits if executable else mode & ~0o111
+    if want != mode and os.name != "nt":
+        os.chmod(path, want)

@@ -1,0 +1,458 @@
+"""The update as a pipeline of values: check -> plan -> assemble -> commit.
+
+This is the one object front ends drive. ``check()`` fetches and verifies the release
+(``core.engine.trust``) into a ``CheckResult``; ``prepare()`` scans local files and plans
+(``core.engine.chunkplan``): the frozen ``BuildPlan`` (``core.engine.plan``), every changed file
+with its steps and their fallbacks, and the ``UpdatePlan`` a front end shows, computed from it
+(nothing is downloaded yet); ``apply()`` has the assembler (``core.engine.assemble``) run the plan
+into verified staged files and commits them (``core.engine.commit``). ``update()`` does all three.
+Result types live in ``core.engine.results`` and are importable from here.
+
+Each of the three holds the install's lock (``core.engine.lock``) while it runs, so two runs never
+read or write one install at once; ``update()`` holds it from the check to the end of the
+commit. Between calls (the window waiting for the player's click) the lock is free: each
+call compares the install's state (``state.json``, the journal, the staging folder) with
+what the check saw, and checks and plans again, under the lock, if another run changed it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from core.engine.assemble import Assembler
+from core.engine.chunkplan import ChunkPlanner, release_file_url
+from core.engine.commit import Op, commit, recover, set_executable_bits
+from core.engine.config import UpdaterConfig as UpdaterConfig  # front ends import it from here too
+from core.engine.lock import InstallLock, acquire, acquire_existing
+from core.engine.meter import Meter
+from core.engine.plan import BuildPlan, ChunkStep, DeltaStep, FileSteps, IndexStep, WholeStep
+from core.engine.results import CheckResult as CheckResult  # front ends import them from here
+from core.engine.results import Outcome as Outcome
+from core.engine.results import UpdatePlan as UpdatePlan
+from core.engine.results import UpdateResult as UpdateResult
+from core.engine.scan import ScanResult
+from core.engine.state import InstalledFile, InstalledState, StateStore
+from core.engine.trust import TrustedRelease, verify_release
+from core.errors import NotEnoughSpaceError
+from core.formats import delta
+from core.formats.manifest import Delta, FileEntry, Manifest
+from core.fsutil import file_fingerprint
+from core.net.fetcher import Fetcher
+from core.progress import CancelToken, Phase, ProgressCallback, no_progress
+
+if TYPE_CHECKING:
+    # The chunk machinery (numpy, the planner, indexes, compressed copies) is imported where
+    # it is used: an update rebuilt from deltas, or one with nothing to do, starts without it.
+
+    from core.chunks.planner import FilePlan, PlanOptions
+
+
+class Updater:
+    """Updates one install folder from one release repository.
+
+    Collaborators are passed in; ``fetcher`` defaults to an ``HttpFetcher``, ``progress`` to
+    a no-op and ``cancel`` to a fresh token. Raises ``StitchError`` subclasses for anything
+    the release or the network did wrong (``InstallBusyError`` when another run held the
+    install for longer than ``config.lock_wait``) and ``OSError`` for local disk problems; in
+    every case the install folder holds the old release or the new one. ``on_wait`` gets the
+    one line said while waiting for another run (default: the progress log).
+    """
+
+    def __init__(
+        self,
+        config: UpdaterConfig,
+        fetcher: Fetcher | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+        options: PlanOptions | None = None,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> None:
+        self.config = config
+        self._on_wait = on_wait
+        self._lock: InstallLock | None = None
+        self._own_fetcher = fetcher is None
+        self._fetcher = fetcher
+        self.cancel = cancel or CancelToken()
+        self.meter = Meter(progress or no_progress)
+        self._options = options
+        self.store = StateStore(config.install_dir)
+        self._check: _Checked | None = None
+        self._plan: _Planned | None = None
+
+    @property
+    def options(self) -> PlanOptions:
+        if self._options is None:
+            from core.chunks.planner import PlanOptions
+
+            self._options = PlanOptions()
+        return self._options
+
+    @property
+    def fetcher(self) -> Fetcher:
+        if self._fetcher is None:
+            from core.net.http import HttpFetcher  # only here: tests and tools pass their own
+
+            if self.config.timeout is None:
+                self._fetcher = HttpFetcher(connections=self.config.connections)
+            else:
+                self._fetcher = HttpFetcher(connections=self.config.connections,
+                                            read_timeout=self.config.timeout)
+        return self._fetcher
+
+    def close(self) -> None:
+        if self._own_fetcher and self._fetcher is not None:
+            self._fetcher.close()
+
+    # -- the install's lock -------------------------------------------------------------
+    @contextlib.contextmanager
+    def _hold(self, create: bool) -> Iterator[None]:
+        """Hold the install's lock for the body (nested calls: held once, by the outermost
+        that took it), and first drop what was checked and planned if another run changed
+        the install since.
+
+        ``create`` False (the check): an install with no ``.stitch/`` yet is not locked,
+        and nothing is created (there is nothing to read, and a check writes nothing); the
+        steps that write (planning caches indexes, applying) take it with ``create``,
+        making ``.stitch/`` then."""
+        if self._lock is not None:
+            yield
+            return
+        lock = (acquire if create else acquire_existing)(
+            self.store.root, wait=self.config.lock_wait, cancel=self.cancel,
+            on_wait=self._on_wait or self.meter.log)
+        self._lock = lock
+        try:
+            self._revalidate()
+            yield
+        finally:
+            self._lock = None
+            if lock is not None:
+                lock.release()
+
+    def _revalidate(self) -> None:
+        """Forget the check and plan if the install is no longer what they were made from
+        (another run committed, recovered, verified or used the staging folder meanwhile)."""
+        if self._check is None or self._check.token == self.store.token():
+            return
+        self.meter.log("the install changed since the check (another run): checking again")
+        self._check = None
+        self._plan = None
+
+    # -- check ------------------------------------------------------------------------
+    def check(self) -> CheckResult:
+        with self._hold(create=False):
+            if self._check is None:
+                self._check = self._do_check()
+            return self._check.result
+
+    def _do_check(self) -> _Checked:
+        m = self.meter
+        m.phase(Phase.CHECK, 0, 3)
+        recover(self.store)  # finish a commit an earlier run was interrupted in
+        token = self.store.token()
+        state = self.store.load()
+        cfg = self.config
+        self.cancel.check()
+        local = self.store.installed_release() if state.version is not None else None
+        trusted: TrustedRelease = verify_release(self.fetcher, cfg, state, self.cancel, m,
+                                                 local)
+        manifest = trusted.manifest
+        installed = state.files
+        changed: list[FileEntry] = []
+        for f in manifest.files:
+            have = installed.get(f.path)
+            if have is None or have.sha256 != f.sha256 or not self._vouched(f.path, have):
+                changed.append(f)
+        removed = sorted(set(installed) - {f.path for f in manifest.files})
+        result = CheckResult(
+            installed_version=state.version,
+            offered_version=manifest.version,
+            up_to_date=not changed and not removed and state.version == manifest.version,
+            notes=manifest.notes,
+            files_changed=len(changed),
+            files_removed=len(removed),
+            total_size=manifest.total_size,
+            signed=trusted.key_id is not None,
+            warnings=trusted.warnings,
+        )
+        m.phase(Phase.CHECK, 3, 3)
+        return _Checked(result, trusted, state, changed, removed, token)
+
+    def _vouched(self, path: str, have: InstalledFile) -> bool:
+        """The state cache vouches for a file whose size, mtime and file id did not change."""
+        try:
+            st = os.stat(self.config.install_dir.joinpath(*path.split("/")))
+        except OSError:
+            return False
+        return file_fingerprint(st) == (have.size, have.mtime_ns, have.ino)
+
+    # -- prepare: fetch indexes, scan, plan -----------------------------------------------
+    def prepare(self) -> UpdatePlan:
+        with self._hold(create=False):
+            self.check()
+            with self._hold(create=True):  # planning writes .stitch/ (the index cache)
+                if self._plan is None:
+                    self.check()  # again, if the install changed since
+                    assert self._check is not None
+                    self._plan = self._do_prepare(self._check)
+                return self._plan.plan
+
+    def build_plan(self) -> BuildPlan:
+        """The frozen plan ``apply()`` runs (``core.engine.plan``): every changed file with its
+        steps, fallbacks included. ``prepare()`` first if not yet done."""
+        self.prepare()
+        assert self._plan is not None
+        return self._plan.work
+
+    def _do_prepare(self, c: _Checked) -> _Planned:
+        """The frozen plan (``core.engine.plan``): a file with a usable delta lists the delta,
+        then chunks from its index (fetched only if the delta fails), then the whole file;
+        the others are planned from chunks now. The player's ``UpdatePlan`` is its summary."""
+        man = c.trusted.manifest
+        # Until the plan says, the overall work is at most every changed file written.
+        self.meter.expect(sum(f.size for f in c.changed))
+        by_delta = [(f, d) for f in c.changed if (d := self._delta_for(f, c.state))]
+        delta_paths = {f.path for f, _ in by_delta}
+        by_chunks, scan = self._plan_by_chunks(
+            man, c.state, [f for f in c.changed if f.path not in delta_paths])
+        files = [*by_chunks, *(FileSteps(f, (DeltaStep(d), IndexStep(), WholeStep()))
+                               for f, d in by_delta)]
+        work = BuildPlan(tuple(files))
+        plan = self._summary(c, work)
+        self.meter.plan(plan.bytes_reused, plan.bytes_to_download)
+        self.meter.phase(Phase.PLAN, 1, 1)
+        return _Planned(plan, work, scan)
+
+    def _summary(self, c: _Checked, work: BuildPlan) -> UpdatePlan:
+        """What the player sees of ``work``: its first steps' figures."""
+        files = work.files
+        # Staged files are sparse: what an earlier attempt wrote is their allocated blocks,
+        # not their size (a 151 MB .part may hold 3 MB).
+        part_bytes = sum(_allocated(self._part_path(f.entry), f.entry.size) for f in files)
+        parts = {str(self._part_path(f.entry)) for f in files}
+        # (The planner's options only when something is built from chunks: its module
+        # loads numpy, which an update by deltas alone never needs.)
+        chunks = any(f.chunks is not None for f in files)
+        per_request = self.options.ranges_per_request if chunks else 1
+        return UpdatePlan(
+            check=c.result,
+            bytes_to_download=sum(f.wire_bytes() for f in files),
+            bytes_reused=sum(f.bytes_local() for f in files),
+            bytes_needed=sum(f.entry.size for f in files),
+            disk_needed=max(0, sum(f.entry.size for f in files) - part_bytes),
+            disk_free=_free_space(self.config.install_dir),
+            requests_estimate=sum(f.requests(per_request) for f in files),
+            bytes_resumed=sum(_copied_from(f.chunks.plan, parts) for f in files
+                              if f.chunks is not None),
+        )
+
+    def _plan_by_chunks(self, man: Manifest, state: InstalledState, entries: list[FileEntry],
+                        enter_scan: bool = True) -> tuple[list[FileSteps], ScanResult]:
+        """Plan ``entries`` from chunks (``core.engine.chunkplan``)."""
+        planner = ChunkPlanner(self.config, self.fetcher, self.store, self.meter, self.cancel,
+                               self.options if entries else None, self._part_path)
+        return planner.plan(man, state, entries, enter_scan)
+
+    def _delta_for(self, f: FileEntry, state: InstalledState) -> Delta | None:
+        """The publisher's delta for this file, when the installed file is exactly its base
+        (the state cache vouches for its SHA-256) and zstd is here. Then neither the index
+        nor the local files are read: the delta alone rebuilds the file."""
+        have = state.files.get(f.path)
+        if have is None or not f.deltas or not delta.available():
+            return None
+        if not self._vouched(f.path, have):
+            return None
+        return next((d for d in f.deltas if d.from_sha256 == have.sha256 and d.size < f.size),
+                    None)
+
+    def _part_path(self, f: FileEntry) -> Path:
+        key = hashlib.sha256(f.path.encode()).hexdigest()[:24]
+        return self.store.staging / f"{key}-{f.sha256[:24]}.part"
+
+    # -- apply ------------------------------------------------------------------------
+    def apply(self) -> UpdateResult:
+        """Run the plan and commit, holding the install's lock from the check (or, after a
+        separate ``prepare()``, from re-validating it) to the end of the commit."""
+        with self._hold(create=False):
+            self.check()
+            with self._hold(create=True):  # a first install makes .stitch/ only now
+                return self._apply()
+
+    def _apply(self) -> UpdateResult:
+        result = self._run_plan()
+        assert self._check is not None
+        self._check.token = self.store.token()  # our own commit leaves the check current
+        return result
+
+    def _run_plan(self) -> UpdateResult:
+        self.prepare()
+        assert self._check is not None and self._plan is not None
+        c, p = self._check, self._plan
+        cfg = self.config
+        if c.result.up_to_date:
+            self.meter.phase(Phase.DONE, 1, 1)
+            return self._result(Outcome.UP_TO_DATE, c, p)
+        if p.plan.disk_needed > p.plan.disk_free:
+            raise NotEnoughSpaceError(p.plan.disk_needed, p.plan.disk_free,
+                                      str(cfg.install_dir))
+        self._clean_stale_staging({self._part_path(f.entry).name for f in p.work.files})
+        places = _Places(self, c)
+        ready = Assembler(p.work, places, self.fetcher, self.meter, self.cancel,
+                          cfg.connections).run()
+        self._install(c, p, ready)
+        self.meter.phase(Phase.DONE, 1, 1)
+        return self._result(Outcome.UPDATED, c, p)
+
+    def update(self) -> UpdateResult:
+        """Check, prepare and apply in one call."""
+        return self.apply()
+
+    def _install(self, c: _Checked, p: _Planned, ready: list[Path]) -> None:
+        m = self.meter
+        man = c.trusted.manifest
+        self.cancel.check()  # the last point where cancel leaves the old release in place
+        ops: list[Op] = []
+        for fs, staged in zip(p.work.files, ready, strict=True):
+            dest = self.config.install_dir.joinpath(*fs.entry.path.split("/"))
+            ops.append(Op(fs.entry.path, f"staging/{staged.name}", fs.entry.executable,
+                          os.path.lexists(dest)))
+        for path in c.removed:
+            dest = self.config.install_dir.joinpath(*path.split("/"))
+            ops.append(Op(path, None, False, os.path.lexists(dest)))
+        # Executable bits of unchanged files are part of the release too.
+        built = {fs.entry.path for fs in p.work.files}
+        set_executable_bits(self.config.install_dir,
+                            [(f.path, f.executable) for f in man.files if f.path not in built])
+        state = InstalledState(
+            product=man.product, channel=man.channel, version=man.version,
+            files={k: v for k, v in p.scan.fingerprints.items() if k in man.by_path()},
+            pinned_keys=c.trusted.pinned_keys,
+        )
+        for path in c.removed:
+            state.files.pop(path, None)
+        for fs in p.work.files:
+            state.files[fs.entry.path] = InstalledFile(fs.entry.sha256, 0, 0, 0)
+        m.phase(Phase.INSTALL, 0, len(ops))
+        commit(self.store, ops, state, c.trusted.manifest_bytes, c.trusted.signature,
+               lambda i, path: m.phase(Phase.INSTALL, i, len(ops), path),
+               lambda report: m.log(report.message()))
+        self.store.prune_index_cache({f.sha256 for f in man.files})
+        self.store.clear_staging()
+
+    def _clean_stale_staging(self, keep: set[str]) -> None:
+        """Staging never grows: drop what belongs to no file of this update."""
+        if self.store.staging.is_dir():
+            for p in self.store.staging.iterdir():
+                if p.name not in keep:
+                    if p.is_dir():
+                        shutil.rmtree(p, ignore_errors=True)
+                    else:
+                        p.unlink(missing_ok=True)
+
+    def _result(self, outcome: Outcome, c: _Checked, p: _Planned) -> UpdateResult:
+        if outcome is Outcome.UP_TO_DATE and (
+                p.scan.fingerprints_changed or c.state.pinned_keys != c.trusted.pinned_keys):
+            # Files re-read during the scan proved unchanged: remember their fingerprints;
+            # and the key the release verified with (given now with --pubkey, say).
+            state = c.state
+            paths = c.trusted.manifest.by_path()
+            state.files.update({k: v for k, v in p.scan.fingerprints.items() if k in paths})
+            state.pinned_keys = list(c.trusted.pinned_keys)
+            self.store.save(state)
+        stats = self.fetcher.stats if self._fetcher is not None else None
+        return UpdateResult(
+            outcome=outcome,
+            from_version=c.result.installed_version,
+            to_version=c.result.offered_version,
+            bytes_downloaded=stats.bytes_received if stats else 0,
+            bytes_reused=self.meter.bytes_local,
+            files_changed=len(p.work.files),
+            files_removed=len(c.removed) if outcome is Outcome.UPDATED else 0,
+            requests=stats.requests if stats else 0,
+            warnings=c.result.warnings,
+            bytes_resumed=p.plan.bytes_resumed if outcome is Outcome.UPDATED else 0,
+            bytes_content=self.meter.download_done,
+        )
+
+
+@dataclass
+class _Checked:
+    result: CheckResult
+    trusted: TrustedRelease
+    state: InstalledState
+    changed: list[FileEntry]
+    removed: list[str]
+    token: bytes  # StateStore.token() when checked: the install as the check saw it
+
+
+@dataclass(frozen=True)
+class _Planned:
+    plan: UpdatePlan  # what the player sees: computed from ``work``
+    work: BuildPlan  # the frozen plan the assembler runs
+    scan: ScanResult
+
+
+class _Places:
+    """Where an update's files are staged and fetched from (``core.engine.assemble.Places``)."""
+
+    def __init__(self, up: Updater, c: _Checked) -> None:
+        self._up = up
+        self._c = c
+        self._man = c.trusted.manifest
+
+    def staged(self, entry: FileEntry) -> Path:
+        return self._up._part_path(entry)
+
+    def url(self, entry: FileEntry) -> str:
+        return release_file_url(self._up.config, self._man, entry.path)
+
+    def delta_url(self, entry: FileEntry, d: Delta) -> str:
+        return release_file_url(self._up.config, self._man,
+                                delta.name_for(entry.path, d.from_sha256))
+
+    def installed(self, entry: FileEntry) -> Path:
+        return self._up.config.install_dir.joinpath(*entry.path.split("/"))
+
+    def index_step(self, entry: FileEntry) -> ChunkStep | None:
+        """The file's index fetched, local chunks matched and the file planned, all inside
+        the download phase (no SCAN reported); None when the index cannot be had."""
+        steps, _ = self._up._plan_by_chunks(self._man, self._c.state, [entry],
+                                            enter_scan=False)
+        first = steps[0].first if steps else None
+        return first if isinstance(first, ChunkStep) else None
+
+
+def _allocated(path: Path, cap: int) -> int:
+    """Bytes ``path`` holds on disk (its allocated blocks where the system says, else its
+    size), at most ``cap``; 0 when it does not exist."""
+    try:
+        st = path.stat()
+    except OSError:
+        return 0
+    blocks = getattr(st, "st_blocks", None)
+    return min(cap, st.st_size if blocks is None else blocks * 512)
+
+
+def _copied_from(plan: FilePlan, names: set[str]) -> int:
+    """Bytes ``plan`` copies from the local files named in ``names``."""
+    seeds = [i for i, name in enumerate(plan.seed_names) if name in names]
+    if not seeds or not len(plan.copies):
+        return 0
+    import numpy as np
+
+    rows = np.isin(plan.copies[:, 1], seeds)
+    return int(plan.copies[rows, 3].sum())
+
+
+def _free_space(path: Path) -> int:
+    p = path
+    while not p.exists() and p.parent != p:
+        p = p.parent
+    return shutil.disk_usage(p).free
