@@ -61,7 +61,7 @@ def run(args: argparse.Namespace, ask: Callable[[str], str] = input,
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing removed")
             return 6  # EXIT_CANCELLED (app/cli.py)
-    plan.remove(wait=args.lock_wait,
+    plan.remove(wait=getattr(args, "lock_wait", lock.DEFAULT_WAIT),
                 on_wait=lambda line: print(f"stitch: {line}", file=sys.stderr))
     left = forget(plan, (cfg.product if cfg else "") or plan.product, registry)
     print(f"removed {name} {plan.version}: {plan.removed} files from {folder}")
