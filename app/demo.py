@@ -114,7 +114,9 @@ def run_demo(workdir: Path, scale: float = 1.0) -> int:
     repo = workdir / "repo"
     install = workdir / "install"
     print(f"demo folder: {workdir}")
-    print(publish(v1, repo, "1.0.0", product="stitchquest").lines()[0])
+    # compressed chunks and deltas: what `stitch publish` does by default
+    print(publish(v1, repo, "1.0.0", product="stitchquest", compress=True,
+                  deltas=True).lines()[0])
     server = make_server(repo, "127.0.0.1", 0, quiet=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
@@ -126,21 +128,22 @@ def run_demo(workdir: Path, scale: float = 1.0) -> int:
         up.close()
         print(f"installed {r.to_version}: downloaded {r.bytes_downloaded:,} bytes "
               f"in {r.requests} requests")
-        for line in publish(v2, repo, "1.1.0").lines():
+        for line in publish(v2, repo, "1.1.0", compress=True, deltas=True).lines():
             print(line)
         up = Updater(cfg)
         plan = up.prepare()
-        print(f"update plan: download {plan.bytes_to_download:,} bytes, reuse "
-              f"{plan.bytes_reused:,} bytes from disk, disk needed {plan.disk_needed:,}")
+        print(f"update plan: download {plan.bytes_to_download:,} bytes to build "
+              f"{plan.disk_needed:,} bytes of changed files")
         r = up.apply()
         up.close()
-        total = r.bytes_downloaded + r.bytes_reused
+        built = plan.disk_needed  # the changed files' new bytes, all staged
         print(f"updated {r.from_version} -> {r.to_version}: {r.files_changed} files changed, "
               f"{r.files_removed} removed")
         print(f"  downloaded {r.bytes_downloaded:,} bytes in {r.requests} requests "
-              f"(manifest and indexes included)")
-        print(f"  reused     {r.bytes_reused:,} bytes from the old install "
-              f"({100 * r.bytes_reused / total:.1f}% of what was needed)")
+              f"(manifest, indexes and deltas included)")
+        print(f"  for {built:,} bytes of changed files: the other "
+              f"{100 - 100 * r.bytes_downloaded / built:.1f}% came from the old install "
+              "(its chunks, and the deltas' old files)")
         same = all((install / p.relative_to(v2)).read_bytes() == p.read_bytes()
                    for p in v2.rglob("*") if p.is_file())
         gone = not (install / "docs/changelog-1.txt").exists()
