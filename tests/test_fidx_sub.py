@@ -18,7 +18,7 @@ from core.chunks import fidx_sub as fs
 from core.chunks.chunker import ChunkerParams, chunk_bytes
 from core.chunks.fidx import FileIndex, decode, encode
 from core.chunks.planner import ZERO_SEED, SeedSet, plan_file
-from core.engine.rebuild import split_raw
+from core.chunks.wire import split_raw
 from core.engine.updater import Outcome, Updater, UpdaterConfig
 from core.errors import FormatError, HashMismatchError
 from core.formats.manifest import parse_manifest

@@ -18,7 +18,7 @@ LAYERS: dict[str, set[str]] = {
     "chunks": {"top", "formats", "chunks"},
     "net": {"top", "net"},
     "engine": {"top", "system", "formats", "chunks", "net", "engine"},
-    "publisher": {"top", "formats", "chunks", "publisher", "engine"},
+    "publisher": {"top", "formats", "chunks", "publisher"},
     "facade": {"top", "system", "formats", "chunks", "net", "engine", "publisher"},
 }
 FOREIGN = ("app", "PySide6", "shiboken6")  # nothing in core imports these

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from core.chunks.wire import REQUEST_COST
 from core.engine.meter import Meter
 from core.engine.plan import ChunkStep, FileSteps, WholeStep
 from core.engine.scan import ScanResult, scan_local
@@ -64,8 +65,6 @@ R = TypeVar("R")
 LEAF_RANGE_COST = 100
 # Bytes a chunk taken as sub-chunks must save at least (the extra ranges' part headers).
 SUB_RANGE_COST = 100
-# Bytes one more request costs (response headers).
-REQUEST_COST = 400
 # A sub-index is fetched only when the chunks it may replace cost this many times more
 # than it (most of a chunk is saved at best).
 SUB_PAYOFF = 2

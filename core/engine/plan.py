@@ -72,7 +72,7 @@ class ChunkStep:
 
     def wire_bytes(self) -> int:
         """Bytes the planned remote ranges take on the network (compressed when possible)."""
-        from core.engine.rebuild import wire_bytes
+        from core.chunks.wire import wire_bytes
 
         ranges = [(int(a), int(b)) for a, b in self.plan.remote.tolist()]
         whole = self.index if self.whole is None else self.whole

@@ -22,6 +22,7 @@ import xxhash
 from core.chunks.fidx import FileIndex
 from core.chunks.planner import ZERO_SEED, FilePlan
 from core.chunks.stz import StzTable, compressed_ranges, decode_chunk
+from core.chunks.wire import split_raw, wire_bytes
 from core.engine.staging import BlankFile
 from core.errors import FormatError, HashMismatchError, HTTPStatusError, RangeError
 from core.fsutil import READ_BLOCK, pread, pwrite, pwritev
@@ -352,39 +353,6 @@ class StagedFile(BlankFile):
         for k in partial:  # never completed: the server sent less than it said
             bad.append((int(raw_offsets[k]), int(raw_offsets[k + 1])))
         return _merge(bad)
-
-
-def split_raw(ranges: list[tuple[int, int]], offsets: np.ndarray, sub: np.ndarray | None
-              ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    """Split target byte ``ranges`` into the parts over whole chunks (``offsets``: chunk
-    starts plus the end) and the parts over chunks marked in ``sub`` (fetched raw)."""
-    if sub is None or not sub.any():
-        return ranges, []
-    packed: list[tuple[int, int]] = []
-    raw: list[tuple[int, int]] = []
-    for a, b in ranges:
-        i = int(np.searchsorted(offsets, np.uint64(a), side="right")) - 1
-        j = int(np.searchsorted(offsets, np.uint64(b), side="left"))
-        m = sub[i:j]
-        cuts = np.concatenate(([0], np.flatnonzero(m[1:] != m[:-1]) + 1, [len(m)]))
-        for r in range(len(cuts) - 1):  # per run of like chunks
-            lo = max(a, int(offsets[i + int(cuts[r])]))
-            hi = min(b, int(offsets[i + int(cuts[r + 1])]))
-            if hi > lo:
-                (raw if m[int(cuts[r])] else packed).append((lo, hi))
-    return packed, raw
-
-
-def wire_bytes(ranges: list[tuple[int, int]], stz_table: StzTable | None,
-               offsets: np.ndarray, sub: np.ndarray | None = None) -> int:
-    """Bytes the raw target ``ranges`` take on the network: compressed from the ``.stz``
-    where there is one (``offsets``: its chunks' starts plus the end), raw over the chunks
-    marked in ``sub``."""
-    if stz_table is None:
-        return sum(b - a for a, b in ranges)
-    packed, raw = split_raw(ranges, offsets, sub)
-    return (sum(b - a for a, b in compressed_ranges(stz_table, offsets, packed))
-            + sum(b - a for a, b in raw))
 
 
 def verify_known_chunks(path: Path, index: FileIndex, cancel: CancelToken) -> np.ndarray:

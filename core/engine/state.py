@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import FormatError
+from core.formats.layout import STATE_DIR as STATE_DIR  # (its home: a name on disk)
 from core.fsutil import atomic_write
 
 if TYPE_CHECKING:  # the index cache needs numpy; an update that needs no chunks does not
     from core.chunks.chunker import ChunkerParams
     from core.chunks.fidx import FileIndex
 
-STATE_DIR = ".stitch"
 STATE_FORMAT = "stitch.state/1"
 
 

@@ -16,6 +16,9 @@ FILES = "files"
 FIDX_SUFFIX = ".fidx"
 GROUPS_SUFFIX = ".fidx.groups"  # the group table of a two-level index
 SUB_SUFFIX = ".fidx.sub"  # the sub-index: smaller chunks inside changed chunks
+# An install's own folder of updater state (core.engine.state); never part of a release,
+# so `stitch publish` leaves it out of a game folder.
+STATE_DIR = ".stitch"
 
 
 def join_url(base: str, *parts: str) -> str:

@@ -22,9 +22,7 @@ from core.chunks import fidx_sub, stz
 from core.chunks.chunker import DEFAULT_PARAMS, ChunkerParams
 from core.chunks.fidx import FileIndex, decode
 from core.chunks.planner import SeedSet, plan_file
-from core.engine.chunkplan import REQUEST_COST  # what one more request costs a player
-from core.engine.rebuild import wire_bytes
-from core.engine.state import STATE_DIR
+from core.chunks.wire import REQUEST_COST, wire_bytes  # what a player's requests cost
 from core.errors import ConfigError, FormatError
 from core.formats import delta
 from core.formats.layout import (
@@ -33,6 +31,7 @@ from core.formats.layout import (
     MANIFEST,
     POINTER,
     SIGNATURE,
+    STATE_DIR,
     SUB_SUFFIX,
     manifest_rel,
 )
