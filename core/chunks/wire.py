@@ -1,13 +1,20 @@
 """What planned byte ranges cost on the network, for the player's planner and the publisher's
 choices alike: a request's overhead, and ranges of a file counted as the bytes they take
 on the wire (compressed from the ``.stz`` where the file has one, raw over chunks replaced
-by sub-records)."""
+by sub-records).
+
+numpy-free to import: the planner takes ``REQUEST_COST`` from here, and an update made of
+deltas only never loads the chunk machinery (``tests/test_delta.py``).
+"""
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
-from core.chunks.stz import StzTable, compressed_ranges
+if TYPE_CHECKING:
+    import numpy as np
+
+    from core.chunks.stz import StzTable
 
 # Bytes one more request costs (response headers).
 REQUEST_COST = 400
@@ -19,6 +26,8 @@ def split_raw(ranges: list[tuple[int, int]], offsets: np.ndarray, sub: np.ndarra
     starts plus the end) and the parts over chunks marked in ``sub`` (fetched raw)."""
     if sub is None or not sub.any():
         return ranges, []
+    import numpy as np
+
     packed: list[tuple[int, int]] = []
     raw: list[tuple[int, int]] = []
     for a, b in ranges:
@@ -41,6 +50,8 @@ def wire_bytes(ranges: list[tuple[int, int]], stz_table: StzTable | None,
     marked in ``sub``."""
     if stz_table is None:
         return sum(b - a for a, b in ranges)
+    from core.chunks.stz import compressed_ranges
+
     packed, raw = split_raw(ranges, offsets, sub)
     return (sum(b - a for a, b in compressed_ranges(stz_table, offsets, packed))
             + sum(b - a for a, b in raw))
