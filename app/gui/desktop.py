@@ -26,15 +26,22 @@ __all__ = ["app_icon", "ask_cancel", "launch_detached", "pick_folder", "style_sh
 def ask_cancel(parent: QWidget) -> bool:
     """The real confirmation: a question box whose default answer keeps updating, worded
     for a first install or an update (``parent.first_install``)."""
-    title, question, stop, keep = text.cancel_question(bool(getattr(parent, "first_install",
-                                                                    False)))
-    box = QMessageBox(QMessageBox.Icon.Question, title, question, parent=parent)
-    stop_button = box.addButton(stop, QMessageBox.ButtonRole.DestructiveRole)
+    words = text.cancel_question(bool(getattr(parent, "first_install", False)))
+    return confirm(parent, QMessageBox.Icon.Question, words)
+
+
+def confirm(parent: QWidget, icon: QMessageBox.Icon, words: tuple[str, str, str, str]) -> bool:
+    """A question whose safe answer is the default (Enter and Escape both keep things as
+    they are): ``words`` = title, question, the button that acts, the one that keeps.
+    True when the player chose to act."""
+    title, question, act, keep = words
+    box = QMessageBox(icon, title, question, parent=parent)
+    act_button = box.addButton(act, QMessageBox.ButtonRole.DestructiveRole)
     keep_button = box.addButton(keep, QMessageBox.ButtonRole.RejectRole)
     box.setDefaultButton(keep_button)
     box.setEscapeButton(keep_button)
     box.exec()
-    return box.clickedButton() is stop_button
+    return box.clickedButton() is act_button
 
 
 def pick_folder(parent: QWidget, caption: str, start: Path) -> Path | None:

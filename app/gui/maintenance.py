@@ -32,6 +32,7 @@ from PySide6.QtWidgets import QApplication, QMenu, QMessageBox, QToolButton, QWi
 
 from app.config import AppConfig
 from app.gui import text
+from app.gui.desktop import confirm
 from app.gui.model import OverallProgress
 from app.gui.states import State
 from app.gui.view import BAR_MAX, UpdaterView
@@ -73,14 +74,7 @@ ConfirmUninstall = Callable[[QWidget, tuple[str, str, str, str]], bool]
 
 def ask_uninstall(parent: QWidget, words: tuple[str, str, str, str]) -> bool:
     """The real confirmation: a warning box whose default answer keeps the game."""
-    title, question, remove, keep = words
-    box = QMessageBox(QMessageBox.Icon.Warning, title, question, parent=parent)
-    remove_button = box.addButton(remove, QMessageBox.ButtonRole.DestructiveRole)
-    keep_button = box.addButton(keep, QMessageBox.ButtonRole.RejectRole)
-    box.setDefaultButton(keep_button)
-    box.setEscapeButton(keep_button)
-    box.exec()
-    return box.clickedButton() is remove_button
+    return confirm(parent, QMessageBox.Icon.Warning, words)
 
 
 @contextlib.contextmanager
