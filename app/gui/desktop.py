@@ -20,7 +20,7 @@ from app.config import AppConfig
 from app.gui import text
 from app.launch import launch_detached
 
-__all__ = ["app_icon", "ask_cancel", "launch_detached", "pick_folder", "style_sheet"]
+__all__ = ["app_icon", "ask_cancel", "confirm", "launch_detached", "pick_folder", "style_sheet"]
 
 
 def ask_cancel(parent: QWidget) -> bool:
