@@ -148,14 +148,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compress-level", type=int_between(1, 22), default=3, metavar="LEVEL",
                    help="zstd level of the compressed chunks, 1 to 22 (default: 3)")
     p.add_argument("--delta", action=argparse.BooleanOptionalAction, default=True,
-                   help="upload, for each changed file up to 128 MiB, a zstd patch from "
-                   "the previous release's version: players one version behind download it "
-                   "(the default; --no-delta: none)")
+                   help="upload, for each changed file up to 128 MiB, zstd patches from "
+                   "its versions in the last releases (--delta-releases): players behind "
+                   "download them (the default; --no-delta: none)")
     p.add_argument("--subchunks", action="store_true",
                    help="also upload NAME.fidx.sub: chunks new since the previous release cut "
                    "again at a 512-byte average, so small edits cost less to players")
     p.add_argument("--delta-level", type=int_between(1, 22), default=3, metavar="LEVEL",
                    help="zstd level of the deltas, 1 to 22 (default: 3)")
+    p.add_argument("--delta-releases", type=int_between(1, 16), default=3, metavar="K",
+                   help="make each changed file's deltas from its versions in the last K "
+                   "releases, 1 to 16 (default: 3); players further behind chain them")
 
     p = sub.add_parser("update", help="install or update a folder from a release URL",
                        description="Install the newest release of CHANNEL from URL into DIR, "

@@ -95,16 +95,21 @@ def test_one_version_behind_downloads_only_the_delta(tmp_path: Path,
     assert plan.bytes_to_download < report.new_bytes / 4  # far below the new chunks
 
 
-def test_two_versions_behind_or_a_bad_delta_fall_back_to_chunks(tmp_path: Path) -> None:
+def test_two_versions_behind_chain_deltas_and_a_bad_delta_falls_back_to_chunks(
+        tmp_path: Path) -> None:
     _, _, v2, repo, behind, _ = _one_behind(tmp_path)
     current = tmp_path / "current"
     _update(current, memory_fetcher(repo))
-    publish(v2, repo, "1.2.0", deltas=True)  # its delta is from 1.1.0 only
+    publish(v2, repo, "1.2.0", deltas=True, delta_releases=1)  # its delta is from 1.1.0 only
 
     fetcher = memory_fetcher(repo)
-    _update(behind, fetcher)  # on 1.0.0: no delta fits its file
+    _update(behind, fetcher)  # on 1.0.0: no delta of 1.2.0 fits its file: a chain does
     assert tree_digest(behind) == tree_digest(v2)
-    assert not [u for u, _ in fetcher.requests if u.endswith(".zdelta")]
+    asked = [u.rsplit("/stable/", 1)[1] for u, _ in fetcher.requests]
+    assert [u.split("/files/")[0] for u in asked if u.endswith(".zdelta")] == ["1.1.0", "1.2.0"]
+    assert "1.1.0/release.json" in asked  # the chain's middle, vouched by 1.2.0's history
+    # (its index was fetched: the chain was weighed against the chunks, its listed fallback)
+    assert not [u for u in asked if u.endswith("bin/game")]
 
     fetcher = memory_fetcher(repo)
     url = next(u for u in fetcher.files if "/1.2.0/files/bin/game." in u

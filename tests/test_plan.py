@@ -272,12 +272,16 @@ def test_a_bad_delta_and_no_index_end_at_the_whole_file_step(tmp_path: Path) -> 
 
 
 def test_a_file_plan_ends_with_a_step_that_builds() -> None:
-    from core.engine.plan import FileSteps
+    from core.engine.plan import FileSteps, Hop
     from core.formats.manifest import Delta, FileEntry
 
     entry = FileEntry("a", 10, "0" * 64, "0" * 64, 0)
+    hop = Hop("1.0", "http://h/a.1111111111111111.zdelta", Delta("1" * 64, 5, "2" * 64),
+              "0" * 64, 10)
     with pytest.raises(ValueError):
-        FileSteps(entry, (DeltaStep(Delta("1" * 64, 5, "2" * 64)), IndexStep()))
+        FileSteps(entry, (DeltaStep((hop,)), IndexStep()))
+    with pytest.raises(ValueError):
+        DeltaStep(())
     with pytest.raises(ValueError):
         FileSteps(entry, ())
     assert FileSteps(entry, (IndexStep(), WholeStep())).first == IndexStep()

@@ -22,20 +22,19 @@ used" propagate: a chunk the server serves wrong twice is a ``HashMismatchError`
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from core.engine import deltasource
 from core.engine.background import Background
 from core.engine.meter import Meter
 from core.engine.plan import BuildPlan, ChunkStep, DeltaStep, FileSteps, IndexStep, Step, WholeStep
 from core.engine.sealer import Sealer
 from core.engine.staging import BlankFile, check_digest
-from core.errors import CancelledError, ContentError, DownloadError, FormatError, HashMismatchError
-from core.formats import delta
-from core.formats.manifest import Delta, FileEntry
+from core.errors import CancelledError
+from core.formats.manifest import FileEntry
 from core.net.fetcher import Fetcher
 from core.parallel import each
 from core.progress import CancelToken, Phase
@@ -63,11 +62,8 @@ class Places(Protocol):
     def url(self, entry: FileEntry) -> str:
         """Where the file's bytes are served (``.stz`` beside it)."""
 
-    def delta_url(self, entry: FileEntry, d: Delta) -> str:
-        """Where the publisher's delta ``d`` of the file is served."""
-
     def installed(self, entry: FileEntry) -> Path:
-        """The installed file a delta applies to."""
+        """The installed file a delta (the first of a chain) applies to."""
 
     def index_step(self, entry: FileEntry) -> ChunkStep | None:
         """An ``IndexStep`` run: the file's index fetched, local chunks matched, the file
@@ -268,48 +264,11 @@ class Assembler:
                         url + stz.SUFFIX if staged.stz is not None else "", ahead=ahead)
 
     def _try_delta(self, i: int, step: DeltaStep, sealer: Sealer) -> bool:
-        """Rebuild file ``i`` from the publisher's delta, decoded as it arrives; False
-        (after logging why) when the delta cannot be used.
-
-        The delta is decoded before its last byte (hence its digest) is known: the output
-        goes to the staging file only, is bounded by the file's size
-        (``delta.open_decoder``), and is used only if the delta's SHA-256 and then the
-        output's match the manifest."""
-        s, d, entry = self.staged[i], step.delta, self.plan.files[i].entry
-        url = self.places.delta_url(entry, d)
-        decoder = delta.open_decoder(self.places.installed(entry), s.size, s.write_at)
-        digest = hashlib.sha256()
-        got = 0
-
-        def sink(offset: int, data: bytes) -> None:
-            nonlocal got
-            if offset != got:
-                raise FormatError(f"{url}: delta bytes arrived out of order", what="delta")
-            digest.update(data)
-            decoder.feed(data)
-            got += len(data)
-            self.meter.add_network(len(data))
-
-        try:
-            self.fetcher.fetch_ranges(url, [(0, d.size)], sink, self.cancel)
-            if got != d.size or digest.hexdigest() != d.sha256:
-                raise HashMismatchError(f"{url}: delta does not match the manifest",
-                                        expected=d.sha256, url=url, path=str(s.path))
-            decoder.finish()
-            sealer.complete(s.fd)
-            decoder.close()  # freeing its memory overlaps the sealer's tail
-            actual = sealer.result(s.fd, self.cancel, durable=False)  # the tail only
-            if actual != entry.sha256:
-                raise HashMismatchError(f"{url}: delta rebuilds another file",
-                                        expected=entry.sha256, actual=actual, url=url,
-                                        path=str(s.path))
-        except (DownloadError, ContentError) as e:
-            self.meter.log(f"{entry.path}: delta not used ({e}); trying the next step")
-            return False
-        finally:
-            decoder.close()  # its maps (or its copy of the old file) go, if not yet gone
-        self.meter.log(f"{entry.path}: rebuilt from a {mb(d.size)} patch")
-        return True
+        """Rebuild file ``i`` from the publisher's deltas (``core.engine.deltasource``: a
+        direct delta or a chain); False (after logging why) when they cannot be used."""
+        entry = self.plan.files[i].entry
+        return deltasource.run(step, self.places.installed(entry), self.staged[i], entry,
+                               self.fetcher, self.cancel, self.meter, sealer)
 
     def _fetch_whole_file(self, entry: FileEntry, s: BlankFile) -> None:
         """Download all of the file into ``s`` (its index cannot be had); the verify phase

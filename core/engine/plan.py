@@ -10,7 +10,10 @@ read-only, so nothing can write them in place either).
 
 The steps (a tagged union, ``Step``):
 
-- ``DeltaStep``: the publisher's delta against the installed file, decoded as it streams in.
+- ``DeltaStep``: the publisher's deltas from the installed file, decoded as they stream in:
+  one (a direct delta) or a chain of them applied in sequence, each hop checked against the
+  SHA-256 its release's manifest gives (``core.engine.deltasource`` runs it,
+  ``core.engine.deltapath`` chooses it).
 - ``ChunkStep``: local chunks copied, the others fetched as ranges (compressed from the
   ``.stz`` where there is one, raw over chunks replaced by sub-records), every chunk checked.
 - ``IndexStep``: a ``ChunkStep`` whose index is fetched, and local chunks matched, only when
@@ -38,10 +41,37 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class DeltaStep:
-    """Rebuild the file from the publisher's ``delta`` of the installed file."""
+class Hop:
+    """One delta of a chain: ``delta`` (published in release ``version``, served at ``url``)
+    rebuilds the file of ``size`` bytes and SHA-256 ``sha256`` (what that release's manifest
+    says of the file) from the version whose SHA-256 is ``delta.from_sha256``."""
 
+    version: str
+    url: str
     delta: Delta
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class DeltaStep:
+    """Rebuild the file from the installed one by the publisher's deltas ``hops``, applied
+    in order (the first from the installed file, each next one from the one before's
+    output; the last one's output is the file)."""
+
+    hops: tuple[Hop, ...]
+
+    def __post_init__(self) -> None:
+        if not self.hops:
+            raise ValueError("a delta step has at least one delta")
+
+    @property
+    def delta(self) -> Delta:
+        """The last delta: the one that rebuilds this release's file."""
+        return self.hops[-1].delta
+
+    def wire_bytes(self) -> int:
+        return sum(h.delta.size for h in self.hops)
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,7 +160,7 @@ class FileSteps:
 
 def step_wire_bytes(step: Step, entry: FileEntry) -> int:
     if isinstance(step, DeltaStep):
-        return step.delta.size
+        return step.wire_bytes()
     if isinstance(step, ChunkStep):
         return step.wire_bytes()
     return entry.size  # WholeStep; an IndexStep is at most the whole file

@@ -60,7 +60,7 @@ from core.formats.listing import (
     single_index,
     source_url_of,
 )
-from core.formats.manifest import Delta, FileEntry, check_path
+from core.formats.manifest import FileEntry, check_path
 from core.fsutil import current_umask, file_fingerprint, inside
 from core.net.fetcher import Fetcher
 from core.progress import CancelToken, Phase, ProgressCallback, no_progress
@@ -266,9 +266,6 @@ class _Places:
 
     def url(self, entry: FileEntry) -> str:
         return self._targets[entry.path].file_url
-
-    def delta_url(self, entry: FileEntry, d: Delta) -> str:
-        raise ValueError("a sync has no deltas")
 
     def installed(self, entry: FileEntry) -> Path:
         return self.dest(entry.path)

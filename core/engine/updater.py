@@ -26,10 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.engine import deltasource
 from core.engine.assemble import Assembler
 from core.engine.chunkplan import ChunkPlanner, release_file_url
 from core.engine.commit import Op, commit, recover, set_executable_bits
 from core.engine.config import UpdaterConfig as UpdaterConfig  # front ends import it from here too
+from core.engine.deltapath import cheaper
 from core.engine.lock import InstallLock, acquire, acquire_existing
 from core.engine.meter import Meter
 from core.engine.plan import BuildPlan, ChunkStep, DeltaStep, FileSteps, IndexStep, WholeStep
@@ -41,8 +43,7 @@ from core.engine.scan import ScanResult
 from core.engine.state import InstalledFile, InstalledState, StateStore
 from core.engine.trust import TrustedRelease, verify_release
 from core.errors import NotEnoughSpaceError
-from core.formats import delta
-from core.formats.manifest import Delta, FileEntry, Manifest
+from core.formats.manifest import FileEntry, Manifest
 from core.fsutil import file_fingerprint
 from core.net.fetcher import Fetcher
 from core.progress import CancelToken, Phase, ProgressCallback, no_progress
@@ -212,18 +213,22 @@ class Updater:
         return self._plan.work
 
     def _do_prepare(self, c: _Checked) -> _Planned:
-        """The frozen plan (``core.engine.plan``): a file with a usable delta lists the delta,
-        then chunks from its index (fetched only if the delta fails), then the whole file;
-        the others are planned from chunks now. The player's ``UpdatePlan`` is its summary."""
+        """The frozen plan (``core.engine.plan``): a file with a direct delta from the
+        installed file lists the delta, then chunks from its index (fetched only if the delta
+        fails), then the whole file; the others are planned from chunks now, preceded by a
+        chain of deltas (``core.engine.deltasource``) where one costs less. The player's
+        ``UpdatePlan`` is its summary."""
         man = c.trusted.manifest
         # Until the plan says, the overall work is at most every changed file written.
         self.meter.expect(sum(f.size for f in c.changed))
-        by_delta = [(f, d) for f in c.changed if (d := self._delta_for(f, c.state))]
-        delta_paths = {f.path for f, _ in by_delta}
+        steps = deltasource.plan(self.config, self.fetcher, self.cancel, self.meter, man,
+                                 c.state, c.changed, self._vouched)
+        direct = {p for p, d in steps.items() if len(d.hops) == 1}
         by_chunks, scan = self._plan_by_chunks(
-            man, c.state, [f for f in c.changed if f.path not in delta_paths])
-        files = [*by_chunks, *(FileSteps(f, (DeltaStep(d), IndexStep(), WholeStep()))
-                               for f, d in by_delta)]
+            man, c.state, [f for f in c.changed if f.path not in direct])
+        files = [*(self._or_chain(fs, steps.get(fs.entry.path)) for fs in by_chunks),
+                 *(FileSteps(f, (steps[f.path], IndexStep(), WholeStep()))
+                   for f in c.changed if f.path in direct)]
         work = BuildPlan(tuple(files))
         plan = self._summary(c, work)
         self.meter.plan(plan.bytes_reused, plan.bytes_to_download)
@@ -260,17 +265,16 @@ class Updater:
                                self.options if entries else None, self._part_path)
         return planner.plan(man, state, entries, enter_scan)
 
-    def _delta_for(self, f: FileEntry, state: InstalledState) -> Delta | None:
-        """The publisher's delta for this file, when the installed file is exactly its base
-        (the state cache vouches for its SHA-256) and zstd is here. Then neither the index
-        nor the local files are read: the delta alone rebuilds the file."""
-        have = state.files.get(f.path)
-        if have is None or not f.deltas or not delta.available():
-            return None
-        if not self._vouched(f.path, have):
-            return None
-        return next((d for d in f.deltas if d.from_sha256 == have.sha256 and d.size < f.size),
-                    None)
+    def _or_chain(self, fs: FileSteps, chain: DeltaStep | None) -> FileSteps:
+        """``fs`` (planned from chunks), preceded by a chain of deltas when the chain costs
+        less by the planner's cost model (``core.engine.deltapath.cheaper``); the chunks then
+        are its fallback, already planned."""
+        if chain is None:
+            return fs
+        per_request = self.options.ranges_per_request if fs.chunks is not None else 1
+        if not cheaper(chain.hops, fs.wire_bytes(), fs.requests(per_request)):
+            return fs
+        return FileSteps(fs.entry, (chain, *fs.steps))
 
     def _part_path(self, f: FileEntry) -> Path:
         key = hashlib.sha256(f.path.encode()).hexdigest()[:24]
@@ -412,10 +416,6 @@ class _Places:
 
     def url(self, entry: FileEntry) -> str:
         return release_file_url(self._up.config, self._man, entry.path)
-
-    def delta_url(self, entry: FileEntry, d: Delta) -> str:
-        return release_file_url(self._up.config, self._man,
-                                delta.name_for(entry.path, d.from_sha256))
 
     def installed(self, entry: FileEntry) -> Path:
         return self._up.config.install_dir.joinpath(*entry.path.split("/"))

@@ -48,6 +48,18 @@ MAX_DELTAS = 16  # per file
 
 
 @dataclass(frozen=True, slots=True)
+class Earlier:
+    """One earlier release of the channel a manifest names (``history``): its version and
+    the SHA-256 of its ``release.json``, which vouches for that manifest."""
+
+    version: str
+    sha256: str  # hex SHA-256 of that release's release.json bytes
+
+
+MAX_HISTORY = 16  # earlier releases one manifest names
+
+
+@dataclass(frozen=True, slots=True)
 class FileEntry:
     """One file of a release."""
 
@@ -77,6 +89,7 @@ class Manifest:
     notes: str = ""
     files_url: str = ""  # where the file bytes live when not beside the manifest
     extra: dict[str, Any] = field(default_factory=dict)  # unknown keys, kept for forwards compat
+    history: tuple[Earlier, ...] = ()  # the channel's earlier releases, newest first
 
     def by_path(self) -> dict[str, FileEntry]:
         return {f.path: f for f in self.files}
@@ -263,10 +276,26 @@ def parse_manifest(data: bytes, max_file_size: int = 1 << 40) -> Manifest:
             if "/".join(parts[:i]) in seen:
                 raise UnsafePathError(f"{f.path!r} is inside a file", path=f.path)
     known = {"format", "product", "channel", "version", "created", "expires", "notes",
-             "files_url", "files"}
+             "files_url", "files", "history"}
     extra = {k: v for k, v in obj.items() if k not in known}
     return Manifest(product, channel, version, created, tuple(files), expires, notes,
-                    files_url, extra)
+                    files_url, extra, _history(obj, w))
+
+
+def _history(obj: dict[str, Any], w: str) -> tuple[Earlier, ...]:
+    """The optional ``history``: at most ``MAX_HISTORY`` earlier releases, each named once."""
+    items = _get(obj, "history", list, w, [])
+    if len(items) > MAX_HISTORY:
+        raise FormatError(f"{w}: more than {MAX_HISTORY} earlier releases", what=w)
+    out: list[Earlier] = []
+    for e in items:
+        if not isinstance(e, dict):
+            raise FormatError(f"{w}: an earlier release is not an object", what=w)
+        version = _get(e, "version", str, w)
+        if not _NAME.match(version) or any(x.version == version for x in out):
+            raise FormatError(f"{w}: bad or repeated earlier version {version!r}", what=w)
+        out.append(Earlier(version, _hex(e, "sha256", w)))
+    return tuple(out)
 
 
 def encode_manifest(m: Manifest) -> bytes:
@@ -290,6 +319,8 @@ def encode_manifest(m: Manifest) -> bytes:
     })
     if m.files_url:
         obj["files_url"] = m.files_url
+    if m.history:
+        obj["history"] = [{"version": e.version, "sha256": e.sha256} for e in m.history]
     return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
 

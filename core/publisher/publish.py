@@ -49,6 +49,7 @@ from core.formats.manifest import (
 from core.formats.pep440 import Key
 from core.formats.pep440 import parse as parse_version
 from core.fsutil import atomic_write, current_umask
+from core.publisher.earlier import DEFAULT_DELTA_RELEASES, earlier, history
 from core.publisher.publish_files import Options, missing_bytes, publish_files
 
 PUBLIC_KEY = "minisign.pub"
@@ -76,6 +77,7 @@ class PublishReport:
     compressed_bytes: int = 0  # total size of the .stz compressed chunk copies written
     delta_bytes: int = 0  # total size of the deltas from the previous release written
     channel: str = ""  # "" leaves the cache header lines out
+    delta_bases: int = 0  # releases the deltas were made from (``--delta-releases``)
 
     def lines(self) -> list[str]:
         overhead = 100 * self.index_bytes / self.total_bytes if self.total_bytes else 0.0
@@ -91,7 +93,8 @@ class PublishReport:
         if self.compressed_bytes:
             out.append(f"compressed chunk copies: {self.compressed_bytes} bytes")
         if self.delta_bytes:
-            out.append(f"deltas from {self.previous}: {self.delta_bytes} bytes")
+            out.append(f"deltas from {self.previous}: {self.delta_bytes} bytes"
+                       + (" (and from earlier releases)" if self.delta_bases > 1 else ""))
         out.extend(f"warning: {w}" for w in self.warnings)
         if self.channel:
             changing = f"{self.channel}/{POINTER}" + (
@@ -133,6 +136,7 @@ def publish(
     deltas: bool = False,
     delta_level: int = delta.DEFAULT_LEVEL,
     subchunks: bool = False,
+    delta_releases: int = DEFAULT_DELTA_RELEASES,
 ) -> PublishReport:
     """Publish ``src`` as ``version`` of ``channel`` in ``repo``. ``sign_key`` is a
     ``core.formats.signing.SecretKey``. Raises ``ConfigError`` for bad arguments (a version that is
@@ -142,7 +146,9 @@ def publish(
     (``core.chunks.fidx_sub``) against the previous release, when there is one. ``compress`` and
     ``deltas`` are off unless asked here (the library's explicit form, which the tests
     use); the ``stitch publish`` command turns both on by default (``--no-compress``,
-    ``--no-delta``)."""
+    ``--no-delta``). With ``deltas``, each changed file gets deltas from its versions in the
+    channel's last ``delta_releases`` releases (``core.publisher.earlier``), and the manifest
+    names the channel's earlier releases (``history``) for players who skipped some."""
     if not src.is_dir():
         raise ConfigError(f"source folder not found: {src}")
     params.validate()
@@ -177,8 +183,12 @@ def publish(
         warnings.append(_umask_warning(umask))
     # The previous release's chunks, read once: the deltas' payoff and the report.
     prev_seeds = _previous_seeds(previous) if previous is not None else None
+    # The releases before this one still in the folder: the deltas' bases (the last
+    # ``delta_releases``) and the manifest's ``history``.
+    releases = earlier(chan, key, version) if deltas else []
     opts = Options(params, umask, compress, compress_level, deltas, delta_level, previous,
-                   prev_seeds, previous[0].by_path() if previous is not None else {})
+                   prev_seeds, previous[0].by_path() if previous is not None else {},
+                   tuple(releases[:max(0, delta_releases)]))
     jobs = [(rel, path, work / FILES / Path(*rel.split("/")))
             for rel, path in _source_files(src)]
     # Several files at once (a pool sized to the CPUs); results come in order.
@@ -199,6 +209,7 @@ def publish(
         product=product, channel=channel, version=version, created=format_time(now),
         files=tuple(entries), notes=notes, files_url=files_url,
         expires=format_time(now + timedelta(days=expires_days)) if expires_days else None,
+        history=history(releases),
     )
     manifest_bytes = encode_manifest(manifest)
     parse_manifest(manifest_bytes)  # what we write, a client must accept
@@ -215,7 +226,8 @@ def publish(
     report = _report(manifest, indexes, index_bytes, previous, prev_seeds,
                      sign_key is not None)
     report = replace(report, warnings=tuple(warnings), compressed_bytes=stz_bytes,
-                     delta_bytes=delta_bytes, channel=channel)
+                     delta_bytes=delta_bytes, channel=channel,
+                     delta_bases=len(opts.bases))
     if final.exists():
         shutil.rmtree(final)
     os.replace(work, final)

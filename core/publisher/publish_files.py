@@ -31,9 +31,10 @@ from core.chunks.planner import SeedSet
 from core.errors import FormatError
 from core.formats import delta
 from core.formats.layout import FIDX_SUFFIX, FILES, GROUPS_SUFFIX
-from core.formats.manifest import Delta, FileEntry, Manifest
+from core.formats.manifest import MAX_DELTAS, Delta, FileEntry, Manifest
 from core.fsutil import file_mode
 from core.publisher.compressed import WARN_SIZE, inspect, warning
+from core.publisher.earlier import Release
 
 _SAMPLE_ABOVE = 1 << 20  # bytes: larger files are judged compressible on a sample
 
@@ -51,6 +52,7 @@ class Options:
     previous: tuple[Manifest, Path] | None  # the previous release and its folder
     prev_seeds: SeedSet | None  # its chunks (for the deltas' payoff), when deltas are made
     prev_files: dict[str, FileEntry] = field(default_factory=dict)  # its files by path
+    bases: tuple[Release, ...] = ()  # the releases deltas are made from, newest first
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,37 +124,71 @@ def publish_file(rel: str, src: Path, dest: Path, opts: Options) -> Done:
     if opts.compress:
         stz_size = _write_stz(dest, idx, data, opts.compress_level)
     made: tuple[Delta, ...] = ()
-    old = opts.prev_files.get(rel)
-    if (opts.deltas and opts.previous is not None and opts.prev_seeds is not None
-            and old is not None and old.sha256 != sha.hex()):
-        chunk_cost = missing_bytes(opts.prev_seeds, idx) + len(data)
-        made = _make_delta(opts.previous, opts.prev_files, rel, dest, sha.hex(),
-                           opts.delta_level, chunk_cost)
+    if opts.deltas and opts.bases:
+        made = _make_deltas(opts, rel, dest, sha.hex(), idx, len(data))
     entry = FileEntry(rel, idx.file_size, sha.hex(), sha256_hex(data), len(data), executable,
                       stz_size, made, groups_size, groups_sha)
     return Done(entry, idx, index_bytes, stz_size, sum(d.size for d in made),
                 tuple(_compression_warning(rel, dest, idx.file_size)))
 
 
-def _make_delta(previous: tuple[Manifest, Path], prev_files: dict[str, FileEntry], rel: str,
-                dest: Path, new_sha: str, level: int, chunk_cost: int) -> tuple[Delta, ...]:
-    """The delta from the previous release's ``rel``, when there is one to make and it is
-    smaller than what a player one version behind would download by chunks
-    (``chunk_cost``: the new chunks and the index); a client that has the base uses it
-    without fetching the index. An unchanged file (same SHA-256) gets none."""
-    prev_dir = previous[1]
-    old = prev_files.get(rel)
+def _make_deltas(opts: Options, rel: str, dest: Path, new_sha: str, idx: FileIndex,
+                 index_len: int) -> tuple[Delta, ...]:
+    """The deltas to ``rel`` from each distinct earlier version of it in ``opts.bases`` (the
+    last K releases, newest first), each kept only when smaller than what a player who has
+    that version would download by chunks: its chunks missing from that player's files and
+    the index (for the previous release, every chunk of the release, as before; for an
+    older one, that version of the file's own chunks, an upper bound). Called for changed
+    files only: an unchanged file (same SHA-256 as the previous release's) gets none."""
     size = dest.stat().st_size
-    if (old is None or old.sha256 == new_sha or old.size > delta.MAX_FILE_SIZE
-            or size > delta.MAX_FILE_SIZE or size == 0):
+    if size == 0 or size > delta.MAX_FILE_SIZE:
         return ()
-    old_path = prev_dir / FILES / Path(*rel.split("/"))
-    out = dest.parent / Path(delta.name_for(rel, old.sha256)).name
-    made = delta.make(old_path, dest, out, level)
-    if made >= chunk_cost:
-        out.unlink()
-        return ()
-    return (Delta(old.sha256, made, sha256_hex(out.read_bytes())),)
+    seen = {new_sha[:16]}  # (the name holds the first 16 hex digits)
+    out: list[Delta] = []
+    for base in opts.bases:
+        old = base.files.get(rel)
+        if old is None or old.sha256[:16] in seen or old.size > delta.MAX_FILE_SIZE:
+            continue
+        seen.add(old.sha256[:16])
+        old_path = base.folder / FILES / Path(*rel.split("/"))
+        previous = opts.previous is not None and opts.previous[1] == base.folder
+        if previous and opts.prev_seeds is not None:
+            cost = missing_bytes(opts.prev_seeds, idx) + index_len
+        else:
+            cost = _file_chunk_cost(old_path, idx) + index_len
+        try:
+            if os.stat(old_path).st_size != old.size:
+                continue  # not the version the manifest names (a folder being replaced)
+            out_path = dest.parent / Path(delta.name_for(rel, old.sha256)).name
+            made = delta.make(old_path, dest, out_path, opts.delta_level)
+        except OSError:
+            continue  # the release's folder is gone or damaged: no delta from it
+        if made >= cost:
+            out_path.unlink()
+            continue
+        out.append(Delta(old.sha256, made, _file_sha256(out_path)))
+        if len(out) >= MAX_DELTAS:
+            break
+    return tuple(out)
+
+
+def _file_chunk_cost(old_path: Path, idx: FileIndex) -> int:
+    """Bytes of ``idx``'s chunks not among those of the earlier file at ``old_path`` (by its
+    published ``.fidx``; the whole file when that cannot be read)."""
+    try:
+        old_idx = decode((old_path.parent / (old_path.name + FIDX_SUFFIX)).read_bytes())
+    except (OSError, FormatError):
+        return idx.file_size
+    seeds = SeedSet.build([("", old_idx.offsets()[:-1], old_idx.lengths, old_idx.ids)])
+    return missing_bytes(seeds, idx)
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _reuse(rel: str, dest: Path, prev: FileEntry, prev_dir: Path, executable: bool,
