@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 from tests.bench.compare import pairs as P
+from tests.bench.compare import skipped
 from tests.bench.compare.harness import REPO_ROOT, Nginx, compare_pair, tables
 
 TOOLS = ["stitch", "stitch-cold", "stitch-raw", "stitch-2k", "stitch-z", "stitch-z2k",
@@ -52,7 +53,8 @@ def main() -> int:
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("old", nargs="?", type=Path)
     ap.add_argument("new", nargs="?", type=Path)
-    ap.add_argument("--pairs", choices=["generated", "real", "all"])
+    ap.add_argument("--pairs", choices=["generated", "real", "all", "skipped"])
+    ap.add_argument("--ks", default="", help="skipped: also each --delta-releases K (1,2,3)")
     ap.add_argument("--scale", type=float, default=30.0,
                     help="demo game scale (30 = about 220 MB per version)")
     ap.add_argument("--bin-mb", type=float, default=64.0, help="code-shifted binary size")
@@ -111,8 +113,11 @@ def main() -> int:
 
         proxy = FaultProxy(nginx.url, [Rule("delay", delay=args.delay / 1000)],
                            lifetime=24 * 3600, idle_timeout=60)
-    results = []
+    results: list = []
+    ktable: list[str] = []
     try:
+        if args.pairs == "skipped":  # releases skipped: tests/bench/compare/skipped.py
+            results, ktable = skipped.run_all(args, nginx, web, say)
         for i, pair in enumerate(pairs):
             say(f"[{i + 1}/{len(pairs)}] {pair.name} ({pair.origin})")
             t = time.perf_counter()
@@ -135,6 +140,7 @@ def main() -> int:
         if not args.keep:
             shutil.rmtree(args.work, ignore_errors=True)
     print(tables(results))
+    print("\n".join(["", *ktable]) if ktable else "")
     print("\nStart-up alone (median of 5): " + ", ".join(
         f"{name if name.startswith('imports') else f'`{name}`'} {t:.3f} s"
         for name, t in startup.items()))
