@@ -282,3 +282,33 @@ def test_a_chain_is_taken_only_when_it_costs_less_than_the_chunks() -> None:
     assert cheaper(chain, 2001, 2)  # 2001 + 800
     assert not cheaper(chain, 2000, 2)  # a tie goes to chunks
     assert not cheaper(chain, 0, 7)
+
+
+# -- the manifest's history ----------------------------------------------------------------
+def test_history_round_trips_and_is_bounded() -> None:
+    import json
+
+    from core.errors import FormatError
+    from core.formats.manifest import Earlier, Manifest, encode_manifest
+
+    m = Manifest("p", "stable", "1.2.0", "2026-12-03T00:00:00Z", (),
+                 history=(Earlier("1.1.0", "a" * 64), Earlier("1.0.0", "b" * 64)))
+    data = encode_manifest(m)
+    assert parse_manifest(data).history == m.history
+    assert "history" not in parse_manifest(data).extra
+    assert "history" not in json.loads(encode_manifest(Manifest(
+        "p", "stable", "1.2.0", "2026-12-03T00:00:00Z", ())))  # none: no key
+
+    def with_history(items: object) -> bytes:
+        obj = json.loads(data)
+        obj["history"] = items
+        return json.dumps(obj).encode()
+
+    bad = [[{"version": f"1.0.{i}", "sha256": "a" * 64} for i in range(17)],  # over 16
+           [{"version": "1.0.0", "sha256": "a" * 64}] * 2,  # a version twice
+           [{"version": "1.0.0", "sha256": "A" * 64}],  # not lower-case hex
+           [{"version": "../x", "sha256": "a" * 64}],  # not a version name
+           ["1.0.0"], {"version": "1.0.0"}]
+    for items in bad:
+        with pytest.raises(FormatError):
+            parse_manifest(with_history(items))

@@ -103,7 +103,8 @@ def _publish_series(series: Series, repo: Path, snaps: Path | None, opts: list[s
     for n, (version, folder) in enumerate(series[2]):
         t = time.perf_counter()
         subprocess.run([*STITCH, "publish", str(folder), str(repo), "--version", version,
-                        "--sign-key", str(key), *opts], cwd=REPO_ROOT, check=True,
+                        "--sign-key", str(key), "--product", "bench", *opts],
+                       cwd=REPO_ROOT, check=True,
                        stdout=subprocess.DEVNULL)
         took = time.perf_counter() - t
         if snaps is not None and n < len(series[2]) - 1:
