@@ -51,8 +51,8 @@ def plan(cfg: UpdaterConfig, fetcher: Fetcher, cancel: CancelToken, meter: Meter
     when there is one (one hop, no other request); else, when ``man`` names earlier
     releases, the cheapest chain through those newer than the installed release (their
     manifests fetched side by side, once, only then)."""
-    if not delta.available():
-        return {}
+    if not (man.history or any(f.deltas for f in changed)) or not delta.available():
+        return {}  # (zstandard is not even imported)
     have: dict[str, str] = {}
     for f in changed:
         h = state.files.get(f.path)
