@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -215,15 +216,41 @@ def test_publish_keeps_deltas_from_the_last_k_releases(tmp_path: Path) -> None:
     m = parse_manifest((repo / "stable/1.4.0/release.json").read_bytes())
     assert [e.version for e in m.history] == ["1.3.0", "1.1.0", "1.0.0"]
     assert len(m.by_path()[GAME].deltas) == 3  # 1.3.0, 1.1.0, 1.0.0
-    # An unchanged file gets no delta (its bytes are the previous release's).
+    # An unchanged file gets no delta made: the previous release's are listed, served from
+    # its folder (``release``), those from versions still within K.
     publish(trees[4], repo, "1.5.0", deltas=True, delta_releases=3)
     m = parse_manifest((repo / "stable/1.5.0/release.json").read_bytes())
-    assert all(not f.deltas for f in m.files)
+    prev = parse_manifest((repo / "stable/1.4.0/release.json").read_bytes()).by_path()[GAME]
+    game = m.by_path()[GAME]
+    assert not list((repo / "stable/1.5.0").rglob("*.zdelta"))
+    # (1.3.0 and 1.1.0 are within 3 releases of 1.5.0; 1.0.0 is not, and 1.4.0 is the file)
+    assert game.deltas == tuple(replace(d, release="1.4.0") for d in prev.deltas[:2])
     # K = 1 is the previous release alone.
     publish(trees[0], repo, "1.6.0", deltas=True, delta_releases=1)
     m = parse_manifest((repo / "stable/1.6.0/release.json").read_bytes())
     assert [d.from_sha256 for d in m.by_path()[GAME].deltas] == [
         parse_manifest((repo / "stable/1.5.0/release.json").read_bytes()).by_path()[GAME].sha256]
+
+
+def test_a_file_unchanged_since_takes_the_delta_where_it_was_published(
+        tmp_path: Path) -> None:
+    """1.3.0 republishes 1.2.0's files: a player on 1.0.0 (three behind) takes 1.2.0's
+    delta from 1.0.0, listed by 1.3.0 and fetched from 1.2.0's folder, and no earlier
+    manifest."""
+    trees = _trees(tmp_path)
+    repo, install = tmp_path / "repo", tmp_path / "install"
+    publish(trees[0], repo, "1.0.0", deltas=True)
+    Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=memory_fetcher(repo)).update()
+    for tree, version in ((trees[1], "1.1.0"), (trees[2], "1.2.0"), (trees[2], "1.3.0")):
+        publish(tree, repo, version, deltas=True)
+    fetcher = memory_fetcher(repo)
+    Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=fetcher).update()
+    assert tree_digest(install) == tree_digest(trees[2])
+    asked = [u.removeprefix(f"{MEM}/stable/") for u, _ in fetcher.requests]
+    first = parse_manifest((repo / "stable/1.0.0/release.json").read_bytes()).by_path()[GAME]
+    assert [u for u in asked if "bin/game" in u] == [
+        f"1.2.0/files/bin/game.{first.sha256[:16]}.zdelta"]
+    assert [u for u in asked if u.endswith("release.json")] == ["1.3.0/release.json"]
 
 
 def test_an_earlier_manifest_that_does_not_match_the_history_is_not_used(

@@ -35,7 +35,7 @@ from core.engine.staging import BlankFile
 from core.engine.state import InstalledFile, InstalledState
 from core.errors import ContentError, DownloadError, FormatError, HashMismatchError
 from core.formats import delta
-from core.formats.layout import MANIFEST, join_url
+from core.formats.layout import MANIFEST, file_url, join_url
 from core.formats.manifest import MAX_MANIFEST_SIZE, Earlier, FileEntry, Manifest, parse_manifest
 from core.formats.pep440 import parse as parse_version
 from core.net.fetcher import Fetcher
@@ -82,11 +82,19 @@ def plan(cfg: UpdaterConfig, fetcher: Fetcher, cancel: CancelToken, meter: Meter
 
 
 def _hops(cfg: UpdaterConfig, r: Manifest, e: FileEntry) -> list[Hop]:
-    """The deltas release ``r`` publishes for its file ``e``, as hops (a delta not smaller
-    than the file is left out: the file itself costs less)."""
-    return [Hop(r.version, release_file_url(cfg, r, delta.name_for(e.path, d.from_sha256)), d,
-                e.sha256, e.size)
-            for d in e.deltas if d.size < e.size]
+    """The deltas release ``r`` lists for its file ``e``, as hops (a delta not smaller than
+    the file is left out: the file itself costs less). A delta an earlier release made
+    (``release``: the file did not change since) is served from that release's folder of
+    the repository; it is left out when the files are served from elsewhere."""
+    out = []
+    for d in e.deltas:
+        name = delta.name_for(e.path, d.from_sha256)
+        if d.size >= e.size or (d.release and (cfg.files_url or r.files_url)):
+            continue
+        url = (file_url(cfg.url, cfg.channel, d.release, name) if d.release
+               else release_file_url(cfg, r, name))
+        out.append(Hop(d.release or r.version, url, d, e.sha256, e.size))
+    return out
 
 
 def earlier_manifests(cfg: UpdaterConfig, fetcher: Fetcher, cancel: CancelToken,

@@ -42,6 +42,7 @@ class Delta:
     from_sha256: str  # hex SHA-256 of the file it applies to
     size: int  # bytes of the delta
     sha256: str  # hex SHA-256 of the delta itself
+    release: str = ""  # the earlier release whose folder serves it; "" = this release's
 
 
 MAX_DELTAS = 16  # per file
@@ -201,7 +202,11 @@ def _deltas(raw: dict[str, Any], w: str) -> tuple[Delta, ...]:
     for d in items:
         if not isinstance(d, dict):
             raise FormatError(f"{w}: a delta is not an object", what=w)
-        out.append(Delta(_hex(d, "from", w), _size(d, "size", w), _hex(d, "sha256", w)))
+        release = _get(d, "release", str, w, "")
+        if release and not _NAME.match(release):
+            raise FormatError(f"{w}: bad delta release {release!r}", what=w)
+        out.append(Delta(_hex(d, "from", w), _size(d, "size", w), _hex(d, "sha256", w),
+                         release))
     return tuple(out)
 
 
@@ -312,7 +317,8 @@ def encode_manifest(m: Manifest) -> bytes:
                 if f.groups_size else {}),
              **({"fidx_sub_size": f.sub_size, "fidx_sub_table_size": f.sub_table_size,
                  "fidx_sub_table_sha256": f.sub_table_sha256} if f.sub_size else {}),
-             **({"deltas": [{"from": d.from_sha256, "size": d.size, "sha256": d.sha256}
+             **({"deltas": [{"from": d.from_sha256, "size": d.size, "sha256": d.sha256,
+                             **({"release": d.release} if d.release else {})}
                             for d in f.deltas]} if f.deltas else {})}
             for f in m.files
         ],

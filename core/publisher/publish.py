@@ -188,7 +188,7 @@ def publish(
     releases = earlier(chan, key, version) if deltas else []
     opts = Options(params, umask, compress, compress_level, deltas, delta_level, previous,
                    prev_seeds, previous[0].by_path() if previous is not None else {},
-                   tuple(releases[:max(0, delta_releases)]))
+                   tuple(releases[:max(0, delta_releases)]), files_url)
     jobs = [(rel, path, work / FILES / Path(*rel.split("/")))
             for rel, path in _source_files(src)]
     # Several files at once (a pool sized to the CPUs); results come in order.

@@ -19,7 +19,7 @@ import stat
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +53,7 @@ class Options:
     prev_seeds: SeedSet | None  # its chunks (for the deltas' payoff), when deltas are made
     prev_files: dict[str, FileEntry] = field(default_factory=dict)  # its files by path
     bases: tuple[Release, ...] = ()  # the releases deltas are made from, newest first
+    files_url: str = ""  # the release's files are served from there (deltas not carried)
 
 
 @dataclass(frozen=True, eq=False)
@@ -232,9 +233,25 @@ def _reuse(rel: str, dest: Path, prev: FileEntry, prev_dir: Path, executable: bo
         return None
     (dest.parent / (dest.name + FIDX_SUFFIX)).write_bytes(data)
     entry = FileEntry(rel, idx.file_size, prev.sha256, prev.fidx_sha256, len(data),
-                      executable, stz_size, (), prev.groups_size, prev.groups_sha256)
+                      executable, stz_size, _carried(rel, prev, opts), prev.groups_size,
+                      prev.groups_sha256)
     return Done(entry, idx, index_bytes, stz_size, 0,
                 tuple(_compression_warning(rel, dest, idx.file_size)))
+
+
+def _carried(rel: str, prev: FileEntry, opts: Options) -> tuple[Delta, ...]:
+    """The deltas of an unchanged file: the previous release's deltas of it from the
+    versions a player up to K releases behind this one may have, served where they are
+    (``release``: their release's folder; nothing is made or copied). A player so far
+    behind then needs no earlier manifest. None when deltas are off, the previous release
+    is not the newest base, or the files are served from elsewhere (``files_url``)."""
+    if (not opts.deltas or not opts.bases or opts.previous is None or opts.files_url
+            or opts.bases[0].folder != opts.previous[1]):
+        return ()
+    wanted = {f.sha256 for b in opts.bases if (f := b.files.get(rel)) is not None}
+    version = opts.previous[0].version
+    return tuple(replace(d, release=d.release or version) for d in prev.deltas
+                 if d.from_sha256 in wanted and d.from_sha256 != prev.sha256)
 
 
 def _write_stz(dest: Path, idx: FileIndex, data: bytes, level: int) -> int:
