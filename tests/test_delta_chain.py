@@ -253,6 +253,27 @@ def test_a_file_unchanged_since_takes_the_delta_where_it_was_published(
     assert [u for u in asked if u.endswith("release.json")] == ["1.3.0/release.json"]
 
 
+def test_earlier_manifests_are_not_fetched_for_files_smaller_than_them(
+        tmp_path: Path) -> None:
+    """Only a small file changes: a chain could save at most its bytes, less than the
+    earlier manifest it would need (``CHAIN_PAYOFF``), so none is fetched."""
+    repo, install = tmp_path / "repo", tmp_path / "install"
+    for n, version in enumerate(VERSIONS[:3]):
+        tree = tmp_path / f"t{n}"
+        tree.mkdir()
+        (tree / "readme.txt").write_text(f"release {n}\n" * 30)
+        publish(tree, repo, version, deltas=True, delta_releases=1)
+        if n == 0:
+            Updater(UpdaterConfig(url=MEM, install_dir=install),
+                    fetcher=memory_fetcher(repo)).update()
+    fetcher = memory_fetcher(repo)
+    Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=fetcher).update()
+    assert (install / "readme.txt").read_text() == "release 2\n" * 30
+    asked = [u.removeprefix(f"{MEM}/stable/") for u, _ in fetcher.requests]
+    assert [u for u in asked if u.endswith("release.json")] == ["1.2.0/release.json"]
+    assert not [u for u in asked if u.endswith(".zdelta")]
+
+
 def test_an_earlier_manifest_that_does_not_match_the_history_is_not_used(
         tmp_path: Path) -> None:
     """The chain's middle is vouched by the offered manifest's SHA-256 of it: a changed one

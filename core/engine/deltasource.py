@@ -42,15 +42,19 @@ from core.net.fetcher import Fetcher
 from core.parallel import each
 from core.progress import CancelToken
 
+CHAIN_PAYOFF = 4  # see ``plan``
+
 
 def plan(cfg: UpdaterConfig, fetcher: Fetcher, cancel: CancelToken, meter: Meter,
-         man: Manifest, state: InstalledState, changed: list[FileEntry],
+         man: Manifest, manifest_size: int, state: InstalledState, changed: list[FileEntry],
          vouched: Callable[[str, InstalledFile], bool]) -> dict[str, DeltaStep]:
     """For each file of ``changed`` whose installed version the state vouches for: the
     cheapest way from it to the offered file by deltas, by path. A direct delta of ``man``
     when there is one (one hop, no other request); else, when ``man`` names earlier
     releases, the cheapest chain through those newer than the installed release (their
-    manifests fetched side by side, once, only then)."""
+    manifests fetched side by side, once, only then, and only when the files left without
+    a direct delta are more than ``CHAIN_PAYOFF`` times those manifests' bytes, each
+    counted as ``manifest_size``, the offered one's)."""
     if not (man.history or any(f.deltas for f in changed)) or not delta.available():
         return {}  # (zstandard is not even imported)
     have: dict[str, str] = {}
@@ -66,9 +70,12 @@ def plan(cfg: UpdaterConfig, fetcher: Fetcher, cancel: CancelToken, meter: Meter
             if direct is not None:
                 out[f.path] = DeltaStep((direct,))
     rest = [f for f in changed if f.path in have and f.path not in out]
-    if not rest:
+    # The earlier manifests cost about this one's size each: fetched only when the files
+    # they may help are much larger (a chain cannot save more than those files' bytes).
+    between = _between(man, state.version)
+    if sum(f.size for f in rest) <= CHAIN_PAYOFF * manifest_size * len(between):
         return out
-    releases = [man, *earlier_manifests(cfg, fetcher, cancel, meter, man, state.version)]
+    releases = [man, *earlier_manifests(cfg, fetcher, cancel, meter, man, between)]
     if len(releases) == 1:
         return out
     files = [r.by_path() for r in releases]
@@ -97,18 +104,22 @@ def _hops(cfg: UpdaterConfig, r: Manifest, e: FileEntry) -> list[Hop]:
     return out
 
 
-def earlier_manifests(cfg: UpdaterConfig, fetcher: Fetcher, cancel: CancelToken,
-                      meter: Meter, man: Manifest, installed: str | None) -> list[Manifest]:
-    """The manifests of the releases ``man`` names (``history``) that are newer than the
-    ``installed`` version, each checked against the SHA-256 ``man`` gives (module doc); one
-    that cannot be had or does not match is left out (logged)."""
+def _between(man: Manifest, installed: str | None) -> list[Earlier]:
+    """The releases ``man`` names (``history``) newer than the ``installed`` version."""
     if installed is None or not man.history:
         return []
     try:
         low = parse_version(installed).key()
     except FormatError:
         return []  # installed by an older stitch: no chain is known from it
-    want = [e for e in man.history if _newer(e, low)]
+    return [e for e in man.history if _newer(e, low)]
+
+
+def earlier_manifests(cfg: UpdaterConfig, fetcher: Fetcher, cancel: CancelToken,
+                      meter: Meter, man: Manifest, want: list[Earlier]) -> list[Manifest]:
+    """The manifests of the earlier releases ``want`` (from ``man``'s ``history``), each
+    checked against the SHA-256 ``man`` gives (module doc), side by side; one that cannot
+    be had or does not match is left out (logged)."""
 
     def fetch(e: Earlier) -> Manifest | None:
         url = join_url(cfg.url, cfg.channel, e.version, MANIFEST)

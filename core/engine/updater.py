@@ -222,7 +222,8 @@ class Updater:
         # Until the plan says, the overall work is at most every changed file written.
         self.meter.expect(sum(f.size for f in c.changed))
         steps = deltasource.plan(self.config, self.fetcher, self.cancel, self.meter, man,
-                                 c.state, c.changed, self._vouched)
+                                 len(c.trusted.manifest_bytes), c.state, c.changed,
+                                 self._vouched)
         direct = {p for p, d in steps.items() if len(d.hops) == 1}
         by_chunks, scan = self._plan_by_chunks(
             man, c.state, [f for f in c.changed if f.path not in direct])
