@@ -360,3 +360,27 @@ def test_history_round_trips_and_is_bounded() -> None:
     for items in bad:
         with pytest.raises(FormatError):
             parse_manifest(with_history(items))
+
+
+def test_publish_delta_releases_option(tmp_path: Path) -> None:
+    """``stitch publish --delta-releases K``: K bases; out of range, one line and exit 2."""
+    import subprocess
+    import sys
+
+    trees = _trees(tmp_path)
+    repo = tmp_path / "repo"
+    run = [sys.executable, "-m", "app.cli", "publish"]
+    for tree, version in zip(trees[:3], VERSIONS, strict=False):
+        r = subprocess.run([*run, str(tree), str(repo), "--version", version,
+                            "--delta-releases", "2"], capture_output=True, text=True,
+                           cwd=Path(__file__).parent.parent, timeout=120)
+        assert r.returncode == 0, r.stderr
+    assert "deltas from 1.1.0:" in r.stdout and "(and from earlier releases)" in r.stdout
+    m = parse_manifest((repo / "stable/1.2.0/release.json").read_bytes())
+    assert len(m.by_path()[GAME].deltas) == 2
+    for bad in ("0", "17", "x"):
+        r = subprocess.run([*run, str(trees[3]), str(repo), "--version", "1.3.0",
+                            "--delta-releases", bad], capture_output=True, text=True,
+                           cwd=Path(__file__).parent.parent, timeout=120)
+        assert r.returncode == 2 and "--delta-releases" in r.stderr, r.stderr
+        assert not (repo / "stable/1.3.0").exists()
