@@ -325,6 +325,13 @@ def test_cheapest_finds_none_without_a_path_and_survives_cycles() -> None:
     assert cheapest("a" * 64, "u" * 64, long, max_hops=20) == tuple(long)
 
 
+def test_a_chain_counts_its_intermediate_files_in_the_disk_space_needed() -> None:
+    hops = (_hop("a", "b", 10), _hop("b", "c", 10), _hop("c", "d", 10))
+    sized = tuple(replace(h, size=n) for h, n in zip(hops, (300, 500, 700), strict=True))
+    assert DeltaStep(sized).scratch_bytes() == 800  # the two intermediates, not the file
+    assert DeltaStep(sized[-1:]).scratch_bytes() == 0  # a direct delta needs none
+
+
 def test_a_chain_is_taken_only_when_it_costs_less_than_the_chunks() -> None:
     chain = (_hop("a", "b", 1000), _hop("b", "c", 1000))  # 2800 with its two requests
     assert cheaper(chain, 2001, 2)  # 2001 + 800

@@ -73,6 +73,11 @@ class DeltaStep:
     def wire_bytes(self) -> int:
         return sum(h.delta.size for h in self.hops)
 
+    def scratch_bytes(self) -> int:
+        """Staging space the chain's intermediate outputs take at most at once (a hop's
+        input and output: the two largest)."""
+        return sum(sorted(h.size for h in self.hops[:-1])[-2:])
+
 
 @dataclass(frozen=True, eq=False)
 class ChunkStep:
@@ -148,6 +153,10 @@ class FileSteps:
     def wire_bytes(self) -> int:
         """Network bytes of the first step (its delta, its ranges, or the whole file)."""
         return step_wire_bytes(self.first, self.entry)
+
+    def scratch_bytes(self) -> int:
+        """Staging space the first step needs besides the file (a chain's intermediates)."""
+        return self.first.scratch_bytes() if isinstance(self.first, DeltaStep) else 0
 
     def bytes_local(self) -> int:
         c = self.chunks

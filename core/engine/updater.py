@@ -252,7 +252,8 @@ class Updater:
             bytes_to_download=sum(f.wire_bytes() for f in files),
             bytes_reused=sum(f.bytes_local() for f in files),
             bytes_needed=sum(f.entry.size for f in files),
-            disk_needed=max(0, sum(f.entry.size for f in files) - part_bytes),
+            disk_needed=max(0, sum(f.entry.size for f in files) - part_bytes)
+            + sum(f.scratch_bytes() for f in files),
             disk_free=_free_space(self.config.install_dir),
             requests_estimate=sum(f.requests(per_request) for f in files),
             bytes_resumed=sum(_copied_from(f.chunks.plan, parts) for f in files
