@@ -38,10 +38,12 @@ MIN_PIECE = 1 << 20
 Job = Callable[[CancelToken], None]
 
 
-def piece_size(total: int, workers: int, max_piece: int = MAX_PIECE,
+def piece_size(total: int, workers: int, max_piece: int | None = None,
                min_piece: int = MIN_PIECE) -> int:
     """The piece size for ``total`` bytes over ``workers`` connections: a multiple of
-    ``workers`` pieces of at most ``max_piece`` bytes, and at least ``min_piece``."""
+    ``workers`` pieces of at most ``max_piece`` (default ``MAX_PIECE``) bytes, and at least
+    ``min_piece``."""
+    max_piece = MAX_PIECE if max_piece is None else max_piece
     if workers <= 1 or total <= 0:
         return max(max_piece, 1)
     rounds = -(-total // (workers * max_piece))

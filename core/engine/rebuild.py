@@ -23,7 +23,7 @@ from core.chunks.fidx import FileIndex
 from core.chunks.planner import ZERO_SEED, FilePlan
 from core.chunks.stz import StzTable, compressed_ranges, decode_chunk
 from core.chunks.wire import split_raw, wire_bytes
-from core.engine.pieces import MAX_PIECE, Job, cut, piece_size, run_jobs
+from core.engine.pieces import Job, cut, piece_size, run_jobs
 from core.engine.staging import BlankFile
 from core.errors import FormatError, HashMismatchError, HTTPStatusError, RangeError
 from core.fsutil import READ_BLOCK, pread, pwrite, pwritev
@@ -221,16 +221,17 @@ class StagedFile(BlankFile):
             self.fetched_ahead = True
 
     def download_jobs(self, fetcher: Fetcher, url: str, on_bytes: Callable[[int], None],
-                      stz_url: str = "", ahead: bool = False, piece: int = MAX_PIECE
+                      stz_url: str = "", ahead: bool = False, piece: int | None = None
                       ) -> list[Job]:
         """``download``'s work as jobs for ``core.engine.pieces.run_jobs``: the ranges (the
         planned ones if ``ahead``, else what is still to fetch) cut into pieces of about
-        ``piece`` raw bytes between whole chunks (a compressed entry is one whole chunk), in
-        file order. The caller sets ``fetched_ahead`` once every job of ``ahead`` ran."""
+        ``piece`` raw bytes (default ``pieces.MAX_PIECE``) between whole chunks (a
+        compressed entry is one whole chunk), in file order. The caller sets
+        ``fetched_ahead`` once every job of ``ahead`` ran."""
         ranges = self.planned_ranges() if ahead else self.remote_ranges()
         return [functools.partial(self._download_piece, fetcher, url, part, on_bytes,
                                   stz_url, ahead)
-                for part in cut(ranges, piece, self.whole_offsets)]
+                for part in cut(ranges, piece or piece_size(0, 1), self.whole_offsets)]
 
     def _download_piece(self, fetcher: Fetcher, url: str, ranges: list[tuple[int, int]],
                         on_bytes: Callable[[int], None], stz_url: str, ahead: bool,

@@ -109,8 +109,15 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=1, help="runs per tool (median wall)")
     ap.add_argument("--tools", default="stitch,stitch-raw,zsync,casync")
     ap.add_argument("--work", type=Path, default=Path("/tmp/capped-bench"))
+    ap.add_argument("--max-piece", type=float, default=0.0,
+                    help="MiB: core.engine.pieces.MAX_PIECE for the installs (0: its own)")
     a = ap.parse_args()
     tools = a.tools.split(",")
+    install = STITCH
+    if a.max_piece:
+        install = [sys.executable, "-c", "import sys, core.engine.pieces as p; "
+                   "p.MAX_PIECE = int(sys.argv.pop(1)); import app.cli; app.cli.entry()",
+                   str(int(a.max_piece * (1 << 20)))]
     conns = [int(c) for c in a.connections.split(",")]
     n_goal = conns[0]
     work: Path = a.work
@@ -124,6 +131,8 @@ def main() -> int:
     size = tree_size(src)
     www = work / "www"
     www.mkdir()
+    if a.max_piece:
+        print(f"MAX_PIECE {a.max_piece} MiB")
     print(f"tree: {size / 1e6:.1f} MB in {len(expected)} files; limit_rate {a.rate} MB/s; "
           f"machine: {os.cpu_count()} cores, {os.uname().sysname} {os.uname().release}")
     if "stitch" in tools:
@@ -156,7 +165,7 @@ def main() -> int:
                 nginx.mark()
                 if tool.startswith("stitch"):
                     repo = "stitch" if tool == "stitch" else "raw"
-                    walls.append(run([*STITCH, "update", "--url", f"{nginx.url}/{repo}",
+                    walls.append(run([*install, "update", "--url", f"{nginx.url}/{repo}",
                                       "--dir", str(out), "--connections", str(n)], log))
                     result = out
                 elif tool == "zsync":
