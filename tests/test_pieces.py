@@ -194,3 +194,92 @@ def test_capped_connections_add_up(tmp_path: Path, www: Path, nginx_with) -> Non
     assert tree_sha(tmp_path / "one") == tree_sha(src) == tree_sha(tmp_path / "four")
     assert one / four >= 2.5, (one, four)
     assert os.path.getsize(tmp_path / "four" / "a.pak") == 16 * MiB
+
+
+def _wait(condition, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@pytest.mark.nginx
+@LINUX_NGINX
+def test_pause_and_cancel_stop_every_piece(tmp_path: Path, www: Path, nginx_with) -> None:  # type: ignore[no-untyped-def]
+    """Pieces side by side still pause and cancel as one: paused, every request ends and
+    nginx sends nothing more; resumed, the install completes without reading a byte twice;
+    cancelled, it ends long before the tree is sent and the old (empty) install stays."""
+    from core.net.http import HttpFetcher
+
+    src = _tree(tmp_path / "src", {"a.pak": 14 * MiB, "b.pak": 6 * MiB, "c.txt": 30_000})
+    total = sum(len(v) for v in tree_digest(src).values())
+    repo = www / "repo"
+    publish(src, repo, "1.0.0")
+    server: Server = nginx_with(repo, "limit_rate 2m;")
+
+    def sent() -> tuple[int, int]:
+        return server.requests(), server.bytes_sent()
+
+    # Pause after 3 MB, then resume.
+    token = CancelToken()
+    fetcher = HttpFetcher(connections=4)
+    up = Updater(UpdaterConfig(url=server.url, install_dir=tmp_path / "one"), fetcher=fetcher,
+                 cancel=token)
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            up.update()
+        except BaseException as e:
+            errors.append(e)
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    try:
+        assert _wait(lambda: fetcher.stats.bytes_received > 3 * MiB, 60)
+        token.pause()
+        # Every request ends (the grace, then closed): the log holds all the client made.
+        assert _wait(lambda: server.requests() == fetcher.stats.requests, 10), (
+            server.requests(), fetcher.stats.requests)
+        paused = sent()
+        time.sleep(1.0)
+        assert sent() == paused  # nothing asked, nothing sent while paused
+        assert not done.is_set()
+        token.resume()
+        assert done.wait(120)
+    finally:
+        token.cancel()
+        worker.join()
+        fetcher.close()
+    assert not errors, errors
+    assert tree_sha(tmp_path / "one") == tree_sha(src)
+    # The resume asked only for what had not arrived: no file byte was read twice.
+    assert fetcher.stats.bytes_received < total + 200_000, (fetcher.stats.bytes_received, total)
+
+    # Cancel after 3 MB.
+    token = CancelToken()
+    before, asked = server.bytes_sent(), server.requests()
+    fetcher = HttpFetcher(connections=4)
+    up = Updater(UpdaterConfig(url=server.url, install_dir=tmp_path / "two"), fetcher=fetcher,
+                 cancel=token)
+    done.clear()
+    errors.clear()
+    worker = threading.Thread(target=run)
+    worker.start()
+    try:
+        assert _wait(lambda: fetcher.stats.bytes_received > 3 * MiB, 60)
+        token.cancel()
+        assert done.wait(60)
+    finally:
+        worker.join()
+        fetcher.close()
+    assert len(errors) == 1 and isinstance(errors[0], CancelledError), errors
+    assert not (tmp_path / "two" / "a.pak").exists()
+    server.settle(asked + fetcher.stats.requests)
+    # Ended at once: far from the whole tree (4 x 2 MB/s would need 2.5 s more).
+    assert server.bytes_sent() - before < total / 2, (server.bytes_sent() - before, total)
