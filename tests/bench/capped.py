@@ -45,7 +45,7 @@ class CappedNginx:
             (work / d).mkdir(parents=True, exist_ok=True)
         self.log = work / "logs" / "access.log"
         user = "user root;" if os.geteuid() == 0 else ""
-        rate = int(rate_mb * 1_000_000)
+        limit = f"limit_rate {int(rate_mb * 1_000_000)};" if rate_mb else ""
         (work / "nginx.conf").write_text(f"""{user}
 worker_processes 2; error_log {work}/logs/error.log; pid {work}/nginx.pid;
 events {{ worker_connections 512; }}
@@ -53,7 +53,7 @@ http {{ access_log off; client_body_temp_path {work}/tmp; proxy_temp_path {work}
   fastcgi_temp_path {work}/tmp; uwsgi_temp_path {work}/tmp; scgi_temp_path {work}/tmp;
   default_type application/octet-stream; sendfile on; keepalive_requests 100000;
   log_format b '$bytes_sent $msec $request_time $connection "$request"';
-  server {{ listen 127.0.0.1:{self.port}; root {root}; max_ranges 64; limit_rate {rate};
+  server {{ listen 127.0.0.1:{self.port}; root {root}; max_ranges 64; {limit}
     access_log {self.log} b; }} }}
 """)
         binary = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -106,18 +106,26 @@ def main() -> int:
     ap.add_argument("--scale", type=float, default=20.5)
     ap.add_argument("--rate", type=float, default=4.0, help="nginx limit_rate, MB/s")
     ap.add_argument("--connections", default="4,1", help="stitch's, comma-separated")
+    ap.add_argument("--throttle", action="store_true",
+                    help="cap each request with tests/faultproxy.py's smooth throttle in "
+                    "front of nginx instead of nginx's limit_rate (which lets the first "
+                    "second's worth of every request through at once)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per tool (median wall)")
     ap.add_argument("--tools", default="stitch,stitch-raw,zsync,casync")
     ap.add_argument("--work", type=Path, default=Path("/tmp/capped-bench"))
-    ap.add_argument("--max-piece", type=float, default=0.0,
-                    help="MiB: core.engine.pieces.MAX_PIECE for the installs (0: its own)")
+    ap.add_argument("--max-piece", default="0",
+                    help="MiB, comma-separated: core.engine.pieces.MAX_PIECE for stitch's "
+                    "installs, each in turn (0: its own)")
     a = ap.parse_args()
     tools = a.tools.split(",")
-    install = STITCH
-    if a.max_piece:
-        install = [sys.executable, "-c", "import sys, core.engine.pieces as p; "
-                   "p.MAX_PIECE = int(sys.argv.pop(1)); import app.cli; app.cli.entry()",
-                   str(int(a.max_piece * (1 << 20)))]
+    max_pieces = [float(x) for x in a.max_piece.split(",")]
+
+    def install(piece: float) -> list[str]:
+        if not piece:
+            return STITCH
+        return [sys.executable, "-c", "import sys, core.engine.pieces as p; "
+                "p.MAX_PIECE = int(sys.argv.pop(1)); import app.cli; app.cli.entry()",
+                str(int(piece * (1 << 20)))]
     conns = [int(c) for c in a.connections.split(",")]
     n_goal = conns[0]
     work: Path = a.work
@@ -131,8 +139,6 @@ def main() -> int:
     size = tree_size(src)
     www = work / "www"
     www.mkdir()
-    if a.max_piece:
-        print(f"MAX_PIECE {a.max_piece} MiB")
     print(f"tree: {size / 1e6:.1f} MB in {len(expected)} files; limit_rate {a.rate} MB/s; "
           f"machine: {os.cpu_count()} cores, {os.uname().sysname} {os.uname().release}")
     if "stitch" in tools:
@@ -150,13 +156,23 @@ def main() -> int:
         (www / "casync").mkdir()
         run(["casync", "make", f"--store={www / 'casync' / 'default.castr'}",
              str(www / "casync" / "game.caidx"), str(src)], log)
-    nginx = CappedNginx(www, work / "nginx", a.rate)
+    nginx = CappedNginx(www, work / "nginx", 0.0 if a.throttle else a.rate)
+    base = nginx.url
+    proxy = None
+    if a.throttle:
+        from tests.faultproxy import FaultProxy, Rule
+
+        proxy = FaultProxy(nginx.url, [Rule("throttle", rate=a.rate * 1e6)], lifetime=3600,
+                           idle_timeout=60)
+        base = proxy.url
+        print("capped by tests/faultproxy.py's throttle (no burst); nginx unlimited behind it")
     rows = []
     try:
-        cases: list[tuple[str, int]] = []
+        cases: list[tuple[str, int, float]] = []
         for tool in tools:
-            cases += [(tool, n) for n in conns] if tool.startswith("stitch") else [(tool, 0)]
-        for tool, n in cases:
+            cases += ([(tool, n, p) for n in conns for p in max_pieces]
+                      if tool.startswith("stitch") else [(tool, 0, 0.0)])
+        for tool, n, piece in cases:
             walls, last = [], (0, 0, 0.0, 0)
             for _ in range(a.repeat):
                 out = work / "out" / f"{tool}-{n}"
@@ -165,20 +181,20 @@ def main() -> int:
                 nginx.mark()
                 if tool.startswith("stitch"):
                     repo = "stitch" if tool == "stitch" else "raw"
-                    walls.append(run([*install, "update", "--url", f"{nginx.url}/{repo}",
+                    walls.append(run([*install(piece), "update", "--url", f"{base}/{repo}",
                                       "--dir", str(out), "--connections", str(n)], log))
                     result = out
                 elif tool == "zsync":
                     out.mkdir()
                     walls.append(run(["zsync", "-q", "-o", str(out / "game.tar"),
-                                      f"{nginx.url}/zsync/game.tar.zsync"], log, out))
+                                      f"{base}/zsync/game.tar.zsync"], log, out))
                     with tarfile.open(out / "game.tar") as tar:
                         tar.extractall(out, filter="tar")
                     result = out / "game"
                 else:
                     walls.append(run(["casync", "extract",
-                                      f"--store={nginx.url}/casync/default.castr",
-                                      f"{nginx.url}/casync/game.caidx", str(out)], log))
+                                      f"--store={base}/casync/default.castr",
+                                      f"{base}/casync/game.caidx", str(out)], log))
                     result = out
                 last = nginx.since_mark()
                 check = check_tree(expected, result)
@@ -187,10 +203,13 @@ def main() -> int:
             wall = statistics.median(walls)
             sent, requests, span, used = last
             n_eff = n or n_goal
-            rows.append((f"{tool}" + (f" N={n}" if n else ""), sent, requests, used, wall,
+            name = tool + (f" N={n}" if n else "") + (f" piece {piece:g} MiB" if piece else "")
+            rows.append((name, sent, requests, used, wall,
                          sent / wall / 1e6, sent / wall / (n_eff * a.rate * 1e6),
                          sent / span / (n_eff * a.rate * 1e6)))
     finally:
+        if proxy is not None:
+            proxy.close()
         nginx.stop()
     print("| tool | sent MB | requests | connections | wall s | MB/s | / (N x C) | "
           "/ (N x C), download span |")
@@ -199,6 +218,9 @@ def main() -> int:
         print(f"| {name} | {sent / 1e6:.1f} | {req} | {used} | {wall:.1f} | {mbs:.1f} | "
               f"{ratio:.2f} | {span_ratio:.2f} |")
     print(f"(N x C uses N = {n_goal} for zsync and casync, whose connections are their own)")
+    if a.throttle:
+        print("(with --throttle, the connections and the download span are the proxy's to "
+              "nginx: only the wall-time columns count)")
     return 0
 
 
