@@ -162,7 +162,8 @@ class Assembler:
             total = sum(b - a for _, s in jobs for a, b in _chunked(s).planned_ranges())
             piece = piece_size(total, self.connections)
             work = [job for f, s in jobs
-                    for job in self._remote_jobs(f.entry, s, m.add_download, piece, True)]
+                    for job in self._remote_jobs(f.entry, s, m.add_download, piece, token,
+                                                 True)]
             run_jobs(work, self.connections, token)
             for _, s in jobs:
                 _chunked(s).fetched_ahead = True
@@ -241,8 +242,8 @@ class Assembler:
         staged = _chunked(self.staged[i])
         if ranges := staged.remote_ranges():  # local chunks that failed, or not fetched ahead
             piece = piece_size(sum(b - a for a, b in ranges), self.connections)
-            run_jobs(self._remote_jobs(f.entry, staged, self.meter.add_network, piece),
-                     self.connections, self.cancel)
+            run_jobs(self._remote_jobs(f.entry, staged, self.meter.add_network, piece,
+                                       self.cancel), self.connections, self.cancel)
         sealer.complete(staged.fd)
         return step
 
@@ -260,8 +261,17 @@ class Assembler:
         self.staged[i] = new
         new.written = sealer.track(new.fd, new.path, new.size)
 
+    def _piece_for(self, url: str, ranges: list[tuple[int, int]], piece: int,
+                   cancel: CancelToken) -> int:
+        """``piece``, or one piece for all of ``ranges`` when ``url``'s server ignores
+        ranges (each piece would stream the file from its start)."""
+        total = sum(b - a for a, b in ranges)
+        if total <= piece or self.fetcher.split_ranges(url, cancel):
+            return piece
+        return total
+
     def _remote_jobs(self, entry: FileEntry, s: BlankFile, on_bytes: Callable[[int], None],
-                     piece: int, ahead: bool = False) -> list[Job]:
+                     piece: int, cancel: CancelToken, ahead: bool = False) -> list[Job]:
         """The pieces of what ``s`` (built from chunks) still needs, or of its planned
         ranges if ``ahead`` (``StagedFile.download_jobs``)."""
         from core.chunks import stz
@@ -275,8 +285,8 @@ class Assembler:
         url = self.places.url(entry)
         jobs = staged.download_jobs(self.fetcher, url, on_bytes,
                                     url + stz.SUFFIX if staged.stz is not None else "",
-                                    ahead, piece)
-        pieces = f" in {len(jobs)} pieces" if len(jobs) > 1 else ""
+                                    ahead, self._piece_for(url, ranges, piece, cancel))
+        pieces = f", {len(jobs)} pieces side by side" if len(jobs) > 1 else ""
         self.meter.log(f"{entry.path}: downloading {mb(staged.wire_bytes(ranges))} in "
                        f"{parts}{how}{pieces}")
         return jobs
@@ -344,8 +354,9 @@ class Assembler:
 
         # Cut anywhere: the sealer hashes the written prefix whatever the order of the
         # pieces, and the verify phase compares the whole file's SHA-256.
-        parts = cut([(0, entry.size)] if entry.size else [],
-                    piece_size(entry.size, self.connections))
+        whole = [(0, entry.size)] if entry.size else []
+        parts = cut(whole, self._piece_for(url, whole, piece_size(entry.size, self.connections),
+                                           self.cancel))
         run_jobs([job(p) for p in parts], self.connections, self.cancel)
 
     # -- VERIFY ---------------------------------------------------------------------------

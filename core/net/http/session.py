@@ -12,7 +12,7 @@ import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.errors import DownloadError, HTTPStatusError, RangeError
 from core.net.fetcher import Fetcher
@@ -76,6 +76,11 @@ class Origin:
     client: Client | None = None
     mode: Mode = Mode.MULTI
     max_ranges: int = MAX_RANGES_PER_REQUEST
+    ranged: bool = False  # it has answered a range request with a 206
+    answered: int = 1  # the most ranges of one request it has answered, all of them
+    # Requests of more ranges than ``answered`` go one at a time: a server that answers them
+    # with the whole file (nginx over its max_ranges) would send it to each one in flight.
+    probe: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
 
 class HttpSession(Fetcher):
