@@ -165,6 +165,13 @@ def test_first_install_tiles_big_files_in_pieces_on_several_connections(
     _install(server.url, install, 4)
     assert tree_sha(install) == tree_sha(src)
     reqs = timings(server)
+    # Before cutting a file, the client learns whether the server answers ranges at all
+    # (a server that does not would stream the file from its start to every piece): one
+    # request for one byte, when no range request was answered yet (raw: the index came
+    # whole; compressed: the .stz table came by range).
+    probes = [t for t in reqs if t.ranges == ((0, 1),)]
+    assert len(probes) == (0 if compress else 1), probes
+    reqs = [t for t in reqs if t not in probes]
     suffix = ".stz" if compress else ""
     for name in ("data/big.pak", "data/mid.pak"):
         served = f"/stable/1.0.0/files/{name}{suffix}"

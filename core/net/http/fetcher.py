@@ -306,19 +306,21 @@ class HttpFetcher(HttpSession):
     @contextmanager
     def _probing(self, origin: Origin, n: int, cancel: CancelToken,
                  stop: threading.Event) -> Iterator[None]:
-        """Hold ``origin``'s probe lock for a request of ``n`` ranges when the origin has not
-        yet answered that many whole (``Origin.answered``); else nothing."""
-        if n <= origin.answered:
-            yield
-            return
-        while not origin.probe.acquire(timeout=POLL):
-            cancel.check()
-            if stop.is_set():
-                raise Stopped
+        """Hold ``origin``'s probe lock for a request of ``n`` ranges while the origin has
+        not yet answered that many with a multipart 206 (``Origin.answered``, set as soon as
+        such an answer's headers arrive); else nothing."""
+        held = False
+        while n > origin.answered and not held:
+            held = origin.probe.acquire(timeout=POLL)
+            if not held:
+                cancel.check()
+                if stop.is_set():
+                    raise Stopped
         try:
             yield
         finally:
-            origin.probe.release()
+            if held:
+                origin.probe.release()
 
     def _multi_unsatisfiable(self, url: str, origin: Origin, coverage: Coverage,
                              exc: Unsatisfiable) -> bool:
@@ -370,6 +372,8 @@ class HttpFetcher(HttpSession):
                     # S3 and some CDNs answer only the first range: ask one at a time.
                     self._set_mode(origin, Mode.SINGLE, 1, "only part of a multi-range answered")
                 return
+            with self._lock:  # a multipart answer: requests of as many ranges need not wait
+                origin.answered = max(origin.answered, n)
             parser = ByteRangesParser(boundary, coverage, sink, total=self._sizes.get(url))
             try:
                 for piece in self._paced(resp, url):
@@ -387,8 +391,6 @@ class HttpFetcher(HttpSession):
             if coverage.delivered_bytes == 0:
                 raise RangeError(f"{url}: multipart answer without any asked bytes", url=url)
             answered = n - len(coverage.missing())
-            if coverage.complete and n > origin.answered:
-                origin.answered = n
             if not coverage.complete and 1 <= answered < origin.max_ranges:
                 # lighttpd answers the first 10 ranges of a longer request: ask that many.
                 self._set_mode(origin, Mode.MULTI if answered > 1 else Mode.SINGLE,

@@ -77,7 +77,7 @@ class Origin:
     mode: Mode = Mode.MULTI
     max_ranges: int = MAX_RANGES_PER_REQUEST
     ranged: bool = False  # it has answered a range request with a 206
-    answered: int = 1  # the most ranges of one request it has answered, all of them
+    answered: int = 1  # the most ranges of one request it has answered with a multipart 206
     # Requests of more ranges than ``answered`` go one at a time: a server that answers them
     # with the whole file (nginx over its max_ranges) would send it to each one in flight.
     probe: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
