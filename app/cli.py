@@ -89,7 +89,8 @@ def _add_update_options(p: argparse.ArgumentParser, top: bool = False) -> None:
                    "server cannot be reached but the installed release is complete, unless "
                    "--require-update)")
     p.add_argument("--connections", type=positive_int, default=default(4), metavar="N",
-                   help="parallel HTTP requests (default: 4)")
+                   help="HTTP requests at once; big downloads are split across them "
+                   "(default: 4)")
     p.add_argument("--require-update", action="store_true", default=default(False),
                    help="with --launch: do not play when the check for updates failed")
     add_lock_wait(p, default(DEFAULT_LOCK_WAIT))

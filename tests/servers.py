@@ -362,10 +362,12 @@ http {{
     types {{ application/json json; }}
     default_type application/octet-stream;
     log_format counted '$status $bytes_sent "$request" "$http_range"';
+    log_format timed '$connection $msec $request_time $uri "$http_range"';
     server {{
     listen 127.0.0.1:{port};
     root {root};
     access_log {log} counted;
+    access_log {d}/timing.log timed;
 {extra}
     }}
 }}
@@ -373,9 +375,39 @@ http {{
     proc = server_pool.popen([binary, "-p", str(d), "-c", str(conf), "-g", "daemon off;"],
                              d / "output")
     _wait_http(proc, port, error_log, "nginx")
-    server = Server("nginx", f"http://127.0.0.1:{port}", log, error_log, proc, _space_log)
+    server = Server("nginx", f"http://127.0.0.1:{port}", log, error_log, proc, _space_log,
+                    extra={"timing": d / "timing.log"})
     server_pool.started.append(server)
     return server
+
+
+@dataclass(frozen=True)
+class Timed:
+    """One request in ``start_nginx_with``'s timing log: which connection served it, when
+    (seconds, the server's clock), what and which ranges."""
+
+    connection: int
+    start: float
+    end: float
+    uri: str
+    ranges: tuple[tuple[int, int], ...]  # half-open; () without a Range header
+
+
+def timings(server: Server) -> list[Timed]:
+    """The requests ``start_nginx_with``'s server has logged so far, from its timing log."""
+    path = server.extra["timing"]
+    assert isinstance(path, Path)
+    out = []
+    for line in path.read_text().splitlines()[server.skip:]:
+        conn, msec, took, uri, header = line.split(" ", 4)
+        ranges: list[tuple[int, int]] = []
+        spec = header.strip('"').removeprefix("bytes=")
+        for part in spec.split(",") if spec not in ("", "-") else []:
+            a, _, b = part.strip().partition("-")
+            ranges.append((int(a), int(b) + 1))
+        end = float(msec)
+        out.append(Timed(int(conn), end - float(took), end, uri, tuple(ranges)))
+    return out
 
 
 @pytest.fixture

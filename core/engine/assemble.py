@@ -23,6 +23,7 @@ used" propagate: a chunk the server serves wrong twice is a ``HashMismatchError`
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Protocol
 from core.engine import deltasource
 from core.engine.background import Background
 from core.engine.meter import Meter
+from core.engine.pieces import Job, cut, piece_size, run_jobs
 from core.engine.plan import BuildPlan, ChunkStep, DeltaStep, FileSteps, IndexStep, Step, WholeStep
 from core.engine.sealer import Sealer
 from core.engine.staging import BlankFile, check_digest
@@ -152,8 +154,15 @@ class Assembler:
                 if f.chunks is not None and len(f.chunks.plan.remote)]
 
         def fetch_ahead(token: CancelToken) -> None:
-            for f, s in jobs:
-                self._fetch_remote(f.entry, s, token, m.add_download, ahead=True)
+            # Every file's pieces in file order, side by side (core.engine.pieces).
+            total = sum(b - a for _, s in jobs for a, b in _chunked(s).planned_ranges())
+            piece = piece_size(total, self.connections)
+            work = [job for f, s in jobs
+                    for job in self._remote_jobs(f.entry, s, m.add_download, piece, token,
+                                                 True)]
+            run_jobs(work, self.connections, token)
+            for _, s in jobs:
+                _chunked(s).fetched_ahead = True
 
         if jobs:
             ahead.start(fetch_ahead)
@@ -227,8 +236,10 @@ class Assembler:
         if step is not f.first:
             self._copy_local(f.entry, step, self.staged[i], sealer)
         staged = _chunked(self.staged[i])
-        if staged.remote_ranges():  # local chunks that failed, or not fetched ahead
-            self._fetch_remote(f.entry, staged, self.cancel, self.meter.add_network)
+        if ranges := staged.remote_ranges():  # local chunks that failed, or not fetched ahead
+            piece = piece_size(sum(b - a for a, b in ranges), self.connections)
+            run_jobs(self._remote_jobs(f.entry, staged, self.meter.add_network, piece,
+                                       self.cancel), self.connections, self.cancel)
         sealer.complete(staged.fd)
         return step
 
@@ -246,22 +257,35 @@ class Assembler:
         self.staged[i] = new
         new.written = sealer.track(new.fd, new.path, new.size)
 
-    def _fetch_remote(self, entry: FileEntry, s: BlankFile, cancel: CancelToken,
-                      on_bytes: Callable[[int], None], ahead: bool = False) -> None:
-        """Download what ``s`` (built from chunks) still needs (``StagedFile.download``)."""
+    def _piece_for(self, url: str, ranges: list[tuple[int, int]], piece: int,
+                   cancel: CancelToken) -> int:
+        """``piece``, or one piece for all of ``ranges`` when ``url``'s server ignores
+        ranges (each piece would stream the file from its start)."""
+        total = sum(b - a for a, b in ranges)
+        if total <= piece or self.fetcher.split_ranges(url, cancel):
+            return piece
+        return total
+
+    def _remote_jobs(self, entry: FileEntry, s: BlankFile, on_bytes: Callable[[int], None],
+                     piece: int, cancel: CancelToken, ahead: bool = False) -> list[Job]:
+        """The pieces of what ``s`` (built from chunks) still needs, or of its planned
+        ranges if ``ahead`` (``StagedFile.download_jobs``)."""
         from core.chunks import stz
 
         staged = _chunked(s)
         ranges = staged.planned_ranges() if ahead else staged.remote_ranges()
         if not ranges:
-            return
+            return []
         how = ", compressed" if staged.stz is not None else ""
         parts = "1 part" if len(ranges) == 1 else f"{len(ranges)} parts"
-        self.meter.log(f"{entry.path}: downloading {mb(staged.wire_bytes(ranges))} in "
-                       f"{parts}{how}")
         url = self.places.url(entry)
-        staged.download(self.fetcher, url, cancel, on_bytes,
-                        url + stz.SUFFIX if staged.stz is not None else "", ahead=ahead)
+        jobs = staged.download_jobs(self.fetcher, url, on_bytes,
+                                    url + stz.SUFFIX if staged.stz is not None else "",
+                                    ahead, self._piece_for(url, ranges, piece, cancel))
+        pieces = f", {len(jobs)} pieces side by side" if len(jobs) > 1 else ""
+        self.meter.log(f"{entry.path}: downloading {mb(staged.wire_bytes(ranges))} in "
+                       f"{parts}{how}{pieces}")
+        return jobs
 
     def _try_delta(self, i: int, step: DeltaStep, sealer: Sealer) -> bool:
         """Rebuild file ``i`` from the publisher's deltas (``core.engine.deltasource``: a
@@ -277,12 +301,22 @@ class Assembler:
         self.meter.log(f"{entry.path}: no index: downloading the whole file "
                        f"({entry.size} bytes)")
 
+        lock = threading.Lock()  # pieces side by side: one write at a time (Windows seeks)
+
         def sink(offset: int, data: bytes) -> None:
-            s.write_at(data, offset)
+            with lock:
+                s.write_at(data, offset)
             self.meter.add_network(len(data))
 
-        if entry.size:
-            self.fetcher.fetch_ranges(url, [(0, entry.size)], sink, self.cancel)
+        def job(part: list[tuple[int, int]]) -> Job:
+            return lambda token: self.fetcher.fetch_ranges(url, part, sink, token)
+
+        # Cut anywhere: the sealer hashes the written prefix whatever the order of the
+        # pieces, and the verify phase compares the whole file's SHA-256.
+        whole = [(0, entry.size)] if entry.size else []
+        parts = cut(whole, self._piece_for(url, whole, piece_size(entry.size, self.connections),
+                                           self.cancel))
+        run_jobs([job(p) for p in parts], self.connections, self.cancel)
 
     # -- VERIFY ---------------------------------------------------------------------------
     def _verify(self, sealer: Sealer) -> list[Path]:

@@ -23,6 +23,7 @@ from core.chunks.fidx import FileIndex
 from core.chunks.planner import ZERO_SEED, FilePlan
 from core.chunks.stz import StzTable, compressed_ranges, decode_chunk
 from core.chunks.wire import split_raw, wire_bytes
+from core.engine.pieces import Job, cut, piece_size, run_jobs
 from core.engine.staging import BlankFile
 from core.errors import FormatError, HashMismatchError, HTTPStatusError, RangeError
 from core.fsutil import READ_BLOCK, pread, pwrite, pwritev
@@ -202,9 +203,10 @@ class StagedFile(BlankFile):
 
     def download(self, fetcher: Fetcher, url: str, cancel: CancelToken,
                  on_bytes: Callable[[int], None], stz_url: str = "",
-                 ahead: bool = False) -> None:
+                 ahead: bool = False, workers: int = 1) -> None:
         """Fetch the remote ranges into the file, each chunk verified before it is written:
-        from the compressed copy at ``stz_url`` when there is one, else raw from ``url``.
+        from the compressed copy at ``stz_url`` when there is one, else raw from ``url``;
+        in pieces (``download_jobs``), up to ``workers`` at a time.
 
         A chunk that arrives wrong (or does not decompress) is fetched once more, raw from
         the original file; a second failure is a ``HashMismatchError``: the server holds bad
@@ -212,11 +214,32 @@ class StagedFile(BlankFile):
         runs (the writes never overlap: a chunk is either copied or fetched); the local
         chunks that fail their check are left to a later call."""
         ranges = self.planned_ranges() if ahead else self.remote_ranges()
-        if not ranges:
-            self.fetched_ahead = self.fetched_ahead or ahead
-            return
+        piece = piece_size(sum(b - a for a, b in ranges), workers)
+        run_jobs(self.download_jobs(fetcher, url, on_bytes, stz_url, ahead, piece), workers,
+                 cancel)
+        if ahead:
+            self.fetched_ahead = True
+
+    def download_jobs(self, fetcher: Fetcher, url: str, on_bytes: Callable[[int], None],
+                      stz_url: str = "", ahead: bool = False, piece: int | None = None
+                      ) -> list[Job]:
+        """``download``'s work as jobs for ``core.engine.pieces.run_jobs``: the ranges (the
+        planned ones if ``ahead``, else what is still to fetch) cut into pieces of about
+        ``piece`` raw bytes (default ``pieces.MAX_PIECE``) between whole chunks (a
+        compressed entry is one whole chunk), in file order. The caller sets
+        ``fetched_ahead`` once every job of ``ahead`` ran."""
+        ranges = self.planned_ranges() if ahead else self.remote_ranges()
+        return [functools.partial(self._download_piece, fetcher, url, part, on_bytes,
+                                  stz_url, ahead)
+                for part in cut(ranges, piece or piece_size(0, 1), self.whole_offsets)]
+
+    def _download_piece(self, fetcher: Fetcher, url: str, ranges: list[tuple[int, int]],
+                        on_bytes: Callable[[int], None], stz_url: str, ahead: bool,
+                        cancel: CancelToken) -> None:
+        """One piece of ``download``: ``HashMismatchError`` if a chunk is still bad."""
         # Ahead, through a descriptor of its own: where positional writes are seek + write
-        # (Windows), two threads must not share a file position.
+        # (Windows), two threads must not share a file position (the pieces' writes share
+        # ``_write_lock``).
         fd = os.open(self.path, os.O_WRONLY | getattr(os, "O_BINARY", 0)) if ahead else None
         try:
             bad = self._fetch_all(fetcher, url, ranges, cancel, on_bytes, stz_url, fd)
@@ -228,8 +251,6 @@ class StagedFile(BlankFile):
             raise HashMismatchError(
                 f"{url}: bytes {a}-{b - 1} do not match the index (server content is bad)",
                 url=url, path=str(self.path))
-        if ahead:
-            self.fetched_ahead = True
 
     def _fetch_all(self, fetcher: Fetcher, url: str, ranges: list[tuple[int, int]],
                    cancel: CancelToken, on_bytes: Callable[[int], None], stz_url: str,

@@ -71,6 +71,12 @@ class Fetcher:
         """Deliver the bytes of ``ranges`` of ``url`` to ``sink`` (see module docstring)."""
         raise NotImplementedError
 
+    def split_ranges(self, url: str, cancel: CancelToken | None = None) -> bool:
+        """Whether several ``fetch_ranges`` calls for parts of ``url`` may run side by side
+        (``core.engine.pieces``): False when the server ignores ranges, so that each call
+        would stream the file from its start. Here (no server) always."""
+        return True
+
     def close(self) -> None:
         """Release connections. The fetcher may not be used afterwards."""
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 
 from core.errors import DownloadError, RangeError
 from core.net.fetcher import RangeSink
 from core.net.http.client import Response, check_identity, content_length, translate_errors
-from core.net.http.deadline import RequestPaused
+from core.net.http.deadline import POLL, RequestPaused
 from core.net.http.session import (
     DEFAULT_TIMEOUT,
     MAX_RANGES_PER_REQUEST,
@@ -108,6 +109,15 @@ class HttpFetcher(HttpSession):
             leftover = self._run_batches(url, ranges, locked_sink, cancel)
         if leftover:
             self._fetch_whole(url, leftover, locked_sink, cancel)
+
+    def split_ranges(self, url: str, cancel: CancelToken | None = None) -> bool:
+        """Whether parts of ``url`` may be asked side by side: False when its server
+        ignores ranges (each request would stream the file from its start). Learned, when
+        its origin has answered no range request yet, from a request for its first byte."""
+        origin = self._origin(url)
+        if origin.mode is not Mode.NONE and not origin.ranged:
+            self.fetch_ranges(url, [(0, 1)], lambda _offset, _data: None, cancel)
+        return self._origin(url).mode is not Mode.NONE
 
     def _paused(self, url: str, cancel: CancelToken, left: list[tuple[int, int]]) -> None:
         """A request was paused past ``PAUSE_GRACE`` and its response closed: wait for the
@@ -276,7 +286,11 @@ class HttpFetcher(HttpSession):
                 raise Resplit
             coverage = Coverage(batch[:n])
             try:
-                self._ranges_once(url, origin, coverage, sink, cancel, stop)
+                k = len(coverage.ranges)
+                with self._probing(origin, k, cancel, stop):
+                    if k > 1 and (origin.mode is not Mode.MULTI or origin.max_ranges < k):
+                        raise FewerRanges  # learned while this one waited its turn
+                    self._ranges_once(url, origin, coverage, sink, cancel, stop)
             except FewerRanges:
                 pass  # the origin now asks for fewer ranges; not a failure
             except Unsatisfiable as exc:
@@ -288,6 +302,25 @@ class HttpFetcher(HttpSession):
                 self._paused(url, cancel, coverage.missing())
             finally:
                 batch[:n] = coverage.missing()
+
+    @contextmanager
+    def _probing(self, origin: Origin, n: int, cancel: CancelToken,
+                 stop: threading.Event) -> Iterator[None]:
+        """Hold ``origin``'s probe lock for a request of ``n`` ranges while the origin has
+        not yet answered that many with a multipart 206 (``Origin.answered``, set as soon as
+        such an answer's headers arrive); else nothing."""
+        held = False
+        while n > origin.answered and not held:
+            held = origin.probe.acquire(timeout=POLL)
+            if not held:
+                cancel.check()
+                if stop.is_set():
+                    raise Stopped
+        try:
+            yield
+        finally:
+            if held:
+                origin.probe.release()
 
     def _multi_unsatisfiable(self, url: str, origin: Origin, coverage: Coverage,
                              exc: Unsatisfiable) -> bool:
@@ -331,6 +364,7 @@ class HttpFetcher(HttpSession):
                 self._set_mode(origin, Mode.NONE, 0, "200 to a range request")
                 raise NoRangeSupport
             check_identity(resp, url)
+            origin.ranged = True
             boundary = multipart_boundary(resp.headers.get("content-type", ""))
             if boundary is None:
                 self._single_part(url, resp, coverage, cancel, stop, sink)
@@ -338,6 +372,8 @@ class HttpFetcher(HttpSession):
                     # S3 and some CDNs answer only the first range: ask one at a time.
                     self._set_mode(origin, Mode.SINGLE, 1, "only part of a multi-range answered")
                 return
+            with self._lock:  # a multipart answer: requests of as many ranges need not wait
+                origin.answered = max(origin.answered, n)
             parser = ByteRangesParser(boundary, coverage, sink, total=self._sizes.get(url))
             try:
                 for piece in self._paced(resp, url):

@@ -12,7 +12,7 @@ import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.errors import DownloadError, HTTPStatusError, RangeError
 from core.net.fetcher import Fetcher
@@ -24,11 +24,12 @@ from core.net.http.client import (
     origin_of,
     translate_errors,
 )
-from core.net.http.deadline import Limits, RequestGuard, current, guarding
+from core.net.http.deadline import POLL, Limits, RequestGuard, current, guarding
 from core.net.retry import (
     RetryableStatusError,
     RetryPolicy,
     RetryState,
+    Stopped,
     parse_retry_after,
 )
 from core.net.tls import LazyTrustContext
@@ -75,12 +76,19 @@ class Origin:
     client: Client | None = None
     mode: Mode = Mode.MULTI
     max_ranges: int = MAX_RANGES_PER_REQUEST
+    ranged: bool = False  # it has answered a range request with a 206
+    answered: int = 1  # the most ranges of one request it has answered with a multipart 206
+    # Requests of more ranges than ``answered`` go one at a time: a server that answers them
+    # with the whole file (nginx over its max_ranges) would send it to each one in flight.
+    probe: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
 
 class HttpSession(Fetcher):
     """The request layer of ``HttpFetcher`` (whose constructor this is). Thread-safe.
 
-    ``connections``: parallel requests per ``fetch_ranges`` call. ``attempts``: tries per
+    ``connections``: requests in flight at most, over every call at once (several
+    ``fetch_ranges`` of one update side by side share them: ``core.engine.pieces``); one
+    call runs up to that many in parallel. ``attempts``: tries per
     request before giving up on transport errors, 5xx and 429. ``backoff``/``backoff_max``:
     first and largest back-off delay in seconds (jittered, doubling). ``retry_after_max``:
     cap on a server's ``Retry-After`` in seconds.
@@ -137,6 +145,7 @@ class HttpSession(Fetcher):
         self._lock = threading.Lock()
         self._origins: dict[tuple[str, str, int | None], Origin] = {}
         self._busy = 0  # requests in flight (``_get`` blocks): clients in use
+        self._slots = threading.BoundedSemaphore(connections)  # held by each ``_get``
         self._resolved: dict[str, str] = {}  # URL asked -> URL it redirected to, once it worked
         self._sizes: dict[str, int] = {}  # URL -> size from Content-Range, in this call
 
@@ -244,8 +253,22 @@ class HttpSession(Fetcher):
         from ``url`` itself. The request and the caller's reading of the body run under a
         ``RequestGuard`` (the limits, ``cancel`` and ``stop``): ``_paced`` reads through it.
         """
-        with self._in_flight(), self._get_in_flight(url, headers, cancel, stop) as response:
+        with self._slot(cancel, stop), self._in_flight(), \
+                self._get_in_flight(url, headers, cancel, stop) as response:
             yield response
+
+    @contextmanager
+    def _slot(self, cancel: CancelToken, stop: threading.Event | None) -> Iterator[None]:
+        """Hold one of the ``connections`` request slots for the block: waits (checking
+        ``cancel``, blocking while paused, and ``stop``) while every slot is taken."""
+        while not self._slots.acquire(timeout=POLL):
+            cancel.check()
+            if stop is not None and stop.is_set():
+                raise Stopped
+        try:
+            yield
+        finally:
+            self._slots.release()
 
     @contextmanager
     def _get_in_flight(self, url: str, headers: dict[str, str], cancel: CancelToken,
