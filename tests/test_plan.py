@@ -4,6 +4,7 @@ listed step (chunks from the file's index) inside the download phase, never back
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 import subprocess
@@ -273,7 +274,7 @@ def test_a_bad_delta_and_no_index_end_at_the_whole_file_step(tmp_path: Path) -> 
     # The whole file, in pieces side by side (core/engine/pieces.py) that tile it exactly.
     pieces = sorted(r for _, rs in game[2:] for r in rs)
     assert pieces[0][0] == 0 and pieces[-1][1] == size
-    assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:]))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(pieces))
 
 
 def test_a_file_plan_ends_with_a_step_that_builds() -> None:
