@@ -5,7 +5,8 @@ and ``core.engine.sync``. It owns the REBUILD, DOWNLOAD and VERIFY phases:
 
 1. REBUILD: the local chunks of every file whose first step is a ``ChunkStep`` are copied
    (each re-hashed) while a thread of its own (``core.engine.background``) fetches their planned
-   remote ranges: the fetch-ahead overlap.
+   remote ranges: the fetch-ahead overlap. Every download is cut into pieces that run side
+   by side on ``connections`` threads (``core.engine.pieces``).
 2. DOWNLOAD: deltas (small files' side by side), then the rest: what a chunk build still
    needs (a stale seed, a range not fetched ahead), the whole files. A step that cannot be
    used (a delta that fails its digest or decodes wrong, an index the server does not have)
