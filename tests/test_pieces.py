@@ -16,10 +16,11 @@ import pytest
 
 from core.engine.pieces import cut, piece_size, run_jobs
 from core.engine.updater import Outcome, Updater, UpdaterConfig
-from core.errors import CancelledError
+from core.errors import CancelledError, HashMismatchError
+from core.net.fetcher import MemoryFetcher
 from core.progress import CancelToken
 from core.publisher.publish import publish
-from tests.conftest import tree_digest
+from tests.conftest import MEM, memory_fetcher, tree_digest
 
 if sys.platform != "win32":  # tests/servers.py is POSIX (pwd); nginx is Linux's, below
     from tests.servers import Server, Timed, nginx_with, server_pool, timings  # noqa: F401
@@ -72,11 +73,12 @@ def test_cut_keeps_a_chunk_longer_than_a_piece_whole_and_small_files_whole() -> 
 
 
 def test_piece_size_gives_every_connection_its_share() -> None:
-    assert piece_size(24 * MiB, 4) == 6 * MiB
+    assert piece_size(24 * MiB, 4) == 3 * MiB  # 8 pieces: two rounds of 4
+    assert piece_size(12 * MiB, 4) == 3 * MiB  # one round
     p = piece_size(150 * 10**6, 4)
-    assert p <= 8 * MiB and (-(-150 * 10**6 // p)) % 4 == 0
+    assert p <= 4 * MiB and (-(-150 * 10**6 // p)) % 4 == 0
     assert piece_size(100_000, 4) == MiB  # small downloads: one piece
-    assert piece_size(10**9, 1) >= 8 * MiB
+    assert piece_size(10**9, 1) >= 4 * MiB
 
 
 def test_run_jobs_runs_side_by_side_and_the_first_failure_stops_the_rest() -> None:
@@ -290,3 +292,38 @@ def test_pause_and_cancel_stop_every_piece(tmp_path: Path, www: Path, nginx_with
     server.settle(asked + fetcher.stats.requests)
     # Ended at once: far from the whole tree (4 x 2 MB/s would need 2.5 s more).
     assert server.bytes_sent() - before < total / 2, (server.bytes_sent() - before, total)
+
+
+def _whole_file_install(tmp_path: Path, corrupt: bool) -> tuple[MemoryFetcher, Path, Path]:
+    src = _tree(tmp_path / "src", {"big.pak": 9 * MiB + 321, "small.txt": 5_000})
+    repo = tmp_path / "repo"
+    publish(src, repo, "1.0.0")
+    fetcher = memory_fetcher(repo)
+    files = f"{MEM}/stable/1.0.0/files"
+    for name in list(fetcher.files):  # no index: the big file is fetched whole
+        if name.startswith(f"{files}/big.pak.fidx"):
+            del fetcher.files[name]
+    if corrupt:
+        body = bytearray(fetcher.files[f"{files}/big.pak"])
+        body[7 * MiB] ^= 1
+        fetcher.files[f"{files}/big.pak"] = bytes(body)
+    return fetcher, src, tmp_path / "install"
+
+
+def test_a_whole_file_is_fetched_in_pieces_and_checked_by_its_sha256(tmp_path: Path) -> None:
+    fetcher, src, install = _whole_file_install(tmp_path, corrupt=False)
+    up = Updater(UpdaterConfig(url=MEM, install_dir=install, connections=4), fetcher=fetcher)
+    assert up.update().outcome is Outcome.UPDATED
+    assert tree_sha(install) == tree_sha(src)
+    asked = [rs for url, rs in fetcher.requests if url.endswith("/big.pak") and rs]
+    ranges = sorted(r for rs in asked for r in rs)
+    assert len(asked) == 4  # 9 MiB over 4 connections: 4 pieces, cut anywhere
+    assert ranges[0][0] == 0 and ranges[-1][1] == 9 * MiB + 321
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
+
+    # One byte wrong in a piece the sealer hashed out of order: the SHA-256 still sees it.
+    fetcher, _, install = _whole_file_install(tmp_path / "bad", corrupt=True)
+    up = Updater(UpdaterConfig(url=MEM, install_dir=install, connections=4), fetcher=fetcher)
+    with pytest.raises(HashMismatchError):
+        up.update()
+    assert not (install / "big.pak").exists()

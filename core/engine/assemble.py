@@ -5,7 +5,8 @@ and ``core.engine.sync``. It owns the REBUILD, DOWNLOAD and VERIFY phases:
 
 1. REBUILD: the local chunks of every file whose first step is a ``ChunkStep`` are copied
    (each re-hashed) while a thread of its own (``core.engine.background``) fetches their planned
-   remote ranges: the fetch-ahead overlap.
+   remote ranges: the fetch-ahead overlap. Every download is cut into pieces that run side
+   by side on ``connections`` threads (``core.engine.pieces``).
 2. DOWNLOAD: deltas (small files' side by side), then the rest: what a chunk build still
    needs (a stale seed, a range not fetched ahead), the whole files. A step that cannot be
    used (a delta that fails its digest or decodes wrong, an index the server does not have)
@@ -200,6 +201,7 @@ class Assembler:
         early = dict(zip([i for i, _ in small],
                          each(lambda job: self._try_delta(job[0], job[1], sealer), small,
                               self.connections), strict=True))
+        early.update(self._fetch_wholes(sealer))  # files without an index, side by side
         ahead.wait()  # the planned ranges of the files built from chunks
         for i, f in enumerate(files):
             for n, step in enumerate(f.steps):
@@ -294,9 +296,27 @@ class Assembler:
         return deltasource.run(step, self.places.installed(entry), self.staged[i], entry,
                                self.fetcher, self.cancel, self.meter, sealer)
 
+    def _fetch_wholes(self, sealer: Sealer) -> dict[int, bool]:
+        """Every file planned whole (no index), side by side in pieces: ``{i: True}`` for
+        each, complete (the verify phase checks its SHA-256)."""
+        files = self.plan.files
+        wholes = [i for i, f in enumerate(files) if isinstance(f.first, WholeStep)]
+        piece = piece_size(sum(files[i].entry.size for i in wholes), self.connections)
+        run_jobs([job for i in wholes
+                  for job in self._whole_jobs(files[i].entry, self.staged[i], piece)],
+                 self.connections, self.cancel)
+        for i in wholes:
+            sealer.complete(self.staged[i].fd)
+        return dict.fromkeys(wholes, True)
+
     def _fetch_whole_file(self, entry: FileEntry, s: BlankFile) -> None:
         """Download all of the file into ``s`` (its index cannot be had); the verify phase
         checks its SHA-256."""
+        run_jobs(self._whole_jobs(entry, s, piece_size(entry.size, self.connections)),
+                 self.connections, self.cancel)
+
+    def _whole_jobs(self, entry: FileEntry, s: BlankFile, piece: int) -> list[Job]:
+        """The pieces of all of the file, for ``_fetch_whole_file``'s ``run_jobs``."""
         url = self.places.url(entry)
         self.meter.log(f"{entry.path}: no index: downloading the whole file "
                        f"({entry.size} bytes)")
@@ -314,9 +334,7 @@ class Assembler:
         # Cut anywhere: the sealer hashes the written prefix whatever the order of the
         # pieces, and the verify phase compares the whole file's SHA-256.
         whole = [(0, entry.size)] if entry.size else []
-        parts = cut(whole, self._piece_for(url, whole, piece_size(entry.size, self.connections),
-                                           self.cancel))
-        run_jobs([job(p) for p in parts], self.connections, self.cancel)
+        return [job(p) for p in cut(whole, self._piece_for(url, whole, piece, self.cancel))]
 
     # -- VERIFY ---------------------------------------------------------------------------
     def _verify(self, sealer: Sealer) -> list[Path]:

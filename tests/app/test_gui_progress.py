@@ -110,7 +110,9 @@ def test_update_bar_matches_the_bytes_and_never_goes_back(
     install_with_engine(app_config(tmp_path, server.url, install), install)
     app_release.publish("1.1")
     monkeypatch.setattr(serve, "BLOCK", 16 * 1024)
-    server.delay = 0.01
+    # Slow enough per connection that the download lasts past the speed's warm-up with
+    # its pieces on four connections side by side.
+    server.delay = 0.04
     w = window(qtbot, app_config(tmp_path, server.url, install, auto_start=True))
     watch = Watcher(w)
     qtbot.waitUntil(lambda: w.state is State.DONE, timeout=WAIT)
