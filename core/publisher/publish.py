@@ -24,7 +24,7 @@ from core.chunks.fidx import FileIndex, decode
 from core.chunks.planner import SeedSet, plan_file
 from core.chunks.wire import REQUEST_COST, wire_bytes  # what a player's requests cost
 from core.errors import ConfigError, FormatError
-from core.formats import delta
+from core.formats import delta, manifest_delta
 from core.formats.layout import (
     FIDX_SUFFIX,
     FILES,
@@ -49,7 +49,7 @@ from core.formats.manifest import (
 from core.formats.pep440 import Key
 from core.formats.pep440 import parse as parse_version
 from core.fsutil import atomic_write, current_umask
-from core.publisher.earlier import DEFAULT_DELTA_RELEASES, earlier, history
+from core.publisher.earlier import DEFAULT_DELTA_RELEASES, Release, earlier, history
 from core.publisher.publish_files import Options, missing_bytes, publish_files
 
 PUBLIC_KEY = "minisign.pub"
@@ -214,6 +214,7 @@ def publish(
     manifest_bytes = encode_manifest(manifest)
     parse_manifest(manifest_bytes)  # what we write, a client must accept
     (work / MANIFEST).write_bytes(manifest_bytes)
+    manifest_deltas = _write_manifest_deltas(work, manifest_bytes, opts.bases)
     if sign_key is not None:
         from core.formats import signing
 
@@ -232,8 +233,28 @@ def publish(
         shutil.rmtree(final)
     os.replace(work, final)
     atomic_write(chan / POINTER, encode_pointer(
-        Pointer(version, manifest_rel(version), _sha256(manifest_bytes))))
+        Pointer(version, manifest_rel(version), _sha256(manifest_bytes), manifest_deltas)))
     return report
+
+
+def _write_manifest_deltas(work: Path, manifest_bytes: bytes,
+                           bases: tuple[Release, ...]) -> tuple[str, ...]:
+    """Beside the manifest, its delta from each earlier release's manifest that deltas are
+    made from (``core.formats.manifest_delta``), where it is smaller; the digests' first 16
+    hex digits, for the pointer."""
+    out: list[str] = []
+    for r in bases:
+        try:
+            old = (r.folder / MANIFEST).read_bytes()
+        except OSError:
+            continue
+        if _sha256(old) != r.sha256:
+            continue  # replaced since it was read: the pointer must not name a wrong base
+        made = manifest_delta.make(old, manifest_bytes)
+        if len(made) < len(manifest_bytes):
+            (work / manifest_delta.name_for(MANIFEST, r.sha256)).write_bytes(made)
+            out.append(r.sha256[:16])
+    return tuple(out)
 
 
 def _check_newer(key: Key, version: str, chan: Path, channel: str) -> None:
