@@ -143,7 +143,8 @@ def publish(
     not a PEP 440 version; without ``force``, one not newer than the channel's latest or
     one that exists), ``UnsafePathError`` for file names that cannot be installed
     everywhere, ``OSError`` for disk problems. ``subchunks`` writes sub-indexes
-    (``core.chunks.fidx_sub``) against the previous release, when there is one. ``compress`` and
+    (``core.chunks.fidx_sub``) against the previous release, when there is one, for the
+    files that changed and got no delta from their previous version. ``compress`` and
     ``deltas`` are off unless asked here (the library's explicit form, which the tests
     use); the ``stitch publish`` command turns both on by default (``--no-compress``,
     ``--no-delta``). With ``deltas``, each changed file gets deltas from its versions in the
@@ -321,6 +322,10 @@ def _write_subindexes(previous: tuple[Manifest, Path], work: Path, entries: list
     release no longer uses); return the entries with their sub-index fields, and the bytes
     written."""
     prev, prev_dir = previous
+    before = prev.by_path()
+    wanted = {e.path for e in entries if _wants_sub(e, before.get(e.path))}
+    if not wanted:
+        return entries, 0
     used = SeedSet.build([(rel, idx.offsets()[:-1], idx.lengths, idx.ids)
                           for rel, idx in indexes.items()])
     old = []
@@ -342,6 +347,9 @@ def _write_subindexes(previous: tuple[Manifest, Path], work: Path, entries: list
     out: list[FileEntry] = []
     written = 0
     for e in entries:
+        if e.path not in wanted:
+            out.append(e)
+            continue
         idx = indexes[e.path]
         new = prev_chunks.lookup(idx.ids, idx.lengths) < 0
         dest = work / FILES / Path(*e.path.split("/"))
@@ -363,6 +371,15 @@ def _write_subindexes(previous: tuple[Manifest, Path], work: Path, entries: list
         out.append(replace(e, sub_size=len(data), sub_table_size=table.table_size,
                            sub_table_sha256=_sha256(data[:table.table_size])))
     return out, written
+
+
+def _wants_sub(e: FileEntry, was: FileEntry | None) -> bool:
+    """A sub-index is for a file that changed since the previous release and has no delta
+    from its previous version: a player one behind updates it by chunks (a file a delta
+    rebuilds never reads its index)."""
+    if was is None:
+        return True
+    return was.sha256 != e.sha256 and not any(d.from_sha256 == was.sha256 for d in e.deltas)
 
 
 def _stz_table(dest: Path, idx: FileIndex, e: FileEntry) -> stz.StzTable | None:
