@@ -152,9 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="upload, for each changed file up to 128 MiB, zstd patches from "
                    "its versions in the last releases (--delta-releases): players behind "
                    "download them (the default; --no-delta: none)")
-    p.add_argument("--subchunks", action="store_true",
-                   help="also upload NAME.fidx.sub: chunks new since the previous release cut "
-                   "again at a 512-byte average, so small edits cost less to players")
+    p.add_argument("--subchunks", action=argparse.BooleanOptionalAction, default=True,
+                   help="upload NAME.fidx.sub for changed files without a delta (files over "
+                   "128 MiB, say): their chunks new since the previous release cut again at "
+                   "a 512-byte average, so small edits cost less to players (the default; "
+                   "--no-subchunks: none)")
     p.add_argument("--delta-level", type=int_between(1, 22), default=3, metavar="LEVEL",
                    help="zstd level of the deltas, 1 to 22 (default: 3)")
     p.add_argument("--delta-releases", type=int_between(1, 16), default=3, metavar="K",

@@ -12,6 +12,7 @@ hand-made hops.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 from dataclasses import replace
@@ -222,7 +223,7 @@ def test_publish_keeps_deltas_from_the_last_k_releases(tmp_path: Path) -> None:
     m = parse_manifest((repo / "stable/1.5.0/release.json").read_bytes())
     prev = parse_manifest((repo / "stable/1.4.0/release.json").read_bytes()).by_path()[GAME]
     game = m.by_path()[GAME]
-    assert not list((repo / "stable/1.5.0").rglob("*.zdelta"))
+    assert not list((repo / "stable/1.5.0/files").rglob("*.zdelta"))
     # (1.3.0 and 1.1.0 are within 3 releases of 1.5.0; 1.0.0 is not, and 1.4.0 is the file)
     assert game.deltas == tuple(replace(d, release="1.4.0") for d in prev.deltas[:2])
     # K = 1 is the previous release alone.
@@ -250,7 +251,10 @@ def test_a_file_unchanged_since_takes_the_delta_where_it_was_published(
     first = parse_manifest((repo / "stable/1.0.0/release.json").read_bytes()).by_path()[GAME]
     assert [u for u in asked if "bin/game" in u] == [
         f"1.2.0/files/bin/game.{first.sha256[:16]}.zdelta"]
-    assert [u for u in asked if u.endswith("release.json")] == ["1.3.0/release.json"]
+    # No earlier manifest; 1.3.0's as a delta of the installed one (three behind: K = 3).
+    had = hashlib.sha256((repo / "stable/1.0.0/release.json").read_bytes()).hexdigest()
+    assert [u for u in asked if "release.json" in u and not u.endswith(".minisig")] == [
+        f"1.3.0/release.json.{had[:16]}.zdelta"]
 
 
 def test_earlier_manifests_are_not_fetched_for_files_smaller_than_them(

@@ -25,7 +25,7 @@ from core.errors import (
     HTTPStatusError,
     SignatureError,
 )
-from core.formats import signing
+from core.formats import manifest_delta, signing
 from core.formats.layout import MANIFEST, POINTER, SIGNATURE, join_url
 from core.formats.manifest import (
     MAX_MANIFEST_SIZE,
@@ -94,16 +94,44 @@ def verify_release(fetcher: Fetcher, cfg: UpdaterConfig, state: InstalledState,
                 raise
             return None
 
+    def fetch_manifest() -> bytes:
+        if installed is not None:
+            data = _by_delta(fetcher, cancel, meter, pointer, manifest_url, installed[0])
+            if data is not None:
+                return data
+        return fetcher.fetch(manifest_url, MAX_MANIFEST_SIZE, cancel)
+
     # The manifest and its signature side by side: one round trip, not two.
-    data, signature = each(lambda fetch: fetch(), [
-        lambda: fetcher.fetch(manifest_url, MAX_MANIFEST_SIZE, cancel), fetch_signature],
-        cfg.connections)
+    data, signature = each(lambda fetch: fetch(), [fetch_manifest, fetch_signature],
+                           cfg.connections)
     assert data is not None
     actual = hashlib.sha256(data).hexdigest()
     if actual != pointer.sha256:
         raise HashMismatchError(f"{manifest_url}: does not match latest.json",
                                 expected=pointer.sha256, actual=actual, url=manifest_url)
     return _accept(fetcher, cfg, state, cancel, meter, pointer, manifest_url, data, signature)
+
+
+def _by_delta(fetcher: Fetcher, cancel: CancelToken, meter: Meter, pointer: Pointer,
+              manifest_url: str, installed: bytes) -> bytes | None:
+    """The manifest rebuilt from the installed one and the delta the pointer names for it
+    (``core.formats.manifest_delta``), checked against the pointer's SHA-256; None when
+    there is none or it fails (the full manifest is then fetched)."""
+    base = hashlib.sha256(installed).hexdigest()
+    if base[:16] not in pointer.manifest_deltas:
+        return None
+    url = manifest_delta.name_for(manifest_url, base)
+    try:
+        made = manifest_delta.decode(installed, fetcher.fetch(url, MAX_MANIFEST_SIZE, cancel),
+                                     MAX_MANIFEST_SIZE)
+    except (ContentError, HTTPStatusError, ImportError) as e:  # ImportError: no zstd here
+        meter.log(f"manifest delta not used ({e}); fetching the manifest")
+        return None
+    if hashlib.sha256(made).hexdigest() != pointer.sha256:
+        meter.log("manifest delta does not rebuild the manifest latest.json names; "
+                  "fetching the manifest")
+        return None
+    return made
 
 
 def _accept(fetcher: Fetcher, cfg: UpdaterConfig, state: InstalledState,

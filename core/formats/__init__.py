@@ -3,7 +3,8 @@
 - ``manifest``: ``release.json`` and ``latest.json``, path rules; ``pep440``: versions.
 - ``layout``: where things live in a repository (paths and URLs).
 - ``signing``: minisign keys and signatures.
-- ``delta``: publisher deltas (zstd patch-from), made and decoded as bytes arrive.
+- ``delta``: publisher deltas (zstd patch-from), made and decoded as bytes arrive;
+  ``manifest_delta``: the manifest as a delta of an earlier one.
 - ``listing``: ``stitch sync``'s listing pages, text lists and source sidecars.
 
 Codecs and checks of untrusted bytes; ``docs/format.md`` is their normative spec. No

@@ -22,6 +22,8 @@ POINTER_FORMAT = "stitch.pointer/1"
 
 MAX_MANIFEST_SIZE = 64 << 20  # bytes of release.json a client will read
 MAX_POINTER_SIZE = 64 << 10
+MAX_MANIFEST_DELTAS = 16  # earlier manifests a pointer may name deltas from
+_HEX16 = re.compile(r"[0-9a-f]{16}")
 MAX_FILES = 1_000_000
 MAX_PATH_LENGTH = 4096
 MAX_NOTES_LENGTH = 1 << 20
@@ -112,6 +114,9 @@ class Pointer:
     version: str
     manifest: str  # path of release.json relative to the channel folder
     sha256: str
+    # First 16 hex digits of the earlier manifests' SHA-256 from which a delta of this
+    # manifest is published (``release.json.<16 hex>.zdelta``, docs/format.md §4).
+    manifest_deltas: tuple[str, ...] = ()
 
 
 def check_path(path: str) -> str:
@@ -340,10 +345,17 @@ def parse_pointer(data: bytes) -> Pointer:
         raise FormatError(f"pointer: bad version {version!r}", what=w)
     manifest = _get(obj, "manifest", str, w)
     check_path(manifest)
-    return Pointer(version, manifest, _hex(obj, "sha256", w))
+    deltas = obj.get("manifest_deltas", [])
+    if (not isinstance(deltas, list) or len(deltas) > MAX_MANIFEST_DELTAS
+            or not all(isinstance(d, str) and _HEX16.fullmatch(d) for d in deltas)):
+        raise FormatError(f"pointer: manifest_deltas must be a list of at most "
+                          f"{MAX_MANIFEST_DELTAS} strings of 16 hex digits", what=w)
+    return Pointer(version, manifest, _hex(obj, "sha256", w), tuple(deltas))
 
 
 def encode_pointer(p: Pointer) -> bytes:
-    obj = {"format": POINTER_FORMAT, "version": p.version, "manifest": p.manifest,
-           "sha256": p.sha256}
+    obj: dict[str, object] = {"format": POINTER_FORMAT, "version": p.version,
+                              "manifest": p.manifest, "sha256": p.sha256}
+    if p.manifest_deltas:
+        obj["manifest_deltas"] = list(p.manifest_deltas)
     return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()

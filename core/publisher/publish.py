@@ -24,7 +24,7 @@ from core.chunks.fidx import FileIndex, decode
 from core.chunks.planner import SeedSet, plan_file
 from core.chunks.wire import REQUEST_COST, wire_bytes  # what a player's requests cost
 from core.errors import ConfigError, FormatError
-from core.formats import delta
+from core.formats import delta, manifest_delta
 from core.formats.layout import (
     FIDX_SUFFIX,
     FILES,
@@ -49,7 +49,7 @@ from core.formats.manifest import (
 from core.formats.pep440 import Key
 from core.formats.pep440 import parse as parse_version
 from core.fsutil import atomic_write, current_umask
-from core.publisher.earlier import DEFAULT_DELTA_RELEASES, earlier, history
+from core.publisher.earlier import DEFAULT_DELTA_RELEASES, Release, earlier, history
 from core.publisher.publish_files import Options, missing_bytes, publish_files
 
 PUBLIC_KEY = "minisign.pub"
@@ -143,7 +143,8 @@ def publish(
     not a PEP 440 version; without ``force``, one not newer than the channel's latest or
     one that exists), ``UnsafePathError`` for file names that cannot be installed
     everywhere, ``OSError`` for disk problems. ``subchunks`` writes sub-indexes
-    (``core.chunks.fidx_sub``) against the previous release, when there is one. ``compress`` and
+    (``core.chunks.fidx_sub``) against the previous release, when there is one, for the
+    files that changed and got no delta from their previous version. ``compress`` and
     ``deltas`` are off unless asked here (the library's explicit form, which the tests
     use); the ``stitch publish`` command turns both on by default (``--no-compress``,
     ``--no-delta``). With ``deltas``, each changed file gets deltas from its versions in the
@@ -214,6 +215,7 @@ def publish(
     manifest_bytes = encode_manifest(manifest)
     parse_manifest(manifest_bytes)  # what we write, a client must accept
     (work / MANIFEST).write_bytes(manifest_bytes)
+    manifest_deltas = _write_manifest_deltas(work, manifest_bytes, opts.bases)
     if sign_key is not None:
         from core.formats import signing
 
@@ -232,8 +234,28 @@ def publish(
         shutil.rmtree(final)
     os.replace(work, final)
     atomic_write(chan / POINTER, encode_pointer(
-        Pointer(version, manifest_rel(version), _sha256(manifest_bytes))))
+        Pointer(version, manifest_rel(version), _sha256(manifest_bytes), manifest_deltas)))
     return report
+
+
+def _write_manifest_deltas(work: Path, manifest_bytes: bytes,
+                           bases: tuple[Release, ...]) -> tuple[str, ...]:
+    """Beside the manifest, its delta from each earlier release's manifest that deltas are
+    made from (``core.formats.manifest_delta``), where it is smaller; the digests' first 16
+    hex digits, for the pointer."""
+    out: list[str] = []
+    for r in bases:
+        try:
+            old = (r.folder / MANIFEST).read_bytes()
+        except OSError:
+            continue
+        if _sha256(old) != r.sha256:
+            continue  # replaced since it was read: the pointer must not name a wrong base
+        made = manifest_delta.make(old, manifest_bytes)
+        if len(made) < len(manifest_bytes):
+            (work / manifest_delta.name_for(MANIFEST, r.sha256)).write_bytes(made)
+            out.append(r.sha256[:16])
+    return tuple(out)
 
 
 def _check_newer(key: Key, version: str, chan: Path, channel: str) -> None:
@@ -300,6 +322,10 @@ def _write_subindexes(previous: tuple[Manifest, Path], work: Path, entries: list
     release no longer uses); return the entries with their sub-index fields, and the bytes
     written."""
     prev, prev_dir = previous
+    before = prev.by_path()
+    wanted = {e.path for e in entries if _wants_sub(e, before.get(e.path))}
+    if not wanted:
+        return entries, 0
     used = SeedSet.build([(rel, idx.offsets()[:-1], idx.lengths, idx.ids)
                           for rel, idx in indexes.items()])
     old = []
@@ -321,6 +347,9 @@ def _write_subindexes(previous: tuple[Manifest, Path], work: Path, entries: list
     out: list[FileEntry] = []
     written = 0
     for e in entries:
+        if e.path not in wanted:
+            out.append(e)
+            continue
         idx = indexes[e.path]
         new = prev_chunks.lookup(idx.ids, idx.lengths) < 0
         dest = work / FILES / Path(*e.path.split("/"))
@@ -342,6 +371,15 @@ def _write_subindexes(previous: tuple[Manifest, Path], work: Path, entries: list
         out.append(replace(e, sub_size=len(data), sub_table_size=table.table_size,
                            sub_table_sha256=_sha256(data[:table.table_size])))
     return out, written
+
+
+def _wants_sub(e: FileEntry, was: FileEntry | None) -> bool:
+    """A sub-index is for a file that changed since the previous release and has no delta
+    from its previous version: a player one behind updates it by chunks (a file a delta
+    rebuilds never reads its index)."""
+    if was is None:
+        return True
+    return was.sha256 != e.sha256 and not any(d.from_sha256 == was.sha256 for d in e.deltas)
 
 
 def _stz_table(dest: Path, idx: FileIndex, e: FileEntry) -> stz.StzTable | None:
