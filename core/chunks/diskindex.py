@@ -118,8 +118,9 @@ def open_index(path: Path, max_file_size: int = MAX_FILE_SIZE) -> DiskIndex:
         body = hashlib.sha256(head)
         marks = np.empty(-(-count // STEP) + 1, dtype=np.uint64)
         total = 0
-        for i in range(0, count, WINDOW):
-            j = min(count, i + WINDOW)
+        step = max(STEP, WINDOW // STEP * STEP)  # windows start at marks
+        for i in range(0, count, step):
+            j = min(count, i + step)
             data = pread(fd, RECORD_SIZE * (j - i), HEADER_SIZE + RECORD_SIZE * i)
             if len(data) != RECORD_SIZE * (j - i):
                 raise FormatError(f"{path}: index shrank while read", what="fidx")

@@ -131,6 +131,10 @@ class StateStore:
         return self._index_dir / (
             f"{sha256}-{p.min_size}-{p.avg_size}-{p.max_size}-{p.normalization}-{p.seed}.fidx")
 
+    def index_path(self, sha256: str, params: ChunkerParams) -> Path:
+        """Where the cached index of that content is (or would be) kept."""
+        return self._index_path(sha256, params)
+
     def cached_index(self, sha256: str, params: ChunkerParams) -> FileIndex | None:
         """The cached index of the content with this SHA-256, or None. A damaged cache
         entry is dropped, never trusted."""
