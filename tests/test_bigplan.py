@@ -92,3 +92,33 @@ def test_a_manifest_declaring_an_impossible_index_is_refused(
     with pytest.raises(FormatError, match="declares a 1300000000-byte index"):
         _update(install, memory_fetcher(repo))
     assert not install.joinpath("pak.bin").exists()
+
+
+def test_the_plan_of_a_big_file_is_a_frozen_compact_value(tmp_path: Path,
+                                                         small_big: None) -> None:
+    from core.engine.bigstage import BigChunkStep
+    from core.engine.updater import Updater, UpdaterConfig
+    from tests.conftest import MEM
+
+    v1, v2 = _trees(tmp_path)
+    repo, install = tmp_path / "repo", tmp_path / "install"
+    publish(v1, repo, "1.0.0")
+    _update(install, memory_fetcher(repo))
+    publish(v2, repo, "1.1.0")
+    up = Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=memory_fetcher(repo))
+    shown = up.prepare()
+    plan = up.build_plan()
+    before = plan.fingerprint()
+    step = next(f.first for f in plan.files if f.entry.path == "pak.bin")
+    assert isinstance(step, BigChunkStep) and step.disk is not None
+    assert len(step.index) == 0 and step.disk.count > 2000  # no records in memory
+    # One row per copied run and remote range: the changes, not the chunks.
+    assert len(step.plan.copies) + len(step.plan.remote) < 60
+    with pytest.raises(ValueError):
+        step.plan.remote[...] = 0
+    with pytest.raises(ValueError):
+        step.disk.marks[...] = 0
+    assert shown.bytes_reused == step.plan.bytes_local  # (readme.txt is new)
+    assert up.apply().outcome is Outcome.UPDATED
+    assert tree_digest(install) == tree_digest(v2)
+    assert plan.fingerprint() == before
