@@ -112,6 +112,7 @@ def _region_digests(path: Path, regions: list[tuple[int, int]]) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # SHA-256 of 50 GB six times, chunking it twice: minutes
 def test_update_of_a_50_gb_file_stays_under_the_memory_budget(
         tmp_path: Path, stitch_server) -> None:  # type: ignore[no-untyped-def]
     gnu_time = need_tool("time") if not Path("/usr/bin/time").exists() else "/usr/bin/time"
