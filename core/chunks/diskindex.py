@@ -216,7 +216,8 @@ def assemble(table: GroupTable, local: DiskIndex, groups: DiskGroups, hit: np.nd
     """Write the target ``.fidx`` of ``table`` at ``out``: the records of found groups
     (``hit``: their positions in ``groups``) copied from ``local``, the others fetched
     (``fetch(ranges)``: byte ranges of the ``.fidx`` -> bytes by range start) in batches of
-    at most ``WINDOW`` records, each group checked against its digest. The caller checks
+    at most ``WINDOW`` records (one request for a few scattered changes, however big the
+    file), each group checked against its digest. The caller checks
     the result (``open_index`` and the manifest's digest). Raises ``HashMismatchError``,
     ``FormatError``, and what ``fetch`` raises."""
     from core.errors import HashMismatchError
@@ -248,21 +249,25 @@ def assemble(table: GroupTable, local: DiskIndex, groups: DiskGroups, hit: np.nd
 
     try:
         put(pack_header(table.params, table.file_size, table.sha256, table.chunks))
-        g = 0
-        while g < m:
-            # A batch of groups holding at most WINDOW records (one group at least).
-            h = int(np.searchsorted(starts, starts[g] + WINDOW, side="right")) - 1
-            h = min(m, max(h, g + 1))
+        missing = np.flatnonzero(hit < 0)  # int64, one per missing group
+        sizes = np.cumsum(table.counts[missing], dtype=np.int64)
+
+        def fetch_from(x: int) -> dict[int, bytes]:
+            """The records of the missing groups from group ``x`` on, at most ``WINDOW``
+            records (one group at least), checked; by first chunk of each range."""
+            k = int(np.searchsorted(missing, x))
+            done = int(sizes[k - 1]) if k else 0
+            e = max(k + 1, int(np.searchsorted(sizes, done + WINDOW, side="right")))
             ranges: list[tuple[int, int]] = []
-            for x in (np.flatnonzero(hit[g:h] < 0) + g).tolist():
-                a = HEADER_SIZE + RECORD_SIZE * int(starts[x])
-                b = HEADER_SIZE + RECORD_SIZE * int(starts[x + 1])
+            for y in missing[k:e].tolist():
+                a = HEADER_SIZE + RECORD_SIZE * int(starts[y])
+                b = HEADER_SIZE + RECORD_SIZE * int(starts[y + 1])
                 if ranges and ranges[-1][1] == a:
                     ranges[-1] = (ranges[-1][0], b)
                 else:
                     ranges.append((a, b))
-            byfirst: dict[int, bytes] = {}
-            for a, data in sorted((fetch(ranges) if ranges else {}).items()):
+            out: dict[int, bytes] = {}
+            for a, data in sorted(fetch(ranges).items()):
                 first = (a - HEADER_SIZE) // RECORD_SIZE
                 last = first + len(data) // RECORD_SIZE
                 g0 = int(np.searchsorted(starts, first))
@@ -277,26 +282,30 @@ def assemble(table: GroupTable, local: DiskIndex, groups: DiskGroups, hit: np.nd
                 if len(bad):
                     raise HashMismatchError(f"{url}: records of group {g0 + int(bad[0])} do "
                                             "not match the group table", url=url)
-                byfirst[first] = data
-            x = g
-            while x < h:
-                s = int(starts[x])
-                if hit[x] < 0:
-                    data = byfirst.get(s, b"")
-                    if not data:
-                        raise FormatError(f"{url}: records of group {x} missing", what="fidx")
-                    flush()
-                    put(data)
-                    x = int(np.searchsorted(starts, s + len(data) // RECORD_SIZE))
-                    continue
-                p = int(hit[x])
-                a = int(groups.first[p])
-                if run[1] != a or run[0] == run[1]:
-                    flush()
-                    run[0] = a
-                run[1] = a + int(table.counts[x])
-                x += 1
-            g = h
+                out[first] = data
+            return out
+
+        held: dict[int, bytes] = {}  # fetched records not yet written
+        x = 0
+        while x < m:  # every round moves x on by one group at least
+            s = int(starts[x])
+            if hit[x] < 0:
+                if s not in held:
+                    held = fetch_from(x)
+                data = held.pop(s, b"")
+                if not data:
+                    raise FormatError(f"{url}: records of group {x} missing", what="fidx")
+                flush()
+                put(data)
+                x = int(np.searchsorted(starts, s + len(data) // RECORD_SIZE))
+                continue
+            p = int(hit[x])
+            a = int(groups.first[p])
+            if run[1] != a or run[0] == run[1]:
+                flush()
+                run[0] = a
+            run[1] = a + int(table.counts[x])
+            x += 1
         flush()
         os.write(fd, body.digest())
     finally:
