@@ -145,6 +145,8 @@ def test_update_of_a_50_gb_file_stays_under_the_memory_budget(
     final = json.loads(r.stdout.splitlines()[-1])
     assert final["outcome"] == "updated"
     peak_mb = int(rss_file.read_text().split()[-1]) / 1024
+    print(f"50 GB update: peak RSS {peak_mb:.1f} MB, {final['bytes_downloaded']} bytes "
+          f"downloaded ({report.new_bytes} of new chunks), {final['requests']} requests")
     assert peak_mb < 150, f"peak RSS {peak_mb:.0f} MB"
     # Only the edited chunks and the index records of their groups travel.
     assert report.new_bytes <= final["bytes_downloaded"] < report.new_bytes + (4 << 20)
