@@ -154,3 +154,17 @@ def test_planner_memory_is_bounded_by_the_window_not_the_file(tmp_path: Path) ->
     finally:
         tracemalloc.stop()
     assert whole > 2 * index_bytes  # what the in-memory planner takes for the same file
+
+
+def test_an_index_written_by_windows_is_the_encoded_one(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.chunks import diskindex
+    from core.engine import state
+
+    monkeypatch.setattr(diskindex, "WINDOW", 100)
+    monkeypatch.setattr(state, "STREAM_INDEX", 50)
+    idx = _index(random.Random(5).randbytes(200_000))
+    store = state.StateStore(tmp_path / "install")
+    store.cache_index(idx)
+    path = store.index_path(idx.sha256.hex(), idx.params)
+    assert path.read_bytes() == fidx.encode(idx) and len(idx) > 500

@@ -29,6 +29,8 @@ from core.chunks.fidx import (
     MAX_FILE_SIZE,
     RECORD_SIZE,
     TRAILER_SIZE,
+    FileIndex,
+    encode_records,
     pack_header,
     parse_header,
 )
@@ -313,6 +315,28 @@ def assemble(table: GroupTable, local: DiskIndex, groups: DiskGroups, hit: np.nd
         os.close(fd)
 
 
+def write_index(path: Path, index: FileIndex) -> None:
+    """Write ``index`` as a ``.fidx`` v2 at ``path`` a window of records at a time (the
+    bytes of ``core.chunks.fidx.encode``, without a second copy of the whole index)."""
+    body = hashlib.sha256()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0),
+                 0o666)
+    try:
+        def put(data: bytes) -> None:
+            body.update(data)
+            view = memoryview(data)
+            while len(view):
+                view = view[os.write(fd, view):]
+
+        put(pack_header(index.params, index.file_size, index.sha256, len(index)))
+        for i in range(0, len(index), WINDOW):
+            j = min(len(index), i + WINDOW)
+            put(encode_records(index.lengths[i:j], index.ids[i:j]))
+        put(body.digest())
+    finally:
+        os.close(fd)
+
+
 def pread_records(index: DiskIndex, i: int, j: int) -> bytes:
     """The raw record bytes of chunks [i, j) of ``index``."""
     fd = os.open(index.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
@@ -326,4 +350,4 @@ def pread_records(index: DiskIndex, i: int, j: int) -> bytes:
 
 
 __all__ = ["DIGEST_SIZE", "STEP", "WINDOW", "DiskGroups", "DiskIndex", "assemble",
-           "disk_groups", "missing_bytes", "open_index", "pread_records"]
+           "disk_groups", "missing_bytes", "open_index", "pread_records", "write_index"]

@@ -33,6 +33,8 @@ if TYPE_CHECKING:  # the index cache needs numpy; an update that needs no chunks
     from core.chunks.fidx import FileIndex
 
 STATE_FORMAT = "stitch.state/1"
+# Indexes of more chunks than this are written to the cache a window at a time.
+STREAM_INDEX = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +161,15 @@ class StateStore:
         path = self._index_path(index.sha256.hex(), index.params)
         if not path.exists():
             # No fsync: a cache entry lost or torn by a power cut is detected and dropped.
+            if data is None and len(index) > STREAM_INDEX:
+                from core.chunks.diskindex import write_index
+
+                # A big index (a scanned 50 GB file: 60-250 MB) without a second copy.
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(path.name + ".tmp")
+                write_index(tmp, index)
+                os.replace(tmp, path)
+                return
             atomic_write(path, data if data is not None else encode(index), durable=False)
 
     def prune_index_cache(self, keep: set[str]) -> None:
