@@ -145,7 +145,7 @@ class ChunkPlanner:
         raw: set[str] = set()  # files whose index the server does not have
         # Files too big to hold their index are planned from disk (core.engine.bigplan).
         every = entries
-        big, big_params = self._big_first(man, entries, local_files, raw)
+        big, big_params = self._big_first(man, entries, local_files)
         entries = [f for f in entries if f.path not in big]
 
         def first(f: FileEntry) -> GroupTable | FileIndex | None:
@@ -222,8 +222,8 @@ class ChunkPlanner:
         out += self._big_steps(man, [f for f in every if f.path in big], big, scan)
         return out, scan
 
-    def _big_first(self, man: Manifest, entries: list[FileEntry], local_files: bool,
-                   raw: set[str]) -> tuple[dict[str, GroupTable | DiskIndex | None],
+    def _big_first(self, man: Manifest, entries: list[FileEntry], local_files: bool
+                   ) -> tuple[dict[str, GroupTable | DiskIndex | None],
                                            frozenset[ChunkerParams]]:
         """Before the scan, for each big file: its group table (when there is something
         local to match), else its whole index on disk; None when the server has no index."""
