@@ -138,8 +138,11 @@ class Assembler:
         path = self.places.staged(entry)
         if not isinstance(step, ChunkStep):
             return BlankFile(path, entry.size)
+        from core.engine.bigstage import BigChunkStep, BigStagedFile
         from core.engine.rebuild import StagedFile
 
+        if isinstance(step, BigChunkStep):  # its index on disk (core.engine.bigplan)
+            return BigStagedFile(path, step)
         return StagedFile(path, step.index, step.plan, step.stz, step.whole, step.sub,
                           step.sha1)
 

@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from core.chunks.wire import REQUEST_COST
+from core.engine import bigplan
+from core.engine.bigplan import BigPlanner, is_big
 from core.engine.meter import Meter
 from core.engine.plan import ChunkStep, FileSteps, WholeStep
 from core.engine.scan import ScanResult, scan_local
@@ -51,6 +53,7 @@ from core.progress import CancelToken
 if TYPE_CHECKING:
 
     from core.chunks.chunker import ChunkerParams
+    from core.chunks.diskindex import DiskIndex
     from core.chunks.fidx import FileIndex
     from core.chunks.fidx_groups import GroupTable, LocalGroups
     from core.chunks.fidx_sub import OrphanSubChunks, SubTable
@@ -140,6 +143,10 @@ class ChunkPlanner:
                     if f.groups_size and local_files and not self._has_part(f)}
 
         raw: set[str] = set()  # files whose index the server does not have
+        # Files too big to hold their index are planned from disk (core.engine.bigplan).
+        every = entries
+        big, big_params = self._big_first(man, entries, local_files)
+        entries = [f for f in entries if f.path not in big]
 
         def first(f: FileEntry) -> GroupTable | FileIndex | None:
             self.cancel.check()
@@ -161,9 +168,10 @@ class ChunkPlanner:
             else:
                 targets[f.path] = got
 
-        scan = scan_local(self.store, state, man, targets, entries, self.cancel, self.meter,
-                          self._part_path, frozenset(t.params for t in tables.values()),
-                          enter_phase=enter_scan)
+        scan = scan_local(self.store, state, man, targets, every, self.cancel, self.meter,
+                          self._part_path,
+                          frozenset(t.params for t in tables.values()) | big_params,
+                          enter_phase=enter_scan, big_index=bigplan.BIG_INDEX)
         local: dict[tuple[ChunkerParams, int, int], LocalGroups] = {}
         assemble = [f for f in entries if f.path in tables and f.path not in scan.unchanged]
         for f in assemble:
@@ -211,7 +219,54 @@ class ChunkPlanner:
             out.append(FileSteps(f, (step,)))
         out += [FileSteps(f, (WholeStep(),)) for f in entries
                 if f.path in raw and f.path not in scan.unchanged]
+        out += self._big_steps(man, [f for f in every if f.path in big], big, scan)
         return out, scan
+
+    def _big_first(self, man: Manifest, entries: list[FileEntry], local_files: bool
+                   ) -> tuple[dict[str, GroupTable | DiskIndex | None],
+                                           frozenset[ChunkerParams]]:
+        """Before the scan, for each big file: its group table (when there is something
+        local to match), else its whole index on disk; None when the server has no index."""
+        got: dict[str, GroupTable | DiskIndex | None] = {}
+        for f in entries:
+            if not is_big(f):
+                continue
+            self.cancel.check()
+            got[f.path] = None
+            self._big.drop_part(self._part_path(f))
+            if f.groups_size and f.groups_size <= bigplan.BIG_INDEX and local_files:
+                try:
+                    got[f.path] = self._fetch_table(man, f)
+                    continue
+                except (*FALLBACK, ContentError) as e:
+                    self.meter.log(f"{f.path}: group table not used ({e}); fetching the "
+                                   "whole index")
+            try:
+                got[f.path] = self._big.fetch_whole(man, f)
+            except FALLBACK as e:
+                self.meter.log(f"{f.path}: index not available ({e}); downloading the "
+                               "whole file")
+        return got, frozenset(t.params for t in got.values() if t is not None)
+
+    def _big_steps(self, man: Manifest, files: list[FileEntry],
+                   first: dict[str, GroupTable | DiskIndex | None],
+                   scan: ScanResult) -> list[FileSteps]:
+        """The steps of the big files the scan did not find already right."""
+        out = []
+        for f in files:
+            if f.path in scan.unchanged:
+                continue
+            have = scan.fingerprints.get(f.path)
+            got = first[f.path]
+            step = None if got is None else self._big.plan(
+                man, f, got, have.sha256 if have is not None else None, self.options)
+            out.append(FileSteps(f, (step or WholeStep(),)))
+        return out
+
+    @property
+    def _big(self) -> BigPlanner:
+        return BigPlanner(self.config, self.fetcher, self.store, self.meter, self.cancel,
+                          self._fetch_pieces)
 
     def _refine(self, man: Manifest, f: FileEntry, b: ChunkStep, seeds: SeedSet,
                 subs: OrphanSubChunks) -> ChunkStep | None:

