@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from core.errors import CancelledError
 from core.progress import CancelToken
@@ -36,6 +35,9 @@ MAX_PIECE = 4 << 20
 # Below this a request costs about what its bytes do on a real line (a round trip of
 # 20-100 ms at a few MB/s): smaller downloads are not cut.
 MIN_PIECE = 1 << 20
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Job = Callable[[CancelToken], None]
 
@@ -60,6 +62,8 @@ def cut(ranges: Sequence[tuple[int, int]], piece: int,
     below the piece's end, or past it when no bound falls inside the piece (a chunk longer
     than a piece is never split). Ranges are never merged: the pieces tile ``ranges``
     exactly."""
+    if bounds is not None:
+        import numpy as np  # a plan of deltas or whole files alone never loads numpy
     pieces: list[list[tuple[int, int]]] = []
     cur: list[tuple[int, int]] = []
     size = 0
