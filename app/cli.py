@@ -156,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "again at a 512-byte average, so small edits cost less to players")
     p.add_argument("--delta-level", type=int_between(1, 22), default=3, metavar="LEVEL",
                    help="zstd level of the deltas, 1 to 22 (default: 3)")
+    p.add_argument("--pack-max", type=int_between(0, 1 << 30), default=64 << 10,
+                   metavar="BYTES",
+                   help="also put the files of at most this many bytes, compressed, and "
+                   "their deltas into one pack, small.pack: an update of many small files "
+                   "then takes a few requests (default: 65536; 0: no pack)")
 
     p = sub.add_parser("update", help="install or update a folder from a release URL",
                        description="Install the newest release of CHANNEL from URL into DIR, "

@@ -44,7 +44,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
                      expires_days=args.expires_days, files_url=args.files_url,
                      force=args.force, compress=args.compress,
                      compress_level=args.compress_level, deltas=args.delta,
-                     delta_level=args.delta_level, subchunks=args.subchunks)
+                     delta_level=args.delta_level, subchunks=args.subchunks,
+                     pack_max=args.pack_max)
     for line in report.lines():
         print(line)
     return EXIT_OK

@@ -32,6 +32,7 @@ from core.engine.commit import Op, commit, recover, set_executable_bits
 from core.engine.config import UpdaterConfig as UpdaterConfig  # front ends import it from here too
 from core.engine.lock import InstallLock, acquire, acquire_existing
 from core.engine.meter import Meter
+from core.engine.packstep import PackStep, pack_step
 from core.engine.plan import BuildPlan, ChunkStep, DeltaStep, FileSteps, IndexStep, WholeStep
 from core.engine.results import CheckResult as CheckResult  # front ends import them from here
 from core.engine.results import Outcome as Outcome
@@ -42,6 +43,7 @@ from core.engine.state import InstalledFile, InstalledState, StateStore
 from core.engine.trust import TrustedRelease, verify_release
 from core.errors import NotEnoughSpaceError
 from core.formats import delta
+from core.formats.layout import pack_url
 from core.formats.manifest import Delta, FileEntry, Manifest
 from core.fsutil import file_fingerprint
 from core.net.fetcher import Fetcher
@@ -218,17 +220,40 @@ class Updater:
         man = c.trusted.manifest
         # Until the plan says, the overall work is at most every changed file written.
         self.meter.expect(sum(f.size for f in c.changed))
-        by_delta = [(f, d) for f in c.changed if (d := self._delta_for(f, c.state))]
+        packed = self._packed(c)
+        by_delta = [(f, d) for f in c.changed
+                    if f.path not in packed and (d := self._delta_for(f, c.state))]
         delta_paths = {f.path for f, _ in by_delta}
         by_chunks, scan = self._plan_by_chunks(
-            man, c.state, [f for f in c.changed if f.path not in delta_paths])
+            man, c.state, [f for f in c.changed if f.path not in delta_paths | packed.keys()])
         files = [*by_chunks, *(FileSteps(f, (DeltaStep(d), IndexStep(), WholeStep()))
-                               for f, d in by_delta)]
+                               for f, d in by_delta), *packed.values()]
         work = BuildPlan(tuple(files))
         plan = self._summary(c, work)
         self.meter.plan(plan.bytes_reused, plan.bytes_to_download)
         self.meter.phase(Phase.PLAN, 1, 1)
         return _Planned(plan, work, scan)
+
+    def _packed(self, c: _Checked) -> dict[str, FileSteps]:
+        """The changed files taken from the release's pack (``core.engine.packstep``), by
+        path: the pack's delta from the installed file, then that delta alone, or the pack's
+        content; then the file's index, then the whole file."""
+        man = c.trusted.manifest
+        url = self._pack_url(man)
+        out: dict[str, FileSteps] = {}
+        for f in c.changed:
+            d = self._delta_for(f, c.state) if f.pack is not None else None
+            step = pack_step(f, url, d)
+            if step is not None:
+                own = (DeltaStep(step.delta),) if step.delta is not None else ()
+                out[f.path] = FileSteps(f, (step, *own, IndexStep(), WholeStep()))
+        return out
+
+    def _pack_url(self, man: Manifest) -> str:
+        """Where the release's pack is served ("" when it has none)."""
+        if man.pack is None:
+            return ""
+        return pack_url(self.config.url, self.config.channel, man.version)
 
     def _summary(self, c: _Checked, work: BuildPlan) -> UpdatePlan:
         """What the player sees of ``work``: its first steps' figures."""
@@ -248,7 +273,8 @@ class Updater:
             bytes_needed=sum(f.entry.size for f in files),
             disk_needed=max(0, sum(f.entry.size for f in files) - part_bytes),
             disk_free=_free_space(self.config.install_dir),
-            requests_estimate=sum(f.requests(per_request) for f in files),
+            requests_estimate=sum(f.requests(per_request) for f in files)
+            + any(isinstance(f.first, PackStep) for f in files),  # the pack's (shared)
             bytes_resumed=sum(_copied_from(f.chunks.plan, parts) for f in files
                               if f.chunks is not None),
         )

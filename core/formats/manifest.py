@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.errors import FormatError, UnsafePathError
+from core.formats import pack as _pack
+from core.formats.pack import PackInfo, PackRef
 from core.formats.pep440 import version_key as version_key
 
 MANIFEST_FORMAT = "stitch.release/1"
@@ -64,6 +66,7 @@ class FileEntry:
     sub_size: int = 0  # size of the index's sub-index NAME.fidx.sub; 0 = none
     sub_table_size: int = 0  # bytes of its header and table (what a client fetches first)
     sub_table_sha256: str = ""  # hex SHA-256 of those bytes
+    pack: PackRef | None = None  # where the file lies in the release's pack of small files
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class Manifest:
     notes: str = ""
     files_url: str = ""  # where the file bytes live when not beside the manifest
     extra: dict[str, Any] = field(default_factory=dict)  # unknown keys, kept for forwards compat
+    pack: PackInfo | None = None  # the release's pack of small files (core.formats.pack)
 
     def by_path(self) -> dict[str, FileEntry]:
         return {f.path: f for f in self.files}
@@ -249,12 +253,14 @@ def parse_manifest(data: bytes, max_file_size: int = 1 << 40) -> Manifest:
         size = _size(raw, "size", w)
         if size > max_file_size:
             raise FormatError(f"manifest: {path} is {size} bytes, over the limit", what=w)
+        deltas = _deltas(raw, w)
         files.append(FileEntry(
             path=path, size=size, sha256=_hex(raw, "sha256", w),
             fidx_sha256=_hex(raw, "fidx_sha256", w), fidx_size=_size(raw, "fidx_size", w),
             executable=_get(raw, "executable", bool, w, False),
             stz_size=_size(raw, "stz_size", w) if "stz_size" in raw else 0,
-            deltas=_deltas(raw, w), **_groups(raw, w), **_sub(raw, w),
+            deltas=deltas, **_groups(raw, w), **_sub(raw, w),
+            pack=_pack.parse_ref(raw, {d.from_sha256: d.size for d in deltas}, w),
         ))
     # A file may not also be a folder of another file ("a" and "a/b").
     for f in files:
@@ -262,11 +268,14 @@ def parse_manifest(data: bytes, max_file_size: int = 1 << 40) -> Manifest:
         for i in range(1, len(parts)):
             if "/".join(parts[:i]) in seen:
                 raise UnsafePathError(f"{f.path!r} is inside a file", path=f.path)
+    pack = _pack.parse_info(obj, w)
+    _pack.check_refs(pack, [(f.pack, {d.from_sha256: d.size for d in f.deltas})
+                            for f in files if f.pack is not None], w)
     known = {"format", "product", "channel", "version", "created", "expires", "notes",
-             "files_url", "files"}
+             "files_url", "files", "pack"}
     extra = {k: v for k, v in obj.items() if k not in known}
     return Manifest(product, channel, version, created, tuple(files), expires, notes,
-                    files_url, extra)
+                    files_url, extra, pack)
 
 
 def encode_manifest(m: Manifest) -> bytes:
@@ -284,10 +293,13 @@ def encode_manifest(m: Manifest) -> bytes:
              **({"fidx_sub_size": f.sub_size, "fidx_sub_table_size": f.sub_table_size,
                  "fidx_sub_table_sha256": f.sub_table_sha256} if f.sub_size else {}),
              **({"deltas": [{"from": d.from_sha256, "size": d.size, "sha256": d.sha256}
-                            for d in f.deltas]} if f.deltas else {})}
+                            for d in f.deltas]} if f.deltas else {}),
+             **({"pack": _pack.encode_ref(f.pack)} if f.pack is not None else {})}
             for f in m.files
         ],
     })
+    if m.pack is not None:
+        obj["pack"] = _pack.encode_info(m.pack)
     if m.files_url:
         obj["files_url"] = m.files_url
     return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()

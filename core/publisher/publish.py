@@ -49,6 +49,7 @@ from core.formats.manifest import (
 from core.formats.pep440 import Key
 from core.formats.pep440 import parse as parse_version
 from core.fsutil import atomic_write, current_umask
+from core.publisher.pack import write_pack
 from core.publisher.publish_files import Options, missing_bytes, publish_files
 
 PUBLIC_KEY = "minisign.pub"
@@ -76,6 +77,8 @@ class PublishReport:
     compressed_bytes: int = 0  # total size of the .stz compressed chunk copies written
     delta_bytes: int = 0  # total size of the deltas from the previous release written
     channel: str = ""  # "" leaves the cache header lines out
+    pack_bytes: int = 0  # size of the pack of small files written
+    packed: int = 0  # files in it
 
     def lines(self) -> list[str]:
         overhead = 100 * self.index_bytes / self.total_bytes if self.total_bytes else 0.0
@@ -92,6 +95,8 @@ class PublishReport:
             out.append(f"compressed chunk copies: {self.compressed_bytes} bytes")
         if self.delta_bytes:
             out.append(f"deltas from {self.previous}: {self.delta_bytes} bytes")
+        if self.pack_bytes:
+            out.append(f"pack of {self.packed} small files: {self.pack_bytes} bytes")
         out.extend(f"warning: {w}" for w in self.warnings)
         if self.channel:
             changing = f"{self.channel}/{POINTER}" + (
@@ -133,6 +138,7 @@ def publish(
     deltas: bool = False,
     delta_level: int = delta.DEFAULT_LEVEL,
     subchunks: bool = False,
+    pack_max: int = 0,
 ) -> PublishReport:
     """Publish ``src`` as ``version`` of ``channel`` in ``repo``. ``sign_key`` is a
     ``core.formats.signing.SecretKey``. Raises ``ConfigError`` for bad arguments (a version that is
@@ -142,7 +148,9 @@ def publish(
     (``core.chunks.fidx_sub``) against the previous release, when there is one. ``compress`` and
     ``deltas`` are off unless asked here (the library's explicit form, which the tests
     use); the ``stitch publish`` command turns both on by default (``--no-compress``,
-    ``--no-delta``)."""
+    ``--no-delta``). ``pack_max``: files of at most this many bytes also go into the
+    release's pack (``core.publisher.pack``; 0: no pack; the command's default is
+    ``core.formats.pack.DEFAULT_MAX_FILE``)."""
     if not src.is_dir():
         raise ConfigError(f"source folder not found: {src}")
     params.validate()
@@ -193,12 +201,16 @@ def publish(
     if subchunks and previous is not None:
         entries, sub_bytes = _write_subindexes(previous, work, entries, indexes)
         index_bytes += sub_bytes
+    pack_info = None
+    if pack_max:
+        entries, pack_info = write_pack(work, entries, pack_max, compress_level)
 
     now = datetime.now(UTC)
     manifest = Manifest(
         product=product, channel=channel, version=version, created=format_time(now),
         files=tuple(entries), notes=notes, files_url=files_url,
         expires=format_time(now + timedelta(days=expires_days)) if expires_days else None,
+        pack=pack_info,
     )
     manifest_bytes = encode_manifest(manifest)
     parse_manifest(manifest_bytes)  # what we write, a client must accept
@@ -215,7 +227,9 @@ def publish(
     report = _report(manifest, indexes, index_bytes, previous, prev_seeds,
                      sign_key is not None)
     report = replace(report, warnings=tuple(warnings), compressed_bytes=stz_bytes,
-                     delta_bytes=delta_bytes, channel=channel)
+                     delta_bytes=delta_bytes, channel=channel,
+                     pack_bytes=pack_info.size if pack_info else 0,
+                     packed=sum(1 for e in entries if e.pack is not None))
     if final.exists():
         shutil.rmtree(final)
     os.replace(work, final)
