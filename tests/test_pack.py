@@ -188,15 +188,14 @@ def _manifest(pack: object, files: list[dict[str, object]]) -> bytes:
 
 def _file(path: str, offset: int, size: int, **more: object) -> dict[str, object]:
     return {"path": path, "size": 10, "sha256": "a" * 64, "fidx_sha256": "b" * 64,
-            "fidx_size": 112, "pack": {"offset": offset, "size": size}, **more}
+            "fidx_size": 112, "pack": [offset, size], **more}
 
 
 def test_manifest_pack_keys_round_trip_and_checks() -> None:
     info = {"size": 100, "sha256": "c" * 64}
     d = {"from": "d" * 64, "size": 5, "sha256": "e" * 64}
     man = parse_manifest(_manifest(info, [
-        _file("a", 8, 20, deltas=[d], pack={"offset": 8, "size": 20,
-                                            "deltas": [{"from": "d" * 64, "offset": 28}]}),
+        _file("a", 8, 20, deltas=[d], pack=[8, 20, 28]),
         _file("b", 8, 20)]))  # identical content: the same entry
     assert man.pack is not None and man.pack.size == 100
     a = man.by_path()["a"].pack
@@ -208,8 +207,9 @@ def test_manifest_pack_keys_round_trip_and_checks() -> None:
         _manifest(info, [_file("a", 90, 20)]),  # past the end
         _manifest(info, [_file("a", 8, 20), _file("b", 20, 20)]),  # overlapping
         _manifest(info, [_file("a", 8, 0)]),  # empty
-        _manifest(info, [_file("a", 8, 20, pack={"offset": 8, "size": 20, "deltas": [
-            {"from": "d" * 64, "offset": 28}]})]),  # a delta the file does not have
+        _manifest(info, [_file("a", 8, 20, pack=[8, 20, 28])]),  # a delta it does not have
+        _manifest(info, [_file("a", 8, 20, pack=[8, -1])]),  # a negative size
+        _manifest(info, [_file("a", 8, 20, pack={"offset": 8, "size": 20})]),  # not a list
         _manifest({"size": 4, "sha256": "c" * 64}, []),  # shorter than its header
     ]
     for data in bad:

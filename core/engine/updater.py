@@ -354,11 +354,12 @@ class Updater:
             ops.append(Op(path, None, False, os.path.lexists(dest)))
         # Executable bits of unchanged files are part of the release too.
         built = {fs.entry.path for fs in p.work.files}
+        paths = man.by_path()
         set_executable_bits(self.config.install_dir,
                             [(f.path, f.executable) for f in man.files if f.path not in built])
         state = InstalledState(
             product=man.product, channel=man.channel, version=man.version,
-            files={k: v for k, v in p.scan.fingerprints.items() if k in man.by_path()},
+            files={k: v for k, v in p.scan.fingerprints.items() if k in paths},
             pinned_keys=c.trusted.pinned_keys,
         )
         for path in c.removed:

@@ -260,7 +260,7 @@ def parse_manifest(data: bytes, max_file_size: int = 1 << 40) -> Manifest:
             executable=_get(raw, "executable", bool, w, False),
             stz_size=_size(raw, "stz_size", w) if "stz_size" in raw else 0,
             deltas=deltas, **_groups(raw, w), **_sub(raw, w),
-            pack=_pack.parse_ref(raw, {d.from_sha256: d.size for d in deltas}, w),
+            pack=_pack.parse_ref(raw, [(d.from_sha256, d.size) for d in deltas], w),
         ))
     # A file may not also be a folder of another file ("a" and "a/b").
     for f in files:
@@ -279,7 +279,9 @@ def parse_manifest(data: bytes, max_file_size: int = 1 << 40) -> Manifest:
 
 
 def encode_manifest(m: Manifest) -> bytes:
-    """Serialize a manifest: UTF-8 JSON, sorted keys, two-space indent, trailing newline."""
+    """Serialize a manifest: UTF-8 JSON, sorted keys, two-space indent, each file entry on
+    one line (compact: a release of thousands of small files pays for its manifest's
+    whitespace with every update), trailing newline."""
     obj: dict[str, Any] = dict(m.extra)
     obj.update({
         "format": MANIFEST_FORMAT, "product": m.product, "channel": m.channel,
@@ -294,7 +296,8 @@ def encode_manifest(m: Manifest) -> bytes:
                  "fidx_sub_table_sha256": f.sub_table_sha256} if f.sub_size else {}),
              **({"deltas": [{"from": d.from_sha256, "size": d.size, "sha256": d.sha256}
                             for d in f.deltas]} if f.deltas else {}),
-             **({"pack": _pack.encode_ref(f.pack)} if f.pack is not None else {})}
+             **({"pack": _pack.encode_ref(f.pack, [d.from_sha256 for d in f.deltas])}
+                if f.pack is not None else {})}
             for f in m.files
         ],
     })
@@ -302,7 +305,16 @@ def encode_manifest(m: Manifest) -> bytes:
         obj["pack"] = _pack.encode_info(m.pack)
     if m.files_url:
         obj["files_url"] = m.files_url
-    return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    files = obj.pop("files")
+    obj["files"] = _FILES_HERE
+    text = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False)
+    lines = ",\n    ".join(json.dumps(f, sort_keys=True, ensure_ascii=False,
+                                     separators=(",", ":")) for f in files)
+    listed = f"[\n    {lines}\n  ]" if files else "[]"
+    return (text.replace(json.dumps(_FILES_HERE), listed, 1) + "\n").encode()
+
+
+_FILES_HERE = "\x00files\x00"  # where encode_manifest puts the file entries, one a line
 
 
 def parse_pointer(data: bytes) -> Pointer:

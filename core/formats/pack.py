@@ -84,30 +84,28 @@ def parse_info(obj: dict[str, Any], w: str = "manifest") -> PackInfo | None:
     return info
 
 
-def parse_ref(raw_entry: dict[str, Any], delta_sizes: dict[str, int],
+def parse_ref(raw_entry: dict[str, Any], deltas: list[tuple[str, int]],
               w: str = "manifest") -> PackRef | None:
-    """A file entry's ``pack`` (None when absent). ``delta_sizes``: the entry's deltas,
-    size by ``from``; a packed delta must be one of them."""
+    """A file entry's ``pack`` (None when absent): ``[offset, size, d0, d1, ...]``, ``dk``
+    the offset of the file's k-th delta (``deltas``: its ``(from, size)`` in order) or
+    null when that one is not packed."""
     raw = raw_entry.get("pack")
     if raw is None:
         return None
-    if not isinstance(raw, dict):
-        raise FormatError(f"{w}: a file's 'pack' is not an object", what=w)
-    ref_deltas = raw.get("deltas", [])
-    if not isinstance(ref_deltas, list) or len(ref_deltas) > len(delta_sizes):
-        raise FormatError(f"{w}: a file's packed deltas are not its deltas", what=w)
-    deltas = []
-    for d in ref_deltas:
-        if not isinstance(d, dict):
-            raise FormatError(f"{w}: a packed delta is not an object", what=w)
-        packed = PackedDelta(_hex(d, "from", w), _int(d, "offset", w))
-        if packed.from_sha256 not in delta_sizes:
-            raise FormatError(f"{w}: a packed delta is not one of the file's deltas", what=w)
-        deltas.append(packed)
-    ref = PackRef(_int(raw, "offset", w), _int(raw, "size", w), tuple(deltas))
+    if (not isinstance(raw, list) or not 2 <= len(raw) <= 2 + len(deltas)
+            or not all(_is_offset(v) or (k >= 2 and v is None) for k, v in enumerate(raw))):
+        raise FormatError(f"{w}: a file's 'pack' is not [offset, size, delta offsets]",
+                          what=w)
+    packed = tuple(PackedDelta(deltas[k][0], at) for k, at in enumerate(raw[2:])
+                   if at is not None)
+    ref = PackRef(raw[0], raw[1], packed)
     if ref.size == 0:
         raise FormatError(f"{w}: a packed file of 0 bytes", what=w)
     return ref
+
+
+def _is_offset(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < _LIMIT
 
 
 def check_refs(info: PackInfo | None, refs: list[tuple[PackRef, dict[str, int]]],
@@ -134,11 +132,14 @@ def encode_info(info: PackInfo) -> dict[str, Any]:
     return {"size": info.size, "sha256": info.sha256}
 
 
-def encode_ref(ref: PackRef) -> dict[str, Any]:
-    out: dict[str, Any] = {"offset": ref.offset, "size": ref.size}
-    if ref.deltas:
-        out["deltas"] = [{"from": d.from_sha256, "offset": d.offset} for d in ref.deltas]
-    return out
+def encode_ref(ref: PackRef, deltas: list[str]) -> list[int | None]:
+    """``[offset, size, d0, ...]`` (see ``parse_ref``); ``deltas``: the file's deltas'
+    ``from``, in order."""
+    at = {d.from_sha256: d.offset for d in ref.deltas}
+    extra = [at.get(f) for f in deltas]
+    while extra and extra[-1] is None:
+        extra.pop()
+    return [ref.offset, ref.size, *extra]
 
 
 def available() -> bool:
