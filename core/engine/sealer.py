@@ -1,8 +1,9 @@
 """Sealing staged files off the main thread: their whole-file SHA-256 and their fsync.
 
 A staged file is written in any order (local copies, then ranges as they arrive; a delta
-strictly in order). Writers report each byte range once it is on disk (``written``); one
-worker thread hashes every tracked file as its contiguous written prefix grows, reading the
+strictly in order). Writers report each byte range once it is on disk (``written``);
+worker threads (``WORKERS``; a file is only ever on one of them at a time, so its hash is
+fed in order) hash every tracked file as its contiguous written prefix grows, reading the
 bytes back (from the page cache: the data was just written), so the verify at the end only
 waits for the tail instead of re-reading whole files. When a file is declared complete
 (``complete``: nothing more will be written), the worker hashes whatever is left (the marks
