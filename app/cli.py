@@ -162,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delta-releases", type=int_between(1, 16), default=3, metavar="K",
                    help="make each changed file's deltas from its versions in the last K "
                    "releases, 1 to 16 (default: 3); players further behind chain them")
+    p.add_argument("--pack-max", type=int_between(0, 1 << 30), default=64 << 10,
+                   metavar="BYTES",
+                   help="also put the files of at most this many bytes, compressed, and "
+                   "their deltas into one pack, small.pack: an update of many small files "
+                   "then takes a few requests (default: 65536; 0: no pack)")
 
     p = sub.add_parser("update", help="install or update a folder from a release URL",
                        description="Install the newest release of CHANNEL from URL into DIR, "

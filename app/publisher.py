@@ -45,7 +45,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
                      force=args.force, compress=args.compress,
                      compress_level=args.compress_level, deltas=args.delta,
                      delta_level=args.delta_level, subchunks=args.subchunks,
-                     delta_releases=args.delta_releases)
+                     delta_releases=args.delta_releases, pack_max=args.pack_max)
     for line in report.lines():
         print(line)
     return EXIT_OK

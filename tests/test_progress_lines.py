@@ -178,9 +178,11 @@ def _run(url: str, install: Path, mode: str) -> subprocess.CompletedProcess[str]
                            "--progress", mode], capture_output=True, text=True, timeout=300)
 
 
-# The file bodies at 2.5 MB/s: a first install of the demo game (about 7 MB) takes about
-# three seconds, long enough for the speed to be known (one second of samples).
-RATE = 2_500_000
+# The file bodies at 2.5 MB/s in all: each request at a quarter of it, the update's four
+# connections side by side (core/engine/pieces.py). A first install of the demo game (about
+# 7 MB) takes about three seconds, long enough for the speed to be known (one second of
+# samples).
+RATE = 2_500_000 // 4
 
 
 def _throttled(url: str) -> FaultProxy:

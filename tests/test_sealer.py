@@ -82,6 +82,32 @@ def test_many_files_and_an_empty_one(tmp_path: Path) -> None:
             os.close(fd)
 
 
+def test_workers_never_share_a_file(tmp_path: Path) -> None:
+    """Several workers: big files written in many marked pieces (each mark may wake a
+    worker while another is on the file) and many small ones completed at once all get
+    their own digest: a file's hash is fed by one worker at a time, in order."""
+    sealer = Sealer()
+    fds: list[tuple[int, str]] = []
+    try:
+        for i in range(300):
+            size = 3 * fsutil.READ_BLOCK + 17 if i % 50 == 0 else 700 + i
+            sub = tmp_path / str(i)
+            sub.mkdir()
+            path, data = _file(sub, size, seed=i)
+            fd = os.open(path, os.O_RDWR | O_BINARY)
+            fds.append((fd, hashlib.sha256(data).hexdigest()))
+            written = sealer.track(fd, path, size)
+            for a in range(0, size, 4096):
+                written(a, min(size, a + 4096))
+            sealer.complete(fd)
+        for fd, want in fds:
+            assert sealer.result(fd, CancelToken()) == want
+    finally:
+        sealer.close()
+        for fd, _ in fds:
+            os.close(fd)
+
+
 def test_a_file_shorter_than_its_size_is_an_error_not_a_hang(tmp_path: Path) -> None:
     path, _ = _file(tmp_path, 1000)
     fd = os.open(path, os.O_RDWR | O_BINARY)

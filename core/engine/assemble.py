@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Protocol
 from core.engine import deltasource
 from core.engine.background import Background
 from core.engine.meter import Meter
+from core.engine.packstep import PackJob, PackStep, fetch_packed
 from core.engine.pieces import Job, cut, piece_size, run_jobs
 from core.engine.plan import BuildPlan, ChunkStep, DeltaStep, FileSteps, IndexStep, Step, WholeStep
 from core.engine.sealer import Sealer
@@ -205,6 +206,8 @@ class Assembler:
                          each(lambda job: self._try_delta(job[0], job[1], sealer), small,
                               self.connections), strict=True))
         early.update(self._fetch_wholes(sealer))  # files without an index, side by side
+        early.update(self._run_packed([i for i, f in enumerate(files)
+                                       if isinstance(f.first, PackStep)], sealer))
         ahead.wait()  # the planned ranges of the files built from chunks
         for i, f in enumerate(files):
             for n, step in enumerate(f.steps):
@@ -228,6 +231,8 @@ class Assembler:
         copies were made in the rebuild phase; a later step makes them now."""
         if isinstance(step, DeltaStep):
             return step if self._try_delta(i, step, sealer) else None
+        if isinstance(step, PackStep):
+            return step if self._run_packed([i], sealer, step)[i] else None
         if isinstance(step, WholeStep):
             self._fetch_whole_file(f.entry, self.staged[i])
             sealer.complete(self.staged[i].fd)
@@ -247,6 +252,27 @@ class Assembler:
                                        self.cancel), self.connections, self.cancel)
         sealer.complete(staged.fd)
         return step
+
+    def _run_packed(self, files: list[int], sealer: Sealer, step: PackStep | None = None
+                    ) -> dict[int, bool]:
+        """Build ``files`` (each a ``PackStep``: its first, or ``step``) from the release's
+        pack together, in shared multi-range requests (``core.engine.packstep``); per file,
+        whether it was built."""
+        if not files:
+            return {}
+        jobs = []
+        for i in files:
+            f = self.plan.files[i]
+            st = step or f.first
+            assert isinstance(st, PackStep)
+            jobs.append(PackJob(f.entry, st, self.staged[i].write_at,
+                            self.places.installed(f.entry)))
+        built = fetch_packed(jobs, self.fetcher, self.cancel, self.meter.add_network,
+                             self.meter.log, self.meter.add_metadata)
+        for i, ok in zip(files, built, strict=True):
+            if ok:
+                sealer.complete(self.staged[i].fd)
+        return dict(zip(files, built, strict=True))
 
     def _reopen(self, i: int, f: FileSteps, step: Step, sealer: Sealer) -> None:
         """Empty file ``i``'s staging again for ``step``: what the step before wrote goes

@@ -95,6 +95,13 @@ def _has_local_files(root: Path, state: InstalledState) -> bool:
     return False
 
 
+def _packed(man: Manifest, entries: list[FileEntry]) -> frozenset[str]:
+    """The release's packed files (``core.engine.packstep``) other than ``entries``: the scan
+    does not read them for seeds (``scan_local``'s ``no_seeds``)."""
+    planned = {f.path for f in entries}
+    return frozenset(f.path for f in man.files if f.pack is not None and f.path not in planned)
+
+
 def release_file_url(cfg: UpdaterConfig, man: Manifest, path: str) -> str:
     """Where the bytes of ``path`` of this release are served."""
     return file_url(cfg.url, cfg.channel, man.version, path, cfg.files_url or man.files_url)
@@ -171,7 +178,8 @@ class ChunkPlanner:
         scan = scan_local(self.store, state, man, targets, every, self.cancel, self.meter,
                           self._part_path,
                           frozenset(t.params for t in tables.values()) | big_params,
-                          enter_phase=enter_scan, big_index=bigplan.BIG_INDEX)
+                          enter_phase=enter_scan, big_index=bigplan.BIG_INDEX,
+                          no_seeds=_packed(man, every))
         local: dict[tuple[ChunkerParams, int, int], LocalGroups] = {}
         assemble = [f for f in entries if f.path in tables and f.path not in scan.unchanged]
         for f in assemble:

@@ -19,6 +19,8 @@ The steps (a tagged union, ``Step``):
 - ``IndexStep``: a ``ChunkStep`` whose index is fetched, and local chunks matched, only when
   the step runs (the fallback of a delta, whose file's index was not fetched to plan).
 - ``WholeStep``: the whole file as one range, checked by its SHA-256 (no index to be had).
+- ``PackStep`` (``core.engine.packstep``): a small file's delta or content from the release's
+  pack, fetched together with the other packed files' in shared multi-range requests.
 
 ``UpdatePlan`` (what a player sees, ``core.engine.updater``) is computed from the first steps.
 Importing this module is cheap: numpy is imported by the methods that need it.
@@ -30,6 +32,7 @@ import hashlib
 from dataclasses import dataclass, fields, is_dataclass
 from typing import TYPE_CHECKING, Union
 
+from core.engine.packstep import PackStep
 from core.formats.manifest import Delta, FileEntry
 
 if TYPE_CHECKING:
@@ -125,7 +128,7 @@ class WholeStep:
     """Download the whole file (one range), checked by its SHA-256."""
 
 
-Step = Union[DeltaStep, ChunkStep, IndexStep, WholeStep]  # noqa: UP007 (a runtime alias)
+Step = Union[DeltaStep, ChunkStep, IndexStep, WholeStep, PackStep]  # noqa: UP007 (a runtime alias)
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,8 @@ class FileSteps:
 
     def requests(self, ranges_per_request: int) -> int:
         c = self.chunks
+        if isinstance(self.first, PackStep):
+            return 0  # shared with every packed file (a few requests in all)
         return c.plan.requests(ranges_per_request) if c is not None else 1
 
 
@@ -172,6 +177,8 @@ def step_wire_bytes(step: Step, entry: FileEntry) -> int:
         return step.wire_bytes()
     if isinstance(step, ChunkStep):
         return step.wire_bytes()
+    if isinstance(step, PackStep):
+        return step.size
     return entry.size  # WholeStep; an IndexStep is at most the whole file
 
 

@@ -67,13 +67,16 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
                cancel: CancelToken, meter: Meter,
                part_path: Callable[[FileEntry], Path] | None = None,
                more_params: frozenset[ChunkerParams] = frozenset(),
-               enter_phase: bool = True, big_index: int = 0) -> ScanResult:
+               enter_phase: bool = True, big_index: int = 0,
+               no_seeds: frozenset[str] = frozenset()) -> ScanResult:
     """Scan for the chunks ``changed`` files need. ``targets`` are the whole indexes known
     so far (every file with a ``.part`` must have one); ``more_params`` the chunker
     parameters of targets whose index is still to be assembled (``core.chunks.fidx_groups``).
     ``enter_phase`` False: no SCAN phase is reported (a fallback step of the download).
     ``big_index``: local indexes over this many bytes stay on disk (``ScanResult.on_disk``),
-    never loaded as seeds (0: none)."""
+    never loaded as seeds (0: none). ``no_seeds``: paths whose files the state vouches for
+    are not read for seeds when their index is not cached (small files of the release's
+    pack: reading thousands of them costs more than their chunks could save)."""
     root = store.install_dir
     params_set = {idx.params for idx in targets.values()} | more_params
     by_path = manifest.by_path()
@@ -127,6 +130,8 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
                 for p, idx in cached.items():
                     assert idx is not None
                     seeds[p].append(_whole(str(abs_path), idx))
+                continue
+            if path in no_seeds:
                 continue
         to_read.append((path, abs_path, st))
     parts: list[tuple[FileEntry, Path]] = []

@@ -34,6 +34,7 @@ from core.engine.config import UpdaterConfig as UpdaterConfig  # front ends impo
 from core.engine.deltapath import cheaper
 from core.engine.lock import InstallLock, acquire, acquire_existing
 from core.engine.meter import Meter
+from core.engine.packstep import PackStep, pack_step
 from core.engine.plan import BuildPlan, ChunkStep, DeltaStep, FileSteps, IndexStep, WholeStep
 from core.engine.results import CheckResult as CheckResult  # front ends import them from here
 from core.engine.results import Outcome as Outcome
@@ -43,6 +44,7 @@ from core.engine.scan import ScanResult
 from core.engine.state import InstalledFile, InstalledState, StateStore
 from core.engine.trust import TrustedRelease, verify_release
 from core.errors import NotEnoughSpaceError
+from core.formats.layout import pack_url
 from core.formats.manifest import FileEntry, Manifest
 from core.fsutil import file_fingerprint
 from core.net.fetcher import Fetcher
@@ -224,17 +226,41 @@ class Updater:
         steps = deltasource.plan(self.config, self.fetcher, self.cancel, self.meter, man,
                                  len(c.trusted.manifest_bytes), c.state, c.changed,
                                  self._vouched)
-        direct = {p for p, d in steps.items() if len(d.hops) == 1}
+        direct = {p: d for p, d in steps.items() if len(d.hops) == 1}
+        packed = self._packed(c, direct)
+        rest = [f for f in c.changed if f.path not in packed]
         by_chunks, scan = self._plan_by_chunks(
-            man, c.state, [f for f in c.changed if f.path not in direct])
+            man, c.state, [f for f in rest if f.path not in direct])
         files = [*(self._or_chain(fs, steps.get(fs.entry.path)) for fs in by_chunks),
-                 *(FileSteps(f, (steps[f.path], IndexStep(), WholeStep()))
-                   for f in c.changed if f.path in direct)]
+                 *(FileSteps(f, (direct[f.path], IndexStep(), WholeStep()))
+                   for f in rest if f.path in direct), *packed.values()]
         work = BuildPlan(tuple(files))
         plan = self._summary(c, work)
         self.meter.plan(plan.bytes_reused, plan.bytes_to_download)
         self.meter.phase(Phase.PLAN, 1, 1)
         return _Planned(plan, work, scan)
+
+    def _packed(self, c: _Checked, direct: dict[str, DeltaStep]) -> dict[str, FileSteps]:
+        """The changed files taken from the release's pack (``core.engine.packstep``), by
+        path: the pack's copy of the direct delta from the installed file (``direct``), then
+        that delta alone, or the pack's content; then the file's index, then the whole
+        file."""
+        man = c.trusted.manifest
+        url = self._pack_url(man)
+        out: dict[str, FileSteps] = {}
+        for f in c.changed:
+            own = direct.get(f.path) if f.pack is not None else None
+            step = pack_step(f, url, own.hops[0].delta if own is not None else None)
+            if step is not None:
+                alone = (own,) if own is not None and step.delta is not None else ()
+                out[f.path] = FileSteps(f, (step, *alone, IndexStep(), WholeStep()))
+        return out
+
+    def _pack_url(self, man: Manifest) -> str:
+        """Where the release's pack is served ("" when it has none)."""
+        if man.pack is None:
+            return ""
+        return pack_url(self.config.url, self.config.channel, man.version)
 
     def _summary(self, c: _Checked, work: BuildPlan) -> UpdatePlan:
         """What the player sees of ``work``: its first steps' figures."""
@@ -261,7 +287,8 @@ class Updater:
             disk_needed=max(0, sum(f.entry.size for f in files) - part_bytes - holes)
             + sum(f.scratch_bytes() for f in files),
             disk_free=_free_space(self.config.install_dir),
-            requests_estimate=sum(f.requests(per_request) for f in files),
+            requests_estimate=sum(f.requests(per_request) for f in files)
+            + any(isinstance(f.first, PackStep) for f in files),  # the pack's (shared)
             bytes_resumed=sum(_copied_from(f.chunks.plan, parts) for f in files
                               if f.chunks is not None),
         )
@@ -340,11 +367,12 @@ class Updater:
             ops.append(Op(path, None, False, os.path.lexists(dest)))
         # Executable bits of unchanged files are part of the release too.
         built = {fs.entry.path for fs in p.work.files}
+        paths = man.by_path()
         set_executable_bits(self.config.install_dir,
                             [(f.path, f.executable) for f in man.files if f.path not in built])
         state = InstalledState(
             product=man.product, channel=man.channel, version=man.version,
-            files={k: v for k, v in p.scan.fingerprints.items() if k in man.by_path()},
+            files={k: v for k, v in p.scan.fingerprints.items() if k in paths},
             pinned_keys=c.trusted.pinned_keys,
         )
         for path in c.removed:

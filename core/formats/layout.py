@@ -3,6 +3,7 @@
     REPO/<channel>/latest.json
     REPO/<channel>/<version>/release.json (+ .minisig)
     REPO/<channel>/<version>/files/<path>  (+ <path>.fidx, .fidx.groups, .fidx.sub)
+    REPO/<channel>/<version>/small.pack    (the release's small files, core.formats.pack)
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ FILES = "files"
 FIDX_SUFFIX = ".fidx"
 GROUPS_SUFFIX = ".fidx.groups"  # the group table of a two-level index
 SUB_SUFFIX = ".fidx.sub"  # the sub-index: smaller chunks inside changed chunks
+PACK = "small.pack"  # the release's pack of small files, beside its manifest
 # An install's own folder of updater state (core.engine.state); never part of a release,
 # so `stitch publish` leaves it out of a game folder.
 STATE_DIR = ".stitch"
@@ -51,3 +53,8 @@ def groups_url(base: str, channel: str, version: str, path: str) -> str:
 
 def sub_url(base: str, channel: str, version: str, path: str) -> str:
     return join_url(base, channel, version, FILES, path + SUB_SUFFIX)
+
+
+def pack_url(base: str, channel: str, version: str) -> str:
+    """URL of a release's pack of small files (beside its manifest, even with ``files_url``)."""
+    return join_url(base, channel, version, PACK)

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.errors import FormatError, UnsafePathError
+from core.formats import pack as _pack
+from core.formats.pack import PackInfo, PackRef
 from core.formats.pep440 import version_key as version_key
 
 MANIFEST_FORMAT = "stitch.release/1"
@@ -79,6 +81,7 @@ class FileEntry:
     sub_size: int = 0  # size of the index's sub-index NAME.fidx.sub; 0 = none
     sub_table_size: int = 0  # bytes of its header and table (what a client fetches first)
     sub_table_sha256: str = ""  # hex SHA-256 of those bytes
+    pack: PackRef | None = None  # where the file lies in the release's pack of small files
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class Manifest:
     files_url: str = ""  # where the file bytes live when not beside the manifest
     extra: dict[str, Any] = field(default_factory=dict)  # unknown keys, kept for forwards compat
     history: tuple[Earlier, ...] = ()  # the channel's earlier releases, newest first
+    pack: PackInfo | None = None  # the release's pack of small files (core.formats.pack)
 
     def by_path(self) -> dict[str, FileEntry]:
         return {f.path: f for f in self.files}
@@ -272,12 +276,14 @@ def parse_manifest(data: bytes, max_file_size: int = 1 << 40) -> Manifest:
         size = _size(raw, "size", w)
         if size > max_file_size:
             raise FormatError(f"manifest: {path} is {size} bytes, over the limit", what=w)
+        deltas = _deltas(raw, w)
         files.append(FileEntry(
             path=path, size=size, sha256=_hex(raw, "sha256", w),
             fidx_sha256=_hex(raw, "fidx_sha256", w), fidx_size=_size(raw, "fidx_size", w),
             executable=_get(raw, "executable", bool, w, False),
             stz_size=_size(raw, "stz_size", w) if "stz_size" in raw else 0,
-            deltas=_deltas(raw, w), **_groups(raw, w), **_sub(raw, w),
+            deltas=deltas, **_groups(raw, w), **_sub(raw, w),
+            pack=_pack.parse_ref(raw, [(d.from_sha256, d.size) for d in deltas], w),
         ))
     # A file may not also be a folder of another file ("a" and "a/b").
     for f in files:
@@ -285,11 +291,14 @@ def parse_manifest(data: bytes, max_file_size: int = 1 << 40) -> Manifest:
         for i in range(1, len(parts)):
             if "/".join(parts[:i]) in seen:
                 raise UnsafePathError(f"{f.path!r} is inside a file", path=f.path)
+    pack = _pack.parse_info(obj, w)
+    _pack.check_refs(pack, [(f.pack, {d.from_sha256: d.size for d in f.deltas})
+                            for f in files if f.pack is not None], w)
     known = {"format", "product", "channel", "version", "created", "expires", "notes",
-             "files_url", "files", "history"}
+             "files_url", "files", "history", "pack"}
     extra = {k: v for k, v in obj.items() if k not in known}
     return Manifest(product, channel, version, created, tuple(files), expires, notes,
-                    files_url, extra, _history(obj, w))
+                    files_url, extra, history=_history(obj, w), pack=pack)
 
 
 def _history(obj: dict[str, Any], w: str) -> tuple[Earlier, ...]:
@@ -309,7 +318,9 @@ def _history(obj: dict[str, Any], w: str) -> tuple[Earlier, ...]:
 
 
 def encode_manifest(m: Manifest) -> bytes:
-    """Serialize a manifest: UTF-8 JSON, sorted keys, two-space indent, trailing newline."""
+    """Serialize a manifest: UTF-8 JSON, sorted keys, two-space indent, each file entry on
+    one line (compact: a release of thousands of small files pays for its manifest's
+    whitespace with every update), trailing newline."""
     obj: dict[str, Any] = dict(m.extra)
     obj.update({
         "format": MANIFEST_FORMAT, "product": m.product, "channel": m.channel,
@@ -324,15 +335,28 @@ def encode_manifest(m: Manifest) -> bytes:
                  "fidx_sub_table_sha256": f.sub_table_sha256} if f.sub_size else {}),
              **({"deltas": [{"from": d.from_sha256, "size": d.size, "sha256": d.sha256,
                              **({"release": d.release} if d.release else {})}
-                            for d in f.deltas]} if f.deltas else {})}
+                            for d in f.deltas]} if f.deltas else {}),
+             **({"pack": _pack.encode_ref(f.pack, [d.from_sha256 for d in f.deltas])}
+                if f.pack is not None else {})}
             for f in m.files
         ],
     })
+    if m.pack is not None:
+        obj["pack"] = _pack.encode_info(m.pack)
     if m.files_url:
         obj["files_url"] = m.files_url
     if m.history:
         obj["history"] = [{"version": e.version, "sha256": e.sha256} for e in m.history]
-    return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    files = obj.pop("files")
+    obj["files"] = _FILES_HERE
+    text = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False)
+    lines = ",\n    ".join(json.dumps(f, sort_keys=True, ensure_ascii=False,
+                                     separators=(",", ":")) for f in files)
+    listed = f"[\n    {lines}\n  ]" if files else "[]"
+    return (text.replace(json.dumps(_FILES_HERE), listed, 1) + "\n").encode()
+
+
+_FILES_HERE = "\x00files\x00"  # where encode_manifest puts the file entries, one a line
 
 
 def parse_pointer(data: bytes) -> Pointer:

@@ -50,6 +50,7 @@ from core.formats.pep440 import Key
 from core.formats.pep440 import parse as parse_version
 from core.fsutil import atomic_write, current_umask
 from core.publisher.earlier import DEFAULT_DELTA_RELEASES, Release, earlier, history
+from core.publisher.pack import write_pack
 from core.publisher.publish_files import Options, missing_bytes, publish_files
 
 PUBLIC_KEY = "minisign.pub"
@@ -78,6 +79,8 @@ class PublishReport:
     delta_bytes: int = 0  # total size of the deltas from the previous release written
     channel: str = ""  # "" leaves the cache header lines out
     delta_bases: int = 0  # releases the deltas were made from (``--delta-releases``)
+    pack_bytes: int = 0  # size of the pack of small files written
+    packed: int = 0  # files in it
 
     def lines(self) -> list[str]:
         overhead = 100 * self.index_bytes / self.total_bytes if self.total_bytes else 0.0
@@ -95,6 +98,8 @@ class PublishReport:
         if self.delta_bytes:
             out.append(f"deltas from {self.previous}: {self.delta_bytes} bytes"
                        + (" (and from earlier releases)" if self.delta_bases > 1 else ""))
+        if self.pack_bytes:
+            out.append(f"pack of {self.packed} small files: {self.pack_bytes} bytes")
         out.extend(f"warning: {w}" for w in self.warnings)
         if self.channel:
             changing = f"{self.channel}/{POINTER}" + (
@@ -137,6 +142,7 @@ def publish(
     delta_level: int = delta.DEFAULT_LEVEL,
     subchunks: bool = False,
     delta_releases: int = DEFAULT_DELTA_RELEASES,
+    pack_max: int = 0,
 ) -> PublishReport:
     """Publish ``src`` as ``version`` of ``channel`` in ``repo``. ``sign_key`` is a
     ``core.formats.signing.SecretKey``. Raises ``ConfigError`` for bad arguments (a version that is
@@ -149,7 +155,10 @@ def publish(
     use); the ``stitch publish`` command turns both on by default (``--no-compress``,
     ``--no-delta``). With ``deltas``, each changed file gets deltas from its versions in the
     channel's last ``delta_releases`` releases (``core.publisher.earlier``), and the manifest
-    names the channel's earlier releases (``history``) for players who skipped some."""
+    names the channel's earlier releases (``history``) for players who skipped some.
+    ``pack_max``: files of at most this many bytes also go into the release's pack
+    (``core.publisher.pack``; 0: no pack; the command's default is
+    ``core.formats.pack.DEFAULT_MAX_FILE``)."""
     if not src.is_dir():
         raise ConfigError(f"source folder not found: {src}")
     params.validate()
@@ -204,6 +213,9 @@ def publish(
     if subchunks and previous is not None:
         entries, sub_bytes = _write_subindexes(previous, work, entries, indexes)
         index_bytes += sub_bytes
+    pack_info = None
+    if pack_max:
+        entries, pack_info = write_pack(work, entries, pack_max, compress_level)
 
     now = datetime.now(UTC)
     manifest = Manifest(
@@ -211,6 +223,7 @@ def publish(
         files=tuple(entries), notes=notes, files_url=files_url,
         expires=format_time(now + timedelta(days=expires_days)) if expires_days else None,
         history=history(releases),
+        pack=pack_info,
     )
     manifest_bytes = encode_manifest(manifest)
     parse_manifest(manifest_bytes)  # what we write, a client must accept
@@ -229,7 +242,9 @@ def publish(
                      sign_key is not None)
     report = replace(report, warnings=tuple(warnings), compressed_bytes=stz_bytes,
                      delta_bytes=delta_bytes, channel=channel,
-                     delta_bases=len(opts.bases))
+                     delta_bases=len(opts.bases),
+                     pack_bytes=pack_info.size if pack_info else 0,
+                     packed=sum(1 for e in entries if e.pack is not None))
     if final.exists():
         shutil.rmtree(final)
     os.replace(work, final)

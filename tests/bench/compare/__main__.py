@@ -31,12 +31,12 @@ import sys
 import time
 from pathlib import Path
 
+from tests.bench.compare import many, skipped
 from tests.bench.compare import pairs as P
-from tests.bench.compare import skipped
 from tests.bench.compare.harness import REPO_ROOT, Nginx, compare_pair, tables
 
 TOOLS = ["stitch", "stitch-cold", "stitch-raw", "stitch-2k", "stitch-z", "stitch-z2k",
-         "stitch-zs", "stitch-d", "stitch-d1", "zsync", "casync"]
+         "stitch-zs", "stitch-d", "stitch-d1", "zsync", "casync", "zsync-tar"]
 
 
 def startup_time(cmd: list[str]) -> float:
@@ -53,7 +53,7 @@ def main() -> int:
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("old", nargs="?", type=Path)
     ap.add_argument("new", nargs="?", type=Path)
-    ap.add_argument("--pairs", choices=["generated", "real", "all", "skipped"])
+    ap.add_argument("--pairs", choices=["generated", "real", "many", "all", "skipped"])
     ap.add_argument("--ks", default="", help="skipped: also each --delta-releases K (1,2,3)")
     ap.add_argument("--scale", type=float, default=30.0,
                     help="demo game scale (30 = about 220 MB per version)")
@@ -105,6 +105,8 @@ def main() -> int:
         t = time.perf_counter()
         pairs += P.real(args.work / "src", args.cache)
         say(f"real pairs ready in {time.perf_counter() - t:.1f} s")
+    if args.pairs in ("many", "all"):  # many small changed files: tests/bench/compare/many.py
+        pairs += many.pairs(args.work / "src", args.cache)
     pairs = [p for p in pairs if args.only.lower() in p.name.lower()]
     nginx = Nginx(web, args.work / "nginx")
     proxy = None

@@ -376,6 +376,10 @@ def compare_pair(pair: Pair, work: Path, nginx: Nginx, web: Path, tools: list[st
                   note=f"{len(new_files)} zsync process(es)" if len(new_files) > 1 else "")
         measure(run, ["sh", str(zscript)], lambda: fresh(zout), zout, cwd=ztmp)
 
+    if "zsync-tar" in tools:  # zsync on one tar of the tree (tests/bench/compare/many.py)
+        from tests.bench.compare import many
+        measure(*many.zsync_tar(pair, www, out, work, base), cwd=work)  # type: ignore[arg-type]
+
     # ---- casync: folder -> catar index (.caidx) seeded with the old folder; a single file ->
     # blob index (.caibx) seeded with the old file.
     if "casync" in tools:
