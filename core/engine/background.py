@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable
 
 from core.errors import CancelledError
+from core.parallel import join
 from core.progress import CancelToken
 
 
@@ -44,7 +45,7 @@ class Background:
     def wait(self) -> None:
         """Wait for the work to end; raise what it raised."""
         if self._thread is not None:
-            self._thread.join()
+            join(self._thread)  # (waking up: a signal is handled on this thread)
         if self._error is not None:
             raise self._error
 
@@ -59,4 +60,4 @@ class Background:
         """Cancel the work, if still running, and wait for its thread to end."""
         if self._thread is not None and self._thread.is_alive():
             self.token.cancel()
-            self._thread.join()
+            join(self._thread)

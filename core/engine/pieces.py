@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from core.errors import CancelledError
+from core.parallel import join
 from core.progress import CancelToken
 
 # Measured (docs/benchmarks.md, "Capped connections"): 150 MB over 4 connections each
@@ -137,10 +138,10 @@ def run_jobs(jobs: Sequence[Job], workers: int, cancel: CancelToken) -> None:
         t.start()
     try:
         for t in threads:
-            t.join()
+            join(t)  # (waking up: a signal is handled on this thread, core.parallel.WAKE)
     finally:
         token.cancel()  # (an interrupt of the caller: the workers stop too)
         for t in threads:
-            t.join()
+            join(t)
     if errors:
         raise next((e for e in errors if not isinstance(e, CancelledError)), errors[0])
