@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,6 @@ from core.chunks.planner import FilePlan
 from core.engine.pieces import Job, run_jobs
 from core.engine.plan import ChunkStep
 from core.engine.rebuild import StagedFile, _merge
-from core.errors import HashMismatchError
 from core.net.fetcher import Fetcher
 from core.progress import CancelToken
 
@@ -140,22 +138,10 @@ class BigStagedFile(StagedFile):
     def _download_batch(self, fetcher: Fetcher, url: str, pieces: list[tuple[int, int, int]],
                         spans: list[tuple[int, int]], on_bytes: Callable[[int], None],
                         ahead: bool, cancel: CancelToken) -> None:
-        """One batch: its chunks fetched, those that arrive wrong once more; still wrong is
-        a ``HashMismatchError``."""
-        fd = os.open(self.path, os.O_WRONLY | getattr(os, "O_BINARY", 0)) if ahead else None
-        try:
-            view = self._view(spans)
-            bad = view._fetch(fetcher, url, _ranges(pieces), cancel, on_bytes, write_fd=fd)
-            if bad:
-                bad = view._fetch(fetcher, url, _merge(bad), cancel, on_bytes, write_fd=fd)
-        finally:
-            if fd is not None:
-                os.close(fd)
-        if bad:
-            a, b = bad[0]
-            raise HashMismatchError(
-                f"{url}: bytes {a}-{b - 1} do not match the index (server content is bad)",
-                url=url, path=str(self.path))
+        """One batch, as ``StagedFile`` downloads a piece, on this file seen through the
+        batch's chunks only (``_view``)."""
+        self._view(spans)._download_piece(fetcher, url, _ranges(pieces), on_bytes, "", ahead,
+                                          cancel)
 
 
 def _ranges(pieces: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
