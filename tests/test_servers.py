@@ -1,9 +1,10 @@
 """End to end against the web servers publishers really use (tests/servers.py): Apache
 httpd, Caddy, lighttpd, and Varnish in front of nginx. For each: `stitch publish` 1.0.0, a
-full install with `stitch update`, `stitch publish` 1.1.0, an update; once with default
-options and once with --compress --delta. Every run must end in files identical to the
-release, and each server's access log says how many requests and bytes it took
-(`tests/bench/servers.py` prints the table in docs/benchmarks.md)."""
+full install with `stitch update`, `stitch publish` 1.1.0, an update; once with
+--no-compress --no-delta (raw ranges of the files) and once with the defaults (compressed
+copies and deltas). Every run must end in files identical to the release, and each
+server's access log says how many requests and bytes it took (`tests/bench/servers.py`
+prints the table in docs/benchmarks.md)."""
 
 from __future__ import annotations
 
