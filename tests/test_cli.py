@@ -256,6 +256,9 @@ ROWS = [
                      ("port", "in use", "--port"), setup=_busy_port), id="2-serve-port-busy"),
     pytest.param(Row(2, lambda c: ["serve", str(c.repo), "--port", "65536"],
                      ("--port", "0 to 65535")), id="2-serve-port-out-of-range"),
+    pytest.param(Row(2, lambda c: ["serve", str(c.repo), "--bind", "192.0.2.7", "--port", "0"],
+                     ("--bind", "192.0.2.7", "not an address of this machine")),
+                 id="2-serve-bind-not-this-machine"),  # 192.0.2.0/24: documentation only
     pytest.param(Row(2, lambda c: ["serve", str(c.tmp / "missing")], ("REPO", "not a folder")),
                  id="2-serve-repo-missing"),
     pytest.param(Row(2, lambda c: ["publish", str(c.game[0]), str(c.tmp / "r"), "--version",
