@@ -41,9 +41,14 @@ class BlankFile:
     def __init__(self, path: Path, size: int) -> None:
         self.path = path
         self.size = size
-        path.parent.mkdir(parents=True, exist_ok=True)
         # O_CREAT without truncation: a .part left by an interrupted run keeps its bytes.
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
+        # The folder is made when missing only: thousands of small files share one.
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0)
+        try:
+            self._fd = os.open(path, flags, 0o666)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(path, flags, 0o666)
         if os.fstat(self._fd).st_size != size:
             set_size(self._fd, size)
         self.written: Callable[[int, int], None] = _no_mark
