@@ -221,3 +221,36 @@ def test_many_small_files_are_made_durable_in_one_sync(
         assert fs_syncs == []
         if os.path.exists("/proc/self"):
             assert len(staged_syncs) == files
+
+
+def test_a_many_file_run_stopped_before_the_commit_is_not_fetched_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files synced at once keep their staging names; a run stopped right before the
+    commit leaves them durable there, and the next run fetches nothing but metadata."""
+    files = BATCH_SYNC_FILES + 36
+    v1, v2 = _small_tree(tmp_path / "v1", files, 1), _small_tree(tmp_path / "v2", files, 2)
+    repo = tmp_path / "repo"
+    publish(v1, repo, "1.0.0")
+    install = tmp_path / "install"
+    Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=memory_fetcher(repo)).apply()
+    before = tree_digest(install)
+    publish(v2, repo, "2.0.0")
+
+    def stop(*args: object, **kw: object) -> None:
+        raise KeyboardInterrupt  # as if killed right before the commit
+
+    monkeypatch.setattr(Updater, "_install", stop)
+    with pytest.raises(KeyboardInterrupt):
+        Updater(UpdaterConfig(url=MEM, install_dir=install),
+                fetcher=memory_fetcher(repo)).apply()
+    monkeypatch.undo()
+    assert tree_digest(install) == before
+    assert len(list((install / ".stitch/staging").glob("*.part"))) == files
+    fetcher = memory_fetcher(repo)
+    Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=fetcher).apply()
+    assert tree_digest(install) == tree_digest(v2)
+    # Metadata only (the pointer, the manifest, its signature, and each file's index, to
+    # check a .part against, as after any interruption): no pack, delta or file bytes.
+    fetched = [url.rsplit("/", 1)[-1] for url, _ in fetcher.requests]
+    assert fetched and all(n.startswith(("latest.json", "release.json")) or
+                           n.endswith(".fidx") for n in fetched), fetched

@@ -378,8 +378,8 @@ class Assembler:
     def _verify(self, sealer: Sealer) -> list[Path]:
         """Wait for each file's SHA-256 (hashed on the sealer's thread while it was
         written, so mostly done) and fsync, compare, and mark it ready. A many-file plan
-        (``BATCH_SYNC_FILES``) marks them ready once all are compared and one sync of the
-        file system made them durable."""
+        (``BATCH_SYNC_FILES``) is made durable by one sync of the file system once all are
+        compared, and left under its staging names."""
         m = self.meter
         files = self.plan.files
         m.phase(Phase.VERIFY, 0, sum(f.entry.size for f in files))
@@ -396,8 +396,13 @@ class Assembler:
             if not batch:
                 out.append(self._ready(s))
         if batch and self.staged:
-            sync_filesystem(self.staged[0].fd)  # durable before any is marked ready
-            out = [self._ready(s) for s in self.staged]
+            # Durable at once; not renamed one by one to ``ready_suffix`` either (a rename
+            # each: what a later run does with a ready file it does with a .part too,
+            # checking its chunks again).
+            sync_filesystem(self.staged[0].fd)
+            for s in self.staged:
+                s.close()
+            out = [s.path for s in self.staged]
         return out
 
     def _ready(self, s: BlankFile) -> Path:
