@@ -98,8 +98,11 @@ class Sealer:
         with self._cond:
             self._tracks[fd] = _Track(fd, rfd, size)
             if not self._threads:
+                # Without fsyncs to overlap, one worker hashes faster than the page cache
+                # fills; more would only wake each other for every small file.
+                workers = WORKERS if self._sync_each else 1
                 self._threads = [threading.Thread(target=self._run, name="stitch-sealer",
-                                                  daemon=True) for _ in range(WORKERS)]
+                                                  daemon=True) for _ in range(workers)]
                 for thread in self._threads:
                     thread.start()
 
