@@ -147,6 +147,10 @@ class SafePaths:
             if cur.is_symlink():
                 raise UnsafePathError(f"refusing to follow a symlinked folder: {cur}",
                                       path=rel)
+            # A Windows junction is no symlink to is_symlink (before Python 3.12), but
+            # resolving the folder follows it.
+            if cur.exists() and not str(cur.resolve()).startswith(str(self.root) + os.sep):
+                raise UnsafePathError(f"path leaves the install folder: {rel}", path=rel)
             self._checked.add(folder)
         # No part is "..", and no folder on the way a link: the path is under the root.
         return self.root.joinpath(*parts)
