@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,27 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+HAS_SYNCFS = sys.platform == "linux"  # sync_filesystem does it in one call
+
+
+def sync_filesystem(fd: int) -> bool:
+    """Make everything written to the file system holding ``fd`` durable, in one call
+    (Linux ``syncfs``: one journal commit, where an fsync per file costs one each). False
+    where there is no such call (the caller then syncs each file)."""
+    if sys.platform != "linux":
+        return False
+    import ctypes  # only here: not every run loads it
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    syncfs = getattr(libc, "syncfs", None)
+    if syncfs is None:
+        return False
+    if syncfs(fd) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return True
 
 
 _UMASK_LOCK = threading.Lock()
@@ -99,20 +121,39 @@ def inside(root: Path, rel: str) -> Path:
     """``root/rel`` after checking that no existing part of it is a symlink or leaves
     ``root``; raises ``UnsafePathError``. ``rel`` was already checked by
     ``manifest.check_path``; this guards against the disk (a symlinked folder), not the
-    manifest."""
-    root = root.resolve()
-    path = root.joinpath(*rel.split("/"))
-    cur = root
-    for part in rel.split("/")[:-1]:
-        cur = cur / part
-        if cur.is_symlink():
-            raise UnsafePathError(f"refusing to follow a symlinked folder: {cur}", path=rel)
-    if path.is_symlink():
-        # A symlink at the file's own place is replaced, never written through.
-        return path
-    if not str(path.resolve()).startswith(str(root) + os.sep):
-        raise UnsafePathError(f"path leaves the install folder: {rel}", path=rel)
-    return path
+    manifest. Many paths under one root: ``SafePaths``, which checks each folder once."""
+    return SafePaths(root)(rel)
+
+
+class SafePaths:
+    """``inside`` for many paths under one ``root``: the root is resolved once and each
+    folder checked once (a commit of 2,000 small files spent a second resolving each path
+    twice). A symlink at a file's own place is returned as is: it is replaced, never
+    written through."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self._checked: set[str] = set()  # folders (relative, "/"-joined) known not links
+
+    def __call__(self, rel: str) -> Path:
+        parts = rel.split("/")
+        if any(part in ("", ".", "..") for part in parts):
+            raise UnsafePathError(f"path leaves the install folder: {rel}", path=rel)
+        for i in range(1, len(parts)):
+            folder = "/".join(parts[:i])
+            if folder in self._checked:
+                continue
+            cur = self.root.joinpath(*parts[:i])
+            if cur.is_symlink():
+                raise UnsafePathError(f"refusing to follow a symlinked folder: {cur}",
+                                      path=rel)
+            # A Windows junction is no symlink to is_symlink (before Python 3.12), but
+            # resolving the folder follows it.
+            if cur.exists() and not str(cur.resolve()).startswith(str(self.root) + os.sep):
+                raise UnsafePathError(f"path leaves the install folder: {rel}", path=rel)
+            self._checked.add(folder)
+        # No part is "..", and no folder on the way a link: the path is under the root.
+        return self.root.joinpath(*parts)
 
 
 def copy_sparse(src: Path, dst: Path, block: int = 1 << 20) -> None:

@@ -52,6 +52,7 @@ def test_round_trip() -> None:
     "../x", "../../etc/passwd", "/etc/x", "C:\\x", "c:x", "\\\\server\\share\\x", "a\\b",
     "a/../b", "./a", "a//b", "a/", "", "x\x00y", "CON", "con.txt", "dir/NUL", "lpt1.log",
     "a.", "a ", "a/b.", "what?", "a:b", ".stitch/state.json", "x" * 5000,
+    "COM1/a", "a/Aux.x.y", "dir/nul", "a/b/", "-/x" * 1400,
 ])
 def test_unsafe_paths_rejected(path: str) -> None:
     with pytest.raises(UnsafePathError):
@@ -63,7 +64,8 @@ def test_unsafe_paths_rejected(path: str) -> None:
 
 
 @pytest.mark.parametrize("path", ["a", "data/a.pak", "Ünïcode/файл.bin", "a b/c d", "sub/.stitch",
-                                  "x.tar.gz", "console.txt"])
+                                  "x.tar.gz", "console.txt", "a-b_c/D.e.f",
+                                  "com10/x", "_/-"])
 def test_safe_paths_accepted(path: str) -> None:
     assert check_path(path) == path
 

@@ -14,10 +14,12 @@ import pytest
 
 from app.outcome import EXIT_REJECTED, exit_code_for
 from core import fsutil
-from core.engine import rebuild
+from core.engine import assemble, rebuild
+from core.engine.assemble import BATCH_SYNC_FILES
 from core.engine.sealer import Sealer
 from core.engine.updater import Updater, UpdaterConfig
 from core.errors import CancelledError, HashMismatchError
+from core.fsutil import HAS_SYNCFS
 from core.progress import CancelToken
 from core.publisher.publish import publish
 from tests.conftest import MEM, memory_fetcher, tree_digest
@@ -168,3 +170,87 @@ def test_a_byte_spoilt_between_the_chunk_check_and_the_disk_is_caught(
     assert exit_code_for(info.value) == EXIT_REJECTED
     assert tree_digest(install) == before
     assert not (install / ".stitch/journal.json").exists()
+
+
+def _small_tree(root: Path, files: int, version: int) -> Path:
+    rng = random.Random(3)
+    for i in range(files):
+        (root / f"d{i % 5}").mkdir(parents=True, exist_ok=True)
+        body = rng.randbytes(rng.randrange(200, 2000))
+        (root / f"d{i % 5}" / f"f{i:03}.bin").write_bytes(b"v%d " % version + body)
+    return root
+
+
+@pytest.mark.parametrize("files", [BATCH_SYNC_FILES - 4, BATCH_SYNC_FILES + 36])
+def test_many_small_files_are_made_durable_in_one_sync(
+        files: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An update of many small files fsyncs none of them one by one: it syncs the file
+    system once, after every file is hashed and compared and before any is marked ready
+    (Linux ``syncfs``); a smaller update, or a system without it, fsyncs each file."""
+    v1, v2 = _small_tree(tmp_path / "v1", files, 1), _small_tree(tmp_path / "v2", files, 2)
+    repo = tmp_path / "repo"
+    publish(v1, repo, "1.0.0")
+    install = tmp_path / "install"
+    Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=memory_fetcher(repo)).apply()
+    publish(v2, repo, "2.0.0")
+
+    staged_syncs: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:  # the real fsync, counted when it is a staged file's
+        name = os.readlink(f"/proc/self/fd/{fd}") if os.path.exists("/proc/self") else ""
+        if name.endswith(".part"):
+            staged_syncs.append(name)
+        real_fsync(fd)
+
+    fs_syncs: list[list[str]] = []
+    real_sync = assemble.sync_filesystem
+
+    def sync_filesystem(fd: int) -> bool:  # the real one, counted, with what is ready then
+        fs_syncs.append(sorted(p.name for p in (install / ".stitch/staging").glob("*.ready")))
+        return real_sync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(assemble, "sync_filesystem", sync_filesystem)
+    Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=memory_fetcher(repo)).apply()
+    assert tree_digest(install) == tree_digest(v2)
+    if files >= BATCH_SYNC_FILES and HAS_SYNCFS:
+        assert fs_syncs == [[]]  # once, before any file was marked ready
+        assert staged_syncs == []
+    else:
+        assert fs_syncs == []
+        if os.path.exists("/proc/self"):
+            assert len(staged_syncs) == files
+
+
+def test_a_many_file_run_stopped_before_the_commit_is_not_fetched_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files synced at once keep their staging names; a run stopped right before the
+    commit leaves them durable there, and the next run fetches nothing but metadata."""
+    files = BATCH_SYNC_FILES + 36
+    v1, v2 = _small_tree(tmp_path / "v1", files, 1), _small_tree(tmp_path / "v2", files, 2)
+    repo = tmp_path / "repo"
+    publish(v1, repo, "1.0.0")
+    install = tmp_path / "install"
+    Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=memory_fetcher(repo)).apply()
+    before = tree_digest(install)
+    publish(v2, repo, "2.0.0")
+
+    def stop(*args: object, **kw: object) -> None:
+        raise KeyboardInterrupt  # as if killed right before the commit
+
+    monkeypatch.setattr(Updater, "_install", stop)
+    with pytest.raises(KeyboardInterrupt):
+        Updater(UpdaterConfig(url=MEM, install_dir=install),
+                fetcher=memory_fetcher(repo)).apply()
+    monkeypatch.undo()
+    assert tree_digest(install) == before
+    assert len(list((install / ".stitch/staging").glob("*.part"))) == files
+    fetcher = memory_fetcher(repo)
+    Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=fetcher).apply()
+    assert tree_digest(install) == tree_digest(v2)
+    # Metadata only (the pointer, the manifest, its signature, and each file's index, to
+    # check a .part against, as after any interruption): no pack, delta or file bytes.
+    fetched = [url.rsplit("/", 1)[-1] for url, _ in fetcher.requests]
+    assert fetched and all(n.startswith(("latest.json", "release.json")) or
+                           n.endswith(".fidx") for n in fetched), fetched

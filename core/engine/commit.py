@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.engine.state import STATE_DIR, InstalledState, StateStore
 from core.errors import CancelledError, FormatError
-from core.fsutil import atomic_write, current_umask, file_mode, fsync_dir, inside
+from core.fsutil import SafePaths, atomic_write, current_umask, file_mode, fsync_dir
 
 if TYPE_CHECKING:
     from core.system.winfiles import LockReport
@@ -151,15 +151,16 @@ def commit(store: StateStore, ops: list[Op], state: InstalledState, manifest: by
            on_locked: Callable[[LockReport], None] | None = None) -> None:
     """Swap staged files in (see module doc). ``state`` is the new state without
     fingerprints for the files being placed; they are filled in after the swap."""
+    safe = SafePaths(store.install_dir)
     for op in ops:  # refuse a symlinked folder before anything is decided
-        inside(store.install_dir, op.path)
+        safe(op.path)
     _check_movable(store.install_dir, ops, on_locked)
     journal_id = secrets.token_hex(8)
     ops = [Op(o.path, o.staged, o.executable, o.had_old, f"backup/{journal_id}/{o.path}")
            for o in ops]
     _write_journal(store, ops, state, manifest, signature)
     try:
-        _roll_forward(store, ops, on_file, on_locked)
+        _roll_forward(store, ops, on_file, on_locked, safe)
     except (PermissionError, CancelledError):
         # Refused after all (held, or denied, since the check), or the wait for a held file
         # cancelled: put the old release back now rather than leave a mix until the next
@@ -194,22 +195,32 @@ def recover(store: StateStore) -> bool:
 
 def _roll_forward(store: StateStore, ops: list[Op],
                   on_file: Callable[[int, str], None] | None,
-                  on_locked: Callable[[LockReport], None] | None = None) -> None:
-    root = store.install_dir
+                  on_locked: Callable[[LockReport], None] | None = None,
+                  safe: SafePaths | None = None) -> None:
+    safe = safe or SafePaths(store.install_dir)
     touched: set[Path] = set()
+    made: set[Path] = set()  # folders made (or found) already: one mkdir each, not per file
     umask = current_umask()  # new files get what it gives, plus the release's executable bit
+
+    def folder(path: Path) -> None:
+        if path.parent not in made:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            made.add(path.parent)
+
     for i, op in enumerate(ops):
-        dest = inside(root, op.path)
+        dest = safe(op.path)
         backup = store.root / op.backup
         staged = store.root / op.staged if op.staged else None
         if staged is not None and not staged.exists():
             continue  # already moved into place by an earlier, interrupted run
         if os.path.lexists(dest) and not os.path.lexists(backup):
-            backup.parent.mkdir(parents=True, exist_ok=True)
+            folder(backup)
             _move(dest, backup, on_locked, dest)
         if staged is not None:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.chmod(staged, file_mode(op.executable, umask))
+            folder(dest)
+            mode = file_mode(op.executable, umask)
+            if os.stat(staged).st_mode & 0o7777 != mode:  # staging made most of them so
+                os.chmod(staged, mode)
             _move(staged, dest, on_locked, dest)
         touched.add(dest.parent)
         if on_file is not None:
@@ -283,9 +294,10 @@ def set_executable_bits(root: Path, files: list[tuple[str, bool]]) -> None:
     the release says, where they differ (the release's files being committed get theirs in
     ``_roll_forward``)."""
     xbits = file_mode(True) & 0o111  # the executable bits the umask lets a file have
+    safe = SafePaths(root)
     for rel, executable in files:
         if not _executable_as(root, rel, executable, xbits):
-            _set_executable(inside(root, rel), executable, xbits)
+            _set_executable(safe(rel), executable, xbits)
 
 
 def _executable_as(root: Path, rel: str, executable: bool, xbits: int = 0o111) -> bool:

@@ -8,14 +8,16 @@ bytes back (from the page cache: the data was just written), so the verify at th
 waits for the tail instead of re-reading whole files. When a file is declared complete
 (``complete``: nothing more will be written), the worker hashes whatever is left (the marks
 only let hashing start early; the end result never depends on them) and fsyncs the file,
-once, while the main thread builds the next one. ``result`` waits for the digest of a file
+once, while the main thread builds the next one (or leaves it to the caller, who syncs many
+small files at once: ``Sealer(sync_each=False)``). ``result`` waits for the digest of a file
 whose bytes are then durable. On Linux the worker also asks the kernel to start writing out
 each piece it has hashed (``posix_fadvise(DONTNEED)``), so that fsync has less left to do.
 
 Reading back rather than hashing the buffers handed to ``pwrite`` costs a memory copy per
-byte on the second core and checks what the kernel holds, not what we meant to write. The
-worker reads through a descriptor of its own (where positional I/O is seek + read, as on
-Windows, two threads must not share a file position) and fsyncs through the writer's.
+byte on the second core and checks what the kernel holds, not what we meant to write. On
+POSIX the worker reads through the writer's descriptor (``pread`` moves no file position);
+on Windows, where positional I/O is seek + read and two threads must not share a file
+position, through one of its own. It fsyncs through the writer's.
 
 Owns: the worker thread, the per-file hash state. Leaves to ``core.engine.rebuild`` what is written
 and to ``core.engine.updater`` what a digest is compared with. The thread is never killed: it
@@ -76,7 +78,10 @@ class Sealer:
     Files are identified by the writer's open file descriptor, which must stay open until
     ``forget`` or ``close`` returns (the worker never touches it afterwards)."""
 
-    def __init__(self) -> None:
+    def __init__(self, sync_each: bool = True) -> None:
+        # False: the caller makes every file durable at once (``fsutil.sync_filesystem``),
+        # and ``result(durable=True)`` means hashed.
+        self._sync_each = sync_each
         self._cond = threading.Condition()
         self._tracks: dict[int, _Track] = {}
         self._ready: dict[int, None] = {}  # fds with work, in the order they got it
@@ -87,12 +92,17 @@ class Sealer:
     def track(self, fd: int, path: Path, size: int) -> Callable[[int, int], None]:
         """Start tracking the staged file ``path``, open for writing as ``fd``; returns its
         ``written(a, b)``. ``OSError`` if it cannot be opened for reading."""
-        rfd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        # POSIX reads at a position without moving the file's: the writer's descriptor
+        # serves (no second open per file); Windows needs one of its own (module doc).
+        rfd = fd if os.name != "nt" else os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         with self._cond:
             self._tracks[fd] = _Track(fd, rfd, size)
             if not self._threads:
+                # Without fsyncs to overlap, one worker hashes faster than the page cache
+                # fills; more would only wake each other for every small file.
+                workers = WORKERS if self._sync_each else 1
                 self._threads = [threading.Thread(target=self._run, name="stitch-sealer",
-                                                  daemon=True) for _ in range(WORKERS)]
+                                                  daemon=True) for _ in range(workers)]
                 for thread in self._threads:
                     thread.start()
 
@@ -160,7 +170,7 @@ class Sealer:
                 self._cond.wait(0.1)
             t = self._tracks.pop(fd, None)
             self._ready.pop(fd, None)
-        if t is not None:
+        if t is not None and t.rfd != t.fd:
             os.close(t.rfd)
 
     def close(self) -> None:
@@ -172,7 +182,8 @@ class Sealer:
         for thread in threads:
             thread.join()
         for t in self._tracks.values():
-            os.close(t.rfd)
+            if t.rfd != t.fd:
+                os.close(t.rfd)
         self._tracks.clear()
         self._ready.clear()
 
@@ -228,6 +239,7 @@ class Sealer:
                 with self._cond:
                     t.digest = digest
                     self._cond.notify_all()
-            os.fsync(t.fd)
+            if self._sync_each:
+                os.fsync(t.fd)
             with self._cond:
                 t.synced = True

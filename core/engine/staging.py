@@ -8,11 +8,14 @@ from chunks.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from core.errors import HashMismatchError
 from core.fsutil import pwrite
+from core.parallel import WAKE
+from core.progress import CancelToken
 from core.system.sparse import set_size
 
 
@@ -41,9 +44,14 @@ class BlankFile:
     def __init__(self, path: Path, size: int) -> None:
         self.path = path
         self.size = size
-        path.parent.mkdir(parents=True, exist_ok=True)
         # O_CREAT without truncation: a .part left by an interrupted run keeps its bytes.
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
+        # The folder is made when missing only: thousands of small files share one.
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0)
+        try:
+            self._fd = os.open(path, flags, 0o666)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(path, flags, 0o666)
         if os.fstat(self._fd).st_size != size:
             set_size(self._fd, size)
         self.written: Callable[[int, int], None] = _no_mark
@@ -66,3 +74,79 @@ class BlankFile:
         """Write bytes checked some other way (a delta's output, checked by the SHA-256)."""
         pwrite(self._fd, data, offset)
         self.written(offset, offset + len(data))
+
+
+# ``core.engine.sealer.Sealer.track``: a staged file's (fd, path, size) -> its ``written``.
+Track = Callable[[int, Path, int], Callable[[int, int], None]]
+
+
+class LaterFile(BlankFile):
+    """A ``BlankFile`` created on another thread (``create_all``) while the caller goes on:
+    the thousands of small files a pack builds are created while the requests before the
+    pack's are in flight, not before them. Using the file waits until it exists (and raises
+    what creating it raised); ``written`` is set, by the creating thread, before that."""
+
+    def __init__(self, path: Path, size: int) -> None:  # (no file yet: create() makes it)
+        self.path = path
+        self.size = size
+        self._fd = -1
+        self.written = _no_mark
+        self._made = threading.Event()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._error: BaseException | None = None
+
+    def create(self, track: Track) -> None:
+        """Create the file (the creating thread), then ``track`` it: ``written`` is what
+        ``track(fd, path, size)`` returns. Nothing if it was closed meanwhile."""
+        with self._lock:
+            try:
+                if not self._closed:
+                    BlankFile.__init__(self, self.path, self.size)
+                    self.written = track(self._fd, self.path, self.size)
+            except BaseException as e:
+                self._error = e
+                raise
+            finally:
+                self._made.set()
+
+    def fail(self, error: BaseException) -> None:
+        """It will not be created: using it raises ``error``."""
+        with self._lock:
+            if not self._made.is_set():
+                self._error = error
+                self._made.set()
+
+    @property
+    def fd(self) -> int:
+        while not self._made.wait(WAKE):  # (waking up: a signal is handled on this thread)
+            pass
+        if self._error is not None:
+            raise self._error
+        return self._fd
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            super().close()
+
+    def reset(self) -> None:
+        _ = self.fd
+        super().reset()
+
+    def write_at(self, data: bytes | memoryview, offset: int) -> None:
+        _ = self.fd
+        super().write_at(data, offset)
+
+
+def create_all(files: list[LaterFile], track: Track, cancel: CancelToken) -> None:
+    """Create ``files`` in order (a thread of the assembler's); a cancel or an error leaves
+    the rest failing with it."""
+    for i, f in enumerate(files):
+        try:
+            cancel.check()
+            f.create(track)
+        except BaseException as e:
+            for rest in files[i:]:
+                rest.fail(e)
+            raise

@@ -88,6 +88,7 @@ class Updater:
         self.store = StateStore(config.install_dir)
         self._check: _Checked | None = None
         self._plan: _Planned | None = None
+        self._parts: dict[tuple[str, str], Path] = {}  # _part_path
 
     @property
     def options(self) -> PlanOptions:
@@ -312,8 +313,13 @@ class Updater:
         return FileSteps(fs.entry, (chain, *fs.steps))
 
     def _part_path(self, f: FileEntry) -> Path:
-        key = hashlib.sha256(f.path.encode()).hexdigest()[:24]
-        return self.store.staging / f"{key}-{f.sha256[:24]}.part"
+        # Asked several times per file (scan, plan, summary, staging): made once.
+        got = self._parts.get((f.path, f.sha256))
+        if got is None:
+            key = hashlib.sha256(f.path.encode()).hexdigest()[:24]
+            got = self._parts[(f.path, f.sha256)] = \
+                self.store.staging / f"{key}-{f.sha256[:24]}.part"
+        return got
 
     # -- apply ------------------------------------------------------------------------
     def apply(self) -> UpdateResult:

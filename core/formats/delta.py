@@ -286,7 +286,8 @@ class _PrefixDecoder:
         self._done = False  # the frame has ended
         self._map: mmap.mmap | None = None
         self._prefix: Any = None
-        self._buf = bytearray(_OUT_BLOCK)
+        # (a small file's buffer is its size: thousands of small files are decoded in a row)
+        self._buf = bytearray(min(_OUT_BLOCK, max(size, 4096)))
         self._dctx = lib.ZSTD_createDCtx()
         if self._dctx == ffi.NULL:
             raise MemoryError("zstd: no decoder")
