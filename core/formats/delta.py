@@ -39,7 +39,14 @@ from core.errors import FormatError
 
 SUFFIX = ".zdelta"
 MAX_FILE_SIZE = 128 << 20  # bytes: larger files are updated by chunks only
-DEFAULT_LEVEL = 9  # measured: see docs/benchmarks.md, "Skipped releases within 2x"
+# The default level (``level=None``): 9 where the old file is at most LEVEL_SIZE bytes, 3
+# above. Measured (docs/benchmarks.md, "Skipped releases within 2x"): with the copy table
+# the frame is small and a level's cost is mostly loading the old file into its tables;
+# level 9 made typescript's and esbuild-wasm's deltas 20-40 % smaller than level 3, and
+# costs about 4 ns a byte of the old file against 1.4 at level 3.
+DEFAULT_LEVEL = 9
+LARGE_LEVEL = 3
+LEVEL_SIZE = 32 << 20
 DICTIONARY_LEVEL = 15  # the least level of ``make`` without zstd's own API (see there)
 LDM_ABOVE = 128 << 20  # old + new bytes above which long-distance matching is used
 _OUT_BLOCK = 1 << 20
@@ -71,9 +78,15 @@ def _window_log(old_size: int, new_size: int) -> int:
     return max(10, min(31, (old_size + new_size).bit_length()))
 
 
-def make(old: Path, new: Path, dest: Path, level: int = DEFAULT_LEVEL,
+def default_level(old_size: int) -> int:
+    """The zstd level of a delta from an old file of ``old_size`` bytes, unless asked."""
+    return DEFAULT_LEVEL if old_size <= LEVEL_SIZE else LARGE_LEVEL
+
+
+def make(old: Path, new: Path, dest: Path, level: int | None = None,
          copies: Sequence[Copy] = ()) -> int:
-    """Write the delta that rebuilds ``new`` from ``old`` to ``dest``; return its size.
+    """Write the delta that rebuilds ``new`` from ``old`` to ``dest`` at zstd ``level``
+    (None: ``default_level``); return its size.
 
     ``copies``: runs of ``new`` equal to runs of ``old`` (new offset, old offset, length;
     in the order of the new file, not overlapping), which the delta's copy table gives and
@@ -88,6 +101,8 @@ def make(old: Path, new: Path, dest: Path, level: int = DEFAULT_LEVEL,
     pack's 40 edits at level 3 in about a second, where the dictionary at level 15 took
     46 s for a delta 240 times larger."""
     old_size, new_size = old.stat().st_size, new.stat().st_size
+    if level is None:
+        level = default_level(old_size)
     table = encode_copies(copies, old_size, new_size) if copies else b""
     spans = _gaps(copies, new_size)
     cffi = _compress_binding()

@@ -49,7 +49,7 @@ class Options:
     compress: bool
     compress_level: int
     deltas: bool
-    delta_level: int
+    delta_level: int | None  # None: core.formats.delta.default_level
     previous: tuple[Manifest, Path] | None  # the previous release and its folder
     prev_seeds: SeedSet | None  # its chunks (for the deltas' payoff), when deltas are made
     prev_files: dict[str, FileEntry] = field(default_factory=dict)  # its files by path
