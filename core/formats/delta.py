@@ -406,14 +406,17 @@ class _PrefixDecoder:
     at a time into a buffer reused for every block."""
 
     def __init__(self, cffi: Any, old: Path, size: int,
-                 write: Callable[[bytes | memoryview, int], None]) -> None:
+                 write: Callable[[bytes | memoryview, int], None],
+                 shared: mmap.mmap | None = None) -> None:
+        """``shared``: the old file already mapped by the caller (kept open by it), so that
+        its pages are mapped once (each map counts in the process's RSS)."""
         ffi, lib = cffi.ffi, cffi.lib
         self._ffi, self._lib = ffi, lib
         self._size = size
         self._write = write
         self._pos = 0
         self._done = False  # the frame has ended
-        self._map: mmap.mmap | None = None
+        self._map: mmap.mmap | None = None  # a map of its own, closed with it
         self._prefix: Any = None
         self._buf = bytearray(_OUT_BLOCK)
         self._dctx = lib.ZSTD_createDCtx()
@@ -426,8 +429,9 @@ class _PrefixDecoder:
                 self._check(lib.ZSTD_DCtx_setParameter(
                     self._dctx, lib.ZSTD_d_windowLogMax, window.bit_length() - 1))
                 if old_size:
-                    self._map = _map(f.fileno())
-                    self._prefix = ffi.from_buffer(self._map)
+                    if shared is None or len(shared) != old_size:
+                        shared = self._map = _map(f.fileno())
+                    self._prefix = ffi.from_buffer(shared)
                     self._check(lib.ZSTD_DCtx_refPrefix(self._dctx, self._prefix, old_size))
         except BaseException:
             self.close()
@@ -499,8 +503,8 @@ class _Copying:
 
     def __init__(self, old: Path, size: int,
                  write: Callable[[bytes | memoryview, int], None],
-                 inner: Callable[[Path, int, Callable[[bytes | memoryview, int], None]],
-                                 Decoder | _PrefixDecoder]) -> None:
+                 inner: Callable[[Path, int, Callable[[bytes | memoryview, int], None],
+                                  mmap.mmap | None], Decoder | _PrefixDecoder]) -> None:
         self._old, self._size, self._write, self._inner_of = old, size, write, inner
         self._head = bytearray()  # the first bytes, until it is known what they are
         self._inner: Decoder | _PrefixDecoder | None = None
@@ -512,7 +516,7 @@ class _Copying:
         self._framed = 0  # bytes of the frame fed
         with open(old, "rb") as f:  # OSError here, as the decoders raise it
             self._old_size = os.fstat(f.fileno()).st_size
-            self._map = _map(f.fileno()) if self._old_size else None
+        self._map: mmap.mmap | None = None  # the old file, mapped when there are copies
 
     def feed(self, data: bytes | memoryview) -> None:
         if self._inner is not None:
@@ -523,7 +527,7 @@ class _Copying:
         if len(self._head) < 4:
             return
         if int.from_bytes(self._head[:4], "little") != COPIES_MAGIC:
-            self._start(self._inner_of(self._old, self._size, self._write))
+            self._start(self._inner_of(self._old, self._size, self._write, None))
             return
         if len(self._head) < _SKIP_HEADER:
             return
@@ -538,7 +542,12 @@ class _Copying:
         self._left = self._ops[0][0] if self._ops else frame
         self._tail = frame - sum(gap for gap, _, _ in self._ops)
         del self._head[:_SKIP_HEADER + length]
-        self._start(self._inner_of(self._old, frame, self._gap))
+        if self._ops:
+            with open(self._old, "rb") as f:
+                if os.fstat(f.fileno()).st_size != self._old_size:
+                    raise FormatError("the old file changed while decoding", what="delta")
+                self._map = _map(f.fileno())
+        self._start(self._inner_of(self._old, frame, self._gap, self._map))
 
     def _start(self, inner: Decoder | _PrefixDecoder) -> None:
         self._inner = inner
@@ -600,10 +609,10 @@ def open_decoder(old: Path, size: int,
     ``Decoder``. ``OSError`` if ``old`` cannot be read."""
     cffi = _binding()
 
-    def inner(old: Path, size: int,
-              write: Callable[[bytes | memoryview, int], None]) -> Decoder | _PrefixDecoder:
+    def inner(old: Path, size: int, write: Callable[[bytes | memoryview, int], None],
+              shared: mmap.mmap | None) -> Decoder | _PrefixDecoder:
         if cffi is not None:
-            return _PrefixDecoder(cffi, old, size, write)
+            return _PrefixDecoder(cffi, old, size, write, shared)
         return Decoder(old, size, write)
 
     return _Copying(old, size, write, inner)
