@@ -85,6 +85,20 @@ def test_copies_found_from_the_indexes_cover_the_unchanged_runs_and_are_exact(
     assert len(n) - sum(c[2] for c in copies) <= 2000 + 700 + 8 + 64
 
 
+def test_no_copies_when_the_unchanged_runs_are_less_than_half_the_file(
+        tmp_path: Path) -> None:
+    """A rebuilt file with a few unchanged runs: copies would break zstd's matches for
+    little, so there are none (``MIN_COVER``)."""
+    rng = random.Random(9)
+    kept = rng.randbytes(900 * KB)
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.write_bytes(rng.randbytes(1000 * KB) + kept)
+    new.write_bytes(rng.randbytes(1000 * KB) + kept)  # 47 % unchanged
+    assert delta_copies.find(old, _index(old), new, _index(new)) == []
+    new.write_bytes(rng.randbytes(800 * KB) + kept)  # 53 %
+    assert [c[2] for c in delta_copies.find(old, _index(old), new, _index(new))] == [900 * KB]
+
+
 def test_a_run_whose_bytes_differ_from_the_index_is_not_copied(tmp_path: Path) -> None:
     old, new = _edited(tmp_path)
     stale = _index(old)  # the index of the old file as it was
