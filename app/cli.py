@@ -157,8 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "128 MiB, say): their chunks new since the previous release cut again at "
                    "a 512-byte average, so small edits cost less to players (the default; "
                    "--no-subchunks: none)")
-    p.add_argument("--delta-level", type=int_between(1, 22), default=3, metavar="LEVEL",
-                   help="zstd level of the deltas, 1 to 22 (default: 3)")
+    p.add_argument("--delta-level", type=int_between(1, 22), default=None, metavar="LEVEL",
+                   help="zstd level of the deltas, 1 to 22 (default: 9, and 3 for files "
+                   "over 32 MiB)")
     p.add_argument("--delta-releases", type=int_between(1, 16), default=3, metavar="K",
                    help="make each changed file's deltas from its versions in the last K "
                    "releases, 1 to 16 (default: 3); players further behind chain them")

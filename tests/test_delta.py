@@ -134,11 +134,14 @@ def decoder_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 
 def test_open_decoder_uses_the_old_file_in_place_where_it_can(
         tmp_path: Path, decoder_kind: str) -> None:
-    old = tmp_path / "old"
+    old, new = tmp_path / "old", tmp_path / "new"
     old.write_bytes(b"abc" * 1000)
-    dec = delta.open_decoder(old, 10, lambda _b, _o: None)
+    new.write_bytes(b"abc" * 900 + b"xyz")
+    delta.make(old, new, tmp_path / "d")
+    dec = delta.open_decoder(old, 2703, lambda _b, _o: None)
     try:
-        assert isinstance(dec, delta._PrefixDecoder) == (decoder_kind == "prefix")
+        dec.feed((tmp_path / "d").read_bytes()[:8])  # the frame's decoder is made here
+        assert isinstance(dec._inner, delta._PrefixDecoder) == (decoder_kind == "prefix")
     finally:
         dec.close()
 

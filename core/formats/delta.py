@@ -18,13 +18,20 @@ a raw-content dictionary (28 ms and 64 MB more for a 64 MB file). Either way the
 written a block at a time through the caller's ``write``, and the decoder's window holds up
 to the file's size: about one file of memory, plus the old file's pages in the page cache.
 Deltas are made only for files up to ``MAX_FILE_SIZE``.
+
+A delta may begin with a table of copies (``make``'s ``copies``; docs/format.md §10): long
+runs of the new file found unchanged in the old one, copied from it by the decoder, so the
+zstd frame holds only the bytes between them. zstd's blocks hold at most 128 KiB each and
+every block costs its headers and one sequence at least (about 14 bytes): a 9 MB file
+changed in three places cost 1 kB of blocks as one frame, and 0.3 kB with its unchanged
+runs copied (docs/benchmarks.md, "Skipped releases within 2x").
 """
 
 from __future__ import annotations
 
 import mmap
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -32,11 +39,24 @@ from core.errors import FormatError
 
 SUFFIX = ".zdelta"
 MAX_FILE_SIZE = 128 << 20  # bytes: larger files are updated by chunks only
-DEFAULT_LEVEL = 3  # measured: patch-from by prefix, the best size/time trade-off (benchmarks.md)
+# The default level (``level=None``): 9 where the old file is at most LEVEL_SIZE bytes, 3
+# above. Measured (docs/benchmarks.md, "Skipped releases within 2x"): with the copy table
+# the frame is small and a level's cost is mostly loading the old file into its tables;
+# level 9 made typescript's and esbuild-wasm's deltas 20-40 % smaller than level 3, and
+# costs about 4 (random bytes) to 10 (text) ns a byte of the old file, against 1.4 at level 3.
+DEFAULT_LEVEL = 9
+LARGE_LEVEL = 3
+LEVEL_SIZE = 32 << 20
 DICTIONARY_LEVEL = 15  # the least level of ``make`` without zstd's own API (see there)
 LDM_ABOVE = 128 << 20  # old + new bytes above which long-distance matching is used
 _OUT_BLOCK = 1 << 20
 _DEFAULT_WINDOW_LOG = 27  # zstd's default decoder limit (ZSTD_WINDOWLOG_LIMIT_DEFAULT)
+COPIES_MAGIC = 0x184D2A5C  # a zstd skippable frame's magic (RFC 8878 §3.1.2): the copy table
+COPIES_VERSION = 1
+MAX_COPIES_TABLE = 4 << 20  # bytes: a copy table's largest payload a decoder accepts
+_SKIP_HEADER = 8  # magic (u32 LE) + payload length (u32 LE)
+
+Copy = tuple[int, int, int]  # (offset in the new file, offset in the old file, length)
 
 
 def available() -> bool:
@@ -58,8 +78,20 @@ def _window_log(old_size: int, new_size: int) -> int:
     return max(10, min(31, (old_size + new_size).bit_length()))
 
 
-def make(old: Path, new: Path, dest: Path, level: int = DEFAULT_LEVEL) -> int:
-    """Write the delta that rebuilds ``new`` from ``old`` to ``dest``; return its size.
+def default_level(old_size: int) -> int:
+    """The zstd level of a delta from an old file of ``old_size`` bytes, unless asked."""
+    return DEFAULT_LEVEL if old_size <= LEVEL_SIZE else LARGE_LEVEL
+
+
+def make(old: Path, new: Path, dest: Path, level: int | None = None,
+         copies: Sequence[Copy] = ()) -> int:
+    """Write the delta that rebuilds ``new`` from ``old`` to ``dest`` at zstd ``level``
+    (None: ``default_level``); return its size.
+
+    ``copies``: runs of ``new`` equal to runs of ``old`` (new offset, old offset, length;
+    in the order of the new file, not overlapping), which the delta's copy table gives and
+    its frame leaves out; the caller vouches that they are equal (``ValueError`` if they do
+    not fit in the files).
 
     As ``zstd --patch-from`` does: the old file is zstd's prefix (by reference, mapped
     read-only, where python-zstandard's CFFI binding is here; else a raw-content
@@ -68,12 +100,100 @@ def make(old: Path, new: Path, dest: Path, level: int = DEFAULT_LEVEL) -> int:
     (docs/benchmarks.md, publish): a prefix with long-distance matching finds a 100 MB
     pack's 40 edits at level 3 in about a second, where the dictionary at level 15 took
     46 s for a delta 240 times larger."""
+    old_size, new_size = old.stat().st_size, new.stat().st_size
+    if level is None:
+        level = default_level(old_size)
+    table = encode_copies(copies, old_size, new_size) if copies else b""
+    spans = _gaps(copies, new_size)
     cffi = _compress_binding()
     if cffi is not None:
-        return _make_prefix(cffi, old, new, dest, level)
+        return _make_prefix(cffi, old, new, dest, level, table, spans)
     # A dictionary is not searched by long-distance matching, and low levels' tables forget
     # most of it (measured on a 3 MB file with 60 edits: 1.9 MB at level 3, 704 B at 15).
-    return _make_dictionary(old, new, dest, max(level, DICTIONARY_LEVEL))
+    return _make_dictionary(old, new, dest, max(level, DICTIONARY_LEVEL), table, spans)
+
+
+def _gaps(copies: Sequence[Copy], new_size: int) -> list[tuple[int, int]]:
+    """The runs of the new file that are not copied: (start, end), in order."""
+    out, at = [], 0
+    for n0, _, length in copies:
+        if n0 > at:
+            out.append((at, n0))
+        at = n0 + length
+    if at < new_size:
+        out.append((at, new_size))
+    return out
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def encode_copies(copies: Sequence[Copy], old_size: int, new_size: int) -> bytes:
+    """The copy table of a delta (docs/format.md §10): a zstd skippable frame whose payload
+    is the version, the number of copies and, for each, the bytes of the frame's output
+    before it, its length and its old offset less the previous copy's old end (zigzag)."""
+    body = bytearray([COPIES_VERSION])
+    body += _varint(len(copies))
+    at = old_end = 0
+    for n0, o0, length in copies:
+        if n0 < at or length <= 0 or o0 < 0 or o0 + length > old_size \
+                or n0 + length > new_size:
+            raise ValueError(f"copy {(n0, o0, length)} does not fit")
+        step = o0 - old_end
+        body += _varint(n0 - at) + _varint(length) + _varint(step * 2 if step >= 0
+                                                              else -step * 2 - 1)
+        at, old_end = n0 + length, o0 + length
+    return (COPIES_MAGIC.to_bytes(4, "little") + len(body).to_bytes(4, "little")
+            + bytes(body))
+
+
+def parse_copies(payload: bytes | memoryview, old_size: int,
+                 size: int) -> tuple[list[tuple[int, int, int]], int]:
+    """A copy table's payload as ``(gap before, old offset, length)`` per copy, and the
+    bytes the frame must decode to (``size`` less the copies); ``FormatError`` unless every
+    copy lies in the old file and they and their gaps fit in ``size`` bytes."""
+    data = bytes(payload)
+    pos = 0
+
+    def varint() -> int:
+        nonlocal pos
+        n = shift = 0
+        while True:  # at most 10 bytes (a value < 2^70)
+            if pos >= len(data) or shift > 63:
+                raise FormatError("delta's copy table is cut short", what="delta")
+            b = data[pos]
+            pos += 1
+            n |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return n
+            shift += 7
+
+    if not data or data[0] != COPIES_VERSION:
+        raise FormatError("delta's copy table has an unknown version", what="delta")
+    pos = 1
+    count = varint()
+    if count > len(data):  # each copy takes 3 bytes at least
+        raise FormatError("delta's copy table is cut short", what="delta")
+    out: list[tuple[int, int, int]] = []
+    at = old_end = copied = 0
+    for _ in range(count):
+        gap, length, step = varint(), varint(), varint()
+        o0 = old_end + (step >> 1 if not step & 1 else -((step + 1) >> 1))
+        if length == 0 or o0 < 0 or o0 + length > old_size or at + gap + length > size:
+            raise FormatError("delta's copy table does not fit the files", what="delta")
+        out.append((gap, o0, length))
+        at += gap + length
+        old_end = o0 + length
+        copied += length
+    if pos != len(data):
+        raise FormatError("delta's copy table has bytes after its end", what="delta")
+    return out, size - copied
 
 
 def _compress_binding() -> Any:
@@ -98,23 +218,27 @@ def _ldm(old_size: int, new_size: int, level: int) -> bool:
             or old_size + new_size > LDM_ABOVE)
 
 
-def _make_dictionary(old: Path, new: Path, dest: Path, level: int) -> int:
+def _make_dictionary(old: Path, new: Path, dest: Path, level: int, table: bytes,
+                     spans: list[tuple[int, int]]) -> int:
     import zstandard as zstd
 
     old_data = old.read_bytes()
-    new_data = new.read_bytes()
+    whole = new.read_bytes()
+    new_data = b"".join(whole[a:b] for a, b in spans) if table else whole
     params = zstd.ZstdCompressionParameters.from_level(
         level, window_log=_window_log(len(old_data), len(new_data)),
         enable_ldm=_ldm(len(old_data), len(new_data), level))
     dictionary = zstd.ZstdCompressionDict(old_data, dict_type=zstd.DICT_TYPE_RAWCONTENT)
     out = zstd.ZstdCompressor(dict_data=dictionary, compression_params=params).compress(new_data)
-    dest.write_bytes(out)
-    return len(out)
+    dest.write_bytes(table + out)
+    return len(table) + len(out)
 
 
-def _make_prefix(cffi: Any, old: Path, new: Path, dest: Path, level: int) -> int:
+def _make_prefix(cffi: Any, old: Path, new: Path, dest: Path, level: int, table: bytes,
+                 spans: list[tuple[int, int]]) -> int:
     """``make`` through zstd's own API: ``ZSTD_CCtx_refPrefix`` on the mapped old file, the
-    new file mapped as the input, output written a block at a time."""
+    new file mapped as the input (the runs of ``spans`` in turn), output written a block at
+    a time after ``table``."""
     ffi, lib = cffi.ffi, cffi.lib
 
     def check(ret: int) -> int:
@@ -129,7 +253,9 @@ def _make_prefix(cffi: Any, old: Path, new: Path, dest: Path, level: int) -> int
     try:
         with open(old, "rb") as fo, open(new, "rb") as fn, open(dest, "wb") as out:
             old_size = os.fstat(fo.fileno()).st_size
-            new_size = os.fstat(fn.fileno()).st_size
+            file_size = os.fstat(fn.fileno()).st_size
+            new_size = sum(b - a for a, b in spans)  # what the frame holds
+            out.write(table)
             for param, value in (
                     (lib.ZSTD_c_compressionLevel, level),
                     (lib.ZSTD_c_windowLog, _window_log(old_size, new_size)),
@@ -146,7 +272,7 @@ def _make_prefix(cffi: Any, old: Path, new: Path, dest: Path, level: int) -> int
                 keep.append(prefix)
                 check(lib.ZSTD_CCtx_refPrefix(cctx, prefix, old_size))
             src_buf: Any = ffi.NULL
-            if new_size:
+            if file_size:
                 new_map = mmap.mmap(fn.fileno(), 0, access=mmap.ACCESS_READ)
                 keep.append(new_map)
                 src_buf = ffi.from_buffer(new_map)
@@ -155,15 +281,18 @@ def _make_prefix(cffi: Any, old: Path, new: Path, dest: Path, level: int) -> int
             dst = ffi.from_buffer(block)
             keep.append(dst)
             inb = ffi.new("ZSTD_inBuffer *")
-            inb.src, inb.size, inb.pos = src_buf, new_size, 0
             outb = ffi.new("ZSTD_outBuffer *")
             view = memoryview(block)
-            while True:  # each round writes a block or ends the frame
-                outb.dst, outb.size, outb.pos = dst, len(block), 0
-                left = check(lib.ZSTD_compressStream2(cctx, outb, inb, lib.ZSTD_e_end))
-                out.write(view[:outb.pos])
-                if left == 0:
-                    break
+            for n, (a, b) in enumerate(spans or [(0, 0)]):  # each run of the input in turn
+                last = n == max(len(spans), 1) - 1
+                inb.src, inb.size, inb.pos = src_buf + a if b > a else src_buf, b - a, 0
+                op = lib.ZSTD_e_end if last else lib.ZSTD_e_continue
+                while True:  # each round writes a block, takes all the run, or ends
+                    outb.dst, outb.size, outb.pos = dst, len(block), 0
+                    left = check(lib.ZSTD_compressStream2(cctx, outb, inb, op))
+                    out.write(view[:outb.pos])
+                    if (left == 0 if last else inb.pos == inb.size and outb.pos < outb.size):
+                        break
             return out.tell()
     finally:
         lib.ZSTD_freeCCtx(cctx)
@@ -277,14 +406,17 @@ class _PrefixDecoder:
     at a time into a buffer reused for every block."""
 
     def __init__(self, cffi: Any, old: Path, size: int,
-                 write: Callable[[bytes | memoryview, int], None]) -> None:
+                 write: Callable[[bytes | memoryview, int], None],
+                 shared: mmap.mmap | None = None) -> None:
+        """``shared``: the old file already mapped by the caller (kept open by it), so that
+        its pages are mapped once (each map counts in the process's RSS)."""
         ffi, lib = cffi.ffi, cffi.lib
         self._ffi, self._lib = ffi, lib
         self._size = size
         self._write = write
         self._pos = 0
         self._done = False  # the frame has ended
-        self._map: mmap.mmap | None = None
+        self._map: mmap.mmap | None = None  # a map of its own, closed with it
         self._prefix: Any = None
         # (a small file's buffer is its size: thousands of small files are decoded in a row)
         self._buf = bytearray(min(_OUT_BLOCK, max(size, 4096)))
@@ -298,8 +430,9 @@ class _PrefixDecoder:
                 self._check(lib.ZSTD_DCtx_setParameter(
                     self._dctx, lib.ZSTD_d_windowLogMax, window.bit_length() - 1))
                 if old_size:
-                    self._map = _map(f.fileno())
-                    self._prefix = ffi.from_buffer(self._map)
+                    if shared is None or len(shared) != old_size:
+                        shared = self._map = _map(f.fileno())
+                    self._prefix = ffi.from_buffer(shared)
                     self._check(lib.ZSTD_DCtx_refPrefix(self._dctx, self._prefix, old_size))
         except BaseException:
             self.close()
@@ -362,14 +495,125 @@ class _PrefixDecoder:
             self._map = None
 
 
+class _Copying:
+    """A delta with or without a copy table (``make``'s ``copies``): the first bytes fed say
+    which. With one, the table is read whole (at most ``MAX_COPIES_TABLE`` bytes), the frame
+    after it is decoded to the bytes between the copies, and each copy is written from the
+    old file (mapped read-only) when the output reaches it, a block at a time. Without, the
+    frame is decoded as it is."""
+
+    def __init__(self, old: Path, size: int,
+                 write: Callable[[bytes | memoryview, int], None],
+                 inner: Callable[[Path, int, Callable[[bytes | memoryview, int], None],
+                                  mmap.mmap | None], Decoder | _PrefixDecoder]) -> None:
+        self._old, self._size, self._write, self._inner_of = old, size, write, inner
+        self._head = bytearray()  # the first bytes, until it is known what they are
+        self._inner: Decoder | _PrefixDecoder | None = None
+        self._ops: list[tuple[int, int, int]] = []
+        self._op = 0  # the next copy
+        self._left = 0  # bytes of the frame's output before it
+        self._pos = 0  # of the output
+        self._tail = 0  # bytes of the frame's output after the last copy
+        self._framed = 0  # bytes of the frame fed
+        with open(old, "rb") as f:  # OSError here, as the decoders raise it
+            self._old_size = os.fstat(f.fileno()).st_size
+        self._map: mmap.mmap | None = None  # the old file, mapped when there are copies
+
+    def feed(self, data: bytes | memoryview) -> None:
+        if self._inner is not None:
+            self._framed += len(data)
+            self._inner.feed(data)
+            return
+        self._head += data
+        if len(self._head) < 4:
+            return
+        if int.from_bytes(self._head[:4], "little") != COPIES_MAGIC:
+            self._start(self._inner_of(self._old, self._size, self._write, None))
+            return
+        if len(self._head) < _SKIP_HEADER:
+            return
+        length = int.from_bytes(self._head[4:_SKIP_HEADER], "little")
+        if length > MAX_COPIES_TABLE:
+            raise FormatError("delta's copy table is too large", what="delta")
+        if len(self._head) < _SKIP_HEADER + length:
+            return
+        self._ops, frame = parse_copies(
+            memoryview(self._head)[_SKIP_HEADER:_SKIP_HEADER + length], self._old_size,
+            self._size)
+        self._left = self._ops[0][0] if self._ops else frame
+        self._tail = frame - sum(gap for gap, _, _ in self._ops)
+        del self._head[:_SKIP_HEADER + length]
+        if self._ops:
+            with open(self._old, "rb") as f:
+                if os.fstat(f.fileno()).st_size != self._old_size:
+                    raise FormatError("the old file changed while decoding", what="delta")
+                self._map = _map(f.fileno())
+        self._start(self._inner_of(self._old, frame, self._gap, self._map))
+
+    def _start(self, inner: Decoder | _PrefixDecoder) -> None:
+        self._inner = inner
+        head, self._head = bytes(self._head), bytearray()
+        self._framed = len(head)
+        inner.feed(head)
+
+    def _gap(self, data: bytes | memoryview, _offset: int) -> None:
+        """The frame's output: the bytes between the copies, in order."""
+        view = memoryview(data)
+        while len(view):  # each round writes some bytes of the frame, after due copies
+            self._copy_due()
+            n = min(self._left, len(view))
+            if n == 0:
+                raise FormatError("delta decodes to more than the file", what="delta")
+            self._write(view[:n], self._pos)
+            self._pos += n
+            self._left -= n
+            view = view[n:]
+
+    def _copy_due(self) -> None:
+        """Write the copies the output has reached (none once they are all written)."""
+        while self._left == 0 and self._op < len(self._ops):
+            _, at, length = self._ops[self._op]
+            assert self._map is not None  # (parse_copies: copies lie in the old file)
+            with memoryview(self._map) as whole:
+                for a in range(at, at + length, _OUT_BLOCK):
+                    with whole[a:min(a + _OUT_BLOCK, at + length)] as piece:
+                        self._write(piece, self._pos)
+                        self._pos += len(piece)
+            self._op += 1
+            self._left = (self._ops[self._op][0] if self._op < len(self._ops)
+                          else self._tail)
+
+    def finish(self) -> None:
+        if self._inner is None or not self._framed:  # (the frame is never empty)
+            raise FormatError("delta does not decode: it ends early", what="delta")
+        self._inner.finish()
+        if self._ops:
+            self._copy_due()
+            if self._pos != self._size:
+                raise FormatError(f"delta decodes to {self._pos} bytes, not {self._size}",
+                                  what="delta")
+
+    def close(self) -> None:
+        if self._inner is not None:
+            self._inner.close()
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+
+
 def open_decoder(old: Path, size: int,
-                 write: Callable[[bytes | memoryview, int], None]) -> Decoder | _PrefixDecoder:
+                 write: Callable[[bytes | memoryview, int], None]) -> _Copying:
     """A decoder rebuilding a file of ``size`` bytes from ``old`` and a delta fed in order,
     handing the output to ``write(data, offset)`` in order (``data`` may be a view of a
-    buffer reused after the call returns): without copying the old file
-    where zstd's own API is reachable, else ``Decoder``. ``OSError`` if ``old`` cannot be
-    read."""
+    buffer reused after the call returns): a copy table's copies from the mapped old file,
+    the frame without copying the old file where zstd's own API is reachable, else
+    ``Decoder``. ``OSError`` if ``old`` cannot be read."""
     cffi = _binding()
-    if cffi is not None:
-        return _PrefixDecoder(cffi, old, size, write)
-    return Decoder(old, size, write)
+
+    def inner(old: Path, size: int, write: Callable[[bytes | memoryview, int], None],
+              shared: mmap.mmap | None) -> Decoder | _PrefixDecoder:
+        if cffi is not None:
+            return _PrefixDecoder(cffi, old, size, write, shared)
+        return Decoder(old, size, write)
+
+    return _Copying(old, size, write, inner)

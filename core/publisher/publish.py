@@ -24,7 +24,7 @@ from core.chunks.fidx import FileIndex, decode
 from core.chunks.planner import SeedSet, plan_file
 from core.chunks.wire import REQUEST_COST, wire_bytes  # what a player's requests cost
 from core.errors import ConfigError, FormatError
-from core.formats import delta, manifest_delta
+from core.formats import manifest_delta
 from core.formats.layout import (
     FIDX_SUFFIX,
     FILES,
@@ -139,7 +139,7 @@ def publish(
     compress: bool = False,
     compress_level: int = stz.DEFAULT_LEVEL,
     deltas: bool = False,
-    delta_level: int = delta.DEFAULT_LEVEL,
+    delta_level: int | None = None,
     subchunks: bool = False,
     delta_releases: int = DEFAULT_DELTA_RELEASES,
     pack_max: int = 0,
@@ -155,8 +155,9 @@ def publish(
     use); the ``stitch publish`` command turns both on by default (``--no-compress``,
     ``--no-delta``). With ``deltas``, each changed file gets deltas from its versions in the
     channel's last ``delta_releases`` releases (``core.publisher.earlier``), and the manifest
-    names the channel's earlier releases (``history``) for players who skipped some.
-    ``pack_max``: files of at most this many bytes also go into the release's pack
+    names the channel's earlier releases (``history``) for players who skipped some;
+    ``delta_level`` is their zstd level (None: ``core.formats.delta.default_level``, by the
+    old file's size). ``pack_max``: files of at most this many bytes also go into the release's pack
     (``core.publisher.pack``; 0: no pack; the command's default is
     ``core.formats.pack.DEFAULT_MAX_FILE``)."""
     if not src.is_dir():

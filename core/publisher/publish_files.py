@@ -33,6 +33,7 @@ from core.formats import delta
 from core.formats.layout import FIDX_SUFFIX, FILES, GROUPS_SUFFIX
 from core.formats.manifest import MAX_DELTAS, Delta, FileEntry, Manifest
 from core.fsutil import file_mode
+from core.publisher import delta_copies
 from core.publisher.compressed import WARN_SIZE, inspect, warning
 from core.publisher.earlier import Release
 
@@ -48,7 +49,7 @@ class Options:
     compress: bool
     compress_level: int
     deltas: bool
-    delta_level: int
+    delta_level: int | None  # None: core.formats.delta.default_level
     previous: tuple[Manifest, Path] | None  # the previous release and its folder
     prev_seeds: SeedSet | None  # its chunks (for the deltas' payoff), when deltas are made
     prev_files: dict[str, FileEntry] = field(default_factory=dict)  # its files by path
@@ -153,15 +154,20 @@ def _make_deltas(opts: Options, rel: str, dest: Path, new_sha: str, idx: FileInd
         seen.add(old.sha256[:16])
         old_path = base.folder / FILES / Path(*rel.split("/"))
         previous = opts.previous is not None and opts.previous[1] == base.folder
+        old_idx = _old_index(old_path)
         if previous and opts.prev_seeds is not None:
             cost = missing_bytes(opts.prev_seeds, idx) + index_len
+        elif old_idx is not None:
+            cost = missing_bytes(SeedSet.of_index("", old_idx), idx) + index_len
         else:
-            cost = _file_chunk_cost(old_path, idx) + index_len
+            cost = idx.file_size + index_len
         try:
             if os.stat(old_path).st_size != old.size:
                 continue  # not the version the manifest names (a folder being replaced)
             out_path = dest.parent / Path(delta.name_for(rel, old.sha256)).name
-            made = delta.make(old_path, dest, out_path, opts.delta_level)
+            copies = (delta_copies.find(old_path, old_idx, dest, idx)
+                      if old_idx is not None and old_idx.file_size == old.size else [])
+            made = delta.make(old_path, dest, out_path, opts.delta_level, copies)
         except OSError:
             continue  # the release's folder is gone or damaged: no delta from it
         if made >= cost:
@@ -173,15 +179,12 @@ def _make_deltas(opts: Options, rel: str, dest: Path, new_sha: str, idx: FileInd
     return tuple(out)
 
 
-def _file_chunk_cost(old_path: Path, idx: FileIndex) -> int:
-    """Bytes of ``idx``'s chunks not among those of the earlier file at ``old_path`` (by its
-    published ``.fidx``; the whole file when that cannot be read)."""
+def _old_index(old_path: Path) -> FileIndex | None:
+    """The earlier file's published ``.fidx`` (None when it cannot be read)."""
     try:
-        old_idx = decode((old_path.parent / (old_path.name + FIDX_SUFFIX)).read_bytes())
+        return decode((old_path.parent / (old_path.name + FIDX_SUFFIX)).read_bytes())
     except (OSError, FormatError):
-        return idx.file_size
-    seeds = SeedSet.build([("", old_idx.offsets()[:-1], old_idx.lengths, old_idx.ids)])
-    return missing_bytes(seeds, idx)
+        return None
 
 
 def _file_sha256(path: Path) -> str:
