@@ -259,3 +259,31 @@ def test_a_many_file_run_stopped_before_the_commit_is_not_fetched_again(
     fetched = [url.rsplit("/", 1)[-1] for url, _ in fetcher.requests]
     assert fetched and all(n.startswith(("latest.json", "release.json")) or
                            n.endswith(".fidx") for n in fetched), fetched
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="names staged files through /proc")
+def test_without_syncfs_a_many_file_plan_fsyncs_each_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the C library has no ``syncfs`` after all (``sync_filesystem`` says False),
+    every staged file of a many-file plan is fsynced before any is committed."""
+    files = BATCH_SYNC_FILES + 6
+    v1, v2 = _small_tree(tmp_path / "v1", files, 1), _small_tree(tmp_path / "v2", files, 2)
+    repo = tmp_path / "repo"
+    publish(v1, repo, "1.0.0")
+    install = tmp_path / "install"
+    Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=memory_fetcher(repo)).apply()
+    publish(v2, repo, "2.0.0")
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        name = os.readlink(f"/proc/self/fd/{fd}")
+        if name.endswith(".part"):
+            synced.append(name)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(assemble, "sync_filesystem", lambda fd: False)
+    Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=memory_fetcher(repo)).apply()
+    assert tree_digest(install) == tree_digest(v2)
+    assert len(set(synced)) == files

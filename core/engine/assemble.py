@@ -412,7 +412,9 @@ class Assembler:
             # Durable at once; not renamed one by one to ``ready_suffix`` either (a rename
             # each: what a later run does with a ready file it does with a .part too,
             # checking its chunks again).
-            sync_filesystem(self.staged[0].fd)
+            if not sync_filesystem(self.staged[0].fd):  # no such call here after all
+                for s in self.staged:
+                    os.fsync(s.fd)
             for s in self.staged:
                 s.close()
             out = [s.path for s in self.staged]
