@@ -1,48 +1,74 @@
 """Staging files created on another thread (``core.engine.staging.LaterFile``,
-``create_all``): using one waits until it exists and is tracked; an error or a cancel
-reaches whoever uses the files it left uncreated; a file closed first is never made."""
+``create_all``): using one waits until it exists; an error or a cancel reaches whoever uses
+the files it left uncreated; a file closed first is never made; ``write_whole`` hashes what
+it reads back, syncs when asked, and closes."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from core.engine.staging import LaterFile, create_all
+from core.engine.staging import BlankFile, LaterFile, create_all
 from core.errors import CancelledError
 from core.progress import CancelToken
 
 
-def _tracker(log: list[str]) -> Callable[[int, Path, int], Callable[[int, int], None]]:
-    def track(fd: int, path: Path, size: int) -> Callable[[int, int], None]:
-        log.append(path.name)
-        return lambda a, b: log.append(f"{path.name}:{a}-{b}")
-    return track
-
-
-def test_files_are_created_in_order_and_tracked_before_use(tmp_path: Path) -> None:
+def test_files_are_created_in_order_and_usable_once_made(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files = [LaterFile(tmp_path / "s" / f"f{i}.part", 10 + i) for i in range(20)]
-    log: list[str] = []
+    made: list[str] = []
     gate = threading.Event()
+    real = BlankFile.__init__
 
-    def slow_track(fd: int, path: Path, size: int) -> Callable[[int, int], None]:
+    def slow_init(self: BlankFile, path: Path, size: int) -> None:
         gate.wait(10)  # the first file waits until its writer is already waiting for it
-        return _tracker(log)(fd, path, size)
+        real(self, path, size)
+        made.append(path.name)
 
-    t = threading.Thread(target=create_all, args=(files, slow_track, CancelToken()))
+    monkeypatch.setattr(BlankFile, "__init__", slow_init)
+    t = threading.Thread(target=create_all, args=(files, CancelToken()))
     t.start()
     gate.set()
-    files[5].write_at(b"hello", 2)  # waits for the file, then reports the bytes written
+    files[5].write_at(b"hello", 2)  # waits for the file
     t.join(10)
     assert not t.is_alive()
-    assert log[:6] == [f"f{i}.part" for i in range(6)]
-    assert "f5.part:2-7" in log
+    assert made == [f"f{i}.part" for i in range(20)]
     for i, f in enumerate(files):
         assert f.path.stat().st_size == 10 + i
         f.close()
     assert (tmp_path / "s" / "f5.part").read_bytes() == b"\0\0hello" + bytes(8)
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_write_whole_hashes_what_is_on_disk_and_closes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durable: bool) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    data = b"small file " * 50
+    f = LaterFile(tmp_path / "a.part", len(data))
+    create_all([f], CancelToken())
+    fd = f.fd
+    f.write_whole(data, durable)
+    assert f.path.read_bytes() == data
+    assert f.digest == hashlib.sha256(data).hexdigest()
+    assert f.fd == -1
+    with pytest.raises(OSError):
+        os.fstat(fd)  # closed
+    assert synced == ([fd] if durable else [])
+
+
+def test_write_whole_refuses_another_length(tmp_path: Path) -> None:
+    f = LaterFile(tmp_path / "a.part", 4)
+    create_all([f], CancelToken())
+    with pytest.raises(ValueError):
+        f.write_whole(b"12345", False)
+    assert f.digest == "" and f.fd >= 0
+    f.close()
 
 
 def test_an_error_reaches_the_file_and_those_after_it(tmp_path: Path) -> None:
@@ -51,7 +77,7 @@ def test_an_error_reaches_the_file_and_those_after_it(tmp_path: Path) -> None:
              LaterFile(tmp_path / "blocker" / "b.part", 1),
              LaterFile(tmp_path / "ok" / "c.part", 1)]
     with pytest.raises(OSError):
-        create_all(files, _tracker([]), CancelToken())
+        create_all(files, CancelToken())
     assert files[0].fd >= 0
     for f in files[1:]:
         with pytest.raises(OSError):
@@ -65,7 +91,7 @@ def test_a_cancel_leaves_the_rest_uncreated(tmp_path: Path) -> None:
     token.cancel()
     files = [LaterFile(tmp_path / f"f{i}.part", 1) for i in range(3)]
     with pytest.raises(CancelledError):
-        create_all(files, _tracker([]), token)
+        create_all(files, token)
     for f in files:
         with pytest.raises(CancelledError):
             _ = f.fd
@@ -75,6 +101,6 @@ def test_a_cancel_leaves_the_rest_uncreated(tmp_path: Path) -> None:
 def test_a_file_closed_before_it_is_created_is_never_made(tmp_path: Path) -> None:
     files = [LaterFile(tmp_path / f"f{i}.part", 1) for i in range(2)]
     files[0].close()
-    create_all(files, _tracker([]), CancelToken())
+    create_all(files, CancelToken())
     assert not files[0].path.exists() and files[1].path.exists()
     files[1].close()

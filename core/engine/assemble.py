@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -126,7 +127,7 @@ class Assembler:
                     s.written = sealer.track(s.fd, s.path, s.size)
                     self.staged.append(s)
             if later:
-                creator.start(lambda token: create_all(later, sealer.track, token))
+                creator.start(lambda token: create_all(later, token))
             self._rebuild(sealer, ahead)
             self._download(sealer, ahead)
             # The seeds are read no more. Closed before the staged files are renamed: a seed
@@ -283,16 +284,21 @@ class Assembler:
         if not files:
             return {}
         jobs = []
+        durable = not self._batch_sync()
         for i in files:
             f = self.plan.files[i]
             st = step or f.first
             assert isinstance(st, PackStep)
-            jobs.append(PackJob(f.entry, st, self.staged[i].write_at,
-                            self.places.installed(f.entry)))
+            s = self.staged[i]
+            # A file made for the pack is written, hashed and closed in one go; one the
+            # pack builds after another step failed is the sealer's like any other.
+            write = (partial(_write_whole, s, durable) if isinstance(s, LaterFile)
+                     else s.write_at)
+            jobs.append(PackJob(f.entry, st, write, self.places.installed(f.entry)))
         built = fetch_packed(jobs, self.fetcher, self.cancel, self.meter.add_network,
                              self.meter.log, self.meter.add_metadata)
         for i, ok in zip(files, built, strict=True):
-            if ok:
+            if ok and not isinstance(self.staged[i], LaterFile):
                 sealer.complete(self.staged[i].fd)
         return dict(zip(files, built, strict=True))
 
@@ -400,8 +406,12 @@ class Assembler:
         out: list[Path] = []
         for f, s, used in zip(files, self.staged, self.used, strict=True):
             m.current = f.entry.path
-            actual = sealer.result(s.fd, self.cancel, m.add_done)
-            sealer.forget(s.fd)
+            if isinstance(s, LaterFile):  # written whole from the pack: hashed then
+                actual = s.digest
+                m.add_done(s.size)
+            else:
+                actual = sealer.result(s.fd, self.cancel, m.add_done)
+                sealer.forget(s.fd)
             if isinstance(used, ChunkStep) and used.sha1 is not None:
                 _chunked(s).verify_chunks(self.cancel, lambda _n: None)  # v1: no SHA-256
             else:
@@ -412,11 +422,7 @@ class Assembler:
             # Durable at once; not renamed one by one to ``ready_suffix`` either (a rename
             # each: what a later run does with a ready file it does with a .part too,
             # checking its chunks again).
-            if not sync_filesystem(self.staged[0].fd):  # no such call here after all
-                for s in self.staged:
-                    os.fsync(s.fd)
-            for s in self.staged:
-                s.close()
+            _sync_all(self.staged)
             out = [s.path for s in self.staged]
         return out
 
@@ -428,6 +434,34 @@ class Assembler:
         path = s.path.with_suffix(self.ready_suffix)
         os.replace(s.path, path)
         return path
+
+
+def _write_whole(s: LaterFile, durable: bool, data: bytes, offset: int) -> None:
+    """A pack job's ``write``: the file's whole content (``offset`` 0)."""
+    assert offset == 0
+    s.write_whole(data, durable)
+
+
+def _sync_all(staged: list[BlankFile]) -> None:
+    """Make every staged file durable at once (Linux ``syncfs`` through the staging folder),
+    or else each with an fsync of its own; then close them."""
+    fd = os.open(staged[0].path.parent, os.O_RDONLY)
+    try:
+        synced = sync_filesystem(fd)
+    finally:
+        os.close(fd)
+    if not synced:  # no such call here after all
+        for s in staged:
+            if s.fd >= 0:
+                os.fsync(s.fd)
+            else:  # written whole and closed: open again to sync it
+                again = os.open(s.path, os.O_RDONLY)
+                try:
+                    os.fsync(again)
+                finally:
+                    os.close(again)
+    for s in staged:
+        s.close()
 
 
 def _chunked(s: BlankFile) -> StagedFile:

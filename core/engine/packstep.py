@@ -26,6 +26,7 @@ from pathlib import Path
 from core.errors import ContentError, FormatError, HashMismatchError, HTTPStatusError, RangeError
 from core.formats import delta as zdelta
 from core.formats import pack
+from core.formats.delta_small import decode_whole, read_old
 from core.formats.manifest import Delta, FileEntry
 from core.net.fetcher import Fetcher
 from core.progress import CancelToken
@@ -206,6 +207,12 @@ def _decode(job: PackJob, data: bytearray) -> bytes:
     if hashlib.sha256(data).hexdigest() != d.sha256:
         raise HashMismatchError("packed delta does not match the manifest",
                                 expected=d.sha256)
+    old = read_old(job.installed)
+    quick = decode_whole(old, data, entry.size) if old is not None else None
+    if quick is not None:
+        if hashlib.sha256(quick).hexdigest() != entry.sha256:
+            raise FormatError("packed delta rebuilds another file", what="pack")
+        return bytes(quick)
     out = bytearray(entry.size)
     written = 0
 

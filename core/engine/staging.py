@@ -7,13 +7,14 @@ from chunks.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from core.errors import HashMismatchError
-from core.fsutil import pwrite
+from core.fsutil import pread_into, pwrite
 from core.parallel import WAKE
 from core.progress import CancelToken
 from core.system.sparse import set_size
@@ -76,15 +77,12 @@ class BlankFile:
         self.written(offset, offset + len(data))
 
 
-# ``core.engine.sealer.Sealer.track``: a staged file's (fd, path, size) -> its ``written``.
-Track = Callable[[int, Path, int], Callable[[int, int], None]]
-
-
 class LaterFile(BlankFile):
     """A ``BlankFile`` created on another thread (``create_all``) while the caller goes on:
     the thousands of small files a pack builds are created while the requests before the
     pack's are in flight, not before them. Using the file waits until it exists (and raises
-    what creating it raised); ``written`` is set, by the creating thread, before that."""
+    what creating it raised). The pack writes each whole, at once (``write_whole``): it is
+    not tracked by the sealer."""
 
     def __init__(self, path: Path, size: int) -> None:  # (no file yet: create() makes it)
         self.path = path
@@ -95,15 +93,14 @@ class LaterFile(BlankFile):
         self._lock = threading.Lock()
         self._closed = False
         self._error: BaseException | None = None
+        self.digest = ""  # set by write_whole: the SHA-256 of the file, closed since
 
-    def create(self, track: Track) -> None:
-        """Create the file (the creating thread), then ``track`` it: ``written`` is what
-        ``track(fd, path, size)`` returns. Nothing if it was closed meanwhile."""
+    def create(self) -> None:
+        """Create the file (the creating thread). Nothing if it was closed meanwhile."""
         with self._lock:
             try:
                 if not self._closed:
                     BlankFile.__init__(self, self.path, self.size)
-                    self.written = track(self._fd, self.path, self.size)
             except BaseException as e:
                 self._error = e
                 raise
@@ -138,14 +135,32 @@ class LaterFile(BlankFile):
         _ = self.fd
         super().write_at(data, offset)
 
+    def write_whole(self, data: bytes | bytearray | memoryview, durable: bool) -> None:
+        """Write the file's whole content at once, read it back and hash it (``digest``),
+        fsync it if ``durable``, and close it: a small file is done in one go, with none of
+        the sealer's per-file bookkeeping (``core.engine.sealer`` reads back what it hashes
+        too: the digest is of what the kernel holds, not of ``data``)."""
+        fd = self.fd
+        if len(data) != self.size:
+            raise ValueError(f"{self.path}: {len(data)} bytes for a file of {self.size}")
+        if self.size:
+            pwrite(fd, data, 0)
+        back = bytearray(self.size)
+        if pread_into(fd, memoryview(back), 0) != self.size:
+            raise OSError(f"{self.path}: the staged file is shorter than written")
+        self.digest = hashlib.sha256(back).hexdigest()
+        if durable:
+            os.fsync(fd)
+        self.close()
 
-def create_all(files: list[LaterFile], track: Track, cancel: CancelToken) -> None:
+
+def create_all(files: list[LaterFile], cancel: CancelToken) -> None:
     """Create ``files`` in order (a thread of the assembler's); a cancel or an error leaves
     the rest failing with it."""
     for i, f in enumerate(files):
         try:
             cancel.check()
-            f.create(track)
+            f.create()
         except BaseException as e:
             for rest in files[i:]:
                 rest.fail(e)
