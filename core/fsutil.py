@@ -133,9 +133,23 @@ class SafePaths:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        self._root_text = os.path.join(str(self.root), "")  # ends with the separator
         self._checked: set[str] = set()  # folders (relative, "/"-joined) known not links
 
     def __call__(self, rel: str) -> Path:
+        return Path(self.text(rel))
+
+    def text(self, rel: str) -> str:
+        """``self(rel)`` as a string (thousands of files: no ``Path`` made for each)."""
+        folder, slash, name = rel.rpartition("/")
+        if folder in self._checked if slash else True:  # only the name is left to check
+            if name in ("", ".", ".."):
+                raise UnsafePathError(f"path leaves the install folder: {rel}", path=rel)
+        else:
+            self._check(rel)
+        return self._root_text + rel.replace("/", os.sep)
+
+    def _check(self, rel: str) -> None:
         parts = rel.split("/")
         if any(part in ("", ".", "..") for part in parts):
             raise UnsafePathError(f"path leaves the install folder: {rel}", path=rel)
@@ -153,7 +167,6 @@ class SafePaths:
                 raise UnsafePathError(f"path leaves the install folder: {rel}", path=rel)
             self._checked.add(folder)
         # No part is "..", and no folder on the way a link: the path is under the root.
-        return self.root.joinpath(*parts)
 
 
 def copy_sparse(src: Path, dst: Path, block: int = 1 << 20) -> None:

@@ -135,8 +135,11 @@ def test_safe_paths_checks_each_folder_of_many_paths(tmp_path: Path) -> None:
     for i in range(3):  # the same folders again: still checked (from what it learnt)
         assert safe(f"a/b/f{i}") == root.resolve() / "a" / "b" / f"f{i}"
         assert safe(f"new/dir/f{i}") == root.resolve() / "new" / "dir" / f"f{i}"
-        for bad in ("link/f", "a/lnk/f", "a/lnk/b/f", "a/../../f", "a//f", "./f"):
+        for bad in ("link/f", "a/lnk/f", "a/lnk/b/f", "a/../../f", "a//f", "./f",
+                    # a known folder: only the name is left to check, and it is
+                    "a/b/..", "a/b/.", "a/b/", "/f", "..", ".", ""):
             with pytest.raises(UnsafePathError):
                 safe(bad)
+    assert safe.text("a/b/f") == str(root.resolve() / "a" / "b" / "f")
     # A symlink at the file's own place is returned as is (it is replaced, not followed).
     assert safe("link") == root.resolve() / "link"

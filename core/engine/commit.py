@@ -60,10 +60,13 @@ def _write_journal(store: StateStore, ops: list[Op], state: InstalledState,
     obj = {
         "format": JOURNAL_FORMAT,
         "ops": [[o.path, o.staged, o.executable, o.had_old, o.backup] for o in ops],
-        "state": json.loads(state.to_json()),
+        "state": None,
         "signed": signature is not None,
     }
-    atomic_write(store.journal, json.dumps(obj).encode())
+    # The state's own JSON, spliced in (not parsed back to be written again: thousands of
+    # files).
+    head, tail = json.dumps(obj).encode().split(b'"state": null', 1)
+    atomic_write(store.journal, head + b'"state": ' + state.to_json() + tail)
 
 
 def _read_journal(store: StateStore) -> tuple[list[Op], dict[str, Any], bool]:
@@ -109,8 +112,8 @@ def _check_movable(root: Path, ops: list[Op],
         wait_until_replaceable(targets, probe, on_locked)
 
 
-def _move(src: Path, dst: Path, on_locked: Callable[[LockReport], None] | None,
-          name: Path) -> None:
+def _move(src: Path | str, dst: Path | str, on_locked: Callable[[LockReport], None] | None,
+          name: Path | str) -> None:
     """``os.replace``, waiting (on Windows) for a program that holds either file open: the
     game still running, an antivirus scan. Reports and errors name ``name`` (the install's
     file, not its backup). ``os.replace`` is looked up at call time so tests can cut the
@@ -123,7 +126,7 @@ def _move(src: Path, dst: Path, on_locked: Callable[[LockReport], None] | None,
         from core.system.winfiles import AccessDeniedError, is_access_denied, is_locked_error
 
         if is_access_denied(e):
-            raise AccessDeniedError(name, e) from e
+            raise AccessDeniedError(Path(name), e) from e
         if not is_locked_error(e):
             raise
     from core.system.winfiles import replace_with_retry
@@ -160,7 +163,7 @@ def commit(store: StateStore, ops: list[Op], state: InstalledState, manifest: by
            for o in ops]
     _write_journal(store, ops, state, manifest, signature)
     try:
-        _roll_forward(store, ops, on_file, on_locked, safe)
+        _roll_forward(store, ops, on_file, on_locked, safe, fresh=True)
     except (PermissionError, CancelledError):
         # Refused after all (held, or denied, since the check), or the wait for a held file
         # cancelled: put the old release back now rather than leave a mix until the next
@@ -196,38 +199,50 @@ def recover(store: StateStore) -> bool:
 def _roll_forward(store: StateStore, ops: list[Op],
                   on_file: Callable[[int, str], None] | None,
                   on_locked: Callable[[LockReport], None] | None = None,
-                  safe: SafePaths | None = None) -> None:
+                  safe: SafePaths | None = None, fresh: bool = False) -> None:
+    """Move each op's old file aside and its staged file in. ``fresh``: the journal was just
+    written, so none of its backups exists yet (recovery looks)."""
     safe = safe or SafePaths(store.install_dir)
-    touched: set[Path] = set()
-    made: set[Path] = set()  # folders made (or found) already: one mkdir each, not per file
+    base = os.path.join(str(store.root), "")  # .stitch/, the ops' staged and backup paths
+    touched: set[str] = set()
+    made: set[str] = set()  # folders made (or found) already: one mkdir each, not per file
     umask = current_umask()  # new files get what it gives, plus the release's executable bit
+    modes = (file_mode(False, umask), file_mode(True, umask))
 
-    def folder(path: Path) -> None:
-        if path.parent not in made:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            made.add(path.parent)
+    def folder(path: str) -> str:
+        parent = os.path.dirname(path)
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
+        return parent
 
+    # (strings, not Paths, and one system call where one answers: thousands of small files)
     for i, op in enumerate(ops):
-        dest = safe(op.path)
-        backup = store.root / op.backup
-        staged = store.root / op.staged if op.staged else None
-        if staged is not None and not staged.exists():
-            continue  # already moved into place by an earlier, interrupted run
-        if os.path.lexists(dest) and not os.path.lexists(backup):
+        dest = safe.text(op.path)
+        backup = base + op.backup.replace("/", os.sep)
+        staged = base + op.staged.replace("/", os.sep) if op.staged else None
+        staged_mode = 0
+        if staged is not None:
+            try:
+                staged_mode = os.stat(staged).st_mode & 0o7777
+            except FileNotFoundError:
+                continue  # already moved into place by an earlier, interrupted run
+        if (fresh or not os.path.lexists(backup)) and os.path.lexists(dest):
             folder(backup)
             _move(dest, backup, on_locked, dest)
         if staged is not None:
-            folder(dest)
-            mode = file_mode(op.executable, umask)
-            if os.stat(staged).st_mode & 0o7777 != mode:  # staging made most of them so
+            touched.add(folder(dest))
+            mode = modes[op.executable]
+            if staged_mode != mode:  # staging made most of them so
                 os.chmod(staged, mode)
             _move(staged, dest, on_locked, dest)
-        touched.add(dest.parent)
+        else:
+            touched.add(os.path.dirname(dest))
         if on_file is not None:
             on_file(i + 1, op.path)
     for d in touched:
         with contextlib.suppress(OSError):
-            fsync_dir(d)
+            fsync_dir(Path(d))
 
 
 def _finish(store: StateStore, ops: list[Op], state: InstalledState, manifest: bytes,
@@ -241,10 +256,11 @@ def _finish(store: StateStore, ops: list[Op], state: InstalledState, manifest: b
     sweeper = threading.Thread(target=shutil.rmtree, args=(backup,),
                                kwargs={"ignore_errors": True}, name="stitch-sweep")
     sweeper.start()
+    root = os.path.join(str(store.install_dir), "")
     for op in ops:
         if op.staged is None:
             continue
-        st = os.stat(store.install_dir / op.path)
+        st = os.stat(root + op.path.replace("/", os.sep))
         old = state.files[op.path]
         state.files[op.path] = InstalledFile(old.sha256, st.st_size, st.st_mtime_ns, st.st_ino)
     store.save(state, manifest, signature)

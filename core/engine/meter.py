@@ -164,6 +164,15 @@ class Meter:
             if time.monotonic() - self._last >= _INTERVAL:
                 self._emit()
 
+    def step_to(self, done: int, current: str = "") -> None:
+        """The phase that is on reached ``done`` of its steps (the install's files), on
+        ``current``: reported at most every ``_INTERVAL``, and at its last step."""
+        with self._lock:
+            self._done, self.current = done, current
+            self._total = max(self._total, done)
+            if done >= self._total or time.monotonic() - self._last >= _INTERVAL:
+                self._emit()
+
     def add_done(self, n: int) -> None:
         """Bytes of the phase that is on, in its own unit (hashed while verifying)."""
         with self._lock:

@@ -364,13 +364,12 @@ class Updater:
         man = c.trusted.manifest
         self.cancel.check()  # the last point where cancel leaves the old release in place
         ops: list[Op] = []
+        root = os.path.join(str(self.config.install_dir), "")
         for fs, staged in zip(p.work.files, ready, strict=True):
-            dest = self.config.install_dir.joinpath(*fs.entry.path.split("/"))
             ops.append(Op(fs.entry.path, f"staging/{staged.name}", fs.entry.executable,
-                          os.path.lexists(dest)))
+                          os.path.lexists(root + fs.entry.path.replace("/", os.sep))))
         for path in c.removed:
-            dest = self.config.install_dir.joinpath(*path.split("/"))
-            ops.append(Op(path, None, False, os.path.lexists(dest)))
+            ops.append(Op(path, None, False, os.path.lexists(root + path.replace("/", os.sep))))
         # Executable bits of unchanged files are part of the release too.
         built = {fs.entry.path for fs in p.work.files}
         paths = man.by_path()
@@ -387,8 +386,7 @@ class Updater:
             state.files[fs.entry.path] = InstalledFile(fs.entry.sha256, 0, 0, 0)
         m.phase(Phase.INSTALL, 0, len(ops))
         commit(self.store, ops, state, c.trusted.manifest_bytes, c.trusted.signature,
-               lambda i, path: m.phase(Phase.INSTALL, i, len(ops), path),
-               lambda report: m.log(report.message()))
+               m.step_to, lambda report: m.log(report.message()))
         self.store.prune_index_cache({f.sha256 for f in man.files})
         self.store.clear_staging()
 
