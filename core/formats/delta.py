@@ -19,12 +19,13 @@ written a block at a time through the caller's ``write``, and the decoder's wind
 to the file's size: about one file of memory, plus the old file's pages in the page cache.
 Deltas are made only for files up to ``MAX_FILE_SIZE``.
 
-A delta may begin with a table of copies (``make``'s ``copies``; docs/format.md §10): long
-runs of the new file found unchanged in the old one, copied from it by the decoder, so the
-zstd frame holds only the bytes between them. zstd's blocks hold at most 128 KiB each and
-every block costs its headers and one sequence at least (about 14 bytes): a 9 MB file
-changed in three places cost 1 kB of blocks as one frame, and 0.3 kB with its unchanged
-runs copied (docs/benchmarks.md, "Skipped releases within 2x").
+A delta may begin with a table of copies (``make``'s ``copies``; docs/format.md §10,
+``core.formats.copytable``): long runs of the new file found unchanged in the old one,
+copied from it by the decoder, so the zstd frame holds only the bytes between them. zstd's
+blocks hold at most 128 KiB each and every block costs its headers and one sequence at
+least (about 14 bytes): a 9 MB file changed in three places cost 1 kB of blocks as one
+frame, and 0.3 kB with its unchanged runs copied (docs/benchmarks.md, "Skipped releases
+within 2x").
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from core.errors import FormatError
+from core.formats.copytable import Copy, CopyingDecoder, encode_copies, gaps
 
 SUFFIX = ".zdelta"
 MAX_FILE_SIZE = 128 << 20  # bytes: larger files are updated by chunks only
@@ -51,12 +53,6 @@ DICTIONARY_LEVEL = 15  # the least level of ``make`` without zstd's own API (see
 LDM_ABOVE = 128 << 20  # old + new bytes above which long-distance matching is used
 _OUT_BLOCK = 1 << 20
 _DEFAULT_WINDOW_LOG = 27  # zstd's default decoder limit (ZSTD_WINDOWLOG_LIMIT_DEFAULT)
-COPIES_MAGIC = 0x184D2A5C  # a zstd skippable frame's magic (RFC 8878 §3.1.2): the copy table
-COPIES_VERSION = 1
-MAX_COPIES_TABLE = 4 << 20  # bytes: a copy table's largest payload a decoder accepts
-_SKIP_HEADER = 8  # magic (u32 LE) + payload length (u32 LE)
-
-Copy = tuple[int, int, int]  # (offset in the new file, offset in the old file, length)
 
 
 def available() -> bool:
@@ -104,7 +100,7 @@ def make(old: Path, new: Path, dest: Path, level: int | None = None,
     if level is None:
         level = default_level(old_size)
     table = encode_copies(copies, old_size, new_size) if copies else b""
-    spans = _gaps(copies, new_size)
+    spans = gaps(copies, new_size)
     cffi = _compress_binding()
     if cffi is not None:
         return _make_prefix(cffi, old, new, dest, level, table, spans)
@@ -113,87 +109,6 @@ def make(old: Path, new: Path, dest: Path, level: int | None = None,
     return _make_dictionary(old, new, dest, max(level, DICTIONARY_LEVEL), table, spans)
 
 
-def _gaps(copies: Sequence[Copy], new_size: int) -> list[tuple[int, int]]:
-    """The runs of the new file that are not copied: (start, end), in order."""
-    out, at = [], 0
-    for n0, _, length in copies:
-        if n0 > at:
-            out.append((at, n0))
-        at = n0 + length
-    if at < new_size:
-        out.append((at, new_size))
-    return out
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def encode_copies(copies: Sequence[Copy], old_size: int, new_size: int) -> bytes:
-    """The copy table of a delta (docs/format.md §10): a zstd skippable frame whose payload
-    is the version, the number of copies and, for each, the bytes of the frame's output
-    before it, its length and its old offset less the previous copy's old end (zigzag)."""
-    body = bytearray([COPIES_VERSION])
-    body += _varint(len(copies))
-    at = old_end = 0
-    for n0, o0, length in copies:
-        if n0 < at or length <= 0 or o0 < 0 or o0 + length > old_size \
-                or n0 + length > new_size:
-            raise ValueError(f"copy {(n0, o0, length)} does not fit")
-        step = o0 - old_end
-        body += _varint(n0 - at) + _varint(length) + _varint(step * 2 if step >= 0
-                                                              else -step * 2 - 1)
-        at, old_end = n0 + length, o0 + length
-    return (COPIES_MAGIC.to_bytes(4, "little") + len(body).to_bytes(4, "little")
-            + bytes(body))
-
-
-def parse_copies(payload: bytes | memoryview, old_size: int,
-                 size: int) -> tuple[list[tuple[int, int, int]], int]:
-    """A copy table's payload as ``(gap before, old offset, length)`` per copy, and the
-    bytes the frame must decode to (``size`` less the copies); ``FormatError`` unless every
-    copy lies in the old file and they and their gaps fit in ``size`` bytes."""
-    data = bytes(payload)
-    pos = 0
-
-    def varint() -> int:
-        nonlocal pos
-        n = shift = 0
-        while True:  # at most 10 bytes (a value < 2^70)
-            if pos >= len(data) or shift > 63:
-                raise FormatError("delta's copy table is cut short", what="delta")
-            b = data[pos]
-            pos += 1
-            n |= (b & 0x7F) << shift
-            if not b & 0x80:
-                return n
-            shift += 7
-
-    if not data or data[0] != COPIES_VERSION:
-        raise FormatError("delta's copy table has an unknown version", what="delta")
-    pos = 1
-    count = varint()
-    if count > len(data):  # each copy takes 3 bytes at least
-        raise FormatError("delta's copy table is cut short", what="delta")
-    out: list[tuple[int, int, int]] = []
-    at = old_end = copied = 0
-    for _ in range(count):
-        gap, length, step = varint(), varint(), varint()
-        o0 = old_end + (step >> 1 if not step & 1 else -((step + 1) >> 1))
-        if length == 0 or o0 < 0 or o0 + length > old_size or at + gap + length > size:
-            raise FormatError("delta's copy table does not fit the files", what="delta")
-        out.append((gap, o0, length))
-        at += gap + length
-        old_end = o0 + length
-        copied += length
-    if pos != len(data):
-        raise FormatError("delta's copy table has bytes after its end", what="delta")
-    return out, size - copied
 
 
 def _compress_binding() -> Any:
@@ -495,114 +410,8 @@ class _PrefixDecoder:
             self._map = None
 
 
-class _Copying:
-    """A delta with or without a copy table (``make``'s ``copies``): the first bytes fed say
-    which. With one, the table is read whole (at most ``MAX_COPIES_TABLE`` bytes), the frame
-    after it is decoded to the bytes between the copies, and each copy is written from the
-    old file (mapped read-only) when the output reaches it, a block at a time. Without, the
-    frame is decoded as it is."""
-
-    def __init__(self, old: Path, size: int,
-                 write: Callable[[bytes | memoryview, int], None],
-                 inner: Callable[[Path, int, Callable[[bytes | memoryview, int], None],
-                                  mmap.mmap | None], Decoder | _PrefixDecoder]) -> None:
-        self._old, self._size, self._write, self._inner_of = old, size, write, inner
-        self._head = bytearray()  # the first bytes, until it is known what they are
-        self._inner: Decoder | _PrefixDecoder | None = None
-        self._ops: list[tuple[int, int, int]] = []
-        self._op = 0  # the next copy
-        self._left = 0  # bytes of the frame's output before it
-        self._pos = 0  # of the output
-        self._tail = 0  # bytes of the frame's output after the last copy
-        self._framed = 0  # bytes of the frame fed
-        with open(old, "rb") as f:  # OSError here, as the decoders raise it
-            self._old_size = os.fstat(f.fileno()).st_size
-        self._map: mmap.mmap | None = None  # the old file, mapped when there are copies
-
-    def feed(self, data: bytes | memoryview) -> None:
-        if self._inner is not None:
-            self._framed += len(data)
-            self._inner.feed(data)
-            return
-        self._head += data
-        if len(self._head) < 4:
-            return
-        if int.from_bytes(self._head[:4], "little") != COPIES_MAGIC:
-            self._start(self._inner_of(self._old, self._size, self._write, None))
-            return
-        if len(self._head) < _SKIP_HEADER:
-            return
-        length = int.from_bytes(self._head[4:_SKIP_HEADER], "little")
-        if length > MAX_COPIES_TABLE:
-            raise FormatError("delta's copy table is too large", what="delta")
-        if len(self._head) < _SKIP_HEADER + length:
-            return
-        self._ops, frame = parse_copies(
-            memoryview(self._head)[_SKIP_HEADER:_SKIP_HEADER + length], self._old_size,
-            self._size)
-        self._left = self._ops[0][0] if self._ops else frame
-        self._tail = frame - sum(gap for gap, _, _ in self._ops)
-        del self._head[:_SKIP_HEADER + length]
-        if self._ops:
-            with open(self._old, "rb") as f:
-                if os.fstat(f.fileno()).st_size != self._old_size:
-                    raise FormatError("the old file changed while decoding", what="delta")
-                self._map = _map(f.fileno())
-        self._start(self._inner_of(self._old, frame, self._gap, self._map))
-
-    def _start(self, inner: Decoder | _PrefixDecoder) -> None:
-        self._inner = inner
-        head, self._head = bytes(self._head), bytearray()
-        self._framed = len(head)
-        inner.feed(head)
-
-    def _gap(self, data: bytes | memoryview, _offset: int) -> None:
-        """The frame's output: the bytes between the copies, in order."""
-        view = memoryview(data)
-        while len(view):  # each round writes some bytes of the frame, after due copies
-            self._copy_due()
-            n = min(self._left, len(view))
-            if n == 0:
-                raise FormatError("delta decodes to more than the file", what="delta")
-            self._write(view[:n], self._pos)
-            self._pos += n
-            self._left -= n
-            view = view[n:]
-
-    def _copy_due(self) -> None:
-        """Write the copies the output has reached (none once they are all written)."""
-        while self._left == 0 and self._op < len(self._ops):
-            _, at, length = self._ops[self._op]
-            assert self._map is not None  # (parse_copies: copies lie in the old file)
-            with memoryview(self._map) as whole:
-                for a in range(at, at + length, _OUT_BLOCK):
-                    with whole[a:min(a + _OUT_BLOCK, at + length)] as piece:
-                        self._write(piece, self._pos)
-                        self._pos += len(piece)
-            self._op += 1
-            self._left = (self._ops[self._op][0] if self._op < len(self._ops)
-                          else self._tail)
-
-    def finish(self) -> None:
-        if self._inner is None or not self._framed:  # (the frame is never empty)
-            raise FormatError("delta does not decode: it ends early", what="delta")
-        self._inner.finish()
-        if self._ops:
-            self._copy_due()
-            if self._pos != self._size:
-                raise FormatError(f"delta decodes to {self._pos} bytes, not {self._size}",
-                                  what="delta")
-
-    def close(self) -> None:
-        if self._inner is not None:
-            self._inner.close()
-        if self._map is not None:
-            self._map.close()
-            self._map = None
-
-
 def open_decoder(old: Path, size: int,
-                 write: Callable[[bytes | memoryview, int], None]) -> _Copying:
+                 write: Callable[[bytes | memoryview, int], None]) -> CopyingDecoder:
     """A decoder rebuilding a file of ``size`` bytes from ``old`` and a delta fed in order,
     handing the output to ``write(data, offset)`` in order (``data`` may be a view of a
     buffer reused after the call returns): a copy table's copies from the mapped old file,
@@ -616,4 +425,4 @@ def open_decoder(old: Path, size: int,
             return _PrefixDecoder(cffi, old, size, write, shared)
         return Decoder(old, size, write)
 
-    return _Copying(old, size, write, inner)
+    return CopyingDecoder(old, size, write, inner, _map)
