@@ -6,16 +6,14 @@ Owns the table's bytes (a zstd skippable frame: ``encode_copies``, ``parse_copie
 split of the new file into copies and the frame's content (``gaps``), and the decoding
 wrapper (``CopyingDecoder``) that reads the table off the front of a delta, hands the rest
 to a frame decoder and inserts the copies into its output. It leaves out zstd itself and
-the old file's opening and mapping (``core.formats.delta``), and which runs to copy (the
-publisher's ``core.publisher.delta_copies``).
+the old file's opening and mapping (``core.formats.delta``: an ``OldFile``), and which runs
+to copy (the publisher's ``core.publisher.delta_copies``).
 """
 
 from __future__ import annotations
 
 import mmap
-import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Protocol
 
 from core.errors import FormatError
@@ -28,6 +26,19 @@ _COPY_BLOCK = 1 << 20  # bytes of a copy written at a time
 
 Copy = tuple[int, int, int]  # (offset in the new file, offset in the old file, length)
 Write = Callable[[bytes | memoryview, int], None]  # (data, offset in the output)
+
+
+class OldFile(Protocol):
+    """The old file of one decode (``core.formats.delta``'s), opened once: ``size`` is what
+    it had when opened; ``map()`` its one read-only map, made on first use and shared by
+    every reader (``FormatError`` if the file no longer has ``size`` bytes); ``close()``
+    closes both."""
+
+    size: int
+
+    def map(self) -> mmap.mmap: ...
+
+    def close(self) -> None: ...
 
 
 class FrameDecoder(Protocol):
@@ -130,14 +141,11 @@ class CopyingDecoder:
     copies, and each copy is written from the old file (mapped read-only) when the output
     reaches it, a block at a time. Without, the frame is decoded as it is."""
 
-    def __init__(self, old: Path, size: int, write: Write,
-                 inner: Callable[[Path, int, Write, mmap.mmap | None], FrameDecoder],
-                 map_file: Callable[[int], mmap.mmap]) -> None:
-        """``inner(old, size, write, shared)``: the frame's decoder (``shared``: the old
-        file's map when this has made one); ``map_file(fd)``: a read-only map of the whole
-        file."""
+    def __init__(self, old: OldFile, size: int, write: Write,
+                 inner: Callable[[int, Write], FrameDecoder]) -> None:
+        """``inner(size, write)``: a decoder of the frame to ``size`` bytes (reading the
+        same ``old``); ``old`` is closed with this."""
         self._old, self._size, self._write, self._inner_of = old, size, write, inner
-        self._map_file = map_file
         self._head = bytearray()  # the first bytes, until it is known what they are
         self._inner: FrameDecoder | None = None
         self._ops: list[tuple[int, int, int]] = []
@@ -146,9 +154,6 @@ class CopyingDecoder:
         self._pos = 0  # of the output
         self._tail = 0  # bytes of the frame's output after the last copy
         self._framed = 0  # bytes of the frame fed
-        with open(old, "rb") as f:  # OSError here, as the decoders raise it
-            self._old_size = os.fstat(f.fileno()).st_size
-        self._map: mmap.mmap | None = None  # the old file, mapped when there are copies
 
     def feed(self, data: bytes | memoryview) -> None:
         if self._inner is not None:
@@ -159,7 +164,7 @@ class CopyingDecoder:
         if len(self._head) < 4:
             return
         if int.from_bytes(self._head[:4], "little") != COPIES_MAGIC:
-            self._start(self._inner_of(self._old, self._size, self._write, None))
+            self._start(self._inner_of(self._size, self._write))
             return
         if len(self._head) < _SKIP_HEADER:
             return
@@ -169,17 +174,14 @@ class CopyingDecoder:
         if len(self._head) < _SKIP_HEADER + length:
             return
         self._ops, frame = parse_copies(
-            memoryview(self._head)[_SKIP_HEADER:_SKIP_HEADER + length], self._old_size,
+            memoryview(self._head)[_SKIP_HEADER:_SKIP_HEADER + length], self._old.size,
             self._size)
         self._left = self._ops[0][0] if self._ops else frame
         self._tail = frame - sum(gap for gap, _, _ in self._ops)
         del self._head[:_SKIP_HEADER + length]
         if self._ops:
-            with open(self._old, "rb") as f:
-                if os.fstat(f.fileno()).st_size != self._old_size:
-                    raise FormatError("the old file changed while decoding", what="delta")
-                self._map = self._map_file(f.fileno())
-        self._start(self._inner_of(self._old, frame, self._gap, self._map))
+            self._old.map()  # (the file still has its size; the frame's decoder shares it)
+        self._start(self._inner_of(frame, self._gap))
 
     def _start(self, inner: FrameDecoder) -> None:
         self._inner = inner
@@ -204,8 +206,7 @@ class CopyingDecoder:
         """Write the copies the output has reached (none once they are all written)."""
         while self._left == 0 and self._op < len(self._ops):
             _, at, length = self._ops[self._op]
-            assert self._map is not None  # (parse_copies: copies lie in the old file)
-            with memoryview(self._map) as whole:
+            with memoryview(self._old.map()) as whole:  # (parse_copies: in the old file)
                 for a in range(at, at + length, _COPY_BLOCK):
                     with whole[a:min(a + _COPY_BLOCK, at + length)] as piece:
                         self._write(piece, self._pos)
@@ -225,8 +226,9 @@ class CopyingDecoder:
                                   what="delta")
 
     def close(self) -> None:
-        if self._inner is not None:
-            self._inner.close()
-        if self._map is not None:
-            self._map.close()
-            self._map = None
+        """Free the frame's decoder, then the old file (its map is no longer referenced)."""
+        try:
+            if self._inner is not None:
+                self._inner.close()
+        finally:
+            self._old.close()

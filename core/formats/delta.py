@@ -11,13 +11,15 @@ SHA-256 (hashed as it is written) before anything is committed; on any failure i
 back to chunks. The byte layout is docs/format.md §10.
 
 Decoding is bounded: the output never exceeds the file's size and the decoder's window is
-capped at what the publisher needs to span both files. The old file is mapped read-only.
-Where python-zstandard's CFFI binding is present (its wheels have it), ``open_decoder``
-hands that map to zstd as a prefix by reference; elsewhere ``Decoder`` copies it once into
-a raw-content dictionary (28 ms and 64 MB more for a 64 MB file). Either way the output is
-written a block at a time through the caller's ``write``, and the decoder's window holds up
-to the file's size: about one file of memory, plus the old file's pages in the page cache.
-Deltas are made only for files up to ``MAX_FILE_SIZE``.
+capped at what the publisher needs to span both files. The old file is opened once per
+decode and mapped read-only, once (``_OldFile``: a many-file update decodes thousands of
+small deltas in a row). Where python-zstandard's CFFI binding is present (its wheels have
+it), ``open_decoder`` hands that map to zstd as a prefix by reference; elsewhere
+``Decoder`` copies it once into a raw-content dictionary (28 ms and 64 MB more for a 64 MB
+file). Either way the output is written a block at a time through the caller's ``write``,
+and the decoder's window holds up to the file's size: about one file of memory, plus the
+old file's pages in the page cache. Deltas are made only for files up to
+``MAX_FILE_SIZE``.
 
 A delta may begin with a table of copies (``make``'s ``copies``; docs/format.md §10,
 ``core.formats.copytable``): long runs of the new file found unchanged in the old one,
@@ -30,9 +32,12 @@ within 2x").
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
-from collections.abc import Callable, Sequence
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -226,17 +231,16 @@ def max_window(old_size: int, new_size: int) -> int:
     return max(1 << _window_log(old_size, new_size), 1 << _DEFAULT_WINDOW_LOG)
 
 
-def _load_dictionary(old: Path) -> Any:
+def _load_dictionary(old: _OldFile) -> Any:
     """The old file as a raw-content dictionary. python-zstandard copies the buffer it is
-    given, so it is given a read-only mmap (released right after), not a second copy."""
+    given, so it is given a read-only mmap (the shared one when the copy table made it,
+    else one released right after), not a second copy."""
     import zstandard as zstd
 
-    with open(old, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size == 0:
-            return zstd.ZstdCompressionDict(b"", dict_type=zstd.DICT_TYPE_RAWCONTENT)
-        with _map(f.fileno()) as view, memoryview(view) as buf:
-            return zstd.ZstdCompressionDict(buf, dict_type=zstd.DICT_TYPE_RAWCONTENT)
+    if old.size == 0:
+        return zstd.ZstdCompressionDict(b"", dict_type=zstd.DICT_TYPE_RAWCONTENT)
+    with old.borrow() as view, memoryview(view) as buf:
+        return zstd.ZstdCompressionDict(buf, dict_type=zstd.DICT_TYPE_RAWCONTENT)
 
 
 def _map(fd: int) -> mmap.mmap:
@@ -246,6 +250,65 @@ def _map(fd: int) -> mmap.mmap:
     if populate and os.name != "nt":
         return mmap.mmap(fd, 0, flags=mmap.MAP_SHARED | populate, prot=mmap.PROT_READ)
     return mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+
+
+# O_BINARY: Windows' C runtime opens in text mode without it (O_CLOEXEC is os.open's default)
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+class _OldFile:
+    """The old file of one decode (``copytable.OldFile``), opened once: a many-file update
+    decodes thousands of small deltas in a row, and each ``open()`` of a file costs an
+    open, an fstat, an ioctl and an lseek. Its size is the fstat of that descriptor; its
+    one read-only map, made on first use (``map``), is shared by the copy table's copies and
+    zstd's prefix, so its pages are mapped once (each map counts in the process's RSS).
+    ``OSError`` if the file cannot be opened or is not a regular file."""
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, _READ_FLAGS)
+        try:
+            st = os.fstat(self._fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError(errno.EINVAL, "not a regular file", str(path))
+        except BaseException:
+            os.close(self._fd)
+            raise
+        self.size = st.st_size
+        self._map: mmap.mmap | None = None
+
+    def _new_map(self) -> mmap.mmap:
+        if self._fd < 0:
+            raise ValueError("the old file is closed")
+        m = _map(self._fd)
+        if len(m) != self.size:
+            m.close()
+            raise FormatError("the old file changed while decoding", what="delta")
+        return m
+
+    def map(self) -> mmap.mmap:
+        """The whole file (not empty) mapped read-only: one map, kept until ``close``.
+        ``FormatError`` if it no longer has ``size`` bytes."""
+        if self._map is None:
+            self._map = self._new_map()
+        return self._map
+
+    @contextmanager
+    def borrow(self) -> Iterator[mmap.mmap]:
+        """The file mapped for a moment: the shared map if it is made, else a map of its own
+        closed on exit."""
+        if self._map is not None:
+            yield self._map
+            return
+        with self._new_map() as m:
+            yield m
+
+    def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 class _Output:
@@ -271,10 +334,11 @@ class Decoder:
     Never produces more than ``size`` bytes; a delta that does not decode, asks for a
     window larger than ``max_window``, or decodes to another length (``finish``) is a
     ``FormatError``. Holds the dictionary and the decoder's window, never the delta.
-    ``OSError`` if ``old`` cannot be read.
+    ``OSError`` if ``old`` cannot be read. ``old`` stays the caller's to close.
     """
 
-    def __init__(self, old: Path, size: int, write: Callable[[bytes, int], None]) -> None:
+    def __init__(self, old: _OldFile, size: int,
+                 write: Callable[[bytes, int], None]) -> None:
         import zstandard as zstd
 
         self._zstd = zstd
@@ -320,18 +384,16 @@ class _PrefixDecoder:
     read-only, is zstd's prefix by reference; output is copied out of zstd's window a block
     at a time into a buffer reused for every block."""
 
-    def __init__(self, cffi: Any, old: Path, size: int,
-                 write: Callable[[bytes | memoryview, int], None],
-                 shared: mmap.mmap | None = None) -> None:
-        """``shared``: the old file already mapped by the caller (kept open by it), so that
-        its pages are mapped once (each map counts in the process's RSS)."""
+    def __init__(self, cffi: Any, old: _OldFile, size: int,
+                 write: Callable[[bytes | memoryview, int], None]) -> None:
+        """``old``'s shared map is the prefix; ``old`` stays the caller's to close, after
+        this."""
         ffi, lib = cffi.ffi, cffi.lib
         self._ffi, self._lib = ffi, lib
         self._size = size
         self._write = write
         self._pos = 0
         self._done = False  # the frame has ended
-        self._map: mmap.mmap | None = None  # a map of its own, closed with it
         self._prefix: Any = None
         # (a small file's buffer is its size: thousands of small files are decoded in a row)
         self._buf = bytearray(min(_OUT_BLOCK, max(size, 4096)))
@@ -339,16 +401,12 @@ class _PrefixDecoder:
         if self._dctx == ffi.NULL:
             raise MemoryError("zstd: no decoder")
         try:
-            with open(old, "rb") as f:
-                old_size = os.fstat(f.fileno()).st_size
-                window = max_window(old_size, size)
-                self._check(lib.ZSTD_DCtx_setParameter(
-                    self._dctx, lib.ZSTD_d_windowLogMax, window.bit_length() - 1))
-                if old_size:
-                    if shared is None or len(shared) != old_size:
-                        shared = self._map = _map(f.fileno())
-                    self._prefix = ffi.from_buffer(shared)
-                    self._check(lib.ZSTD_DCtx_refPrefix(self._dctx, self._prefix, old_size))
+            window = max_window(old.size, size)
+            self._check(lib.ZSTD_DCtx_setParameter(
+                self._dctx, lib.ZSTD_d_windowLogMax, window.bit_length() - 1))
+            if old.size:
+                self._prefix = ffi.from_buffer(old.map())
+                self._check(lib.ZSTD_DCtx_refPrefix(self._dctx, self._prefix, old.size))
         except BaseException:
             self.close()
             raise
@@ -405,9 +463,6 @@ class _PrefixDecoder:
         if self._prefix is not None:
             self._ffi.release(self._prefix)
             self._prefix = None
-        if self._map is not None:
-            self._map.close()
-            self._map = None
 
 
 def open_decoder(old: Path, size: int,
@@ -416,13 +471,15 @@ def open_decoder(old: Path, size: int,
     handing the output to ``write(data, offset)`` in order (``data`` may be a view of a
     buffer reused after the call returns): a copy table's copies from the mapped old file,
     the frame without copying the old file where zstd's own API is reachable, else
-    ``Decoder``. ``OSError`` if ``old`` cannot be read."""
+    ``Decoder``. The old file is opened once (``_OldFile``) and mapped once, closed with
+    the decoder. ``OSError`` if ``old`` cannot be read."""
     cffi = _binding()
+    source = _OldFile(old)
 
-    def inner(old: Path, size: int, write: Callable[[bytes | memoryview, int], None],
-              shared: mmap.mmap | None) -> Decoder | _PrefixDecoder:
+    def inner(size: int, write: Callable[[bytes | memoryview, int], None]
+              ) -> Decoder | _PrefixDecoder:
         if cffi is not None:
-            return _PrefixDecoder(cffi, old, size, write, shared)
-        return Decoder(old, size, write)
+            return _PrefixDecoder(cffi, source, size, write)
+        return Decoder(source, size, write)
 
-    return CopyingDecoder(old, size, write, inner, _map)
+    return CopyingDecoder(source, size, write, inner)
