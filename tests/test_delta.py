@@ -3,22 +3,25 @@ nothing else; a player on another version, or a bad delta, falls back to chunks.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
+import io
 import json
+import os
 import random
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 
 from core.engine.staging import BlankFile
 from core.engine.updater import Updater, UpdaterConfig
 from core.errors import FormatError
-from core.formats import delta
+from core.formats import copytable, delta
 from core.net.fetcher import MemoryFetcher
 from core.publisher.publish import PublishReport, publish
 from tests.conftest import MEM, memory_fetcher, tree_digest
@@ -144,6 +147,45 @@ def test_open_decoder_uses_the_old_file_in_place_where_it_can(
         assert isinstance(dec._inner, delta._PrefixDecoder) == (decoder_kind == "prefix")
     finally:
         dec.close()
+
+
+@pytest.mark.parametrize("copies", [False, True])
+def test_one_decode_opens_the_old_file_once(tmp_path: Path, decoder_kind: str,
+                                            monkeypatch: pytest.MonkeyPatch,
+                                            copies: bool) -> None:
+    """A many-file update decodes thousands of small deltas in a row, and every open of the
+    old file costs its system calls: one decode opens it once, whichever decoder, with a
+    copy table (the copies and zstd's prefix share one map) or without."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    rng = random.Random(8)
+    base = rng.randbytes(300_000)
+    old.write_bytes(base)
+    new.write_bytes(base[:200_000] + rng.randbytes(1000) + base[200_000:])
+    delta.make(old, new, tmp_path / "d", copies=[(0, 0, 200_000)] if copies else ())
+    data = (tmp_path / "d").read_bytes()
+    assert (int.from_bytes(data[:4], "little") == copytable.COPIES_MAGIC) == copies
+    got = bytearray(new.stat().st_size)
+
+    def write(block: bytes | memoryview, at: int) -> None:
+        got[at:at + len(block)] = block
+
+    opened: list[str] = []
+
+    def counting(module: Any) -> Callable[..., Any]:
+        real = module.open
+
+        def call(file: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(file, str | os.PathLike) and Path(file) == old:
+                opened.append(f"{module.__name__}.open")
+            return real(file, *args, **kwargs)
+        return call
+
+    for module in (os, io, builtins):
+        monkeypatch.setattr(module, "open", counting(module))
+    _apply(old, data, len(got), write)
+    monkeypatch.undo()
+    assert bytes(got) == new.read_bytes()
+    assert len(opened) == 1, opened
 
 
 def test_apply_is_bounded_and_checks_length(tmp_path: Path, decoder_kind: str) -> None:

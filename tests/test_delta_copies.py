@@ -16,7 +16,7 @@ from core.chunks.chunker import DEFAULT_PARAMS, chunk_file
 from core.chunks.fidx import FileIndex
 from core.engine.updater import Updater, UpdaterConfig
 from core.errors import FormatError
-from core.formats import delta
+from core.formats import copytable, delta
 from core.publisher import delta_copies
 from core.publisher.publish import publish
 from tests.conftest import MEM, memory_fetcher, tree_digest
@@ -119,7 +119,7 @@ def test_a_delta_with_copies_rebuilds_the_file_and_is_smaller(
     size = delta.make(old, new, tmp_path / "d", copies=copies)
     data = (tmp_path / "d").read_bytes()
     assert len(data) == size < plain
-    assert int.from_bytes(data[:4], "little") == delta.COPIES_MAGIC
+    assert int.from_bytes(data[:4], "little") == copytable.COPIES_MAGIC
     for piece in (1, 7, 777, len(data)):
         assert _decode(old, data, new.stat().st_size, piece) == new.read_bytes()
     # (a plain delta still decodes as it did)
@@ -133,7 +133,7 @@ def test_a_delta_with_copies_rebuilds_the_file_and_is_smaller(
     [(10, 5, 1), (11, 0, 99_989)],  # gaps of zero between copies, no tail
 ])
 def test_copy_tables_of_any_shape_decode(tmp_path: Path, decoder_kind: str,
-                                         copies: list[delta.Copy]) -> None:
+                                         copies: list[copytable.Copy]) -> None:
     rng = random.Random(4)
     o = rng.randbytes(100_000)
     n = bytearray(rng.randbytes(100_000))
@@ -148,7 +148,7 @@ def test_copy_tables_of_any_shape_decode(tmp_path: Path, decoder_kind: str,
 
 
 def _table(payload: bytes) -> bytes:
-    return (delta.COPIES_MAGIC.to_bytes(4, "little") + len(payload).to_bytes(4, "little")
+    return (copytable.COPIES_MAGIC.to_bytes(4, "little") + len(payload).to_bytes(4, "little")
             + payload)
 
 
@@ -171,8 +171,8 @@ def test_a_copy_table_that_does_not_fit_is_refused(tmp_path: Path, decoder_kind:
         "version": _table(bytes([2, 1, 0]) + _varints(76_800, 0)) + frame,
         "cut": _table(bytes([1, 2, 0]) + _varints(76_800, 0)) + frame,
         "after": _table(bytes([1, 1, 0]) + _varints(76_800, 0) + b"\0") + frame,
-        "too-large": (delta.COPIES_MAGIC.to_bytes(4, "little")
-                      + (delta.MAX_COPIES_TABLE + 1).to_bytes(4, "little")),
+        "too-large": (copytable.COPIES_MAGIC.to_bytes(4, "little")
+                      + (copytable.MAX_COPIES_TABLE + 1).to_bytes(4, "little")),
         "frame-too-long": _table(bytes([1, 1, 0]) + _varints(76_000, 0))
         + _frame(old, b"x" * 801),  # 800 bytes left for the frame, not 801
         "no-frame": _table(bytes([1, 1, 0]) + _varints(76_800, 0)),
@@ -243,7 +243,7 @@ def test_published_deltas_carry_copies_and_players_behind_rebuild_exactly(
     sizes = []
     for d in (repo / "stable/1.2.0/files").glob("game.bin.*.zdelta"):
         head = d.read_bytes()[:4]
-        assert int.from_bytes(head, "little") == delta.COPIES_MAGIC
+        assert int.from_bytes(head, "little") == copytable.COPIES_MAGIC
         sizes.append(d.stat().st_size)
     # the inserted bytes (random: 1,500 from 1.1.0, 3,000 from 1.0.0) and little else
     assert sorted(sizes)[0] < 1500 + 100 and sorted(sizes)[1] < 3000 + 100

@@ -9,6 +9,8 @@ import itertools
 import os
 import random
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from core.engine.sealer import Sealer
 from core.engine.updater import Updater, UpdaterConfig
 from core.errors import CancelledError, HashMismatchError
 from core.fsutil import HAS_SYNCFS
+from core.net.fetcher import MemoryFetcher
 from core.progress import CancelToken
 from core.publisher.publish import publish
 from tests.conftest import MEM, memory_fetcher, tree_digest
@@ -182,78 +185,104 @@ def _small_tree(root: Path, files: int, version: int) -> Path:
     return root
 
 
+@dataclass
+class _SmallFiles:
+    """An install on 1.0.0 and a published 2.0.0 that changes each of its small files;
+    ``os.fsync`` counts the staged files it syncs (``.part`` names, Linux only: elsewhere
+    no fd names to tell staged files by)."""
+
+    v2: Path
+    repo: Path
+    install: Path
+    staged_fsyncs: list[str]
+
+    def update(self) -> MemoryFetcher:
+        """One update of the install from the repository; its fetcher."""
+        fetcher = memory_fetcher(self.repo)
+        Updater(UpdaterConfig(url=MEM, install_dir=self.install), fetcher=fetcher).apply()
+        return fetcher
+
+    def updated(self) -> bool:
+        return tree_digest(self.install) == tree_digest(self.v2)
+
+
+@pytest.fixture
+def small_files(tmp_path: Path,
+                monkeypatch: pytest.MonkeyPatch) -> Callable[[int], _SmallFiles]:
+    """``small_files(n)``: the set-up of an update of ``n`` changed small files."""
+
+    def make(files: int) -> _SmallFiles:
+        v1 = _small_tree(tmp_path / "v1", files, 1)
+        v2 = _small_tree(tmp_path / "v2", files, 2)
+        repo, install = tmp_path / "repo", tmp_path / "install"
+        publish(v1, repo, "1.0.0")
+        run = _SmallFiles(v2, repo, install, [])
+        run.update()
+        publish(v2, repo, "2.0.0")
+        real_fsync = os.fsync
+
+        def fsync(fd: int) -> None:  # the real fsync, counted when it is a staged file's
+            name = os.readlink(f"/proc/self/fd/{fd}") if sys.platform == "linux" else ""
+            if name.endswith(".part"):
+                run.staged_fsyncs.append(name)
+            real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+        return run
+
+    return make
+
+
 @pytest.mark.parametrize("files", [BATCH_SYNC_FILES - 4, BATCH_SYNC_FILES + 36])
 def test_many_small_files_are_made_durable_in_one_sync(
-        files: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        files: int, small_files: Callable[[int], _SmallFiles],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """An update of many small files fsyncs none of them one by one: it syncs the file
     system once, after every file is hashed and compared and before any is marked ready
     (Linux ``syncfs``); a smaller update, or a system without it, fsyncs each file."""
-    v1, v2 = _small_tree(tmp_path / "v1", files, 1), _small_tree(tmp_path / "v2", files, 2)
-    repo = tmp_path / "repo"
-    publish(v1, repo, "1.0.0")
-    install = tmp_path / "install"
-    Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=memory_fetcher(repo)).apply()
-    publish(v2, repo, "2.0.0")
-
-    staged_syncs: list[str] = []
-    real_fsync = os.fsync
-
-    def fsync(fd: int) -> None:  # the real fsync, counted when it is a staged file's
-        name = os.readlink(f"/proc/self/fd/{fd}") if sys.platform == "linux" else ""
-        if name.endswith(".part"):
-            staged_syncs.append(name)
-        real_fsync(fd)
-
+    run = small_files(files)
     fs_syncs: list[list[str]] = []
     real_sync = assemble.sync_filesystem
 
     def sync_filesystem(fd: int) -> bool:  # the real one, counted, with what is ready then
-        fs_syncs.append(sorted(p.name for p in (install / ".stitch/staging").glob("*.ready")))
+        staging = run.install / ".stitch/staging"
+        fs_syncs.append(sorted(p.name for p in staging.glob("*.ready")))
         return real_sync(fd)
 
-    monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(assemble, "sync_filesystem", sync_filesystem)
-    Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=memory_fetcher(repo)).apply()
-    assert tree_digest(install) == tree_digest(v2)
+    run.update()
+    assert run.updated()
     if files >= BATCH_SYNC_FILES and HAS_SYNCFS:
         assert fs_syncs == [[]]  # once, before any file was marked ready
-        assert staged_syncs == []
+        assert run.staged_fsyncs == []
     else:
         assert fs_syncs == []
         if sys.platform == "linux":  # (elsewhere no fd names to tell staged files by)
-            assert len(staged_syncs) == files
+            assert len(run.staged_fsyncs) == files
 
 
 def test_a_many_file_run_stopped_before_the_commit_is_not_fetched_again(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        small_files: Callable[[int], _SmallFiles], monkeypatch: pytest.MonkeyPatch) -> None:
     """Files synced at once keep their staging names; a run stopped right before the
     commit leaves them durable there, and the next run fetches nothing but metadata."""
     files = BATCH_SYNC_FILES + 36
-    v1, v2 = _small_tree(tmp_path / "v1", files, 1), _small_tree(tmp_path / "v2", files, 2)
-    repo = tmp_path / "repo"
-    publish(v1, repo, "1.0.0")
-    install = tmp_path / "install"
-    Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=memory_fetcher(repo)).apply()
-    before = tree_digest(install)
-    publish(v2, repo, "2.0.0")
+    run = small_files(files)
+    before = tree_digest(run.install)
 
     def stop(*args: object, **kw: object) -> None:
         raise KeyboardInterrupt  # as if killed right before the commit
 
-    monkeypatch.setattr(Updater, "_install", stop)
-    with pytest.raises(KeyboardInterrupt):
-        Updater(UpdaterConfig(url=MEM, install_dir=install),
-                fetcher=memory_fetcher(repo)).apply()
-    monkeypatch.undo()
-    assert tree_digest(install) == before
-    staging = install / ".stitch/staging"
+    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
+        m.setattr(Updater, "_install", stop)
+        run.update()
+    assert tree_digest(run.install) == before
+    staging = run.install / ".stitch/staging"
     kept = list(staging.glob("*.part")) + list(staging.glob("*.ready"))
     assert len(kept) == files
     if HAS_SYNCFS:  # synced at once: no rename to .ready either
         assert not list(staging.glob("*.ready"))
-    fetcher = memory_fetcher(repo)
-    Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=fetcher).apply()
-    assert tree_digest(install) == tree_digest(v2)
+    fetcher = run.update()
+    assert run.updated()
     # Metadata only (the pointer, the manifest, its signature, and each file's index, to
     # check a .part against, as after any interruption): no pack, delta or file bytes.
     fetched = [url.rsplit("/", 1)[-1] for url, _ in fetcher.requests]
@@ -263,27 +292,12 @@ def test_a_many_file_run_stopped_before_the_commit_is_not_fetched_again(
 
 @pytest.mark.skipif(sys.platform != "linux", reason="names staged files through /proc")
 def test_without_syncfs_a_many_file_plan_fsyncs_each_file(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        small_files: Callable[[int], _SmallFiles], monkeypatch: pytest.MonkeyPatch) -> None:
     """Where the C library has no ``syncfs`` after all (``sync_filesystem`` says False),
     every staged file of a many-file plan is fsynced before any is committed."""
     files = BATCH_SYNC_FILES + 6
-    v1, v2 = _small_tree(tmp_path / "v1", files, 1), _small_tree(tmp_path / "v2", files, 2)
-    repo = tmp_path / "repo"
-    publish(v1, repo, "1.0.0")
-    install = tmp_path / "install"
-    Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=memory_fetcher(repo)).apply()
-    publish(v2, repo, "2.0.0")
-    synced: list[str] = []
-    real_fsync = os.fsync
-
-    def fsync(fd: int) -> None:
-        name = os.readlink(f"/proc/self/fd/{fd}")
-        if name.endswith(".part"):
-            synced.append(name)
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
+    run = small_files(files)
     monkeypatch.setattr(assemble, "sync_filesystem", lambda fd: False)
-    Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=memory_fetcher(repo)).apply()
-    assert tree_digest(install) == tree_digest(v2)
-    assert len(set(synced)) == files
+    run.update()
+    assert run.updated()
+    assert len(set(run.staged_fsyncs)) == files

@@ -4,7 +4,8 @@
 - ``layout``: where things live in a repository (paths and URLs).
 - ``signing``: minisign keys and signatures.
 - ``delta``: publisher deltas (zstd patch-from), made and decoded as bytes arrive;
-  ``manifest_delta``: the manifest as a delta of an earlier one.
+  ``copytable``: a delta's table of runs copied from the old file; ``manifest_delta``:
+  the manifest as a delta of an earlier one.
 - ``listing``: ``stitch sync``'s listing pages, text lists and source sidecars.
 
 Codecs and checks of untrusted bytes; ``docs/format.md`` is their normative spec. No

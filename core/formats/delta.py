@@ -11,31 +11,38 @@ SHA-256 (hashed as it is written) before anything is committed; on any failure i
 back to chunks. The byte layout is docs/format.md §10.
 
 Decoding is bounded: the output never exceeds the file's size and the decoder's window is
-capped at what the publisher needs to span both files. The old file is mapped read-only.
-Where python-zstandard's CFFI binding is present (its wheels have it), ``open_decoder``
-hands that map to zstd as a prefix by reference; elsewhere ``Decoder`` copies it once into
-a raw-content dictionary (28 ms and 64 MB more for a 64 MB file). Either way the output is
-written a block at a time through the caller's ``write``, and the decoder's window holds up
-to the file's size: about one file of memory, plus the old file's pages in the page cache.
-Deltas are made only for files up to ``MAX_FILE_SIZE``.
+capped at what the publisher needs to span both files. The old file is opened once per
+decode and mapped read-only, once (``_OldFile``: a many-file update decodes thousands of
+small deltas in a row). Where python-zstandard's CFFI binding is present (its wheels have
+it), ``open_decoder`` hands that map to zstd as a prefix by reference; elsewhere
+``Decoder`` copies it once into a raw-content dictionary (28 ms and 64 MB more for a 64 MB
+file). Either way the output is written a block at a time through the caller's ``write``,
+and the decoder's window holds up to the file's size: about one file of memory, plus the
+old file's pages in the page cache. Deltas are made only for files up to
+``MAX_FILE_SIZE``.
 
-A delta may begin with a table of copies (``make``'s ``copies``; docs/format.md §10): long
-runs of the new file found unchanged in the old one, copied from it by the decoder, so the
-zstd frame holds only the bytes between them. zstd's blocks hold at most 128 KiB each and
-every block costs its headers and one sequence at least (about 14 bytes): a 9 MB file
-changed in three places cost 1 kB of blocks as one frame, and 0.3 kB with its unchanged
-runs copied (docs/benchmarks.md, "Skipped releases within 2x").
+A delta may begin with a table of copies (``make``'s ``copies``; docs/format.md §10,
+``core.formats.copytable``): long runs of the new file found unchanged in the old one,
+copied from it by the decoder, so the zstd frame holds only the bytes between them. zstd's
+blocks hold at most 128 KiB each and every block costs its headers and one sequence at
+least (about 14 bytes): a 9 MB file changed in three places cost 1 kB of blocks as one
+frame, and 0.3 kB with its unchanged runs copied (docs/benchmarks.md, "Skipped releases
+within 2x").
 """
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
-from collections.abc import Callable, Sequence
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, cast
 
 from core.errors import FormatError
+from core.formats.copytable import Copy, CopyingDecoder, encode_copies, gaps
 
 SUFFIX = ".zdelta"
 MAX_FILE_SIZE = 128 << 20  # bytes: larger files are updated by chunks only
@@ -51,12 +58,6 @@ DICTIONARY_LEVEL = 15  # the least level of ``make`` without zstd's own API (see
 LDM_ABOVE = 128 << 20  # old + new bytes above which long-distance matching is used
 _OUT_BLOCK = 1 << 20
 _DEFAULT_WINDOW_LOG = 27  # zstd's default decoder limit (ZSTD_WINDOWLOG_LIMIT_DEFAULT)
-COPIES_MAGIC = 0x184D2A5C  # a zstd skippable frame's magic (RFC 8878 §3.1.2): the copy table
-COPIES_VERSION = 1
-MAX_COPIES_TABLE = 4 << 20  # bytes: a copy table's largest payload a decoder accepts
-_SKIP_HEADER = 8  # magic (u32 LE) + payload length (u32 LE)
-
-Copy = tuple[int, int, int]  # (offset in the new file, offset in the old file, length)
 
 
 def available() -> bool:
@@ -104,7 +105,7 @@ def make(old: Path, new: Path, dest: Path, level: int | None = None,
     if level is None:
         level = default_level(old_size)
     table = encode_copies(copies, old_size, new_size) if copies else b""
-    spans = _gaps(copies, new_size)
+    spans = gaps(copies, new_size)
     cffi = _compress_binding()
     if cffi is not None:
         return _make_prefix(cffi, old, new, dest, level, table, spans)
@@ -113,87 +114,6 @@ def make(old: Path, new: Path, dest: Path, level: int | None = None,
     return _make_dictionary(old, new, dest, max(level, DICTIONARY_LEVEL), table, spans)
 
 
-def _gaps(copies: Sequence[Copy], new_size: int) -> list[tuple[int, int]]:
-    """The runs of the new file that are not copied: (start, end), in order."""
-    out, at = [], 0
-    for n0, _, length in copies:
-        if n0 > at:
-            out.append((at, n0))
-        at = n0 + length
-    if at < new_size:
-        out.append((at, new_size))
-    return out
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def encode_copies(copies: Sequence[Copy], old_size: int, new_size: int) -> bytes:
-    """The copy table of a delta (docs/format.md §10): a zstd skippable frame whose payload
-    is the version, the number of copies and, for each, the bytes of the frame's output
-    before it, its length and its old offset less the previous copy's old end (zigzag)."""
-    body = bytearray([COPIES_VERSION])
-    body += _varint(len(copies))
-    at = old_end = 0
-    for n0, o0, length in copies:
-        if n0 < at or length <= 0 or o0 < 0 or o0 + length > old_size \
-                or n0 + length > new_size:
-            raise ValueError(f"copy {(n0, o0, length)} does not fit")
-        step = o0 - old_end
-        body += _varint(n0 - at) + _varint(length) + _varint(step * 2 if step >= 0
-                                                              else -step * 2 - 1)
-        at, old_end = n0 + length, o0 + length
-    return (COPIES_MAGIC.to_bytes(4, "little") + len(body).to_bytes(4, "little")
-            + bytes(body))
-
-
-def parse_copies(payload: bytes | memoryview, old_size: int,
-                 size: int) -> tuple[list[tuple[int, int, int]], int]:
-    """A copy table's payload as ``(gap before, old offset, length)`` per copy, and the
-    bytes the frame must decode to (``size`` less the copies); ``FormatError`` unless every
-    copy lies in the old file and they and their gaps fit in ``size`` bytes."""
-    data = bytes(payload)
-    pos = 0
-
-    def varint() -> int:
-        nonlocal pos
-        n = shift = 0
-        while True:  # at most 10 bytes (a value < 2^70)
-            if pos >= len(data) or shift > 63:
-                raise FormatError("delta's copy table is cut short", what="delta")
-            b = data[pos]
-            pos += 1
-            n |= (b & 0x7F) << shift
-            if not b & 0x80:
-                return n
-            shift += 7
-
-    if not data or data[0] != COPIES_VERSION:
-        raise FormatError("delta's copy table has an unknown version", what="delta")
-    pos = 1
-    count = varint()
-    if count > len(data):  # each copy takes 3 bytes at least
-        raise FormatError("delta's copy table is cut short", what="delta")
-    out: list[tuple[int, int, int]] = []
-    at = old_end = copied = 0
-    for _ in range(count):
-        gap, length, step = varint(), varint(), varint()
-        o0 = old_end + (step >> 1 if not step & 1 else -((step + 1) >> 1))
-        if length == 0 or o0 < 0 or o0 + length > old_size or at + gap + length > size:
-            raise FormatError("delta's copy table does not fit the files", what="delta")
-        out.append((gap, o0, length))
-        at += gap + length
-        old_end = o0 + length
-        copied += length
-    if pos != len(data):
-        raise FormatError("delta's copy table has bytes after its end", what="delta")
-    return out, size - copied
 
 
 def _compress_binding() -> Any:
@@ -311,17 +231,16 @@ def max_window(old_size: int, new_size: int) -> int:
     return max(1 << _window_log(old_size, new_size), 1 << _DEFAULT_WINDOW_LOG)
 
 
-def _load_dictionary(old: Path) -> Any:
+def _load_dictionary(old: _OldFile) -> Any:
     """The old file as a raw-content dictionary. python-zstandard copies the buffer it is
-    given, so it is given a read-only mmap (released right after), not a second copy."""
+    given, so it is given a read-only mmap (the shared one when the copy table made it,
+    else one released right after), not a second copy."""
     import zstandard as zstd
 
-    with open(old, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size == 0:
-            return zstd.ZstdCompressionDict(b"", dict_type=zstd.DICT_TYPE_RAWCONTENT)
-        with _map(f.fileno()) as view, memoryview(view) as buf:
-            return zstd.ZstdCompressionDict(buf, dict_type=zstd.DICT_TYPE_RAWCONTENT)
+    if old.size == 0:
+        return zstd.ZstdCompressionDict(b"", dict_type=zstd.DICT_TYPE_RAWCONTENT)
+    with old.borrow() as view, memoryview(view) as buf:
+        return zstd.ZstdCompressionDict(buf, dict_type=zstd.DICT_TYPE_RAWCONTENT)
 
 
 def _map(fd: int) -> mmap.mmap:
@@ -331,6 +250,65 @@ def _map(fd: int) -> mmap.mmap:
     if populate and os.name != "nt":
         return mmap.mmap(fd, 0, flags=mmap.MAP_SHARED | populate, prot=mmap.PROT_READ)
     return mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+
+
+# O_BINARY: Windows' C runtime opens in text mode without it (O_CLOEXEC is os.open's default)
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+class _OldFile:
+    """The old file of one decode (``copytable.OldFile``), opened once: a many-file update
+    decodes thousands of small deltas in a row, and each ``open()`` of a file costs an
+    open, an fstat, an ioctl and an lseek. Its size is the fstat of that descriptor; its
+    one read-only map, made on first use (``map``), is shared by the copy table's copies and
+    zstd's prefix, so its pages are mapped once (each map counts in the process's RSS).
+    ``OSError`` if the file cannot be opened or is not a regular file."""
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, _READ_FLAGS)
+        try:
+            st = os.fstat(self._fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError(errno.EINVAL, "not a regular file", str(path))
+        except BaseException:
+            os.close(self._fd)
+            raise
+        self.size = st.st_size
+        self._map: mmap.mmap | None = None
+
+    def _new_map(self) -> mmap.mmap:
+        if self._fd < 0:
+            raise ValueError("the old file is closed")
+        m = _map(self._fd)
+        if len(m) != self.size:
+            m.close()
+            raise FormatError("the old file changed while decoding", what="delta")
+        return m
+
+    def map(self) -> mmap.mmap:
+        """The whole file (not empty) mapped read-only: one map, kept until ``close``.
+        ``FormatError`` if it no longer has ``size`` bytes."""
+        if self._map is None:
+            self._map = self._new_map()
+        return self._map
+
+    @contextmanager
+    def borrow(self) -> Iterator[mmap.mmap]:
+        """The file mapped for a moment: the shared map if it is made, else a map of its own
+        closed on exit."""
+        if self._map is not None:
+            yield self._map
+            return
+        with self._new_map() as m:
+            yield m
+
+    def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 class _Output:
@@ -356,10 +334,11 @@ class Decoder:
     Never produces more than ``size`` bytes; a delta that does not decode, asks for a
     window larger than ``max_window``, or decodes to another length (``finish``) is a
     ``FormatError``. Holds the dictionary and the decoder's window, never the delta.
-    ``OSError`` if ``old`` cannot be read.
+    ``OSError`` if ``old`` cannot be read. ``old`` stays the caller's to close.
     """
 
-    def __init__(self, old: Path, size: int, write: Callable[[bytes, int], None]) -> None:
+    def __init__(self, old: _OldFile, size: int,
+                 write: Callable[[bytes, int], None]) -> None:
         import zstandard as zstd
 
         self._zstd = zstd
@@ -405,18 +384,16 @@ class _PrefixDecoder:
     read-only, is zstd's prefix by reference; output is copied out of zstd's window a block
     at a time into a buffer reused for every block."""
 
-    def __init__(self, cffi: Any, old: Path, size: int,
-                 write: Callable[[bytes | memoryview, int], None],
-                 shared: mmap.mmap | None = None) -> None:
-        """``shared``: the old file already mapped by the caller (kept open by it), so that
-        its pages are mapped once (each map counts in the process's RSS)."""
+    def __init__(self, cffi: Any, old: _OldFile, size: int,
+                 write: Callable[[bytes | memoryview, int], None]) -> None:
+        """``old``'s shared map is the prefix; ``old`` stays the caller's to close, after
+        this."""
         ffi, lib = cffi.ffi, cffi.lib
         self._ffi, self._lib = ffi, lib
         self._size = size
         self._write = write
         self._pos = 0
         self._done = False  # the frame has ended
-        self._map: mmap.mmap | None = None  # a map of its own, closed with it
         self._prefix: Any = None
         # (a small file's buffer is its size: thousands of small files are decoded in a row)
         self._buf = bytearray(min(_OUT_BLOCK, max(size, 4096)))
@@ -424,16 +401,12 @@ class _PrefixDecoder:
         if self._dctx == ffi.NULL:
             raise MemoryError("zstd: no decoder")
         try:
-            with open(old, "rb") as f:
-                old_size = os.fstat(f.fileno()).st_size
-                window = max_window(old_size, size)
-                self._check(lib.ZSTD_DCtx_setParameter(
-                    self._dctx, lib.ZSTD_d_windowLogMax, window.bit_length() - 1))
-                if old_size:
-                    if shared is None or len(shared) != old_size:
-                        shared = self._map = _map(f.fileno())
-                    self._prefix = ffi.from_buffer(shared)
-                    self._check(lib.ZSTD_DCtx_refPrefix(self._dctx, self._prefix, old_size))
+            window = max_window(old.size, size)
+            self._check(lib.ZSTD_DCtx_setParameter(
+                self._dctx, lib.ZSTD_d_windowLogMax, window.bit_length() - 1))
+            if old.size:
+                self._prefix = ffi.from_buffer(old.map())
+                self._check(lib.ZSTD_DCtx_refPrefix(self._dctx, self._prefix, old.size))
         except BaseException:
             self.close()
             raise
@@ -490,130 +463,23 @@ class _PrefixDecoder:
         if self._prefix is not None:
             self._ffi.release(self._prefix)
             self._prefix = None
-        if self._map is not None:
-            self._map.close()
-            self._map = None
-
-
-class _Copying:
-    """A delta with or without a copy table (``make``'s ``copies``): the first bytes fed say
-    which. With one, the table is read whole (at most ``MAX_COPIES_TABLE`` bytes), the frame
-    after it is decoded to the bytes between the copies, and each copy is written from the
-    old file (mapped read-only) when the output reaches it, a block at a time. Without, the
-    frame is decoded as it is."""
-
-    def __init__(self, old: Path, size: int,
-                 write: Callable[[bytes | memoryview, int], None],
-                 inner: Callable[[Path, int, Callable[[bytes | memoryview, int], None],
-                                  mmap.mmap | None], Decoder | _PrefixDecoder]) -> None:
-        self._old, self._size, self._write, self._inner_of = old, size, write, inner
-        self._head = bytearray()  # the first bytes, until it is known what they are
-        self._inner: Decoder | _PrefixDecoder | None = None
-        self._ops: list[tuple[int, int, int]] = []
-        self._op = 0  # the next copy
-        self._left = 0  # bytes of the frame's output before it
-        self._pos = 0  # of the output
-        self._tail = 0  # bytes of the frame's output after the last copy
-        self._framed = 0  # bytes of the frame fed
-        with open(old, "rb") as f:  # OSError here, as the decoders raise it
-            self._old_size = os.fstat(f.fileno()).st_size
-        self._map: mmap.mmap | None = None  # the old file, mapped when there are copies
-
-    def feed(self, data: bytes | memoryview) -> None:
-        if self._inner is not None:
-            self._framed += len(data)
-            self._inner.feed(data)
-            return
-        self._head += data
-        if len(self._head) < 4:
-            return
-        if int.from_bytes(self._head[:4], "little") != COPIES_MAGIC:
-            self._start(self._inner_of(self._old, self._size, self._write, None))
-            return
-        if len(self._head) < _SKIP_HEADER:
-            return
-        length = int.from_bytes(self._head[4:_SKIP_HEADER], "little")
-        if length > MAX_COPIES_TABLE:
-            raise FormatError("delta's copy table is too large", what="delta")
-        if len(self._head) < _SKIP_HEADER + length:
-            return
-        self._ops, frame = parse_copies(
-            memoryview(self._head)[_SKIP_HEADER:_SKIP_HEADER + length], self._old_size,
-            self._size)
-        self._left = self._ops[0][0] if self._ops else frame
-        self._tail = frame - sum(gap for gap, _, _ in self._ops)
-        del self._head[:_SKIP_HEADER + length]
-        if self._ops:
-            with open(self._old, "rb") as f:
-                if os.fstat(f.fileno()).st_size != self._old_size:
-                    raise FormatError("the old file changed while decoding", what="delta")
-                self._map = _map(f.fileno())
-        self._start(self._inner_of(self._old, frame, self._gap, self._map))
-
-    def _start(self, inner: Decoder | _PrefixDecoder) -> None:
-        self._inner = inner
-        head, self._head = bytes(self._head), bytearray()
-        self._framed = len(head)
-        inner.feed(head)
-
-    def _gap(self, data: bytes | memoryview, _offset: int) -> None:
-        """The frame's output: the bytes between the copies, in order."""
-        view = memoryview(data)
-        while len(view):  # each round writes some bytes of the frame, after due copies
-            self._copy_due()
-            n = min(self._left, len(view))
-            if n == 0:
-                raise FormatError("delta decodes to more than the file", what="delta")
-            self._write(view[:n], self._pos)
-            self._pos += n
-            self._left -= n
-            view = view[n:]
-
-    def _copy_due(self) -> None:
-        """Write the copies the output has reached (none once they are all written)."""
-        while self._left == 0 and self._op < len(self._ops):
-            _, at, length = self._ops[self._op]
-            assert self._map is not None  # (parse_copies: copies lie in the old file)
-            with memoryview(self._map) as whole:
-                for a in range(at, at + length, _OUT_BLOCK):
-                    with whole[a:min(a + _OUT_BLOCK, at + length)] as piece:
-                        self._write(piece, self._pos)
-                        self._pos += len(piece)
-            self._op += 1
-            self._left = (self._ops[self._op][0] if self._op < len(self._ops)
-                          else self._tail)
-
-    def finish(self) -> None:
-        if self._inner is None or not self._framed:  # (the frame is never empty)
-            raise FormatError("delta does not decode: it ends early", what="delta")
-        self._inner.finish()
-        if self._ops:
-            self._copy_due()
-            if self._pos != self._size:
-                raise FormatError(f"delta decodes to {self._pos} bytes, not {self._size}",
-                                  what="delta")
-
-    def close(self) -> None:
-        if self._inner is not None:
-            self._inner.close()
-        if self._map is not None:
-            self._map.close()
-            self._map = None
 
 
 def open_decoder(old: Path, size: int,
-                 write: Callable[[bytes | memoryview, int], None]) -> _Copying:
+                 write: Callable[[bytes | memoryview, int], None]) -> CopyingDecoder:
     """A decoder rebuilding a file of ``size`` bytes from ``old`` and a delta fed in order,
     handing the output to ``write(data, offset)`` in order (``data`` may be a view of a
     buffer reused after the call returns): a copy table's copies from the mapped old file,
     the frame without copying the old file where zstd's own API is reachable, else
-    ``Decoder``. ``OSError`` if ``old`` cannot be read."""
+    ``Decoder``. The old file is opened once (``_OldFile``) and mapped once, closed with
+    the decoder. ``OSError`` if ``old`` cannot be read."""
     cffi = _binding()
+    source = _OldFile(old)
 
-    def inner(old: Path, size: int, write: Callable[[bytes | memoryview, int], None],
-              shared: mmap.mmap | None) -> Decoder | _PrefixDecoder:
+    def inner(size: int, write: Callable[[bytes | memoryview, int], None]
+              ) -> Decoder | _PrefixDecoder:
         if cffi is not None:
-            return _PrefixDecoder(cffi, old, size, write, shared)
-        return Decoder(old, size, write)
+            return _PrefixDecoder(cffi, source, size, write)
+        return Decoder(source, size, write)
 
-    return _Copying(old, size, write, inner)
+    return CopyingDecoder(source, size, write, inner)

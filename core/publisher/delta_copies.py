@@ -1,6 +1,6 @@
 """The copies of a delta (``core.formats.delta.make``'s ``copies``): long runs of a new
-file found unchanged in its earlier version, which the delta's copy table gives instead of
-its zstd frame.
+file found unchanged in its earlier version, which the delta's copy table
+(``core.formats.copytable``) gives instead of its zstd frame.
 
 Found from the two files' chunk indexes (equal chunk ids: equal content), chunks next to
 each other in both files merged into one run, each run then grown byte by byte into the
@@ -24,7 +24,7 @@ import numpy as np
 
 from core.chunks.fidx import FileIndex
 from core.chunks.planner import SeedSet
-from core.formats.delta import Copy
+from core.formats.copytable import Copy
 
 MIN_COPY = 64 << 10  # bytes
 MIN_COVER = 0.5  # of the new file's bytes
