@@ -13,6 +13,7 @@ import pytest
 
 from core.errors import FormatError
 from core.formats import delta as zdelta
+from core.formats.copytable import COPIES_MAGIC
 from core.formats.delta_small import SMALL_OLD, decode_whole, read_old
 
 
@@ -115,7 +116,7 @@ def test_a_copy_table_is_left_to_the_streaming_decoder(tmp_path: Path) -> None:
     zdelta.make(tmp_path / "old", tmp_path / "new", tmp_path / "d",
                 copies=[(0, 0, 150_000)])
     d = (tmp_path / "d").read_bytes()
-    assert int.from_bytes(d[:4], "little") == zdelta.COPIES_MAGIC
+    assert int.from_bytes(d[:4], "little") == COPIES_MAGIC
     assert decode_whole(old, d, len(new)) is None
     assert _streamed(tmp_path / "old", d, len(new)) == new
 

@@ -6,7 +6,7 @@ maps the old file and creates a zstd context per delta; here the old file is rea
 memory (``read_old``), one zstd context per thread is reused (reset between deltas), and the
 frame is decoded in one call straight into the file's buffer. Same contract as the
 streaming decoder: the output is exactly ``size`` bytes or a ``FormatError``; a delta with a
-copy table (``delta.COPIES_MAGIC``, docs/format.md §10) is left to the streaming decoder
+copy table (``copytable.COPIES_MAGIC``, docs/format.md §10) is left to the streaming decoder
 (``None``).
 """
 
@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import FormatError
-from core.formats.delta import COPIES_MAGIC, max_window
+from core.formats.copytable import COPIES_MAGIC
+from core.formats.delta import max_window
 
 # An old file up to this size is read into memory; a bigger one is mapped by the streaming
 # decoder instead.
