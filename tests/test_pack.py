@@ -99,7 +99,12 @@ def test_many_small_files_take_a_few_requests(releases: list[Path], www: Path,
     assert 1 <= len(pack) <= 1 + needed // BATCH
     per_file = [r for r in update.entries if any(p in r[2] for p in packed)]
     assert per_file == []
-    assert update.requests <= 5 + 2 + len(pack), update.entries  # + big.dat's delta
+    # big.dat is over the pack's limit: its content is not packed, its small delta is
+    # (``pack_deltas``), so it costs no request of its own either.
+    big = next(f for f in man["files"] if f["path"] == "big.dat")
+    assert "pack" not in big and big["pack_deltas"] == [big["pack_deltas"][0]]
+    assert [r for r in update.entries if "big.dat" in r[2]] == []
+    assert update.requests <= 5 + len(pack), update.entries
 
 
 def test_skipped_release_takes_contents_from_the_pack(releases: list[Path], www: Path,
@@ -201,7 +206,23 @@ def test_manifest_pack_keys_round_trip_and_checks() -> None:
     a = man.by_path()["a"].pack
     assert a is not None and a.delta_offset("d" * 64) == 28
     assert parse_manifest(encode_manifest(man)) == man
+    # A file over the pack's limit: its deltas alone packed.
+    big = {"path": "big", "size": 10, "sha256": "a" * 64, "fidx_sha256": "b" * 64,
+           "fidx_size": 112, "deltas": [d, {**d, "from": "f" * 64}]}
+    man = parse_manifest(_manifest(info, [{**big, "pack_deltas": [None, 40]}]))
+    only = man.by_path()["big"]
+    assert only.pack is None and [(x.from_sha256, x.offset) for x in only.pack_deltas] == [
+        ("f" * 64, 40)]
+    assert parse_manifest(encode_manifest(man)) == man
     bad = [
+        _manifest(info, [{**big, "pack_deltas": [None, None]}]),  # none packed
+        _manifest(info, [{**big, "pack_deltas": []}]),
+        _manifest(info, [{**big, "pack_deltas": [8, 9, 10]}]),  # more than its deltas
+        _manifest(info, [{**big, "pack_deltas": [-1]}]),
+        _manifest(info, [{**big, "pack_deltas": [98]}]),  # past the end
+        _manifest(info, [{**big, "pack_deltas": [8]}, _file("a", 10, 20)]),  # overlapping
+        _manifest(None, [{**big, "pack_deltas": [8]}]),  # no pack
+        _manifest(info, [{**big, "pack_deltas": [8], "pack": [20, 20]}]),  # both
         _manifest(None, [_file("a", 8, 20)]),  # packed, but no pack
         _manifest(info, [_file("a", 4, 20)]),  # inside the header
         _manifest(info, [_file("a", 90, 20)]),  # past the end
@@ -236,6 +257,12 @@ def test_publish_writes_the_pack_and_its_storage_cost(releases: list[Path],
     for f in man.files:
         if f.pack is None:
             assert f.size > 64 << 10
+            sizes = {d.from_sha256: d for d in f.deltas}
+            assert f.pack_deltas  # big.dat's small delta
+            for pd in f.pack_deltas:
+                d = sizes[pd.from_sha256]
+                assert hashlib.sha256(data[pd.offset:pd.offset + d.size]).hexdigest() == \
+                    d.sha256
             continue
         small += f.size
         content = zstandard.ZstdDecompressor().decompress(

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from core.engine.staging import BlankFile, LaterFile, create_all
+from core.engine import staging
+from core.engine.staging import LaterFile, create_all
 from core.errors import CancelledError
 from core.progress import CancelToken
 
@@ -22,25 +23,34 @@ def test_files_are_created_in_order_and_usable_once_made(
     files = [LaterFile(tmp_path / "s" / f"f{i}.part", 10 + i) for i in range(20)]
     made: list[str] = []
     gate = threading.Event()
-    real = BlankFile.__init__
+    real = staging._create_empty
 
-    def slow_init(self: BlankFile, path: Path, size: int) -> None:
+    def slow_create(path: Path) -> int:
         gate.wait(10)  # the first file waits until its writer is already waiting for it
-        real(self, path, size)
+        fd = real(path)
         made.append(path.name)
+        return fd
 
-    monkeypatch.setattr(BlankFile, "__init__", slow_init)
+    monkeypatch.setattr(staging, "_create_empty", slow_create)
     t = threading.Thread(target=create_all, args=(files, CancelToken()))
     t.start()
     gate.set()
-    files[5].write_at(b"hello", 2)  # waits for the file
+    files[5].write_at(b"hello", 2)  # waits for the file; sizes it first
     t.join(10)
     assert not t.is_alive()
     assert made == [f"f{i}.part" for i in range(20)]
-    for i, f in enumerate(files):
-        assert f.path.stat().st_size == 10 + i
+    for f in files:
+        assert f.path.exists()
         f.close()
     assert (tmp_path / "s" / "f5.part").read_bytes() == b"\0\0hello" + bytes(8)
+
+
+def test_a_file_left_by_an_earlier_run_is_emptied(tmp_path: Path) -> None:
+    (tmp_path / "a.part").write_bytes(b"stale bytes of another run")
+    f = LaterFile(tmp_path / "a.part", 3)
+    create_all([f], CancelToken())
+    f.write_whole(b"new", False)
+    assert (tmp_path / "a.part").read_bytes() == b"new"
 
 
 @pytest.mark.parametrize("durable", [False, True])

@@ -225,12 +225,22 @@ class Assembler:
         # is decoded); the others one at a time, below.
         small = [(i, f.first) for i, f in enumerate(files)
                  if isinstance(f.first, DeltaStep) and f.entry.size <= SIDE_BY_SIDE_DELTA]
-        early = dict(zip([i for i, _ in small],
-                         each(lambda job: self._try_delta(job[0], job[1], sealer), small,
-                              self.connections), strict=True))
-        early.update(self._fetch_wholes(sealer))  # files without an index, side by side
-        early.update(self._run_packed([i for i, f in enumerate(files)
-                                       if isinstance(f.first, PackStep)], sealer))
+        # The pack's files are fetched beside those (a thread of their own): one after the
+        # other they cost a round trip more, and their decoding waits for nothing.
+        packed: dict[int, bool] = {}
+        packer = Background(self.cancel, "stitch-pack")
+        pack_files = [i for i, f in enumerate(files) if isinstance(f.first, PackStep)]
+        try:
+            if pack_files:
+                packer.start(lambda _token: packed.update(self._run_packed(pack_files, sealer)))
+            early = dict(zip([i for i, _ in small],
+                             each(lambda job: self._try_delta(job[0], job[1], sealer), small,
+                                  self.connections), strict=True))
+            early.update(self._fetch_wholes(sealer))  # files without an index, side by side
+            packer.wait()
+        finally:
+            packer.stop()  # (an error above: before the files it writes are closed)
+        early.update(packed)
         ahead.wait()  # the planned ranges of the files built from chunks
         for i, f in enumerate(files):
             for n, step in enumerate(f.steps):

@@ -59,8 +59,15 @@ def pack_step(entry: FileEntry, url: str, installed_delta: Delta | None) -> Pack
     (``installed_delta``, when the client may apply it and the pack holds it), else its
     content; None when the file is not packed or zstd is missing here."""
     ref = entry.pack
-    if ref is None or not url or not pack.available():
+    if not url or not pack.available():
         return None
+    if ref is None:  # its deltas alone may be packed (a file rebuilt in memory: bounded)
+        if installed_delta is None or entry.size > pack.MAX_DELTA_FILE:
+            return None
+        at = next((d.offset for d in entry.pack_deltas
+                   if d.from_sha256 == installed_delta.from_sha256), None)
+        return None if at is None else PackStep(url, at, installed_delta.size,
+                                                installed_delta)
     if installed_delta is not None:
         at = ref.delta_offset(installed_delta.from_sha256)
         if at is not None:

@@ -12,6 +12,7 @@ structure is ``core.chunks.planner.SeedSet``.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -86,9 +87,18 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
     changed_fp = False
     on_disk: dict[str, dict[ChunkerParams, Path]] = {}
 
+    cached_names = store.index_names()  # what the cache holds: no lookup of a missing one
+
+    def cached(sha256: str, p: ChunkerParams) -> FileIndex | None:
+        if store.index_name(sha256, p) not in cached_names:
+            return None
+        return store.cached_index(sha256, p)
+
     def kept_on_disk(path: str, sha256: str, p: ChunkerParams) -> bool:
+        if not big_index:
+            return False
         cp = store.index_path(sha256, p)
-        if big_index and cp.is_file() and cp.stat().st_size > big_index:
+        if cp.is_file() and cp.stat().st_size > big_index:
             on_disk.setdefault(path, {})[p] = cp
             return True
         return False
@@ -103,14 +113,15 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
         # every file already in the folder may feed chunks, renamed ones included.
         for rel in _existing_files(root):
             candidates.setdefault(rel, None)
-    work: list[tuple[str, Path, os.stat_result, InstalledFile | None]] = []
+    work: list[tuple[str, str, os.stat_result, InstalledFile | None]] = []
+    base = os.path.join(str(root), "")
     for path, known in sorted(candidates.items()):
-        abs_path = root.joinpath(*path.split("/"))
+        abs_path = base + path.replace("/", os.sep)
         try:
-            st = abs_path.stat()
+            st = os.lstat(abs_path)
         except OSError:
             continue
-        if abs_path.is_symlink() or not abs_path.is_file():
+        if not stat.S_ISREG(st.st_mode):
             continue  # never read through a link: it may point out of the install
         vouched = known is not None and file_fingerprint(st) == (
             known.size, known.mtime_ns, known.ino)
@@ -124,16 +135,17 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
         if not params_set:
             break
         if have is not None:
-            cached = {p: store.cached_index(have.sha256, p) for p in params_set
-                      if not kept_on_disk(path, have.sha256, p)}
-            if all(v is not None for v in cached.values()):
-                for p, idx in cached.items():
+            found = {p: cached(have.sha256, p) for p in params_set
+                     if store.index_name(have.sha256, p) not in cached_names
+                     or not kept_on_disk(path, have.sha256, p)}
+            if all(v is not None for v in found.values()):
+                for p, idx in found.items():
                     assert idx is not None
-                    seeds[p].append(_whole(str(abs_path), idx))
+                    seeds[p].append(_whole(abs_path, idx))
                 continue
             if path in no_seeds:
                 continue
-        to_read.append((path, abs_path, st))
+        to_read.append((path, Path(abs_path), st))
     parts: list[tuple[FileEntry, Path]] = []
     if part_path is not None:
         for f in changed:

@@ -94,13 +94,14 @@ class LaterFile(BlankFile):
         self._closed = False
         self._error: BaseException | None = None
         self.digest = ""  # set by write_whole: the SHA-256 of the file, closed since
+        self._sized = False  # created empty: given its size by the first reset or write_at
 
     def create(self) -> None:
         """Create the file (the creating thread). Nothing if it was closed meanwhile."""
         with self._lock:
             try:
                 if not self._closed:
-                    BlankFile.__init__(self, self.path, self.size)
+                    self._fd = _create_empty(self.path)
             except BaseException as e:
                 self._error = e
                 raise
@@ -130,9 +131,12 @@ class LaterFile(BlankFile):
     def reset(self) -> None:
         _ = self.fd
         super().reset()
+        self._sized = True
 
     def write_at(self, data: bytes | memoryview, offset: int) -> None:
-        _ = self.fd
+        """As ``BlankFile``'s (the file is given its size first: it is created empty)."""
+        if not self._sized:
+            self.reset()
         super().write_at(data, offset)
 
     def write_whole(self, data: bytes | bytearray | memoryview, durable: bool) -> None:
@@ -152,6 +156,18 @@ class LaterFile(BlankFile):
         if durable:
             os.fsync(fd)
         self.close()
+
+
+def _create_empty(path: Path) -> int:
+    """A new empty file at ``path`` (emptied if there is one), open for reading and writing:
+    a pack's file is written whole at once (``write_whole``), or sized by ``reset`` when
+    another step builds it, so neither its size nor what an earlier run left matters."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
+    try:
+        return os.open(path, flags, 0o666)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, flags, 0o666)
 
 
 def create_all(files: list[LaterFile], cancel: CancelToken) -> None:

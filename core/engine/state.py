@@ -129,9 +129,21 @@ class StateStore:
             return manifest, None
 
     def _index_path(self, sha256: str, params: ChunkerParams) -> Path:
+        return self._index_dir / self.index_name(sha256, params)
+
+    @staticmethod
+    def index_name(sha256: str, params: ChunkerParams) -> str:
+        """The file name of the cached index of that content (``index_path``'s)."""
         p = params
-        return self._index_dir / (
-            f"{sha256}-{p.min_size}-{p.avg_size}-{p.max_size}-{p.normalization}-{p.seed}.fidx")
+        return f"{sha256}-{p.min_size}-{p.avg_size}-{p.max_size}-{p.normalization}-{p.seed}.fidx"
+
+    def index_names(self) -> frozenset[str]:
+        """The names of the cached indexes now (one listing: a scan of thousands of
+        installed files asks for each file's, and most have none)."""
+        try:
+            return frozenset(os.listdir(self._index_dir))
+        except OSError:
+            return frozenset()
 
     def index_path(self, sha256: str, params: ChunkerParams) -> Path:
         """Where the cached index of that content is (or would be) kept."""

@@ -192,7 +192,7 @@ class Updater:
     def _vouched(self, path: str, have: InstalledFile) -> bool:
         """The state cache vouches for a file whose size, mtime and file id did not change."""
         try:
-            st = os.stat(self.config.install_dir.joinpath(*path.split("/")))
+            st = os.stat(os.path.join(str(self.config.install_dir), path.replace("/", os.sep)))
         except OSError:
             return False
         return file_fingerprint(st) == (have.size, have.mtime_ns, have.ino)
@@ -243,14 +243,14 @@ class Updater:
 
     def _packed(self, c: _Checked, direct: dict[str, DeltaStep]) -> dict[str, FileSteps]:
         """The changed files taken from the release's pack (``core.engine.packstep``), by
-        path: the pack's copy of the direct delta from the installed file (``direct``), then
-        that delta alone, or the pack's content; then the file's index, then the whole
-        file."""
+        path: the pack's copy of the direct delta from the installed file (``direct``; a
+        file over the pack's size may have its small deltas alone packed), then that delta
+        alone, or the pack's content; then the file's index, then the whole file."""
         man = c.trusted.manifest
         url = self._pack_url(man)
         out: dict[str, FileSteps] = {}
         for f in c.changed:
-            own = direct.get(f.path) if f.pack is not None else None
+            own = direct.get(f.path) if f.pack is not None or f.pack_deltas else None
             step = pack_step(f, url, own.hops[0].delta if own is not None else None)
             if step is not None:
                 alone = (own,) if own is not None and step.delta is not None else ()

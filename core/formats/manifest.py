@@ -16,7 +16,7 @@ from typing import Any
 
 from core.errors import FormatError, UnsafePathError
 from core.formats import pack as _pack
-from core.formats.pack import PackInfo, PackRef
+from core.formats.pack import PackedDelta, PackInfo, PackRef
 from core.formats.pep440 import version_key as version_key
 
 MANIFEST_FORMAT = "stitch.release/1"
@@ -88,6 +88,8 @@ class FileEntry:
     sub_table_size: int = 0  # bytes of its header and table (what a client fetches first)
     sub_table_sha256: str = ""  # hex SHA-256 of those bytes
     pack: PackRef | None = None  # where the file lies in the release's pack of small files
+    # a file not packed whole: where those of its deltas that are lie in the pack
+    pack_deltas: tuple[PackedDelta, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -295,6 +297,8 @@ def parse_manifest(data: bytes, max_file_size: int = 1 << 40) -> Manifest:
             stz_size=_size(raw, "stz_size", w) if "stz_size" in raw else 0,
             deltas=deltas, **_groups(raw, w), **_sub(raw, w),
             pack=_pack.parse_ref(raw, [(d.from_sha256, d.size) for d in deltas], w),
+            pack_deltas=_pack.parse_delta_refs(raw, [(d.from_sha256, d.size) for d in deltas],
+                                               w) if "pack_deltas" in raw else (),
         ))
     # A file may not also be a folder of another file ("a" and "a/b").
     for f in files:
@@ -304,7 +308,9 @@ def parse_manifest(data: bytes, max_file_size: int = 1 << 40) -> Manifest:
                 raise UnsafePathError(f"{f.path!r} is inside a file", path=f.path)
     pack = _pack.parse_info(obj, w)
     _pack.check_refs(pack, [(f.pack, {d.from_sha256: d.size for d in f.deltas})
-                            for f in files if f.pack is not None], w)
+                            for f in files if f.pack is not None], w,
+                     [(f.pack_deltas, {d.from_sha256: d.size for d in f.deltas})
+                      for f in files if f.pack_deltas])
     known = {"format", "product", "channel", "version", "created", "expires", "notes",
              "files_url", "files", "history", "pack"}
     extra = {k: v for k, v in obj.items() if k not in known}
@@ -348,7 +354,10 @@ def encode_manifest(m: Manifest) -> bytes:
                              **({"release": d.release} if d.release else {})}
                             for d in f.deltas]} if f.deltas else {}),
              **({"pack": _pack.encode_ref(f.pack, [d.from_sha256 for d in f.deltas])}
-                if f.pack is not None else {})}
+                if f.pack is not None else {}),
+             **({"pack_deltas": _pack.encode_delta_refs(f.pack_deltas,
+                                                        [d.from_sha256 for d in f.deltas])}
+                if f.pack_deltas else {})}
             for f in m.files
         ],
     })

@@ -24,6 +24,10 @@ HEADER = MAGIC + VERSION.to_bytes(4, "big")  # 8 bytes; entries follow
 # The largest file `stitch publish` packs (its default; measured: docs/benchmarks.md,
 # "Many small changed files"). Readers take any size the manifest gives.
 DEFAULT_MAX_FILE = 64 << 10
+# A bigger file gets only its deltas packed (``pack_deltas``), each of at most the largest
+# packed file's size, when the file is at most this big: a client rebuilds it in memory
+# (``core.engine.packstep``), and takes no pack delta of a bigger file.
+MAX_DELTA_FILE = 4 << 20
 _LIMIT = 1 << 62
 
 
@@ -104,15 +108,44 @@ def parse_ref(raw_entry: dict[str, Any], deltas: list[tuple[str, int]],
     return ref
 
 
+def parse_delta_refs(raw_entry: dict[str, Any], deltas: list[tuple[str, int]],
+                     w: str = "manifest") -> tuple[PackedDelta, ...]:
+    """A file entry's ``pack_deltas`` (a file not packed whole whose deltas are: ``()`` when
+    absent): ``[d0, d1, ...]``, ``dk`` the offset of the file's k-th delta or null, at
+    least one of them an offset."""
+    raw = raw_entry.get("pack_deltas")
+    if raw is None:
+        return ()
+    if (not isinstance(raw, list) or not 1 <= len(raw) <= len(deltas)
+            or not all(_is_offset(v) or v is None for v in raw)
+            or all(v is None for v in raw)):
+        raise FormatError(f"{w}: a file's 'pack_deltas' is not [delta offsets]", what=w)
+    if "pack" in raw_entry:
+        raise FormatError(f"{w}: a file has both 'pack' and 'pack_deltas'", what=w)
+    return tuple(PackedDelta(deltas[k][0], at) for k, at in enumerate(raw) if at is not None)
+
+
+def encode_delta_refs(packed: tuple[PackedDelta, ...], deltas: list[str]) -> list[int | None]:
+    """``[d0, ...]`` (see ``parse_delta_refs``); ``deltas``: the file's deltas' ``from``."""
+    at = {d.from_sha256: d.offset for d in packed}
+    out = [at.get(f) for f in deltas]
+    while out and out[-1] is None:
+        out.pop()
+    return out
+
+
 def _is_offset(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < _LIMIT
 
 
 def check_refs(info: PackInfo | None, refs: list[tuple[PackRef, dict[str, int]]],
-               w: str = "manifest") -> None:
+               w: str = "manifest",
+               delta_refs: list[tuple[tuple[PackedDelta, ...], dict[str, int]]] | None = None
+               ) -> None:
     """Every entry lies inside the pack, past its header; two entries either are the same
-    bytes (same offset and size) or do not overlap."""
-    if not refs:
+    bytes (same offset and size) or do not overlap. ``delta_refs``: the files whose deltas
+    alone are packed (``pack_deltas``)."""
+    if not refs and not delta_refs:
         return
     if info is None:
         raise FormatError(f"{w}: files are packed but the release has no 'pack'", what=w)
@@ -120,6 +153,9 @@ def check_refs(info: PackInfo | None, refs: list[tuple[PackRef, dict[str, int]]]
     for ref, sizes in refs:
         spans.add((ref.offset, ref.size))
         for d in ref.deltas:
+            spans.add((d.offset, sizes[d.from_sha256]))
+    for packed, sizes in delta_refs or ():
+        for d in packed:
             spans.add((d.offset, sizes[d.from_sha256]))
     end = len(HEADER)
     for offset, size in sorted(spans):

@@ -3,8 +3,10 @@
 most ``max_file`` bytes gets its content (one zstd frame) and its deltas (the ``.zdelta``
 files' bytes) copied into one file, the deltas first and the contents after, each part in
 path order, so what one update needs lies close together (a player one release behind
-needs the deltas of the changed files: one stretch of the pack). Identical entries are
-stored once. The per-file files stay: old clients, and the fallbacks, use them.
+needs the deltas of the changed files: one stretch of the pack). A bigger file (up to
+``pack.MAX_DELTA_FILE``) gets its deltas of at most ``max_file`` bytes packed too, not its
+content (``pack_deltas``). Identical entries are stored once. The per-file files stay: old
+clients, and the fallbacks, use them.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ def write_pack(work: Path, entries: list[FileEntry], max_file: int, level: int
     file is that small or zstd is missing). A delta whose file cannot be read or does not
     match its entry is left out of the pack (the client fetches its own file)."""
     small = sorted((e for e in entries if 0 < e.size <= max_file), key=lambda e: e.path)
+    # A bigger file's small deltas too (``pack_deltas``): each would cost a request of its
+    # own for a few hundred bytes.
+    bigger = sorted((e for e in entries if max_file < e.size <= pack.MAX_DELTA_FILE
+                     and any(d.size <= max_file for d in e.deltas)), key=lambda e: e.path)
     if not small or not pack.available():
         return entries, None
     files = work / FILES
@@ -47,9 +53,11 @@ def write_pack(work: Path, entries: list[FileEntry], max_file: int, level: int
 
         put(pack.HEADER, "header")
         deltas: dict[str, tuple[PackedDelta, ...]] = {}
-        for e in small:
+        for e in sorted([*small, *bigger], key=lambda e: e.path):
             got = []
             for d in e.deltas:
+                if e.size > max_file and d.size > max_file:
+                    continue  # it carries its bytes: a request of its own is worth it
                 try:
                     data = (files / delta.name_for(e.path, d.from_sha256)).read_bytes()
                 except OSError:
@@ -67,4 +75,6 @@ def write_pack(work: Path, entries: list[FileEntry], max_file: int, level: int
                 offset, size = put(data, key), len(data)
             refs[e.path] = PackRef(offset, size, deltas[e.path])
     info = PackInfo(at, sha.hexdigest())
-    return [replace(e, pack=refs[e.path]) if e.path in refs else e for e in entries], info
+    return [replace(e, pack=refs[e.path]) if e.path in refs
+            else replace(e, pack_deltas=deltas[e.path]) if deltas.get(e.path)
+            else e for e in entries], info
