@@ -143,3 +143,45 @@ def test_fuzz_json_shapes(value: object) -> None:
     obj["files"] = [value] if not isinstance(value, list) else value
     with contextlib.suppress(StitchError):
         parse_manifest(_bytes(obj))
+
+
+_H = "ab" * 32
+_BASE = {"path": "data/a.bin", "size": 10, "sha256": _H, "fidx_sha256": "cd" * 32,
+         "fidx_size": 112}
+_D = {"from": "ef" * 32, "size": 5, "sha256": "01" * 32}
+
+
+@pytest.mark.parametrize("more", [
+    {}, {"executable": True, "stz_size": 7}, {"deltas": [_D, {**_D, "from": _H,
+                                                              "release": "1.0.0"}]},
+    {"deltas": [_D], "pack": [8, 20, 30]}, {"deltas": [_D], "pack_deltas": [8]},
+    {"fidx_groups_size": 10, "fidx_groups_sha256": _H},  # a key it leaves to the full checks
+])
+def test_the_quick_entry_check_gives_what_the_full_one_does(more: dict[str, object]) -> None:
+    from core.formats.manifest import _entry, _entry_fast
+
+    raw = {**_BASE, **more}
+    fast = _entry_fast(raw, 1 << 40)
+    assert fast == _entry(raw, "manifest", 1 << 40) or (
+        fast is None and "fidx_groups_size" in raw)
+
+
+@pytest.mark.parametrize("change", [
+    {"size": -1}, {"size": True}, {"size": 1 << 63}, {"size": 2000}, {"sha256": "AB" * 32},
+    {"sha256": None}, {"fidx_size": "1"}, {"executable": 1}, {"stz_size": -3},
+    {"deltas": {}}, {"deltas": [_D] * 17}, {"deltas": [{**_D, "size": -1}]},
+    {"deltas": [{**_D, "release": "../x"}]}, {"deltas": [{**_D, "extra": 1}]},
+    {"deltas": ["x"]}, {"path": 3}, {"other": 1},
+])
+def test_the_quick_entry_check_leaves_every_doubt_to_the_full_one(
+        change: dict[str, object]) -> None:
+    from core.formats.manifest import _entry_fast
+
+    assert _entry_fast({**_BASE, **change}, 1000) is None
+
+
+def test_the_quick_entry_check_refuses_a_bad_path_as_the_full_one() -> None:
+    from core.formats.manifest import _entry_fast
+
+    with pytest.raises(UnsafePathError):
+        _entry_fast({**_BASE, "path": "../up"}, 1 << 40)
