@@ -232,7 +232,8 @@ class Assembler:
         pack_files = [i for i, f in enumerate(files) if isinstance(f.first, PackStep)]
         try:
             if pack_files:
-                packer.start(lambda _token: packed.update(self._run_packed(pack_files, sealer)))
+                packer.start(lambda token: packed.update(
+                    self._run_packed(pack_files, sealer, cancel=token)))
             early = dict(zip([i for i, _ in small],
                              each(lambda job: self._try_delta(job[0], job[1], sealer), small,
                                   self.connections), strict=True))
@@ -286,11 +287,11 @@ class Assembler:
         sealer.complete(staged.fd)
         return step
 
-    def _run_packed(self, files: list[int], sealer: Sealer, step: PackStep | None = None
-                    ) -> dict[int, bool]:
+    def _run_packed(self, files: list[int], sealer: Sealer, step: PackStep | None = None,
+                    cancel: CancelToken | None = None) -> dict[int, bool]:
         """Build ``files`` (each a ``PackStep``: its first, or ``step``) from the release's
         pack together, in shared multi-range requests (``core.engine.packstep``); per file,
-        whether it was built."""
+        whether it was built. ``cancel``: the run's token, or a thread's child of it."""
         if not files:
             return {}
         jobs = []
@@ -305,7 +306,7 @@ class Assembler:
             write = (partial(_write_whole, s, durable) if isinstance(s, LaterFile)
                      else s.write_at)
             jobs.append(PackJob(f.entry, st, write, self.places.installed(f.entry)))
-        built = fetch_packed(jobs, self.fetcher, self.cancel, self.meter.add_network,
+        built = fetch_packed(jobs, self.fetcher, cancel or self.cancel, self.meter.add_network,
                              self.meter.log, self.meter.add_metadata)
         for i, ok in zip(files, built, strict=True):
             if ok and not isinstance(self.staged[i], LaterFile):

@@ -268,7 +268,12 @@ class Updater:
         files = work.files
         # Staged files are sparse: what an earlier attempt wrote is their allocated blocks,
         # not their size (a 151 MB .part may hold 3 MB).
-        part_bytes = sum(_allocated(self._part_path(f.entry), f.entry.size) for f in files)
+        try:  # (one listing: most updates start with nothing staged, thousands of files)
+            staged = set(os.listdir(self.store.staging))
+        except OSError:
+            staged = set()
+        part_bytes = sum(_allocated(self._part_path(f.entry), f.entry.size) for f in files
+                         if self._part_path(f.entry).name in staged)
         parts = {str(self._part_path(f.entry)) for f in files}
         # (The planner's options only when something is built from chunks: its module
         # loads numpy, which an update by deltas alone never needs.)

@@ -36,7 +36,7 @@ from tests.bench.compare import pairs as P
 from tests.bench.compare.harness import REPO_ROOT, Nginx, compare_pair, tables
 
 TOOLS = ["stitch", "stitch-cold", "stitch-raw", "stitch-2k", "stitch-z", "stitch-z2k",
-         "stitch-zs", "stitch-d", "stitch-d1", "zsync", "casync", "zsync-tar"]
+         "stitch-zs", "stitch-d", "stitch-d1", "zsync", "casync", "zsync-tar", "zsync-tar-sync"]
 
 
 def startup_time(cmd: list[str]) -> float:

@@ -379,6 +379,10 @@ def compare_pair(pair: Pair, work: Path, nginx: Nginx, web: Path, tools: list[st
     if "zsync-tar" in tools:  # zsync on one tar of the tree (tests/bench/compare/many.py)
         from tests.bench.compare import many
         measure(*many.zsync_tar(pair, www, out, work, base), cwd=work)  # type: ignore[arg-type]
+    if "zsync-tar-sync" in tools:  # the same, then a sync of the file system (context)
+        from tests.bench.compare import many
+        measure(*many.zsync_tar(pair, www, out, work, base, durable=True),  # type: ignore[arg-type]
+                cwd=work)
 
     # ---- casync: folder -> catar index (.caidx) seeded with the old folder; a single file ->
     # blob index (.caibx) seeded with the old file.

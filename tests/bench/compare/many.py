@@ -8,6 +8,8 @@
 - tool ``zsync-tar``: zsync as a publisher of a many-file tree would use it: one ``.zsync``
   of a deterministic tar of the new tree; the player keeps the old tar as the seed, and the
   timed command is ``zsync -i OLD.tar -o NEW.tar URL.zsync`` and ``tar -xf`` of the result.
+  Tool ``zsync-tar-sync``: the same, then ``sync -f`` of the result's file system (stitch
+  makes its files durable with one ``syncfs`` before its commit): context, not a target.
 
 Hooked into ``__main__`` (``--pairs many``) and ``harness.compare_pair`` (the tool).
 """
@@ -52,30 +54,41 @@ def tar(tree: Path, out: Path) -> Path:
     return out
 
 
-def zsync_tar(pair: Pair, www: Path, out: Path, work: Path, base: str
+def zsync_tar(pair: Pair, www: Path, out: Path, work: Path, base: str, durable: bool = False
               ) -> tuple[Run, list[str], object, Path]:
-    """The ``zsync-tar`` run: (run, command, prepare, result folder) for ``measure``."""
+    """The ``zsync-tar`` run: (run, command, prepare, result folder) for ``measure``.
+    ``durable`` (tool ``zsync-tar-sync``): then ``sync -f`` of the result's file system, what
+    stitch pays to be crash-safe (one ``syncfs``), for comparison only."""
+    name = "zsync-tar-sync" if durable else "zsync-tar"
     zroot = www / "zsync-tar"
     zroot.mkdir(parents=True, exist_ok=True)
-    new_tar = tar(pair.new, zroot / "new.tar")
-    old_tar = tar(pair.old, work / "old.tar")
+    new_tar = zroot / "new.tar"
+    if not new_tar.exists():
+        tar(pair.new, new_tar)
+    old_tar = work / "old.tar"
+    if not old_tar.exists():
+        tar(pair.old, old_tar)
     t = time.perf_counter()
     subprocess.run(["zsyncmake", "-Z", "-o", f"{new_tar}.zsync", "-u", "new.tar",
                     str(new_tar)], check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     pub = time.perf_counter() - t
-    dest = out / "zsync-tar"
-    got = work / "zsync-tar-new.tar"
-    script = work / "zsync-tar.sh"
+    dest = out / name
+    got = work / f"{name}-new.tar"
+    script = work / f"{name}.sh"
     script.write_text("set -e\n" + "\n".join([
         shlex.join(["zsync", "-q", "-i", str(old_tar), "-o", str(got),
                     f"{base}/zsync-tar/new.tar.zsync"]),
         shlex.join(["mkdir", "-p", str(dest)]),
         shlex.join(["tar", "-xf", str(got), "-C", str(dest)]),
+        *([shlex.join(["sync", "-f", str(dest)])] if durable else []),
     ]) + "\n")
 
     def prepare() -> None:
         subprocess.run(["rm", "-rf", str(dest), str(got)], check=True)
 
-    run = Run("zsync (one tar of the tree)", publish_s=pub, note="zsync + tar -xf")
+    if durable:
+        run = Run("zsync (one tar) + sync", publish_s=pub, note="zsync + tar -xf + sync -f")
+    else:
+        run = Run("zsync (one tar of the tree)", publish_s=pub, note="zsync + tar -xf")
     return run, ["sh", str(script)], prepare, dest
