@@ -48,6 +48,23 @@ def sync_filesystem(fd: int) -> bool:
     return True
 
 
+def write_all_durably(files: list[tuple[Path, bytes]]) -> None:
+    """``atomic_write`` each of ``files``, all of them durable when this returns: with one
+    sync of the file system where there is one (``sync_filesystem``: one journal commit
+    where an fsync of each file and its folder costs two each), else each synced."""
+    if files and HAS_SYNCFS:
+        for path, data in files:
+            atomic_write(path, data, durable=False)
+        fd = os.open(files[0][0].parent, os.O_RDONLY)
+        try:
+            if sync_filesystem(fd):
+                return
+        finally:
+            os.close(fd)
+    for path, data in files:  # (written again, durably: nothing of it is in use yet)
+        atomic_write(path, data)
+
+
 _UMASK_LOCK = threading.Lock()
 
 

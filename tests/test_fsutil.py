@@ -143,3 +143,28 @@ def test_safe_paths_checks_each_folder_of_many_paths(tmp_path: Path) -> None:
     assert safe.text("a/b/f") == str(root.resolve() / "a" / "b" / "f")
     # A symlink at the file's own place is returned as is (it is replaced, not followed).
     assert safe("link") == root.resolve() / "link"
+
+
+@pytest.mark.parametrize("syncfs", [True, False])
+def test_write_all_durably_syncs_once_or_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              syncfs: bool) -> None:
+    """One sync of the file system for all the files where there is one (no fsync of any);
+    else each file written again with its own fsync. Either way every file holds its bytes
+    and no temporary file is left."""
+    fsyncs: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (fsyncs.append(fd), real_fsync(fd))[1])
+    synced: list[int] = []
+    monkeypatch.setattr(fsutil, "HAS_SYNCFS", True)
+    monkeypatch.setattr(fsutil, "sync_filesystem", lambda fd: (synced.append(fd), syncfs)[1])
+    files = [(tmp_path / "d" / f"f{i}.json", b"x" * i) for i in range(3)]
+    fsutil.write_all_durably(files)
+    for path, data in files:
+        assert path.read_bytes() == data
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["f0.json", "f1.json",
+                                                                    "f2.json"]
+    assert len(synced) == 1
+    if syncfs:
+        assert fsyncs == []
+    else:
+        assert len(fsyncs) >= 3  # each file (and, on POSIX, its folder)

@@ -31,7 +31,14 @@ from typing import TYPE_CHECKING, Any
 
 from core.engine.state import STATE_DIR, InstalledState, StateStore
 from core.errors import CancelledError, FormatError
-from core.fsutil import SafePaths, atomic_write, current_umask, file_mode, fsync_dir
+from core.fsutil import (
+    SafePaths,
+    atomic_write,
+    current_umask,
+    file_mode,
+    fsync_dir,
+    write_all_durably,
+)
 
 if TYPE_CHECKING:
     from core.system.winfiles import LockReport
@@ -54,9 +61,10 @@ class Op:
 
 def _write_journal(store: StateStore, ops: list[Op], state: InstalledState,
                    manifest: bytes, signature: bytes | None) -> None:
-    atomic_write(store.root / "staging" / "release.json", manifest)
-    if signature is not None:
-        atomic_write(store.root / "staging" / "release.json.minisig", signature)
+    # The manifest and signature the journal's recovery needs: durable before the journal.
+    write_all_durably([(store.root / "staging" / "release.json", manifest),
+                       *([(store.root / "staging" / "release.json.minisig", signature)]
+                         if signature is not None else [])])
     obj = {
         "format": JOURNAL_FORMAT,
         "ops": [[o.path, o.staged, o.executable, o.had_old, o.backup] for o in ops],

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import FormatError
 from core.formats.layout import STATE_DIR as STATE_DIR  # (its home: a name on disk)
-from core.fsutil import atomic_write
+from core.fsutil import atomic_write, write_all_durably
 
 if TYPE_CHECKING:  # the index cache needs numpy; an update that needs no chunks does not
     from core.chunks.chunker import ChunkerParams
@@ -103,14 +103,18 @@ class StateStore:
 
     def save(self, state: InstalledState, manifest: bytes | None = None,
              signature: bytes | None = None) -> None:
+        """Write the state (and the installed manifest and signature), all durable when
+        this returns (``fsutil.write_all_durably``)."""
+        files: list[tuple[Path, bytes]] = []
         if manifest is not None:
-            atomic_write(self._installed_dir / "release.json", manifest)
+            files.append((self._installed_dir / "release.json", manifest))
             sig = self._installed_dir / "release.json.minisig"
             if signature is not None:
-                atomic_write(sig, signature)
+                files.append((sig, signature))
             else:
                 sig.unlink(missing_ok=True)
-        atomic_write(self.root / "state.json", state.to_json())
+        files.append((self.root / "state.json", state.to_json()))
+        write_all_durably(files)
 
     def installed_manifest(self) -> bytes | None:
         try:
