@@ -36,7 +36,14 @@ from core.engine.state import InstalledFile, InstalledState
 from core.errors import ContentError, DownloadError, FormatError, HashMismatchError
 from core.formats import delta
 from core.formats.layout import MANIFEST, file_url, join_url
-from core.formats.manifest import MAX_MANIFEST_SIZE, Earlier, FileEntry, Manifest, parse_manifest
+from core.formats.manifest import (
+    MAX_MANIFEST_SIZE,
+    Delta,
+    Earlier,
+    FileEntry,
+    Manifest,
+    parse_manifest,
+)
 from core.formats.pep440 import parse as parse_version
 from core.net.fetcher import Fetcher
 from core.parallel import each
@@ -65,8 +72,8 @@ def plan(cfg: UpdaterConfig, fetcher: Fetcher, cancel: CancelToken, meter: Meter
     out: dict[str, DeltaStep] = {}
     for f in changed:
         if f.path in have:
-            hops = _hops(cfg, man, f)
-            direct = next((h for h in hops if h.delta.from_sha256 == have[f.path]), None)
+            d = next((d for d in f.deltas if d.from_sha256 == have[f.path]), None)
+            direct = _hop(cfg, man, f, d) if d is not None else None
             if direct is not None:
                 out[f.path] = DeltaStep((direct,))
     rest = [f for f in changed if f.path in have and f.path not in out]
@@ -93,15 +100,17 @@ def _hops(cfg: UpdaterConfig, r: Manifest, e: FileEntry) -> list[Hop]:
     the file is left out: the file itself costs less). A delta an earlier release made
     (``release``: the file did not change since) is served from that release's folder of
     the repository; it is left out when the files are served from elsewhere."""
-    out = []
-    for d in e.deltas:
-        name = delta.name_for(e.path, d.from_sha256)
-        if d.size >= e.size or (d.release and (cfg.files_url or r.files_url)):
-            continue
-        url = (file_url(cfg.url, cfg.channel, d.release, name) if d.release
-               else release_file_url(cfg, r, name))
-        out.append(Hop(d.release or r.version, url, d, e.sha256, e.size))
-    return out
+    return [h for d in e.deltas if (h := _hop(cfg, r, e, d)) is not None]
+
+
+def _hop(cfg: UpdaterConfig, r: Manifest, e: FileEntry, d: Delta) -> Hop | None:
+    """One of ``_hops``: delta ``d`` of release ``r``'s file ``e``, or None if left out."""
+    if d.size >= e.size or (d.release and (cfg.files_url or r.files_url)):
+        return None
+    name = delta.name_for(e.path, d.from_sha256)
+    url = (file_url(cfg.url, cfg.channel, d.release, name) if d.release
+           else release_file_url(cfg, r, name))
+    return Hop(d.release or r.version, url, d, e.sha256, e.size)
 
 
 def _between(man: Manifest, installed: str | None) -> list[Earlier]:

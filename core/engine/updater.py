@@ -89,6 +89,7 @@ class Updater:
         self._check: _Checked | None = None
         self._plan: _Planned | None = None
         self._parts: dict[tuple[str, str], Path] = {}  # _part_path
+        self._vouches: dict[tuple[str, InstalledFile], bool] = {}  # _vouched, this check's
 
     @property
     def options(self) -> PlanOptions:
@@ -158,6 +159,7 @@ class Updater:
 
     def _do_check(self) -> _Checked:
         m = self.meter
+        self._vouches.clear()  # (a check looks again)
         m.phase(Phase.CHECK, 0, 3)
         recover(self.store)  # finish a commit an earlier run was interrupted in
         token = self.store.token()
@@ -190,12 +192,19 @@ class Updater:
         return _Checked(result, trusted, state, changed, removed, token)
 
     def _vouched(self, path: str, have: InstalledFile) -> bool:
-        """The state cache vouches for a file whose size, mtime and file id did not change."""
-        try:
-            st = os.stat(os.path.join(str(self.config.install_dir), path.replace("/", os.sep)))
-        except OSError:
-            return False
-        return file_fingerprint(st) == (have.size, have.mtime_ns, have.ino)
+        """The state cache vouches for a file whose size, mtime and file id did not change
+        (asked again while planning: answered from what this check found)."""
+        key = (path, have)
+        got = self._vouches.get(key)
+        if got is None:
+            try:
+                st = os.stat(os.path.join(str(self.config.install_dir),
+                                          path.replace("/", os.sep)))
+                got = file_fingerprint(st) == (have.size, have.mtime_ns, have.ino)
+            except OSError:
+                got = False
+            self._vouches[key] = got
+        return got
 
     # -- prepare: fetch indexes, scan, plan -----------------------------------------------
     def prepare(self) -> UpdatePlan:
