@@ -447,7 +447,7 @@ class Assembler:
         return path
 
 
-def _write_whole(s: LaterFile, durable: bool, data: bytes, offset: int) -> None:
+def _write_whole(s: LaterFile, durable: bool, data: bytes | bytearray, offset: int) -> None:
     """A pack job's ``write``: the file's whole content (``offset`` 0)."""
     assert offset == 0
     s.write_whole(data, durable)

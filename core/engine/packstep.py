@@ -107,7 +107,7 @@ class PackJob:
 
     entry: FileEntry
     step: PackStep
-    write: Callable[[bytes, int], None]  # the staged file's write_at
+    write: Callable[[bytes | bytearray, int], None]  # the staged file's write_at
     installed: Path  # what a delta applies to
 
 
@@ -206,7 +206,7 @@ def _fetch_one_pack(url: str, jobs: Sequence[PackJob], fetcher: Fetcher, cancel:
     return ok
 
 
-def _decode(job: PackJob, data: bytearray) -> bytes:
+def _decode(job: PackJob, data: bytearray) -> bytes | bytearray:
     """The file's bytes from its pack entry, checked against the manifest."""
     entry, d = job.entry, job.step.delta
     if d is None:
@@ -219,7 +219,7 @@ def _decode(job: PackJob, data: bytearray) -> bytes:
     if quick is not None:
         if hashlib.sha256(quick).hexdigest() != entry.sha256:
             raise FormatError("packed delta rebuilds another file", what="pack")
-        return bytes(quick)
+        return quick
     out = bytearray(entry.size)
     written = 0
 
@@ -236,4 +236,4 @@ def _decode(job: PackJob, data: bytearray) -> bytes:
         decoder.close()
     if written != entry.size or hashlib.sha256(out).hexdigest() != entry.sha256:
         raise FormatError("packed delta rebuilds another file", what="pack")
-    return bytes(out)
+    return out

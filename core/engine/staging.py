@@ -71,7 +71,7 @@ class BlankFile:
         set_size(self._fd, 0)
         set_size(self._fd, self.size)
 
-    def write_at(self, data: bytes | memoryview, offset: int) -> None:
+    def write_at(self, data: bytes | bytearray | memoryview, offset: int) -> None:
         """Write bytes checked some other way (a delta's output, checked by the SHA-256)."""
         pwrite(self._fd, data, offset)
         self.written(offset, offset + len(data))
@@ -133,7 +133,7 @@ class LaterFile(BlankFile):
         super().reset()
         self._sized = True
 
-    def write_at(self, data: bytes | memoryview, offset: int) -> None:
+    def write_at(self, data: bytes | bytearray | memoryview, offset: int) -> None:
         """As ``BlankFile``'s (the file is given its size first: it is created empty)."""
         if not self._sized:
             self.reset()
