@@ -78,7 +78,9 @@ def test_first_install_bar_is_the_download(
     from app import serve
 
     monkeypatch.setattr(serve, "BLOCK", 64 * 1024)
-    server = app_server(delay=0.01)  # a few seconds of downloading
+    # A few seconds of downloading, on four connections with the pack's files beside the
+    # others (at 0.01 s a block it was over in about a second: 4 samples of the bar).
+    server = app_server(delay=0.03)
     app_release.publish("1.0")
     install = tmp_path / "game"
     w = window(qtbot, app_config(tmp_path, server.url, install, auto_start=True))
