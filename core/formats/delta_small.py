@@ -19,7 +19,7 @@ from typing import Any
 
 from core.errors import FormatError
 from core.formats.copytable import COPIES_MAGIC
-from core.formats.delta import max_window
+from core.formats.delta import _binding, max_window
 
 # An old file up to this size is read into memory; a bigger one is mapped by the streaming
 # decoder instead.
@@ -27,14 +27,6 @@ SMALL_OLD = 1 << 20
 
 _local = threading.local()
 _COPIES = COPIES_MAGIC.to_bytes(4, "little")
-
-
-def _binding() -> Any:
-    try:
-        from zstandard import _cffi  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return _cffi
 
 
 def read_old(path: Path) -> bytes | None:
