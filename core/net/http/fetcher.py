@@ -214,8 +214,12 @@ class HttpFetcher(HttpSession):
             origin = self._origin(url)
             if origin.mode is Mode.NONE:
                 return pending
-            size = origin.max_ranges if origin.mode is Mode.MULTI else 1
-            batches = [pending[i : i + size] for i in range(0, len(pending), size)]
+            if origin.mode is Mode.MULTI:
+                size = origin.max_ranges
+                batches = [pending[i : i + size] for i in range(0, len(pending), size)]
+            else:  # one range per request: neighbours asked as the one range spanning them
+                size = 1
+                batches = spans(pending)
             no_ranges = self._run_pool(url, batches, size, sink, cancel)
             pending = [r for batch in batches for r in batch]
             if no_ranges:
@@ -284,24 +288,27 @@ class HttpFetcher(HttpSession):
             n = origin.max_ranges if origin.mode is Mode.MULTI else 1
             if n < size and len(batch) > n:
                 raise Resplit
-            coverage = Coverage(batch[:n])
+            # A batch of ``spans`` (single ranges): its ranges asked as the one range
+            # spanning them, the gaps between them dropped.
+            span = size == 1 and origin.mode is Mode.SINGLE and len(batch) > 1
+            coverage = Coverage(batch if span else batch[:n])
             try:
-                k = len(coverage.ranges)
+                k = 1 if span else len(coverage.ranges)
                 with self._probing(origin, k, cancel, stop):
                     if k > 1 and (origin.mode is not Mode.MULTI or origin.max_ranges < k):
                         raise FewerRanges  # learned while this one waited its turn
-                    self._ranges_once(url, origin, coverage, sink, cancel, stop)
+                    self._ranges_once(url, origin, coverage, sink, cancel, stop, span)
             except FewerRanges:
                 pass  # the origin now asks for fewer ranges; not a failure
-            except Unsatisfiable as exc:
-                if not self._multi_unsatisfiable(url, origin, coverage, exc):
+            except Unsatisfiable as exc:  # (a span asked one range: no fallback from it)
+                if span or not self._multi_unsatisfiable(url, origin, coverage, exc):
                     retry.failed(exc, progressed=coverage.delivered_bytes > 0)
             except DownloadError as exc:
                 retry.failed(exc, progressed=coverage.delivered_bytes > 0)
             except RequestPaused:  # asked again from the first byte the sink has not had
                 self._paused(url, cancel, coverage.missing())
             finally:
-                batch[:n] = coverage.missing()
+                batch[: len(coverage.ranges)] = coverage.missing()
 
     @contextmanager
     def _probing(self, origin: Origin, n: int, cancel: CancelToken,
@@ -347,10 +354,13 @@ class HttpFetcher(HttpSession):
         sink: RangeSink,
         cancel: CancelToken,
         stop: threading.Event,
+        span: bool = False,
     ) -> None:
-        """One request for ``coverage.ranges``; delivers what the answer holds."""
-        n = len(coverage.ranges)
-        headers = {"Range": format_range_header(coverage.ranges), "Accept-Encoding": "identity"}
+        """One request for ``coverage.ranges`` (``span``: for the one range from the first's
+        start to the last's end); delivers what the answer holds."""
+        asked = [(coverage.ranges[0][0], coverage.ranges[-1][1])] if span else coverage.ranges
+        n = len(asked)
+        headers = {"Range": format_range_header(asked), "Accept-Encoding": "identity"}
         with translate_errors(url), self._get(url, headers, cancel, stop) as resp:
             if resp.status_code == 200:
                 # Leaving the block closes it unread: the body may be the whole (huge) file.
@@ -418,3 +428,28 @@ class HttpFetcher(HttpSession):
             self.stats.add(bytes_received=len(piece))
             body.feed(piece)  # RangeError if longer than the Content-Range: no buffer grows
         body.finish()
+
+
+# Single ranges (Varnish, S3, CDNs without multi-range): each range costs a request, so
+# ranges closer than SPAN_GAP are asked as the one range spanning them, the bytes between
+# dropped: about the gap the chunk planner bridges for one more range of a multi-range
+# request (``core.chunks.planner.PlanOptions.range_cost``, 15.7 kB), here saving a whole
+# request. Wider gaps cost more bytes than the requests they save are worth (measured in
+# docs/benchmarks.md: Varnish, raw ranges). Up to SPAN_MAX bytes per request, so the
+# connections still share the work.
+SPAN_GAP = 16 << 10
+SPAN_MAX = 4 << 20
+
+
+def spans(ranges: Sequence[tuple[int, int]], gap: int = SPAN_GAP, most: int = SPAN_MAX
+          ) -> list[list[tuple[int, int]]]:
+    """Sorted, disjoint ``ranges`` in groups of neighbours: each next range starts at most
+    ``gap`` bytes after the one before, and a group spans at most ``most`` bytes (a range
+    longer than that is a group of its own)."""
+    groups: list[list[tuple[int, int]]] = []
+    for a, b in ranges:
+        if groups and a - groups[-1][-1][1] <= gap and b - groups[-1][0][0] <= most:
+            groups[-1].append((a, b))
+        else:
+            groups.append([(a, b)])
+    return groups
