@@ -64,7 +64,10 @@ class InstalledState:
             "files": {p: [f.sha256, f.size, f.mtime_ns, f.ino]
                       for p, f in sorted(self.files.items())},
         }
-        return (json.dumps(obj, indent=1) + "\n").encode()
+        # json's C encoder (``indent`` would take its Python one: 18 ms for 2,149 files, written
+        # twice per update), then one file per line: ``], "`` is only ever between two
+        # values (inside a string a quote is escaped).
+        return (json.dumps(obj).replace('], "', '],\n "') + "\n").encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> InstalledState:
