@@ -86,8 +86,10 @@ def _german() -> str:
 def _close_window() -> None:
     from PySide6.QtWidgets import QApplication
 
+    from app.gui.window import UpdaterWindow
+
     windows = QApplication.topLevelWidgets()
-    window = next((w for w in windows if hasattr(w, "request_cancel") and w.isVisible()), None)
+    window = next((w for w in windows if isinstance(w, UpdaterWindow) and w.isVisible()), None)
     _emit(report(window))
     if window is None:
         QApplication.quit()

@@ -25,6 +25,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QCloseEvent
@@ -34,7 +35,7 @@ from app import installs
 from app.config import AppConfig, to_updater_config
 from app.gui import text
 from app.gui.desktop import app_icon, ask_cancel, launch_detached, pick_folder, style_sheet
-from app.gui.maintenance import Maintenance
+from app.gui.maintenance import Maintenance, WindowState
 from app.gui.model import OverallProgress
 from app.gui.states import State
 from app.gui.tr import tr
@@ -44,6 +45,9 @@ from app.rate import RateMeter
 from core.engine.updater import CheckResult, UpdatePlan, UpdateResult
 from core.errors import CancelledError
 from core.progress import Phase, Progress
+
+if TYPE_CHECKING:
+    from app.gui.maintenance import Window
 
 __all__ = ["BAR_MAX", "State", "UpdaterWindow", "launch_detached"]
 
@@ -112,7 +116,10 @@ class UpdaterWindow(UpdaterView):
         self.update_button.clicked.connect(self.start_update)
         self.play_button.clicked.connect(self.play)
         self.close_button.clicked.connect(self.close)
-        self.maintenance = Maintenance(self)  # More: verify and repair, uninstall
+        # More: verify and repair, uninstall. ``Window`` is this class as that module sees
+        # it: an UpdaterView (it is one) with every WindowState member (mypy checks ``state``).
+        state: WindowState = self
+        self.maintenance = Maintenance(cast("Window", state))
         self.setStyleSheet(style_sheet(config.accent, self.palette()))
         self._show_state()
 
