@@ -303,3 +303,115 @@ def test_unchanged_files_reuse_the_previous_release_s_copies(
     install = tmp_path / "install"
     _update(install, memory_fetcher(repo))
     assert tree_digest(install) == tree_digest(v2)
+
+
+# -- a first install: the copy fetched whole, rebuilt without the index ----------------------
+
+
+def _whole(tmp_path: Path, data: bytes) -> tuple[bytes, bytes]:
+    """``data``'s ``.stz`` and the SHA-256 of its ``.fidx``."""
+    p, idx, fidx = _indexed(tmp_path, data)
+    stz.write(p, idx, fidx, tmp_path / "f.stz")
+    return (tmp_path / "f.stz").read_bytes(), hashlib.sha256(fidx).digest()
+
+
+def test_decode_whole_rebuilds_the_file_without_its_index(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    data = _text(rng, 200_000) + rng.randbytes(60_000) + _text(rng, 50_000)
+    blob, sha = _whole(tmp_path, data)
+    assert stz.decode_whole(blob, sha, len(data)) == data
+
+
+def test_decode_whole_refuses_what_does_not_hold_the_file_exactly(tmp_path: Path) -> None:
+    rng = random.Random(4)
+    data = _text(rng, 100_000) + rng.randbytes(20_000)
+    blob, sha = _whole(tmp_path, data)
+    bad = [
+        (b"XTZC" + blob[4:], sha, len(data)),  # magic
+        (blob, bytes(32), len(data)),  # another index's copy
+        (blob[:-1], sha, len(data)),  # cut short
+        (blob + b"\0", sha, len(data)),  # a byte after the last chunk
+        (blob, sha, len(data) - 1),  # more than the file
+        (blob, sha, len(data) + 1),  # less than the file
+        (blob[:stz.HEADER_SIZE + 3], sha, len(data)),  # cut inside the table
+    ]
+    for data_, sha_, size in bad:
+        with pytest.raises(FormatError):
+            stz.decode_whole(data_, sha_, size)
+
+
+def test_decode_whole_is_bounded_by_the_file_size() -> None:
+    """A frame whose header promises more than the file has left is refused before it is
+    decompressed (no 50 MB allocation for a 4 KiB file)."""
+    bomb = zstandard.ZstdCompressor(write_content_size=True).compress(bytes(50 << 20))
+    blob = (struct.pack(">4sI32sQ", b"STZC", 1, bytes(32), 1)
+            + struct.pack(">I", len(bomb)) + bomb)
+    with pytest.raises(FormatError, match="length"):
+        stz.decode_whole(blob, bytes(32), 4096)
+    unknown = zstandard.ZstdCompressor(write_content_size=False).compress(b"a" * 4096)
+    blob = (struct.pack(">4sI32sQ", b"STZC", 1, bytes(32), 1)
+            + struct.pack(">I", len(unknown)) + unknown)
+    with pytest.raises(FormatError):
+        stz.decode_whole(blob, bytes(32), 4096)
+
+
+@settings(max_examples=150, deadline=None)
+@given(pos=st.integers(0, 1 << 20), xor=st.integers(1, 255))
+def test_fuzzed_whole_copies_are_format_errors_or_the_right_length(
+        tmp_path_factory: pytest.TempPathFactory, pos: int, xor: int) -> None:
+    """Any byte changed: a ``FormatError``, or bytes of the file's length (a raw chunk's
+    change; the caller's SHA-256 refuses those)."""
+    rng = random.Random(5)
+    data = _text(rng, 30_000) + rng.randbytes(8_000)
+    blob, sha = _whole(tmp_path_factory.mktemp("w"), data)
+    bad = bytearray(blob)
+    bad[pos % len(bad)] ^= xor
+    with contextlib.suppress(FormatError):
+        assert len(stz.decode_whole(bytes(bad), sha, len(data))) == len(data)
+
+
+def _first_install_tree(root: Path) -> Path:
+    rng = random.Random(9)
+    (root / "data").mkdir(parents=True)
+    (root / "data/a.txt").write_bytes(_text(rng, 300_000))
+    (root / "data/b.txt").write_bytes(_text(rng, 900_000))
+    (root / "big.txt").write_bytes(_text(rng, 5_000_000))  # over STZ_WHOLE_MAX: by its index
+    (root / "noise.bin").write_bytes(rng.randbytes(200_000))  # no copy: by its index
+    return root
+
+
+def test_first_install_fetches_small_copies_whole_without_indexes(tmp_path: Path) -> None:
+    src = _first_install_tree(tmp_path / "v1")
+    repo = tmp_path / "repo"
+    publish(src, repo, "1.0.0", compress=True)
+    fetcher = memory_fetcher(repo)
+    install = tmp_path / "install"
+    plan, _ = _update(install, fetcher)
+    assert tree_digest(install) == tree_digest(src)
+    asked = [(u.rsplit("/files/", 1)[-1], rs) for u, rs in fetcher.requests if "/files/" in u]
+    sizes = {u.rsplit("/files/", 1)[-1]: len(b) for u, b in fetcher.files.items()}
+    for name in ("data/a.txt", "data/b.txt"):
+        # the copy in one request, whole; neither its index nor its original file
+        assert [rs for u, rs in asked if u == f"{name}.stz"] == [((0, sizes[f"{name}.stz"]),)]
+        assert not [u for u, _ in asked if u in (f"{name}.fidx", name)]
+    assert [u for u, _ in asked if u == "big.txt.fidx"] == ["big.txt.fidx"]
+    assert [u for u, _ in asked if u == "noise.bin.fidx"] == ["noise.bin.fidx"]
+    copies = sizes["data/a.txt.stz"] + sizes["data/b.txt.stz"]
+    assert plan.bytes_to_download < copies + 5_000_000 + 300_000  # the copies, not the files
+
+
+def test_a_bad_whole_copy_falls_back_to_the_index(tmp_path: Path) -> None:
+    src = _first_install_tree(tmp_path / "v1")
+    repo = tmp_path / "repo"
+    publish(src, repo, "1.0.0", compress=True)
+    fetcher = memory_fetcher(repo)
+    url = next(u for u in fetcher.files if u.endswith("/files/data/b.txt.stz"))
+    blob = bytearray(fetcher.files[url])
+    blob[len(blob) // 2] ^= 0x5A  # one byte of a frame: the copy rebuilds nothing right
+    fetcher.files[url] = bytes(blob)
+    install = tmp_path / "install"
+    _update(install, fetcher)
+    assert tree_digest(install) == tree_digest(src)
+    asked = [u.rsplit("/files/", 1)[-1] for u, _ in fetcher.requests if "/files/" in u]
+    assert "data/b.txt.fidx" in asked  # its index, after the whole copy failed
+    assert "data/a.txt.fidx" not in asked

@@ -216,3 +216,53 @@ def decode_chunk(stored: bytes | bytearray | memoryview, raw: bool, length: int)
     if len(out) != length:
         raise FormatError("compressed chunk has the wrong length", what="stz")
     return out
+
+
+def decode_whole(data: bytes | bytearray, fidx_sha256: bytes, size: int) -> bytes:
+    """The whole file of ``size`` bytes from its whole ``.stz`` (``data``), without its
+    index: a file of which nothing is on this disk (a first install) needs no chunk matched.
+    The chunks in table order: a raw one as stored, a compressed one as long as its frame's
+    header says (format.md §9: the content size is written), never past ``size``. Checks
+    the layout, the index it names (``fidx_sha256``, the manifest's) and the length; the
+    caller checks the file's SHA-256. Raises ``FormatError``."""
+    if len(data) < HEADER_SIZE:
+        raise FormatError("compressed copy shorter than its header", what="stz")
+    magic, version, sha, n = _HEADER.unpack_from(data)
+    if magic != MAGIC or version != VERSION:
+        raise FormatError("not a stitch compressed copy (magic or version)", what="stz")
+    if sha != fidx_sha256:
+        raise FormatError("compressed copy belongs to another index", what="stz")
+    if table_size(n) > len(data):
+        raise FormatError("compressed copy shorter than its size table", what="stz")
+    import zstandard
+
+    dctx = zstandard.ZstdDecompressor()
+    view = memoryview(data)
+    out = bytearray()
+    pos = table_size(n)
+    for entry in struct.unpack_from(f">{n}I", data, HEADER_SIZE):
+        stored = entry & (STORED - 1)
+        if not stored or pos + stored > len(data):
+            raise FormatError("compressed copy sizes do not fit its length", what="stz")
+        piece = view[pos:pos + stored]
+        pos += stored
+        if entry & STORED:
+            out += piece
+        else:
+            try:
+                length = zstandard.frame_content_size(piece)
+                if not stored < length <= size - len(out):  # (-1: not written)
+                    raise FormatError("compressed chunk of a wrong or unknown length",
+                                      what="stz")
+                chunk = dctx.decompress(piece, max_output_size=length)
+            except zstandard.ZstdError as e:
+                raise FormatError(f"compressed chunk does not decompress: {e}",
+                                  what="stz") from None
+            if len(chunk) != length:
+                raise FormatError("compressed chunk has the wrong length", what="stz")
+            out += chunk
+        if len(out) > size:
+            raise FormatError("compressed copy holds more than the file", what="stz")
+    if pos != len(data) or len(out) != size:
+        raise FormatError("compressed copy does not hold the file exactly", what="stz")
+    return bytes(out)

@@ -23,6 +23,7 @@ used" propagate: a chunk the server serves wrong twice is a ``HashMismatchError`
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Callable
@@ -35,10 +36,24 @@ from core.engine.background import Background
 from core.engine.meter import Meter
 from core.engine.packstep import PackJob, PackStep, fetch_packed
 from core.engine.pieces import Job, cut, piece_size, run_jobs
-from core.engine.plan import BuildPlan, ChunkStep, DeltaStep, FileSteps, IndexStep, Step, WholeStep
+from core.engine.plan import (
+    BuildPlan,
+    ChunkStep,
+    DeltaStep,
+    FileSteps,
+    IndexStep,
+    Step,
+    StzWholeStep,
+    WholeStep,
+)
 from core.engine.sealer import Sealer
 from core.engine.staging import BlankFile, LaterFile, check_digest, create_all
-from core.errors import CancelledError
+from core.errors import (
+    CancelledError,
+    ContentError,
+    DownloadError,
+    HashMismatchError,
+)
 from core.formats.manifest import FileEntry
 from core.fsutil import HAS_SYNCFS, sync_filesystem
 from core.net.fetcher import Fetcher
@@ -238,6 +253,11 @@ class Assembler:
                              each(lambda job: self._try_delta(job[0], job[1], sealer), small,
                                   self.connections), strict=True))
             early.update(self._fetch_wholes(sealer))  # files without an index, side by side
+            copies = [(i, f.first) for i, f in enumerate(files)
+                      if isinstance(f.first, StzWholeStep)]
+            early.update(zip([i for i, _ in copies],
+                             each(lambda job: self._try_stz_whole(job[0], job[1], sealer),
+                                  copies, self.connections), strict=True))
             packer.wait()
         finally:
             packer.stop()  # (an error above: before the files it writes are closed)
@@ -271,6 +291,8 @@ class Assembler:
             self._fetch_whole_file(f.entry, self.staged[i])
             sealer.complete(self.staged[i].fd)
             return step
+        if isinstance(step, StzWholeStep):
+            return step if self._try_stz_whole(i, step, sealer) else None
         if isinstance(step, IndexStep):
             late = self.places.index_step(f.entry)
             if late is None:
@@ -363,6 +385,35 @@ class Assembler:
         entry = self.plan.files[i].entry
         return deltasource.run(step, self.places.installed(entry), self.staged[i], entry,
                                self.fetcher, self.cancel, self.meter, sealer)
+
+    def _try_stz_whole(self, i: int, step: StzWholeStep, sealer: Sealer) -> bool:
+        """Rebuild file ``i`` from its compressed copy fetched whole (one request, no
+        index: ``core.chunks.stz.decode_whole``), checked by its SHA-256 before a byte is
+        written; False (after logging why) when it cannot be had or does not rebuild it."""
+        from core.chunks import stz
+
+        entry = self.plan.files[i].entry
+        url = self.places.url(entry) + stz.SUFFIX
+        data = bytearray(step.size)
+
+        def sink(offset: int, piece: bytes) -> None:  # (the bar moves as the bytes arrive)
+            data[offset:offset + len(piece)] = piece
+            self.meter.add_network(len(piece))
+
+        try:
+            if step.size:
+                self.fetcher.fetch_ranges(url, [(0, step.size)], sink, self.cancel)
+            out = stz.decode_whole(data, bytes.fromhex(entry.fidx_sha256), entry.size)
+            if hashlib.sha256(out).hexdigest() != entry.sha256:
+                raise HashMismatchError("compressed copy rebuilds another file",
+                                        expected=entry.sha256)
+        except (DownloadError, ContentError) as e:
+            self.meter.log(f"{entry.path}: compressed copy not used whole ({e}); trying "
+                           "the next step")
+            return False
+        self.staged[i].write_at(out, 0)
+        sealer.complete(self.staged[i].fd)
+        return True
 
     def _fetch_wholes(self, sealer: Sealer) -> dict[int, bool]:
         """Every file planned whole (no index), side by side in pieces: ``{i: True}`` for

@@ -33,7 +33,7 @@ from core.chunks.wire import REQUEST_COST
 from core.engine import bigplan
 from core.engine.bigplan import BigPlanner, is_big
 from core.engine.meter import Meter
-from core.engine.plan import ChunkStep, FileSteps, WholeStep
+from core.engine.plan import ChunkStep, FileSteps, IndexStep, StzWholeStep, WholeStep
 from core.engine.scan import ScanResult, scan_local
 from core.engine.state import InstalledState, StateStore
 from core.errors import (
@@ -44,6 +44,7 @@ from core.errors import (
     HTTPStatusError,
     RangeError,
 )
+from core.formats.delta import available as zstd_available
 from core.formats.layout import fidx_url, file_url, groups_url, sub_url
 from core.formats.manifest import FileEntry, Manifest
 from core.net.fetcher import Fetcher
@@ -77,6 +78,9 @@ SUB_WHOLE = 4096
 # 340-390 MB/s on one core); that is done only when the bytes it may save would take longer
 # to download than the cut, at the network speed the planner's cost model assumes.
 CUT_RATE = 350_000_000  # bytes/s
+# A first install's file with a compressed copy, up to this size, is rebuilt from the copy
+# fetched whole (``StzWholeStep``: held in memory while it is decoded and checked).
+STZ_WHOLE_MAX = 4 << 20
 NET_RATE = 10_000_000  # bytes/s (core.chunks.planner.PlanOptions.range_cost: 50 ms at 10 MB/s)
 
 
@@ -130,7 +134,8 @@ class ChunkPlanner:
         return self._options
 
     def plan(self, man: Manifest, state: InstalledState, entries: list[FileEntry],
-             enter_scan: bool = True) -> tuple[list[FileSteps], ScanResult]:
+             enter_scan: bool = True, stz_whole: bool = True
+             ) -> tuple[list[FileSteps], ScanResult]:
         """Fetch the indexes of ``entries``, scan local files and plan each from chunks.
 
         A file with a group table (and something local to match it against) gets its table
@@ -138,7 +143,13 @@ class ChunkPlanner:
         indexes come from them, the others from byte ranges of the ``.fidx``. A file whose
         index the server does not have gets a ``WholeStep`` (the module's fallbacks).
         ``enter_scan`` False: the scan does not report its phase (a fallback step run in
-        the download phase, which phases never leave backwards)."""
+        the download phase, which phases never leave backwards).
+
+        Into an install with no file yet (a first install), a file up to ``STZ_WHOLE_MAX``
+        with a compressed copy and nothing staged is planned as that copy fetched whole
+        (``StzWholeStep``, then its index, then the whole file): nothing local could match
+        its chunks, so its index and size table would cost two round trips for nothing.
+        ``stz_whole`` False: never (the index is what the caller asks for)."""
         if entries:
             from core.chunks.fidx_groups import LocalGroups
             from core.chunks.fidx_sub import OrphanSubChunks
@@ -152,6 +163,12 @@ class ChunkPlanner:
         raw: set[str] = set()  # files whose index the server does not have
         # Files too big to hold their index are planned from disk (core.engine.bigplan).
         every = entries
+        whole_stz = [f for f in entries
+                     if stz_whole and not local_files and f.stz_size and not is_big(f)
+                     and max(f.size, f.stz_size) <= STZ_WHOLE_MAX and not self._has_part(f)]
+        if whole_stz and not zstd_available():  # (no zstd here)
+            whole_stz = []
+        entries = [f for f in entries if f.path not in {g.path for g in whole_stz}]
         big, big_params = self._big_first(man, entries, local_files)
         entries = [f for f in entries if f.path not in big]
 
@@ -228,6 +245,8 @@ class ChunkPlanner:
         out += [FileSteps(f, (WholeStep(),)) for f in entries
                 if f.path in raw and f.path not in scan.unchanged]
         out += self._big_steps(man, [f for f in every if f.path in big], big, scan)
+        out += [FileSteps(f, (StzWholeStep(f.stz_size), IndexStep(), WholeStep()))
+                for f in whole_stz]
         return out, scan
 
     def _big_first(self, man: Manifest, entries: list[FileEntry], local_files: bool

@@ -19,6 +19,9 @@ The steps (a tagged union, ``Step``):
 - ``IndexStep``: a ``ChunkStep`` whose index is fetched, and local chunks matched, only when
   the step runs (the fallback of a delta, whose file's index was not fetched to plan).
 - ``WholeStep``: the whole file as one range, checked by its SHA-256 (no index to be had).
+- ``StzWholeStep``: the file's compressed copy (``.stz``) fetched whole and the file rebuilt
+  from it without its index, checked by its SHA-256 (nothing of it is here to match: a
+  first install).
 - ``PackStep`` (``core.engine.packstep``): a small file's delta or content from the release's
   pack, fetched together with the other packed files' in shared multi-range requests.
 
@@ -128,7 +131,16 @@ class WholeStep:
     """Download the whole file (one range), checked by its SHA-256."""
 
 
-Step = Union[DeltaStep, ChunkStep, IndexStep, WholeStep, PackStep]  # noqa: UP007 (a runtime alias)
+@dataclass(frozen=True)
+class StzWholeStep:
+    """Download the file's compressed copy (``.stz``, ``size`` bytes) whole and rebuild the
+    file from it, checked by its SHA-256 (``core.chunks.stz.decode_whole``); unusable when
+    the copy cannot be had or does not rebuild the file."""
+
+    size: int
+
+
+Step = Union[DeltaStep, ChunkStep, IndexStep, WholeStep, PackStep, StzWholeStep]  # noqa: UP007 (a runtime alias)
 
 
 @dataclass(frozen=True)
@@ -177,7 +189,7 @@ def step_wire_bytes(step: Step, entry: FileEntry) -> int:
         return step.wire_bytes()
     if isinstance(step, ChunkStep):
         return step.wire_bytes()
-    if isinstance(step, PackStep):
+    if isinstance(step, (PackStep, StzWholeStep)):
         return step.size
     return entry.size  # WholeStep; an IndexStep is at most the whole file
 

@@ -309,11 +309,12 @@ class Updater:
         )
 
     def _plan_by_chunks(self, man: Manifest, state: InstalledState, entries: list[FileEntry],
-                        enter_scan: bool = True) -> tuple[list[FileSteps], ScanResult]:
+                        enter_scan: bool = True, stz_whole: bool = True
+                        ) -> tuple[list[FileSteps], ScanResult]:
         """Plan ``entries`` from chunks (``core.engine.chunkplan``)."""
         planner = ChunkPlanner(self.config, self.fetcher, self.store, self.meter, self.cancel,
                                self.options if entries else None, self._part_path)
-        return planner.plan(man, state, entries, enter_scan)
+        return planner.plan(man, state, entries, enter_scan, stz_whole)
 
     def _or_chain(self, fs: FileSteps, chain: DeltaStep | None) -> FileSteps:
         """``fs`` (planned from chunks), preceded by a chain of deltas when the chain costs
@@ -478,7 +479,7 @@ class _Places:
         """The file's index fetched, local chunks matched and the file planned, all inside
         the download phase (no SCAN reported); None when the index cannot be had."""
         steps, _ = self._up._plan_by_chunks(self._man, self._c.state, [entry],
-                                            enter_scan=False)
+                                            enter_scan=False, stz_whole=False)
         first = steps[0].first if steps else None
         return first if isinstance(first, ChunkStep) else None
 
