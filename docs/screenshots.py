@@ -40,9 +40,9 @@ from app.config import AppConfig, to_updater_config  # noqa: E402
 from app.gui.tr import install_translator  # noqa: E402
 from app.gui.view import clipped_widgets  # noqa: E402
 from app.gui.window import State, UpdaterWindow, app_icon  # noqa: E402
+from core.engine.updater import Updater  # noqa: E402
 from core.formats import signing  # noqa: E402
 from core.publisher.publish import publish  # noqa: E402
-from core.engine.updater import Updater  # noqa: E402
 
 NOTES = """\
 ### What's new in {version}

@@ -2,9 +2,10 @@
 
 ``stitch.spec`` imports this module (it sits beside the spec) to decide which files the
 one-file executable carries: the assets listed explicitly (the window's translations among
-them), the Qt plugins each platform needs, none of Qt's own translations, no Qt modules the window does not use, no test or build tools. The same lists
-are what ``tests/test_packaging.py`` checks the built executable against, so a bundle that
-misses a file, or carries one it should not, fails there.
+them), the Qt plugins each platform needs, none of Qt's own translations, no Qt modules the
+window does not use, no test or build tools. The same lists are what
+``tests/test_packaging.py`` checks the built executable against, so a bundle that misses a
+file, or carries one it should not, fails there.
 
 It also writes the small generated build inputs: the Windows version resource (text form,
 from the project version in ``pyproject.toml``) and the multi-size ``.ico`` (from the
