@@ -23,11 +23,14 @@ from core.publisher.publish import publish
 from tests.conftest import MEM, memory_fetcher, tree_digest
 
 GAME = "bin/game"
+SLICE = "bin/slice.dat"
 
 
 def _versions(tmp_path: Path) -> list[Path]:
     """Three versions: a 3 MB binary with scattered small edits each time (a delta is far
-    smaller than its changed chunks), and a text file new each time (built from chunks)."""
+    smaller than its changed chunks), a file new each time (``fresh``: fetched whole), and
+    one made each time of another part of the binary and a few new bytes (built from
+    chunks: its old version shares nothing with it, the release's binary most of it)."""
     rng = random.Random(7)
     base = bytearray(rng.randbytes(3_000_000))
     out = []
@@ -39,6 +42,8 @@ def _versions(tmp_path: Path) -> list[Path]:
             base[at:at + 4] = rng.randbytes(4)
         (d / GAME).write_bytes(bytes(base))
         (d / "level.dat").write_bytes(rng.randbytes(6000))  # no delta pays off
+        (d / SLICE).write_bytes(bytes(base[v * 400_000:v * 400_000 + 200_000])
+                                + rng.randbytes(6000))
         out.append(d)
     return out
 
@@ -58,9 +63,11 @@ def test_the_plan_is_the_same_value_after_the_update(tmp_path: Path) -> None:
     shown = up.prepare()
     plan = up.build_plan()
     before = plan.fingerprint()
-    # The delta first, then its fallbacks, listed up front; level.dat has no delta.
+    # The delta first, then its fallbacks, listed up front; the others have no delta, and
+    # level.dat nothing in common with the release before (fresh): no index for it.
     assert _steps(plan) == {GAME: (DeltaStep, IndexStep, WholeStep),
-                            "level.dat": (ChunkStep,)}
+                            "level.dat": (WholeStep,), SLICE: (ChunkStep,)}
+    assert {f.entry.path for f in plan.files if f.entry.fresh} == {"level.dat"}
     chunks = next(f.first for f in plan.files if isinstance(f.first, ChunkStep))
     with pytest.raises(ValueError):  # its arrays cannot be written in place either
         chunks.plan.remote[...] = 0
@@ -69,7 +76,7 @@ def test_the_plan_is_the_same_value_after_the_update(tmp_path: Path) -> None:
     assert up.build_plan() is plan and plan.fingerprint() == before
     # What the player was shown is the plan's first steps.
     delta = next(f.first for f in plan.files if isinstance(f.first, DeltaStep)).delta
-    assert shown.bytes_to_download == delta.size + chunks.wire_bytes()
+    assert shown.bytes_to_download == delta.size + chunks.wire_bytes() + 6000
     assert shown.bytes_reused == chunks.plan.bytes_local
 
 

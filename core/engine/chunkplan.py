@@ -149,26 +149,29 @@ class ChunkPlanner:
         with a compressed copy and nothing staged is planned as that copy fetched whole
         (``StzWholeStep``, then its index, then the whole file): nothing local could match
         its chunks, so its index and size table would cost two round trips for nothing.
-        ``stz_whole`` False: never (the index is what the caller asks for)."""
+        ``stz_whole`` False: never (the index is what the caller asks for).
+
+        So is a ``fresh`` file of an update (``FileEntry.fresh``: the publisher found next to
+        nothing of it in the previous release), up to ``STZ_WHOLE_MAX``: its compressed
+        copy, or (none, or no zstd here) the whole file; its index would cost a round trip
+        (and the chunk machinery's start-up) to find nothing to reuse."""
+        targets: dict[str, FileIndex] = {}
+        tables: dict[str, GroupTable] = {}
+        local_files = _has_local_files(self.config.install_dir, state) if entries else False
+        every = entries
+        whole_stz, whole = self._taken_whole(entries, local_files, stz_whole)
+        if whole_stz or whole:
+            taken = {f.path for f in whole_stz} | {f.path for f in whole}
+            entries = [f for f in entries if f.path not in taken]
         if entries:
             from core.chunks.fidx_groups import LocalGroups
             from core.chunks.fidx_sub import OrphanSubChunks
             from core.chunks.planner import plan_file
-        targets: dict[str, FileIndex] = {}
-        tables: dict[str, GroupTable] = {}
-        local_files = _has_local_files(self.config.install_dir, state)
         by_table = {f.path for f in entries
                     if f.groups_size and local_files and not self._has_part(f)}
 
         raw: set[str] = set()  # files whose index the server does not have
         # Files too big to hold their index are planned from disk (core.engine.bigplan).
-        every = entries
-        whole_stz = [f for f in entries
-                     if stz_whole and not local_files and f.stz_size and not is_big(f)
-                     and max(f.size, f.stz_size) <= STZ_WHOLE_MAX and not self._has_part(f)]
-        if whole_stz and not zstd_available():  # (no zstd here)
-            whole_stz = []
-        entries = [f for f in entries if f.path not in {g.path for g in whole_stz}]
         big, big_params = self._big_first(man, entries, local_files)
         entries = [f for f in entries if f.path not in big]
 
@@ -221,9 +224,10 @@ class ChunkPlanner:
         out: list[FileSteps] = []
         subs = None
         if entries:
-            # Files the update leaves as they are hold no orphans.
+            # Files the update leaves as they are hold no orphans (those it takes whole do).
             root = self.config.install_dir
-            changing = {f.path for f in entries} - scan.unchanged
+            changing = ({f.path for f in (*entries, *whole_stz, *whole)}
+                        - scan.unchanged)
             keep = frozenset(str(root.joinpath(*p.split("/"))) for p in man.by_path()
                              if p not in changing)
             subs = OrphanSubChunks(scan.seeds, targets, self.cancel.check, keep)
@@ -246,8 +250,21 @@ class ChunkPlanner:
                 if f.path in raw and f.path not in scan.unchanged]
         out += self._big_steps(man, [f for f in every if f.path in big], big, scan)
         out += [FileSteps(f, (StzWholeStep(f.stz_size), IndexStep(), WholeStep()))
-                for f in whole_stz]
+                for f in whole_stz if f.path not in scan.unchanged]
+        out += [FileSteps(f, (WholeStep(),)) for f in whole if f.path not in scan.unchanged]
         return out, scan
+
+    def _taken_whole(self, entries: list[FileEntry], local_files: bool, stz_whole: bool
+                     ) -> tuple[list[FileEntry], list[FileEntry]]:
+        """The files planned whole, without their index (``plan``'s docstring): those
+        taken as their compressed copy, and those taken as the file itself."""
+        if not stz_whole:
+            return [], []
+        small = [f for f in entries if (f.fresh or not local_files) and not is_big(f)
+                 and max(f.size, f.stz_size) <= STZ_WHOLE_MAX and not self._has_part(f)]
+        zstd = bool(small) and zstd_available()
+        return ([f for f in small if f.stz_size and zstd],
+                [f for f in small if f.fresh and not (f.stz_size and zstd)])
 
     def _big_first(self, man: Manifest, entries: list[FileEntry], local_files: bool
                    ) -> tuple[dict[str, GroupTable | DiskIndex | None],

@@ -312,8 +312,9 @@ class Updater:
                         enter_scan: bool = True, stz_whole: bool = True
                         ) -> tuple[list[FileSteps], ScanResult]:
         """Plan ``entries`` from chunks (``core.engine.chunkplan``)."""
+        # (The planner makes the default options itself when it needs them: they load numpy.)
         planner = ChunkPlanner(self.config, self.fetcher, self.store, self.meter, self.cancel,
-                               self.options if entries else None, self._part_path)
+                               self._options, self._part_path)
         return planner.plan(man, state, entries, enter_scan, stz_whole)
 
     def _or_chain(self, fs: FileSteps, chain: DeltaStep | None) -> FileSteps:

@@ -90,6 +90,9 @@ class FileEntry:
     pack: PackRef | None = None  # where the file lies in the release's pack of small files
     # a file not packed whole: where those of its deltas that are lie in the pack
     pack_deltas: tuple[PackedDelta, ...] = ()
+    # the publisher found at most its index's length of its bytes in the release before
+    # the one that brought this content: its index would find nothing to reuse (§3)
+    fresh: bool = False
 
 
 @dataclass(frozen=True)
@@ -268,6 +271,7 @@ def _entry(raw: dict[str, Any], w: str, max_file_size: int) -> FileEntry:
         pack=_pack.parse_ref(raw, [(d.from_sha256, d.size) for d in deltas], w),
         pack_deltas=_pack.parse_delta_refs(raw, [(d.from_sha256, d.size) for d in deltas],
                                            w) if "pack_deltas" in raw else (),
+        fresh=_get(raw, "fresh", bool, w, False),
     )
 
 
@@ -364,7 +368,8 @@ def encode_manifest(m: Manifest) -> bytes:
                 if f.pack is not None else {}),
              **({"pack_deltas": _pack.encode_delta_refs(f.pack_deltas,
                                                         [d.from_sha256 for d in f.deltas])}
-                if f.pack_deltas else {})}
+                if f.pack_deltas else {}),
+             **({"fresh": True} if f.fresh else {})}
             for f in m.files
         ],
     })

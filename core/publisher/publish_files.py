@@ -125,17 +125,27 @@ def publish_file(rel: str, src: Path, dest: Path, opts: Options) -> Done:
     stz_size = 0
     if opts.compress:
         stz_size = _write_stz(dest, idx, data, opts.compress_level)
+    # What a player of the previous release would download of it by chunks.
+    missing = missing_bytes(opts.prev_seeds, idx) if opts.prev_seeds is not None else None
     made: tuple[Delta, ...] = ()
     if opts.deltas and opts.bases:
-        made = _make_deltas(opts, rel, dest, sha.hex(), idx, len(data))
+        made = _make_deltas(opts, rel, dest, sha.hex(), idx, len(data), missing)
     entry = FileEntry(rel, idx.file_size, sha.hex(), sha256_hex(data), len(data), executable,
-                      stz_size, made, groups_size, groups_sha)
+                      stz_size, made, groups_size, groups_sha,
+                      fresh=missing is not None and is_fresh(idx.file_size, missing, len(data)))
     return Done(entry, idx, index_bytes, stz_size, sum(d.size for d in made),
                 tuple(_compression_warning(rel, dest, idx.file_size)))
 
 
+def is_fresh(size: int, missing: int, index_len: int) -> bool:
+    """Whether a file is ``fresh`` (docs/format.md §3): at most its index's length of its
+    bytes is found in the previous release's chunks, so a player fetching the file whole
+    (or its ``.stz``) pays no more than its index and the missing chunks would cost."""
+    return size - missing <= index_len
+
+
 def _make_deltas(opts: Options, rel: str, dest: Path, new_sha: str, idx: FileIndex,
-                 index_len: int) -> tuple[Delta, ...]:
+                 index_len: int, missing: int | None) -> tuple[Delta, ...]:
     """The deltas to ``rel`` from each distinct earlier version of it in ``opts.bases`` (the
     last K releases, newest first), each kept only when smaller than what a player who has
     that version would download by chunks: its chunks missing from that player's files and
@@ -155,8 +165,8 @@ def _make_deltas(opts: Options, rel: str, dest: Path, new_sha: str, idx: FileInd
         old_path = base.folder / FILES / Path(*rel.split("/"))
         previous = opts.previous is not None and opts.previous[1] == base.folder
         old_idx = _old_index(old_path)
-        if previous and opts.prev_seeds is not None:
-            cost = missing_bytes(opts.prev_seeds, idx) + index_len
+        if previous and missing is not None:
+            cost = missing + index_len
         elif old_idx is not None:
             cost = missing_bytes(SeedSet.of_index("", old_idx), idx) + index_len
         else:
@@ -237,7 +247,7 @@ def _reuse(rel: str, dest: Path, prev: FileEntry, prev_dir: Path, executable: bo
     (dest.parent / (dest.name + FIDX_SUFFIX)).write_bytes(data)
     entry = FileEntry(rel, idx.file_size, prev.sha256, prev.fidx_sha256, len(data),
                       executable, stz_size, _carried(rel, prev, opts), prev.groups_size,
-                      prev.groups_sha256)
+                      prev.groups_sha256, fresh=prev.fresh)
     return Done(entry, idx, index_bytes, stz_size, 0,
                 tuple(_compression_warning(rel, dest, idx.file_size)))
 
