@@ -238,29 +238,35 @@ class Assembler:
         m.phase(Phase.DOWNLOAD, 0, sum(f.wire_bytes() for f in files))
         # Deltas of small files side by side (each holds about its file in memory while it
         # is decoded); the others one at a time, below.
+        # Compressed copies taken whole go with them (one request each).
         small = [(i, f.first) for i, f in enumerate(files)
-                 if isinstance(f.first, DeltaStep) and f.entry.size <= SIDE_BY_SIDE_DELTA]
-        # The pack's files are fetched beside those (a thread of their own): one after the
-        # other they cost a round trip more, and their decoding waits for nothing.
+                 if (isinstance(f.first, DeltaStep) and f.entry.size <= SIDE_BY_SIDE_DELTA)
+                 or isinstance(f.first, StzWholeStep)]
+        # The pack's files, and the files taken whole, are fetched beside those (a thread of
+        # their own each): one after the other they cost a round trip more, and their
+        # decoding waits for nothing. (The fetcher keeps ``connections`` requests in flight.)
         packed: dict[int, bool] = {}
+        wholes: dict[int, bool] = {}
         packer = Background(self.cancel, "stitch-pack")
+        wholer = Background(self.cancel, "stitch-wholes")
         pack_files = [i for i, f in enumerate(files) if isinstance(f.first, PackStep)]
+        whole_files = [i for i, f in enumerate(files) if isinstance(f.first, WholeStep)]
         try:
             if pack_files:
                 packer.start(lambda token: packed.update(
                     self._run_packed(pack_files, sealer, cancel=token)))
+            if whole_files:
+                wholer.start(lambda token: wholes.update(
+                    self._fetch_wholes(whole_files, sealer, token)))
             early = dict(zip([i for i, _ in small],
-                             each(lambda job: self._try_delta(job[0], job[1], sealer), small,
+                             each(lambda job: self._try_first(job[0], job[1], sealer), small,
                                   self.connections), strict=True))
-            early.update(self._fetch_wholes(sealer))  # files without an index, side by side
-            copies = [(i, f.first) for i, f in enumerate(files)
-                      if isinstance(f.first, StzWholeStep)]
-            early.update(zip([i for i, _ in copies],
-                             each(lambda job: self._try_stz_whole(job[0], job[1], sealer),
-                                  copies, self.connections), strict=True))
+            wholer.wait()
             packer.wait()
         finally:
-            packer.stop()  # (an error above: before the files it writes are closed)
+            wholer.stop()  # (an error above: before the files they write are closed)
+            packer.stop()
+        early.update(wholes)
         early.update(packed)
         ahead.wait()  # the planned ranges of the files built from chunks
         for i, f in enumerate(files):
@@ -277,6 +283,13 @@ class Assembler:
                     break
             else:  # (``FileSteps`` ends with a step that is always usable)
                 raise AssertionError(f"{f.entry.path}: no step of its plan could be used")
+
+    def _try_first(self, i: int, step: Step, sealer: Sealer) -> bool:
+        """A small file's delta, or a compressed copy taken whole: run side by side."""
+        if isinstance(step, DeltaStep):
+            return self._try_delta(i, step, sealer)
+        assert isinstance(step, StzWholeStep)
+        return self._try_stz_whole(i, step, sealer)
 
     def _run_step(self, i: int, f: FileSteps, step: Step, sealer: Sealer) -> Step | None:
         """Run ``step`` for file ``i`` in the download phase; return the step that built
@@ -415,15 +428,15 @@ class Assembler:
         sealer.complete(self.staged[i].fd)
         return True
 
-    def _fetch_wholes(self, sealer: Sealer) -> dict[int, bool]:
-        """Every file planned whole (no index), side by side in pieces: ``{i: True}`` for
-        each, complete (the verify phase checks its SHA-256)."""
+    def _fetch_wholes(self, wholes: list[int], sealer: Sealer, cancel: CancelToken
+                      ) -> dict[int, bool]:
+        """The files ``wholes`` (planned whole: no index), side by side in pieces:
+        ``{i: True}`` for each, complete (the verify phase checks its SHA-256)."""
         files = self.plan.files
-        wholes = [i for i, f in enumerate(files) if isinstance(f.first, WholeStep)]
         piece = piece_size(sum(files[i].entry.size for i in wholes), self.connections)
         run_jobs([job for i in wholes
-                  for job in self._whole_jobs(files[i].entry, self.staged[i], piece)],
-                 self.connections, self.cancel)
+                  for job in self._whole_jobs(files[i].entry, self.staged[i], piece, cancel)],
+                 self.connections, cancel)
         for i in wholes:
             sealer.complete(self.staged[i].fd)
         return dict.fromkeys(wholes, True)
@@ -434,11 +447,11 @@ class Assembler:
         run_jobs(self._whole_jobs(entry, s, piece_size(entry.size, self.connections)),
                  self.connections, self.cancel)
 
-    def _whole_jobs(self, entry: FileEntry, s: BlankFile, piece: int) -> list[Job]:
+    def _whole_jobs(self, entry: FileEntry, s: BlankFile, piece: int,
+                    cancel: CancelToken | None = None) -> list[Job]:
         """The pieces of all of the file, for ``_fetch_whole_file``'s ``run_jobs``."""
         url = self.places.url(entry)
-        self.meter.log(f"{entry.path}: no index: downloading the whole file "
-                       f"({entry.size} bytes)")
+        self.meter.log(f"{entry.path}: downloading the whole file ({entry.size} bytes)")
 
         lock = threading.Lock()  # pieces side by side: one write at a time (Windows seeks)
 
@@ -453,7 +466,8 @@ class Assembler:
         # Cut anywhere: the sealer hashes the written prefix whatever the order of the
         # pieces, and the verify phase compares the whole file's SHA-256.
         whole = [(0, entry.size)] if entry.size else []
-        return [job(p) for p in cut(whole, self._piece_for(url, whole, piece, self.cancel))]
+        each_piece = self._piece_for(url, whole, piece, cancel or self.cancel)
+        return [job(p) for p in cut(whole, each_piece)]
 
     # -- VERIFY ---------------------------------------------------------------------------
     def _verify(self, sealer: Sealer) -> list[Path]:
