@@ -85,6 +85,24 @@ def test_publish_marks_what_the_previous_release_holds_nothing_of(tmp_path: Path
     assert fresh3 == {"data/noise.bin", "data/lines.txt"}
 
 
+def test_files_in_the_pack_are_not_marked(tmp_path: Path) -> None:
+    """The pack holds a packed file's content whole: the mark would be bytes for nothing."""
+    v1, v2 = _two_releases(tmp_path)
+    rng = random.Random(3)
+    (v1 / "icons").mkdir()
+    (v2 / "icons").mkdir()
+    for k in range(5):
+        (v1 / f"icons/{k}.bin").write_bytes(rng.randbytes(3000))
+        (v2 / f"icons/{k}.bin").write_bytes(rng.randbytes(3000))
+    repo = tmp_path / "repo"
+    publish(v1, repo, "1.0.0", pack_max=65536)
+    publish(v2, repo, "1.1.0", pack_max=65536)
+    entries = _entries(repo, "1.1.0")
+    assert all("pack" in entries[f"icons/{k}.bin"] for k in range(5))
+    assert {p for p, f in entries.items() if f.get("fresh")} == {
+        "data/noise.bin", "data/lines.txt", "data/huge.bin"}
+
+
 def test_fresh_is_at_most_the_index_s_length_found() -> None:
     assert is_fresh(10_000, 10_000, 100)
     assert is_fresh(10_000, 9_900, 100)

@@ -75,6 +75,7 @@ def write_pack(work: Path, entries: list[FileEntry], max_file: int, level: int
                 offset, size = put(data, key), len(data)
             refs[e.path] = PackRef(offset, size, deltas[e.path])
     info = PackInfo(at, sha.hexdigest())
-    return [replace(e, pack=refs[e.path]) if e.path in refs
+    # (a packed file is not ``fresh``: its content is in the pack, whatever a player has)
+    return [replace(e, pack=refs[e.path], fresh=False) if e.path in refs
             else replace(e, pack_deltas=deltas[e.path]) if deltas.get(e.path)
             else e for e in entries], info
