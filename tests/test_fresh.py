@@ -5,7 +5,6 @@ machinery's start-up) to find nothing to reuse."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import subprocess
@@ -131,12 +130,18 @@ def _asked(fetcher) -> list[tuple[str, tuple[tuple[int, int], ...] | None]]:  # 
     return [(u.rsplit("/files/", 1)[-1], rs) for u, rs in fetcher.requests if "/files/" in u]
 
 
-def test_an_update_takes_small_fresh_files_whole_without_their_index(tmp_path: Path) -> None:
+def _installed_then_published(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """The first release installed, the second published: (its tree, repo, install)."""
     v1, v2 = _two_releases(tmp_path)
     repo, install = tmp_path / "repo", tmp_path / "install"
     publish(v1, repo, "1.0.0", compress=True)
     Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=memory_fetcher(repo)).update()
     publish(v2, repo, "1.1.0", compress=True)
+    return v2, repo, install
+
+
+def test_an_update_takes_small_fresh_files_whole_without_their_index(tmp_path: Path) -> None:
+    v2, repo, install = _installed_then_published(tmp_path)
     fetcher = memory_fetcher(repo)
     up = Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=fetcher)
     steps = {f.entry.path: tuple(type(s) for s in f.steps) for f in up.build_plan().files}
@@ -163,19 +168,16 @@ def test_an_update_takes_small_fresh_files_whole_without_their_index(tmp_path: P
 
 def test_a_fresh_file_left_half_done_resumes_by_its_index(tmp_path: Path) -> None:
     """A ``.part`` an interrupted run left holds chunks of the new file: the index finds them."""
-    v1, v2 = _two_releases(tmp_path)
-    repo, install = tmp_path / "repo", tmp_path / "install"
-    publish(v1, repo, "1.0.0", compress=True)
-    Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=memory_fetcher(repo)).update()
-    publish(v2, repo, "1.1.0", compress=True)
+    v2, repo, install = _installed_then_published(tmp_path)
     new = (v2 / "data/noise.bin").read_bytes()
-    sha = hashlib.sha256(new).hexdigest()
-    key = hashlib.sha256(b"data/noise.bin").hexdigest()[:24]
-    part = install / ".stitch" / "staging" / f"{key}-{sha[:24]}.part"
+    fetcher = memory_fetcher(repo)
+    up = Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=fetcher)
+    entry = parse_manifest(fetcher.files[f"{MEM}/stable/1.1.0/release.json"]).by_path()[
+        "data/noise.bin"]
+    part = up._part_path(entry)  # where a run leaves the file it was building
     part.parent.mkdir(parents=True, exist_ok=True)
     part.write_bytes(new[:150_000] + bytes(len(new) - 150_000))
-    fetcher = memory_fetcher(repo)
-    Updater(UpdaterConfig(url=MEM, install_dir=install), fetcher=fetcher).update()
+    up.update()
     assert tree_digest(install) == tree_digest(v2)
     asked = _asked(fetcher)
     assert "data/noise.bin.fidx" in [u for u, _ in asked]
