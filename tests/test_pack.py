@@ -145,6 +145,35 @@ def test_a_missing_or_damaged_pack_falls_back(damage: str, releases: list[Path],
     assert statuses == ([404] if damage == "missing" else [206]), update.entries
 
 
+def test_an_entry_that_decodes_to_another_file_falls_back(releases: list[Path], www: Path,
+                                                          tmp_path: Path, nginx_with) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """Two packed files' entries swapped in the pack: each decodes cleanly, to the other
+    file. The SHA-256 of what was written (the one hash of a packed file) refuses both;
+    each takes its next step, and the install is exact."""
+    server, repo = _serve(nginx_with, www)
+    tree = releases[0]
+    (tree / "twin-a.txt").write_bytes(b"a" * 2000 + b"x")
+    (tree / "twin-b.txt").write_bytes(b"a" * 2000 + b"y")
+    publish_cli(tree, repo, "1.0.0")
+    man = parse_manifest((repo / "stable/1.0.0/release.json").read_bytes())
+    a, b = (next(f.pack for f in man.files if f.path == n) for n in ("twin-a.txt", "twin-b.txt"))
+    assert a is not None and b is not None and a.size == b.size
+    pack = repo / "stable/1.0.0/small.pack"
+    data = bytearray(pack.read_bytes())
+    data[a.offset:a.offset + a.size], data[b.offset:b.offset + b.size] = \
+        data[b.offset:b.offset + b.size], data[a.offset:a.offset + a.size]
+    pack.write_bytes(bytes(data))
+    install = tmp_path / "install"
+    update = measure_update(server, install)  # a first install: contents from the pack
+    assert tree_sha(install) == tree_sha(tree)
+    own = sorted({r.split('"')[1].split()[1].rsplit("/", 1)[1] for _, _, r in update.entries
+                  if "/twin-" in r})
+    assert own and all(n.startswith(("twin-a.txt", "twin-b.txt")) for n in own), own
+    assert {n.split(".txt")[0] for n in own} == {"twin-a", "twin-b"}, own
+    assert not [r for _, _, r in update.entries
+                if '.txt' in r and "/twin-" not in r and "small.pack" not in r], update.entries
+
+
 def test_without_a_pack_nothing_changes(releases: list[Path], www: Path, tmp_path: Path,
                                         nginx_with) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     """``--pack-max 0``: no pack, no manifest key; a request per changed file, as before."""

@@ -14,7 +14,7 @@ import pytest
 
 from core.engine import staging
 from core.engine.staging import LaterFile, create_all
-from core.errors import CancelledError
+from core.errors import CancelledError, HashMismatchError
 from core.progress import CancelToken
 
 
@@ -79,6 +79,24 @@ def test_write_whole_refuses_another_length(tmp_path: Path) -> None:
         f.write_whole(b"12345", False)
     assert f.digest == "" and f.fd >= 0
     f.close()
+
+
+def test_write_whole_refuses_bytes_of_another_digest_and_stays_open(tmp_path: Path) -> None:
+    """``expect``: what was read back must have that SHA-256; else the file is left open
+    for the next step, which empties it and writes it again."""
+    f = LaterFile(tmp_path / "a.part", 4)
+    create_all([f], CancelToken())
+    with pytest.raises(HashMismatchError):
+        f.write_whole(b"evil", False, hashlib.sha256(b"good").hexdigest())
+    assert f.digest == "" and f.fd >= 0
+    f.reset()
+    f.write_at(b"go", 0)
+    f.close()
+    assert f.path.read_bytes() == b"go\0\0"
+    g = LaterFile(tmp_path / "b.part", 4)
+    create_all([g], CancelToken())
+    g.write_whole(b"good", False, hashlib.sha256(b"good").hexdigest())
+    assert g.digest == hashlib.sha256(b"good").hexdigest() and g.fd == -1
 
 
 def test_an_error_reaches_the_file_and_those_after_it(tmp_path: Path) -> None:

@@ -338,9 +338,11 @@ class Assembler:
             s = self.staged[i]
             # A file made for the pack is written, hashed and closed in one go; one the
             # pack builds after another step failed is the sealer's like any other.
-            write = (partial(_write_whole, s, durable) if isinstance(s, LaterFile)
-                     else s.write_at)
-            jobs.append(PackJob(f.entry, st, write, self.places.installed(f.entry)))
+            # (it hashes what it wrote, and compares: the decode need not)
+            write = (partial(_write_whole, s, durable, f.entry.sha256)
+                     if isinstance(s, LaterFile) else s.write_at)
+            jobs.append(PackJob(f.entry, st, write, self.places.installed(f.entry),
+                                isinstance(s, LaterFile)))
         built = fetch_packed(jobs, self.fetcher, cancel or self.cancel, self.meter.add_network,
                              self.meter.log, self.meter.add_metadata)
         for i, ok in zip(files, built, strict=True):
@@ -512,10 +514,12 @@ class Assembler:
         return path
 
 
-def _write_whole(s: LaterFile, durable: bool, data: bytes | bytearray, offset: int) -> None:
-    """A pack job's ``write``: the file's whole content (``offset`` 0)."""
+def _write_whole(s: LaterFile, durable: bool, sha256: str, data: bytes | bytearray,
+                 offset: int) -> None:
+    """A pack job's ``write``: the file's whole content (``offset`` 0), which must have
+    ``sha256``."""
     assert offset == 0
-    s.write_whole(data, durable)
+    s.write_whole(data, durable, sha256)
 
 
 def _sync_all(staged: list[BlankFile]) -> None:

@@ -139,11 +139,14 @@ class LaterFile(BlankFile):
             self.reset()
         super().write_at(data, offset)
 
-    def write_whole(self, data: bytes | bytearray | memoryview, durable: bool) -> None:
+    def write_whole(self, data: bytes | bytearray | memoryview, durable: bool,
+                    expect: str | None = None) -> None:
         """Write the file's whole content at once, read it back and hash it (``digest``),
         fsync it if ``durable``, and close it: a small file is done in one go, with none of
         the sealer's per-file bookkeeping (``core.engine.sealer`` reads back what it hashes
-        too: the digest is of what the kernel holds, not of ``data``)."""
+        too: the digest is of what the kernel holds, not of ``data``). ``expect``: the
+        SHA-256 the file must have, else ``HashMismatchError`` with the file still open
+        (the caller's next step ``reset``s it): the one hash of a pack's file."""
         fd = self.fd
         if len(data) != self.size:
             raise ValueError(f"{self.path}: {len(data)} bytes for a file of {self.size}")
@@ -152,7 +155,11 @@ class LaterFile(BlankFile):
         back = bytearray(self.size)
         if pread_into(fd, memoryview(back), 0) != self.size:
             raise OSError(f"{self.path}: the staged file is shorter than written")
-        self.digest = hashlib.sha256(back).hexdigest()
+        digest = hashlib.sha256(back).hexdigest()
+        if expect is not None and digest != expect:
+            raise HashMismatchError(f"{self.path.name}: written bytes do not match the "
+                                    "manifest", expected=expect)
+        self.digest = digest
         if durable:
             os.fsync(fd)
         self.close()

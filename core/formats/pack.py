@@ -194,17 +194,30 @@ def compress(data: bytes, level: int) -> bytes:
     return zstandard.ZstdCompressor(level=level, write_content_size=True).compress(data)
 
 
-def decode_content(stored: bytes | bytearray, size: int, sha256: str) -> bytes:
+def decoder() -> Any:
+    """A zstd decompressor for ``decode_content`` to reuse (None without zstd here)."""
+    try:
+        import zstandard
+    except ImportError:
+        return None
+    return zstandard.ZstdDecompressor()
+
+
+def decode_content(stored: bytes | bytearray, size: int, sha256: str | None,
+                   decoder: Any = None) -> bytes:
     """The file's bytes from its content entry, checked: exactly ``size`` bytes (decoding
-    never produces more) whose SHA-256 is ``sha256``. ``FormatError`` otherwise."""
+    never produces more) whose SHA-256 is ``sha256`` (None: the caller hashes what it writes
+    and compares). ``decoder``: a ``zstandard.ZstdDecompressor`` to reuse (thousands of
+    small files in a row). ``FormatError`` otherwise."""
     import zstandard
 
     try:
         if zstandard.frame_content_size(bytes(stored[:18])) != size:  # before allocating
             raise FormatError("packed file has the wrong size", what="pack")
-        out = zstandard.ZstdDecompressor().decompress(bytes(stored), max_output_size=size)
+        out = (decoder or zstandard.ZstdDecompressor()).decompress(stored,
+                                                                  max_output_size=size)
     except zstandard.ZstdError as e:
         raise FormatError(f"packed file does not decompress: {e}", what="pack") from None
-    if len(out) != size or hashlib.sha256(out).hexdigest() != sha256:
+    if len(out) != size or (sha256 is not None and hashlib.sha256(out).hexdigest() != sha256):
         raise FormatError("packed file does not match the manifest", what="pack")
     return out
