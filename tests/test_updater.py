@@ -327,13 +327,20 @@ def test_not_enough_space_is_checked_before_writing(tmp_path: Path,
         (install / ".stitch/staging").iterdir())
 
 
+@pytest.mark.parametrize("swap", [True, False])
 def test_crash_during_commit_rolls_forward(tmp_path: Path, releases: tuple[Path, Path, Path],
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+                                           monkeypatch: pytest.MonkeyPatch, swap: bool) -> None:
+    """``swap``: files swapped in (core.system.exchange, where the system has it); else
+    moved aside and in."""
     repo, install, _before = _v1_installed_v2_published(tmp_path, releases)
     import core.engine.commit
+    from core.system.exchange import exchanger
 
     calls = {"n": 0}
     real = os.replace
+    real_swapper = core.engine.commit.swapper
+    if swap and exchanger(tmp_path) is None:
+        pytest.skip("no renameat2 here: the moves are the commit (the other case)")
 
     def dying_replace(a, b):  # type: ignore[no-untyped-def]
         if str(a).endswith(".ready"):  # a staged file moving into place
@@ -342,11 +349,27 @@ def test_crash_during_commit_rolls_forward(tmp_path: Path, releases: tuple[Path,
                 raise OSError("simulated power cut")
         return real(a, b)
 
-    monkeypatch.setattr(core.engine.commit.os, "replace", dying_replace)
+    def dying_swapper(folder):  # type: ignore[no-untyped-def]
+        inner = exchanger(folder)
+
+        def dying_swap(a, b):  # type: ignore[no-untyped-def]
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise OSError("simulated power cut")
+            inner(a, b)
+
+        return dying_swap
+
+    if swap:
+        monkeypatch.setattr(core.engine.commit, "swapper", dying_swapper)
+    else:
+        monkeypatch.setattr(core.engine.commit, "swapper", lambda folder: None)
+        monkeypatch.setattr(core.engine.commit.os, "replace", dying_replace)
     with pytest.raises(OSError, match="power cut"):
         _update(install, memory_fetcher(repo))
     assert (install / ".stitch/journal.json").exists()
     monkeypatch.setattr(core.engine.commit.os, "replace", real)
+    monkeypatch.setattr(core.engine.commit, "swapper", real_swapper)
     # The next run finishes the commit first, then finds itself up to date.
     fetcher = memory_fetcher(repo)
     _, r = _update(install, fetcher)
@@ -377,6 +400,9 @@ def test_a_locked_file_is_waited_for_and_reported(tmp_path: Path,
 
     monkeypatch.setattr(core.system.winfiles, "is_locked_error",
                         lambda e, windows=None: getattr(e, "winerror", None) == 32)
+    import core.engine.commit  # Windows moves files (it has no swap of two names)
+
+    monkeypatch.setattr(core.engine.commit, "swapper", lambda folder: None)
     monkeypatch.setattr(os, "replace", locked_replace)
     log: list[Progress] = []
     _, r = _update(install, memory_fetcher(repo), progress_log=log)

@@ -6,13 +6,18 @@ runs. On Windows ``commit()`` first checks that every file it will move can be m
 commit stops before anything was written or moved). It then writes the journal (what goes
 where, and the new state) durably; from that moment the update is decided and every step is
 idempotent, so ``recover()`` rolls an interrupted commit forward whenever stitch runs next.
-Replaced and removed files are moved to ``.stitch/backup/<journal id>/<path>`` (a rename, no
-copy: a folder of this journal's own, so a backup an earlier commit could not delete is never
-mistaken for one of this commit's) and deleted only after the new state is written. If a
-staged file has vanished (the user deleted ``.stitch``), recovery rolls back instead, using
-those backups; so does ``commit()`` itself when a file is refused after all (held or denied
-between the check and the move). Either way the install ends as the complete old or new
-release.
+Where the system can swap two files' names in one step (Linux ``renameat2``:
+``core.system.exchange``), a staged file and the file it replaces swap names: the new file
+is in place and the old one is left at the staged file's name, in one system call (moving
+the old file aside and the new one in took two). The journal then records each staged
+file's inode number: an op is done when the install's path is that inode, whichever way
+the run stopped. Elsewhere replaced files are moved to ``.stitch/backup/<journal id>/<path>``
+(a rename, no copy: a folder of this journal's own, so a backup an earlier commit could not
+delete is never mistaken for one of this commit's); removed files always are. The old files
+are deleted only after the new state is written. If a staged file has vanished (the user
+deleted ``.stitch``), recovery rolls back instead, using the old files; so does ``commit()``
+itself when a file is refused after all (held or denied between the check and the move).
+Either way the install ends as the complete old or new release.
 """
 
 from __future__ import annotations
@@ -32,18 +37,22 @@ from typing import TYPE_CHECKING, Any
 from core.engine.state import STATE_DIR, InstalledState, StateStore
 from core.errors import CancelledError, FormatError
 from core.fsutil import (
+    HAS_SYNCFS,
     SafePaths,
     atomic_write,
     current_umask,
     file_mode,
     fsync_dir,
+    sync_filesystem,
     write_all_durably,
 )
+from core.system.exchange import Swap, exchanger
 
 if TYPE_CHECKING:
     from core.system.winfiles import LockReport
 
-JOURNAL_FORMAT = "stitch.journal/1"
+JOURNAL_FORMAT = "stitch.journal/2"
+_JOURNAL_FORMATS = ("stitch.journal/1", JOURNAL_FORMAT)  # /1: ops without ``ino``
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +66,15 @@ class Op:
     executable: bool
     had_old: bool
     backup: str = ""  # relative to .stitch; ``commit()`` sets it (backup/<journal id>/<path>)
+    # The staged file's inode number when ``commit()`` swaps it in (module doc): the old
+    # file is left at ``staged``, and the op is done when ``path`` is this inode. 0: the old
+    # file is moved to ``backup``.
+    ino: int = 0
+
+
+# How a commit finds the swap for a folder (``core.system.exchange.exchanger``); tests put
+# ``lambda folder: None`` here to run the moves of a system without it.
+swapper: Callable[[Path], Swap | None] = exchanger
 
 
 def _write_journal(store: StateStore, ops: list[Op], state: InstalledState,
@@ -67,7 +85,7 @@ def _write_journal(store: StateStore, ops: list[Op], state: InstalledState,
                          if signature is not None else [])])
     obj = {
         "format": JOURNAL_FORMAT,
-        "ops": [[o.path, o.staged, o.executable, o.had_old, o.backup] for o in ops],
+        "ops": [[o.path, o.staged, o.executable, o.had_old, o.backup, o.ino] for o in ops],
         "state": None,
         "signed": signature is not None,
     }
@@ -80,9 +98,10 @@ def _write_journal(store: StateStore, ops: list[Op], state: InstalledState,
 def _read_journal(store: StateStore) -> tuple[list[Op], dict[str, Any], bool]:
     try:
         obj = json.loads(store.journal.read_bytes())
-        if obj["format"] != JOURNAL_FORMAT:
+        if obj["format"] not in _JOURNAL_FORMATS:
             raise ValueError("unknown journal format")
-        ops = [Op(str(p), s, bool(x), bool(h), str(b)) for p, s, x, h, b in obj["ops"]]
+        ops = [Op(str(p), s, bool(x), bool(h), str(b), int(rest[0]) if rest else 0)
+               for p, s, x, h, b, *rest in obj["ops"]]
         return ops, obj["state"], bool(obj["signed"])
     except (ValueError, KeyError, TypeError) as e:
         raise FormatError(f"commit journal is damaged: {e}", what="journal") from None
@@ -167,19 +186,27 @@ def commit(store: StateStore, ops: list[Op], state: InstalledState, manifest: by
         safe(op.path)
     _check_movable(store.install_dir, ops, on_locked)
     journal_id = secrets.token_hex(8)
-    ops = [Op(o.path, o.staged, o.executable, o.had_old, f"backup/{journal_id}/{o.path}")
+    base = os.path.join(str(store.root), "")
+    swap = swapper(store.staging) if any(o.staged is not None for o in ops) else None
+    # Each staged file as it is before the swap: its mode (set once if it differs) and its
+    # fingerprint in the new state (a rename keeps the inode and mtime: no stat after).
+    staged = {o.path: os.stat(base + o.staged.replace("/", os.sep)) for o in ops
+              if o.staged is not None}
+    ops = [Op(o.path, o.staged, o.executable, o.had_old, "", staged[o.path].st_ino)
+           if o.staged is not None and swap is not None
+           else Op(o.path, o.staged, o.executable, o.had_old, f"backup/{journal_id}/{o.path}")
            for o in ops]
     _write_journal(store, ops, state, manifest, signature)
     try:
-        _roll_forward(store, ops, on_file, on_locked, safe, fresh=True)
+        _roll_forward(store, ops, on_file, on_locked, safe, swap, staged)
     except (PermissionError, CancelledError):
         # Refused after all (held, or denied, since the check), or the wait for a held file
         # cancelled: put the old release back now rather than leave a mix until the next
         # run. If that fails too, the journal stays and the next run finishes the commit.
         with contextlib.suppress(OSError):
-            _roll_back(store, ops)
+            _roll_back(store, ops, swap)
         raise
-    _finish(store, ops, state, manifest, signature)
+    _finish(store, ops, state, manifest, signature, staged)
 
 
 def recover(store: StateStore) -> bool:
@@ -192,25 +219,59 @@ def recover(store: StateStore) -> bool:
         if (staging / "release.json").exists() else None
     signature = (staging / "release.json.minisig").read_bytes() \
         if signed and (staging / "release.json.minisig").exists() else None
+    root = os.path.join(str(store.install_dir), "")
     missing = [o for o in ops if o.staged is not None
                and not (store.root / o.staged).exists()
-               and not os.path.lexists(store.install_dir / o.path)]
+               and not (_placed(root + o.path, o.ino) if o.ino
+                        else os.path.lexists(root + o.path))]
+    swap = swapper(staging) if any(o.ino for o in ops) else None
     if missing or manifest is None or (signed and signature is None):
-        _roll_back(store, ops)
+        _roll_back(store, ops, swap)
         return True
     state = InstalledState.from_json(json.dumps(state_obj).encode())
-    _roll_forward(store, ops, None)
+    _roll_forward(store, ops, None, swap=swap)
     _finish(store, ops, state, manifest, signature)
     return True
+
+
+def _placed(dest: str, ino: int) -> bool:
+    """Whether the swap of an op put its staged file (inode ``ino``) at ``dest``."""
+    try:
+        return os.lstat(dest).st_ino == ino
+    except OSError:
+        return False
+
+
+def _swap_in(staged: str, dest: str, swap: Swap | None,
+             on_locked: Callable[[LockReport], None] | None) -> None:
+    """Put ``staged`` at ``dest``, leaving the file that was there (if any) at ``staged``."""
+    if swap is None:  # a journal of a system with the swap, finished on one without
+        if os.path.lexists(dest):
+            aside = staged + ".old"
+            _move(dest, aside, on_locked, dest)
+            _move(staged, dest, on_locked, dest)
+            os.replace(aside, staged)
+        else:
+            _move(staged, dest, on_locked, dest)
+        return
+    try:
+        swap(staged, dest)
+    except FileNotFoundError:
+        if os.path.lexists(dest) or not os.path.lexists(staged):
+            raise
+        _move(staged, dest, on_locked, dest)  # nothing to swap with: a new file
 
 
 def _roll_forward(store: StateStore, ops: list[Op],
                   on_file: Callable[[int, str], None] | None,
                   on_locked: Callable[[LockReport], None] | None = None,
-                  safe: SafePaths | None = None, fresh: bool = False) -> None:
-    """Move each op's old file aside and its staged file in. ``fresh``: the journal was just
-    written, so none of its backups exists yet (recovery looks)."""
+                  safe: SafePaths | None = None, swap: Swap | None = None,
+                  staged_stats: dict[str, os.stat_result] | None = None) -> None:
+    """Put each op's staged file in place (swapped in, or the old file moved aside first).
+    ``staged_stats`` (a commit just journaled, not a recovery): each staged file's stat
+    before, so none was placed yet and none of its backups exists."""
     safe = safe or SafePaths(store.install_dir)
+    fresh = staged_stats is not None
     base = os.path.join(str(store.root), "")  # .stitch/, the ops' staged and backup paths
     touched: set[str] = set()
     made: set[str] = set()  # folders made (or found) already: one mkdir each, not per file
@@ -227,50 +288,79 @@ def _roll_forward(store: StateStore, ops: list[Op],
     # (strings, not Paths, and one system call where one answers: thousands of small files)
     for i, op in enumerate(ops):
         dest = safe.text(op.path)
-        backup = base + op.backup.replace("/", os.sep)
         staged = base + op.staged.replace("/", os.sep) if op.staged else None
         staged_mode = 0
         if staged is not None:
-            try:
-                staged_mode = os.stat(staged).st_mode & 0o7777
-            except FileNotFoundError:
-                continue  # already moved into place by an earlier, interrupted run
-        if (fresh or not os.path.lexists(backup)) and os.path.lexists(dest):
-            folder(backup)
-            _move(dest, backup, on_locked, dest)
-        if staged is not None:
+            if op.ino and not fresh and _placed(dest, op.ino):
+                staged = None  # swapped in by an earlier, interrupted run
+            else:
+                try:
+                    st = staged_stats[op.path] if staged_stats else os.stat(staged)
+                    staged_mode = st.st_mode & 0o7777
+                except FileNotFoundError:
+                    continue  # already moved into place by an earlier, interrupted run
+        if staged is not None and op.ino:
             touched.add(folder(dest))
             mode = modes[op.executable]
             if staged_mode != mode:  # staging made most of them so
                 os.chmod(staged, mode)
-            _move(staged, dest, on_locked, dest)
-        else:
-            touched.add(os.path.dirname(dest))
+            _swap_in(staged, dest, swap, on_locked)
+        elif not op.ino:
+            backup = base + op.backup.replace("/", os.sep)
+            if (fresh or not os.path.lexists(backup)) and os.path.lexists(dest):
+                folder(backup)
+                _move(dest, backup, on_locked, dest)
+            if staged is not None:
+                touched.add(folder(dest))
+                mode = modes[op.executable]
+                if staged_mode != mode:
+                    os.chmod(staged, mode)
+                _move(staged, dest, on_locked, dest)
+            else:
+                touched.add(os.path.dirname(dest))
         if on_file is not None:
             on_file(i + 1, op.path)
-    for d in touched:
+    _sync_folders(touched)
+
+
+def _sync_folders(folders: set[str]) -> None:
+    """Make the renames in ``folders`` durable: one sync of the file system where there is
+    one and more than two folders changed (an fsync of a folder is a journal commit each),
+    else an fsync of each."""
+    if len(folders) > 2 and HAS_SYNCFS:
+        fd = os.open(next(iter(folders)), os.O_RDONLY)
+        try:
+            if sync_filesystem(fd):
+                return
+        finally:
+            os.close(fd)
+    for d in folders:
         with contextlib.suppress(OSError):
             fsync_dir(Path(d))
 
 
 def _finish(store: StateStore, ops: list[Op], state: InstalledState, manifest: bytes,
-            signature: bytes | None) -> None:
+            signature: bytes | None,
+            staged_stats: dict[str, os.stat_result] | None = None) -> None:
     from core.engine.state import InstalledFile  # local: only needed here
 
     # The old files are needed no more (recovery only ever rolls forward from here), and
-    # removing them is the slow part (freeing a big file's blocks): it runs beside the
-    # bookkeeping below.
-    backup = store.root / "backup"
-    sweeper = threading.Thread(target=shutil.rmtree, args=(backup,),
-                               kwargs={"ignore_errors": True}, name="stitch-sweep")
+    # removing them is the slow part (freeing a big file's blocks; thousands of small
+    # ones): it runs beside the bookkeeping below.
+    base = os.path.join(str(store.root), "")
+    old = [base + o.staged.replace("/", os.sep) for o in ops if o.ino and o.staged]
+    sweeper = threading.Thread(target=_sweep, args=(store.root / "backup", old),
+                               name="stitch-sweep")
     sweeper.start()
     root = os.path.join(str(store.install_dir), "")
     for op in ops:
         if op.staged is None:
             continue
-        st = os.stat(root + op.path.replace("/", os.sep))
-        old = state.files[op.path]
-        state.files[op.path] = InstalledFile(old.sha256, st.st_size, st.st_mtime_ns, st.st_ino)
+        st = (staged_stats[op.path] if staged_stats is not None
+              else os.stat(root + op.path.replace("/", os.sep)))
+        was = state.files[op.path]
+        state.files[op.path] = InstalledFile(was.sha256, st.st_size, st.st_mtime_ns,
+                                             st.st_ino)
     store.save(state, manifest, signature)
     store.journal.unlink()
     for name in ("release.json", "release.json.minisig"):  # the journal's copy, now saved
@@ -280,15 +370,36 @@ def _finish(store: StateStore, ops: list[Op], state: InstalledState, manifest: b
     _remove_empty_dirs(store.install_dir, [o.path for o in ops if o.staged is None])
 
 
-def _roll_back(store: StateStore, ops: list[Op]) -> None:
+def _sweep(backup: Path, old: list[str]) -> None:
+    """Delete the old files: ``backup`` (those moved aside) and ``old`` (those swapped out:
+    a folder replaced by a file is one too)."""
+    shutil.rmtree(backup, ignore_errors=True)
+    for path in old:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _roll_back(store: StateStore, ops: list[Op], swap: Swap | None = None) -> None:
     """Put every file back as the journal found it. A new file already in place goes back
     to staging (the next run uses it again) when the op had moved the old one aside or had
-    none; only this journal's own backups are restored."""
+    none; only this journal's own backups are restored. A swapped op is swapped back."""
     root = store.install_dir
     for op in reversed(ops):
         dest = root.joinpath(*op.path.split("/"))
-        backup = store.root / op.backup
         staged = store.root / op.staged if op.staged is not None else None
+        if op.ino and staged is not None:
+            if _placed(str(dest), op.ino):
+                if os.path.lexists(staged):  # the old file: swapped back
+                    _swap_in(str(staged), str(dest), swap, None)
+                else:  # there was none
+                    staged.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(dest, staged)
+            continue
+        backup = store.root / op.backup
         placed = (staged is not None and not os.path.lexists(staged) and os.path.lexists(dest)
                   and (os.path.lexists(backup) or not op.had_old))
         if placed and staged is not None:

@@ -1,0 +1,224 @@
+"""The commit that swaps each staged file with the file it replaces (Linux ``renameat2``,
+core/system/exchange.py; docs/format.md, the journal): one system call per file, the old file
+left at the staged name. A power cut after any number of swaps rolls forward to the new
+release, or back to the old one when the staged files are gone; a file refused part-way
+rolls back at once; a journal written by moves (format /1 or a system without the swap)
+still recovers. Every case asserts the install, file for file.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+import core.engine.commit
+from core.engine.commit import Op, commit, recover
+from core.engine.state import InstalledFile, InstalledState, StateStore
+from core.system.exchange import Swap, exchanger
+
+OLD = {"Game.exe": b"old exe", "data/a.pak": b"old a" * 100, "data/b.pak": b"old b",
+       "gone.txt": b"removed in the new release", "maps/e1.map": b"old map"}
+NEW = {"Game.exe": b"new exe!", "data/a.pak": b"new a" * 120, "data/b.pak": b"new b",
+       "data/c.pak": b"added", "maps/e1.map": b"new map", "maps/new/e2.map": b"added 2"}
+STAGED = [p for p in NEW]  # one op each, then the removal of gone.txt
+
+needs_swap = pytest.mark.skipif(exchanger(Path(os.getcwd())) is None,
+                                reason="no renameat2 here (the Windows suite moves files)")
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file() and ".stitch" not in p.parts}
+
+
+def _prepare(install: Path) -> tuple[StateStore, list[Op], InstalledState]:
+    for rel, data in OLD.items():
+        (install / rel).parent.mkdir(parents=True, exist_ok=True)
+        (install / rel).write_bytes(data)
+    store = StateStore(install)
+    store.staging.mkdir(parents=True)
+    ops = []
+    for i, rel in enumerate(STAGED):
+        (store.staging / f"f{i}.part").write_bytes(NEW[rel])
+        ops.append(Op(rel, f"staging/f{i}.part", rel.endswith(".exe"),
+                      (install / rel).exists()))
+    ops.append(Op("gone.txt", None, False, True))
+    state = InstalledState(product="p", channel="stable", version="2", files={
+        rel: InstalledFile(hashlib.sha256(d).hexdigest(), 0, 0, 0) for rel, d in NEW.items()})
+    return store, ops, state
+
+
+class Cut(Exception):
+    pass
+
+
+def _dying(after: int, error: OSError | None = None) -> tuple[Swap, list[int]]:
+    """The real swap, which fails once (``error``, or a power cut) when ``after`` swaps are
+    done (a call that finds no file to swap with counts for none)."""
+    real = exchanger(Path(os.getcwd()))
+    assert real is not None
+    done = [0]
+    failed = [False]
+
+    def swap(a: str, b: str) -> None:
+        if done[0] == after and not failed[0]:
+            failed[0] = True
+            raise error if error is not None else Cut("power cut")
+        real(a, b)
+        done[0] += 1
+
+    return swap, done
+
+
+@needs_swap
+def test_a_commit_swaps_each_file_in_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                          ) -> None:
+    store, ops, state = _prepare(tmp_path)
+    moved: list[str] = []
+    real = os.replace
+
+    def spy(a: str, b: str) -> None:
+        moved.append(str(b))
+        real(a, b)
+
+    monkeypatch.setattr(os, "replace", spy)
+    commit(store, ops, state, b'{"m": 1}', None)
+    assert _tree(tmp_path) == {k: v for k, v in NEW.items()}
+    # Moves into the install only where there was nothing to swap with (the two new
+    # files); a backup only of the removed file.
+    inside = [Path(m).relative_to(tmp_path).as_posix() for m in moved]
+    assert [m for m in inside if not m.startswith(".stitch/")] == ["data/c.pak",
+                                                                   "maps/new/e2.map"]
+    assert [m.rsplit("/", 1)[1] for m in inside if m.startswith(".stitch/backup/")] == \
+        ["gone.txt"]
+    assert not store.journal.exists() and not (store.root / "backup").exists()
+    assert not list(store.staging.iterdir())  # the old files swapped out are deleted
+    saved = json.loads((store.root / "state.json").read_bytes())["files"]
+    for rel in NEW:  # the fingerprints are the placed files'
+        st = os.stat(tmp_path / rel)
+        assert saved[rel][1:] == [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+@needs_swap
+@pytest.mark.parametrize("after", range(len(STAGED) + 1))
+def test_a_power_cut_after_any_swap_rolls_forward(tmp_path: Path, after: int,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    store, ops, state = _prepare(tmp_path)
+    swap, _ = _dying(after)
+    monkeypatch.setattr(core.engine.commit, "swapper", lambda folder: swap)
+    if after < 5:  # (the sixth op adds a file: nothing to swap; the removal follows)
+        with pytest.raises(Cut):
+            commit(store, ops, state, b'{"m": 1}', None)
+        assert store.journal.exists()
+        journal = json.loads(store.journal.read_bytes())
+        assert journal["format"] == "stitch.journal/2"
+        assert all(op[5] > 0 for op in journal["ops"][:len(STAGED)])
+    else:
+        commit(store, ops, state, b'{"m": 1}', None)
+    monkeypatch.setattr(core.engine.commit, "swapper", exchanger)
+    recover(store)  # the next run
+    assert _tree(tmp_path) == NEW
+    assert not store.journal.exists() and not list(store.staging.iterdir())
+
+
+@needs_swap
+@pytest.mark.parametrize("only_replacing", [False, True])
+@pytest.mark.parametrize("after", [0, 1, 3, 4])
+def test_staged_files_gone_after_a_power_cut_roll_back(tmp_path: Path, after: int,
+                                                       only_replacing: bool,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The user deletes the staged files not yet swapped in (``only_replacing``: those of
+    files that replace one, not the added files'): the old files swapped out are swapped
+    back, and the install is the old release exactly."""
+    store, ops, state = _prepare(tmp_path)
+    swap, _ = _dying(after)
+    monkeypatch.setattr(core.engine.commit, "swapper", lambda folder: swap)
+    with pytest.raises(Cut):
+        commit(store, ops, state, b'{"m": 1}', None)
+    monkeypatch.setattr(core.engine.commit, "swapper", exchanger)
+    deleted = 0
+    for i, rel in enumerate(STAGED):  # what was not swapped in yet
+        if only_replacing and rel not in OLD:
+            continue
+        if not (tmp_path / rel).exists() or (tmp_path / rel).read_bytes() != NEW[rel]:
+            (store.staging / f"f{i}.part").unlink()
+            deleted += 1
+    assert recover(store)
+    # (nothing deleted: only an added file was still to come, and the commit finishes)
+    assert _tree(tmp_path) == (OLD if deleted else NEW)
+    assert deleted or (after, only_replacing) == (4, True)
+    assert not store.journal.exists()
+
+
+@needs_swap
+@pytest.mark.parametrize("after", [0, 2, 4])
+def test_a_file_refused_part_way_rolls_back_at_once(tmp_path: Path, after: int,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    store, ops, state = _prepare(tmp_path)
+    denied = PermissionError(errno.EACCES, "Permission denied")
+    swap, _ = _dying(after, denied)
+    monkeypatch.setattr(core.engine.commit, "swapper", lambda folder: swap)
+    with pytest.raises(PermissionError):
+        commit(store, ops, state, b'{"m": 1}', None)
+    assert _tree(tmp_path) == OLD
+    assert not store.journal.exists()
+    # The new files are staged again for the next run.
+    assert sorted(p.read_bytes() for p in store.staging.glob("f*.part")) == \
+        sorted(NEW.values())
+
+
+def test_without_the_swap_files_are_moved_aside(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A system or file system without it (``swapper`` says None): backups, ``ino`` 0."""
+    store, ops, state = _prepare(tmp_path)
+    monkeypatch.setattr(core.engine.commit, "swapper", lambda folder: None)
+    seen: list[str] = []
+    real = os.replace
+
+    def spy(a: str, b: str) -> None:
+        seen.append(str(b))
+        real(a, b)
+
+    monkeypatch.setattr(os, "replace", spy)
+    commit(store, ops, state, b'{"m": 1}', None)
+    assert _tree(tmp_path) == NEW
+    assert sum("/.stitch/backup/" in s for s in seen) == 5  # four replaced and gone.txt
+
+
+def test_a_journal_of_format_1_still_recovers(tmp_path: Path) -> None:
+    """An update interrupted by an earlier stitch (ops of five fields, backups) finishes."""
+    store, ops, state = _prepare(tmp_path)
+    root = store.root
+    (root / "staging" / "release.json").write_bytes(b'{"m": 1}')
+    rows = [[o.path, o.staged, o.executable, o.had_old, f"backup/0123456789abcdef/{o.path}"]
+            for o in ops]
+    # The first op had been done: old file moved aside, new one in.
+    (root / "backup/0123456789abcdef/Game.exe").parent.mkdir(parents=True)
+    os.replace(tmp_path / "Game.exe", root / "backup/0123456789abcdef/Game.exe")
+    os.replace(root / "staging/f0.part", tmp_path / "Game.exe")
+    store.journal.write_text(json.dumps({"format": "stitch.journal/1", "ops": rows,
+                                         "state": json.loads(state.to_json()),
+                                         "signed": False}))
+    assert recover(store)
+    assert _tree(tmp_path) == NEW
+    assert not store.journal.exists() and not (root / "backup").exists()
+
+
+@needs_swap
+def test_a_swap_journal_finished_without_the_swap(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Written where the swap works, finished where it does not: three moves per file."""
+    store, ops, state = _prepare(tmp_path)
+    swap, _ = _dying(2)
+    monkeypatch.setattr(core.engine.commit, "swapper", lambda folder: swap)
+    with pytest.raises(Cut):
+        commit(store, ops, state, b'{"m": 1}', None)
+    monkeypatch.setattr(core.engine.commit, "swapper", lambda folder: None)
+    assert recover(store)
+    assert _tree(tmp_path) == NEW
+    assert not list(store.staging.iterdir())
