@@ -183,7 +183,7 @@ def commit(store: StateStore, ops: list[Op], state: InstalledState, manifest: by
     fingerprints for the files being placed; they are filled in after the swap."""
     safe = SafePaths(store.install_dir)
     for op in ops:  # refuse a symlinked folder before anything is decided
-        safe(op.path)
+        safe.text(op.path)
     _check_movable(store.install_dir, ops, on_locked)
     journal_id = secrets.token_hex(8)
     base = os.path.join(str(store.root), "")

@@ -282,17 +282,18 @@ class Updater:
         except OSError:
             staged = set()
         part_bytes = sum(_allocated(self._part_path(f.entry), f.entry.size) for f in files
-                         if self._part_path(f.entry).name in staged)
-        parts = {str(self._part_path(f.entry)) for f in files}
+                         if staged and self._part_path(f.entry).name in staged)
         # (The planner's options only when something is built from chunks: its module
         # loads numpy, which an update by deltas alone never needs.)
         chunks = any(f.chunks is not None for f in files)
         holes = 0  # all-zero chunks stay holes in the staged files (never written)
+        parts: set[str] = set()
         if chunks:
             from core.chunks.planner import ZERO_SEED
 
             holes = sum(_copied_from(f.chunks.plan, {ZERO_SEED}) for f in files
                         if f.chunks is not None)
+            parts = {str(self._part_path(f.entry)) for f in files}
         per_request = self.options.ranges_per_request if chunks else 1
         return UpdatePlan(
             check=c.result,

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 POINTER = "latest.json"
@@ -23,11 +24,16 @@ PACK = "small.pack"  # the release's pack of small files, beside its manifest
 STATE_DIR = ".stitch"
 
 
+# What ``quote(p, safe="/")`` leaves as it is: a part of only these needs no quoting (an
+# update asks for thousands of files' URLs, and ``quote`` costs microseconds each).
+_UNQUOTED = re.compile(r"[A-Za-z0-9_.~/-]*")
+
+
 def join_url(base: str, *parts: str) -> str:
     """``base`` + '/'-joined parts, each percent-encoded (slashes inside a part are kept)."""
     out = base.rstrip("/")
     for p in parts:
-        out += "/" + quote(p, safe="/")
+        out += "/" + (p if _UNQUOTED.fullmatch(p) else quote(p, safe="/"))
     return out
 
 
