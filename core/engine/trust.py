@@ -25,7 +25,7 @@ from core.errors import (
     HTTPStatusError,
     SignatureError,
 )
-from core.formats import manifest_delta, signing
+from core.formats import manifest_delta
 from core.formats.layout import MANIFEST, POINTER, SIGNATURE, join_url
 from core.formats.manifest import (
     MAX_MANIFEST_SIZE,
@@ -139,6 +139,8 @@ def _accept(fetcher: Fetcher, cfg: UpdaterConfig, state: InstalledState,
             data: bytes, signature: bytes | None) -> TrustedRelease:
     """The checks of a manifest whose bytes match the pointer: signature, then policy."""
     meter.phase(Phase.CHECK, 2, 3)
+    from core.formats import signing  # (cryptography: loaded while the check waited)
+
     base = cfg.url
     warnings: list[str] = []
     keys = [signing.parse_public_key(k) for k in cfg.pubkeys]

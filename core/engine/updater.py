@@ -21,14 +21,12 @@ import contextlib
 import hashlib
 import os
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.engine import deltasource
-from core.engine.assemble import Assembler
-from core.engine.chunkplan import ChunkPlanner, release_file_url
 from core.engine.commit import Op, commit, recover, set_executable_bits
 from core.engine.config import UpdaterConfig as UpdaterConfig  # front ends import it from here too
 from core.engine.deltapath import cheaper
@@ -48,6 +46,7 @@ from core.formats.layout import pack_url
 from core.formats.manifest import FileEntry, Manifest
 from core.fsutil import file_fingerprint
 from core.net.fetcher import Fetcher
+from core.parallel import join
 from core.progress import CancelToken, Phase, ProgressCallback, no_progress
 
 if TYPE_CHECKING:
@@ -167,8 +166,15 @@ class Updater:
         cfg = self.config
         self.cancel.check()
         local = self.store.installed_release() if state.version is not None else None
-        trusted: TrustedRelease = verify_release(self.fetcher, cfg, state, self.cancel, m,
-                                                 local)
+        fetcher = self.fetcher
+        warm = threading.Thread(target=self._warm, args=(state,), name="stitch-warm",
+                                daemon=True)
+        warm.start()
+        try:
+            trusted: TrustedRelease = verify_release(fetcher, cfg, state, self.cancel, m,
+                                                     local)
+        finally:
+            join(warm)  # (before ``_vouches`` is read)
         manifest = trusted.manifest
         installed = state.files
         changed: list[FileEntry] = []
@@ -190,6 +196,26 @@ class Updater:
         )
         m.phase(Phase.CHECK, 3, 3)
         return _Checked(result, trusted, state, changed, removed, token)
+
+    def _warm(self, state: InstalledState) -> None:
+        """What the check does while it waits for the network (two round trips and more,
+        where the main thread has nothing to do): load the modules the steps after it use
+        (the plan's, the assembler's, the signature check's), and ask the state cache about
+        every installed file (``_vouched``, thousands of them: one stat each). Only
+        preparation: whatever fails here fails again, and is reported, where it is used."""
+        try:
+            import core.engine.assemble
+            import core.engine.deltasource
+            import core.formats.signing  # noqa: F401
+            from core.formats import delta
+
+            delta.available()  # (zstandard)
+            for path, have in list(state.files.items()):
+                if self.cancel.cancelled:
+                    return
+                self._vouched(path, have)
+        except Exception:  # (see the docstring)
+            pass
 
     def _vouched(self, path: str, have: InstalledFile) -> bool:
         """The state cache vouches for a file whose size, mtime and file id did not change
@@ -233,6 +259,8 @@ class Updater:
         man = c.trusted.manifest
         # Until the plan says, the overall work is at most every changed file written.
         self.meter.expect(sum(f.size for f in c.changed))
+        from core.engine import deltasource  # (imported while the check waited: _warm)
+
         steps = deltasource.plan(self.config, self.fetcher, self.cancel, self.meter, man,
                                  len(c.trusted.manifest_bytes), c.state, c.changed,
                                  self._vouched)
@@ -314,6 +342,8 @@ class Updater:
                         ) -> tuple[list[FileSteps], ScanResult]:
         """Plan ``entries`` from chunks (``core.engine.chunkplan``)."""
         # (The planner makes the default options itself when it needs them: they load numpy.)
+        from core.engine.chunkplan import ChunkPlanner
+
         planner = ChunkPlanner(self.config, self.fetcher, self.store, self.meter, self.cancel,
                                self._options, self._part_path)
         return planner.plan(man, state, entries, enter_scan, stz_whole)
@@ -366,6 +396,8 @@ class Updater:
                                       str(cfg.install_dir))
         self._clean_stale_staging({self._part_path(f.entry).name for f in p.work.files})
         places = _Places(self, c)
+        from core.engine.assemble import Assembler
+
         ready = Assembler(p.work, places, self.fetcher, self.meter, self.cancel,
                           cfg.connections).run()
         self._install(c, p, ready)
@@ -472,6 +504,8 @@ class _Places:
         return self._up._part_path(entry)
 
     def url(self, entry: FileEntry) -> str:
+        from core.engine.chunkplan import release_file_url
+
         return release_file_url(self._up.config, self._man, entry.path)
 
     def installed(self, entry: FileEntry) -> Path:
