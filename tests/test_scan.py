@@ -169,3 +169,38 @@ def test_files_the_state_cache_vouches_for_are_never_opened(
     got = tree_digest(install)
     assert {k: v for k, v in got.items() if k not in stale} == \
         {k: v for k, v in want.items() if k not in stale}
+
+
+def test_the_scan_takes_each_files_lstat_from_the_check(
+    tmp_path: Path, game: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check's thread asks about every installed file while it waits for the network
+    (``Updater._warm``); the plan's scan finds those answers, asking no file again, and a
+    file changed by hand since is still seen as changed (its size differs)."""
+    v1, v2 = game
+    repo = tmp_path / "repo"
+    publish(v1, repo, "1.0.0", product="quest")
+    install = tmp_path / "install"
+    assert _updater(install, memory_fetcher(repo)).update().outcome is Outcome.UPDATED
+    publish(v2, repo, "1.1.0")
+    installed = sorted(p for p in install.rglob("*") if p.is_file()
+                       and ".stitch" not in p.relative_to(install).parts)
+    edited = installed[0]
+    edited.write_bytes(edited.read_bytes() + b"!")  # a player's edit: not vouched
+    asked: list[str] = []
+    real = os.lstat
+
+    def counting(path: str | os.PathLike[str], *a: object, **k: object) -> os.stat_result:
+        asked.append(os.fspath(path))
+        return real(path, *a, **k)  # type: ignore[arg-type]
+
+    up = _updater(install, memory_fetcher(repo))
+    monkeypatch.setattr(os, "lstat", counting)
+    up.prepare()
+    scans = [p for p in asked if Path(p) in set(installed)]
+    assert sorted(set(scans)) == sorted(str(p) for p in installed)
+    assert len(scans) == len(set(scans))  # once each: by the check, none by the scan
+    monkeypatch.setattr(os, "lstat", real)
+    r = up.apply()
+    assert r.outcome is Outcome.UPDATED
+    assert tree_digest(install) == tree_digest(v2)

@@ -116,8 +116,12 @@ class ChunkPlanner:
 
     def __init__(self, config: UpdaterConfig, fetcher: Fetcher, store: StateStore,
                  meter: Meter, cancel: CancelToken, options: PlanOptions | None,
-                 part_path: Callable[[FileEntry], Path]) -> None:
+                 part_path: Callable[[FileEntry], Path],
+                 lstat: Callable[[str], os.stat_result | None] | None = None) -> None:
+        """``lstat``: the install's files' ``os.lstat`` by relative path, cached by the
+        caller (``scan_local``'s)."""
         self.config = config
+        self._lstat = lstat
         self.fetcher = fetcher
         self.store = store
         self.meter = meter
@@ -199,7 +203,7 @@ class ChunkPlanner:
                           self._part_path,
                           frozenset(t.params for t in tables.values()) | big_params,
                           enter_phase=enter_scan, big_index=bigplan.BIG_INDEX,
-                          no_seeds=_packed(man, every))
+                          no_seeds=_packed(man, every), lstat=self._lstat)
         local: dict[tuple[ChunkerParams, int, int], LocalGroups] = {}
         assemble = [f for f in entries if f.path in tables and f.path not in scan.unchanged]
         for f in assemble:

@@ -69,7 +69,8 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
                part_path: Callable[[FileEntry], Path] | None = None,
                more_params: frozenset[ChunkerParams] = frozenset(),
                enter_phase: bool = True, big_index: int = 0,
-               no_seeds: frozenset[str] = frozenset()) -> ScanResult:
+               no_seeds: frozenset[str] = frozenset(),
+               lstat: Callable[[str], os.stat_result | None] | None = None) -> ScanResult:
     """Scan for the chunks ``changed`` files need. ``targets`` are the whole indexes known
     so far (every file with a ``.part`` must have one); ``more_params`` the chunker
     parameters of targets whose index is still to be assembled (``core.chunks.fidx_groups``).
@@ -77,7 +78,9 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
     ``big_index``: local indexes over this many bytes stay on disk (``ScanResult.on_disk``),
     never loaded as seeds (0: none). ``no_seeds``: paths whose files the state vouches for
     are not read for seeds when their index is not cached (small files of the release's
-    pack: reading thousands of them costs more than their chunks could save)."""
+    pack: reading thousands of them costs more than their chunks could save). ``lstat``:
+    the ``os.lstat`` of a path relative to the install (None: none there), from a cache of
+    the caller's (the check's, taken while it waited for the network)."""
     root = store.install_dir
     params_set = {idx.params for idx in targets.values()} | more_params
     by_path = manifest.by_path()
@@ -117,10 +120,16 @@ def scan_local(store: StateStore, state: InstalledState, manifest: Manifest,
     base = os.path.join(str(root), "")
     for path, known in sorted(candidates.items()):
         abs_path = base + path.replace("/", os.sep)
-        try:
-            st = os.lstat(abs_path)
-        except OSError:
-            continue
+        if lstat is not None:
+            seen = lstat(path)
+            if seen is None:
+                continue
+            st = seen
+        else:
+            try:
+                st = os.lstat(abs_path)
+            except OSError:
+                continue
         if not stat.S_ISREG(st.st_mode):
             continue  # never read through a link: it may point out of the install
         vouched = known is not None and file_fingerprint(st) == (

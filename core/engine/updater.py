@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -89,6 +90,7 @@ class Updater:
         self._plan: _Planned | None = None
         self._parts: dict[tuple[str, str], Path] = {}  # _part_path
         self._vouches: dict[tuple[str, InstalledFile], bool] = {}  # _vouched, this check's
+        self._lstats: dict[str, os.stat_result | None] = {}  # _lstat, this check's
 
     @property
     def options(self) -> PlanOptions:
@@ -159,6 +161,7 @@ class Updater:
     def _do_check(self) -> _Checked:
         m = self.meter
         self._vouches.clear()  # (a check looks again)
+        self._lstats.clear()
         m.phase(Phase.CHECK, 0, 3)
         recover(self.store)  # finish a commit an earlier run was interrupted in
         token = self.store.token()
@@ -223,14 +226,34 @@ class Updater:
         key = (path, have)
         got = self._vouches.get(key)
         if got is None:
-            try:
-                st = os.stat(os.path.join(str(self.config.install_dir),
-                                          path.replace("/", os.sep)))
-                got = file_fingerprint(st) == (have.size, have.mtime_ns, have.ino)
-            except OSError:
-                got = False
+            st = self._lstat(path)
+            if st is not None and stat.S_ISLNK(st.st_mode):
+                try:  # (followed, as ever: the commit replaces the link, never its target)
+                    st = os.stat(self._abs(path))
+                except OSError:
+                    st = None
+            got = st is not None and file_fingerprint(st) == (have.size, have.mtime_ns,
+                                                              have.ino)
             self._vouches[key] = got
         return got
+
+    def _lstat(self, path: str) -> os.stat_result | None:
+        """``os.lstat`` of the install's ``path`` (None: nothing there), once per check:
+        the check's thread asks for every installed file while it waits for the network,
+        and the scan of the plan finds them here."""
+        try:
+            return self._lstats[path]
+        except KeyError:
+            pass
+        try:
+            st: os.stat_result | None = os.lstat(self._abs(path))
+        except OSError:
+            st = None
+        self._lstats[path] = st
+        return st
+
+    def _abs(self, path: str) -> str:
+        return os.path.join(str(self.config.install_dir), path.replace("/", os.sep))
 
     # -- prepare: fetch indexes, scan, plan -----------------------------------------------
     def prepare(self) -> UpdatePlan:
@@ -345,7 +368,7 @@ class Updater:
         from core.engine.chunkplan import ChunkPlanner
 
         planner = ChunkPlanner(self.config, self.fetcher, self.store, self.meter, self.cancel,
-                               self._options, self._part_path)
+                               self._options, self._part_path, self._lstat)
         return planner.plan(man, state, entries, enter_scan, stz_whole)
 
     def _or_chain(self, fs: FileSteps, chain: DeltaStep | None) -> FileSteps:
