@@ -20,6 +20,7 @@ from core.net.http.client import (
     Client,
     Response,
     Transport,
+    import_httpcore,
     new_client,
     origin_of,
     translate_errors,
@@ -148,6 +149,11 @@ class HttpSession(Fetcher):
         self._slots = threading.BoundedSemaphore(connections)  # held by each ``_get``
         self._resolved: dict[str, str] = {}  # URL asked -> URL it redirected to, once it worked
         self._sizes: dict[str, int] = {}  # URL -> size from Content-Range, in this call
+        if transport is None:
+            # The transport's module now, on the thread that makes the fetcher: its first
+            # request waits for it anyway, and then no other thread (the check's, in
+            # core.engine.updater) contends with that import for the interpreter.
+            import_httpcore()
 
     def _tls(self) -> ssl.SSLContext:
         """One TLS context for all origins, trusting the OS's certificate store (Windows'
