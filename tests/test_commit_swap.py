@@ -223,3 +223,71 @@ def test_a_swap_journal_finished_without_the_swap(tmp_path: Path,
     assert recover(store)
     assert _tree(tmp_path) == NEW
     assert not list(store.staging.iterdir())
+
+
+def _turning(install: Path) -> tuple[StateStore, list[Op], InstalledState]:
+    """A release that turns the file "data" into a folder and the folder "maps/e1" into a
+    file; ops as the updater lists them (files placed first, then the removals)."""
+    old = {"data": b"a file", "maps/e1/level.dat": b"in a folder", "keep": b"k"}
+    new = {"data/x.bin": b"now in a folder", "maps/e1": b"now a file", "keep": b"k"}
+    for rel, data in old.items():
+        (install / rel).parent.mkdir(parents=True, exist_ok=True)
+        (install / rel).write_bytes(data)
+    store = StateStore(install)
+    store.staging.mkdir(parents=True)
+    ops = []
+    for i, rel in enumerate(("data/x.bin", "maps/e1")):
+        (store.staging / f"t{i}.part").write_bytes(new[rel])
+        ops.append(Op(rel, f"staging/t{i}.part", False, (install / rel).exists()))
+    ops += [Op("data", None, False, True), Op("maps/e1/level.dat", None, False, True)]
+    state = InstalledState(product="p", channel="stable", version="2", files={
+        rel: InstalledFile(hashlib.sha256(d).hexdigest(), 0, 0, 0) for rel, d in new.items()})
+    return store, ops, state
+
+
+@pytest.mark.parametrize("swap", [True, False])
+def test_a_file_turned_into_a_folder_and_back(tmp_path: Path, swap: bool,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    if swap and exchanger(tmp_path) is None:
+        pytest.skip("no renameat2 here: the moves are the other case")
+    if not swap:
+        monkeypatch.setattr(core.engine.commit, "swapper", lambda folder: None)
+    store, ops, state = _turning(tmp_path)
+    commit(store, ops, state, b'{"m": 1}', None)
+    assert _tree(tmp_path) == {"data/x.bin": b"now in a folder", "keep": b"k",
+                               "maps/e1": b"now a file"}
+    assert not store.journal.exists() and not list(store.staging.iterdir())
+
+
+def test_a_refusal_after_a_file_turned_into_a_folder_rolls_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store, ops, state = _turning(tmp_path)
+    before = _tree(tmp_path)
+    real = os.replace
+
+    def refusing(a: str, b: str) -> None:
+        if str(b).endswith("e1") and ".stitch" not in str(b):  # placing the file maps/e1
+            raise PermissionError(errno.EACCES, "Permission denied", str(b))
+        real(a, b)
+
+    monkeypatch.setattr(core.engine.commit, "swapper", lambda folder: None)
+    monkeypatch.setattr(os, "replace", refusing)
+    with pytest.raises(PermissionError):
+        commit(store, ops, state, b'{"m": 1}', None)
+    monkeypatch.setattr(os, "replace", real)
+    assert _tree(tmp_path) == before and not store.journal.exists()
+
+
+def test_a_journal_stuck_on_a_file_turned_into_a_folder_finishes(tmp_path: Path) -> None:
+    """An earlier stitch placed files before removing: its journal failed at every run on
+    making the folder "data". Recovery now removes first, and the release is whole."""
+    store, ops, state = _turning(tmp_path)
+    (store.root / "staging" / "release.json").write_bytes(b'{"m": 1}')
+    rows = [[o.path, o.staged, o.executable, o.had_old, f"backup/0123456789abcdef/{o.path}"]
+            for o in ops]
+    store.journal.write_text(json.dumps({"format": "stitch.journal/1", "ops": rows,
+                                         "state": json.loads(state.to_json()),
+                                         "signed": False}))
+    assert recover(store)
+    assert _tree(tmp_path) == {"data/x.bin": b"now in a folder", "keep": b"k",
+                               "maps/e1": b"now a file"}

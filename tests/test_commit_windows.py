@@ -210,10 +210,14 @@ def test_backups_live_in_a_folder_of_their_journal(
     _commit(store, ops, state)
     backups = [s for s in seen if s.startswith(".stitch/backup/")]
     assert len(backups) == 4  # the three replaced files and the removed one
-    journal_ids = {s.split("/")[2] for s in backups}
+    journal_ids = {s.split("/")[2].removesuffix(".r") for s in backups}
     assert len(journal_ids) == 1 and len(journal_ids.pop()) == 16
-    assert {s.split("/", 3)[3] for s in backups} == {"Game.exe", "data/a.pak", "data/b.pak",
-                                                    "gone.txt"}
+    # Replaced files under <id>.r/, removed ones under <id>/: a folder the release turns
+    # into a file never collides with the backups of the files it held.
+    assert {s.split("/", 3)[3] for s in backups if s.split("/")[2].endswith(".r")} == \
+        {"Game.exe", "data/a.pak", "data/b.pak"}
+    assert {s.split("/", 3)[3] for s in backups if not s.split("/")[2].endswith(".r")} == \
+        {"gone.txt"}
     assert _tree(tmp_path) == NEW
 
 

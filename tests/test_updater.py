@@ -493,3 +493,37 @@ def test_executable_bits_of_unchanged_files_follow_the_release(tmp_path: Path) -
     assert result.outcome is Outcome.UPDATED and result.files_changed == 1  # readme only
     modes = {n: (install / n).stat().st_mode & 0o777 for n in ("run.sh", "data.bin", "tool")}
     assert modes == {"run.sh": 0o644, "data.bin": 0o755, "tool": 0o755}
+
+
+@pytest.mark.parametrize("swap", [True, False])
+def test_a_release_that_turns_a_file_into_a_folder_and_a_folder_into_a_file(
+        tmp_path: Path, swap: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """"data" was a file and holds a file now; "maps/e1" held a file and is one now. The
+    commit removes before it places (a folder cannot be made where a file still is): this
+    update failed at every run, its journal stuck. ``swap``: files swapped in (Linux), else
+    moved aside (Windows)."""
+    import core.engine.commit
+    from core.system.exchange import exchanger
+
+    if swap and exchanger(tmp_path) is None:
+        pytest.skip("no renameat2 here: the moves are the other case")
+    if not swap:
+        monkeypatch.setattr(core.engine.commit, "swapper", lambda folder: None)
+    v1, v2 = tmp_path / "v1", tmp_path / "v2"
+    for root, files in ((v1, {"data": b"a file", "maps/e1/level.dat": b"a level",
+                              "keep.txt": b"same"}),
+                        (v2, {"data/x.bin": b"in the folder", "maps/e1": b"a file now",
+                              "keep.txt": b"same"})):
+        for rel, content in files.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(content)
+    repo = tmp_path / "repo"
+    publish(v1, repo, "1.0.0")
+    install = tmp_path / "install"
+    _update(install, memory_fetcher(repo))
+    assert tree_digest(install) == tree_digest(v1)
+    publish(v2, repo, "1.1.0")
+    _, r = _update(install, memory_fetcher(repo))
+    assert r.outcome is Outcome.UPDATED
+    assert tree_digest(install) == tree_digest(v2)
+    assert not (install / ".stitch/journal.json").exists()

@@ -194,7 +194,8 @@ def commit(store: StateStore, ops: list[Op], state: InstalledState, manifest: by
               if o.staged is not None}
     ops = [Op(o.path, o.staged, o.executable, o.had_old, "", staged[o.path].st_ino)
            if o.staged is not None and swap is not None
-           else Op(o.path, o.staged, o.executable, o.had_old, f"backup/{journal_id}/{o.path}")
+           else Op(o.path, o.staged, o.executable, o.had_old,
+                   f"backup/{journal_id}{'' if o.staged is None else '.r'}/{o.path}")
            for o in ops]
     _write_journal(store, ops, state, manifest, signature)
     try:
@@ -242,6 +243,26 @@ def _placed(dest: str, ino: int) -> bool:
         return False
 
 
+def _remove_empty_folder(path: str) -> bool:
+    """Remove ``path`` if it is an empty folder (not a link); whether it did."""
+    try:
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            return False
+        os.rmdir(path)
+    except OSError:
+        return False
+    return True
+
+
+def _in_order(ops: list[Op]) -> list[Op]:
+    """The order ops run in (a roll-back undoes them in reverse): the removals first. A
+    release may turn a file into a folder ("data" removed, "data/x.bin" added): the folder
+    can be made only once the file is gone. (Journals written in any order run so: one
+    written by an earlier stitch, which placed files first, failed on that folder at every
+    run.)"""
+    return [o for o in ops if o.staged is None] + [o for o in ops if o.staged is not None]
+
+
 def _swap_in(staged: str, dest: str, swap: Swap | None,
              on_locked: Callable[[LockReport], None] | None) -> None:
     """Put ``staged`` at ``dest``, leaving the file that was there (if any) at ``staged``."""
@@ -286,7 +307,7 @@ def _roll_forward(store: StateStore, ops: list[Op],
         return parent
 
     # (strings, not Paths, and one system call where one answers: thousands of small files)
-    for i, op in enumerate(ops):
+    for i, op in enumerate(_in_order(ops)):
         dest = safe.text(op.path)
         staged = base + op.staged.replace("/", os.sep) if op.staged else None
         staged_mode = 0
@@ -307,7 +328,9 @@ def _roll_forward(store: StateStore, ops: list[Op],
             _swap_in(staged, dest, swap, on_locked)
         elif not op.ino:
             backup = base + op.backup.replace("/", os.sep)
-            if (fresh or not os.path.lexists(backup)) and os.path.lexists(dest):
+            if staged is not None and _remove_empty_folder(dest):
+                pass  # a folder the release turns into a file, emptied by the removals
+            elif (fresh or not os.path.lexists(backup)) and os.path.lexists(dest):
                 folder(backup)
                 _move(dest, backup, on_locked, dest)
             if staged is not None:
@@ -388,7 +411,7 @@ def _roll_back(store: StateStore, ops: list[Op], swap: Swap | None = None) -> No
     to staging (the next run uses it again) when the op had moved the old one aside or had
     none; only this journal's own backups are restored. A swapped op is swapped back."""
     root = store.install_dir
-    for op in reversed(ops):
+    for op in reversed(_in_order(ops)):
         dest = root.joinpath(*op.path.split("/"))
         staged = store.root / op.staged if op.staged is not None else None
         if op.ino and staged is not None:
@@ -407,6 +430,7 @@ def _roll_back(store: StateStore, ops: list[Op], swap: Swap | None = None) -> No
             os.replace(dest, staged)
         if os.path.lexists(backup):
             dest.parent.mkdir(parents=True, exist_ok=True)
+            _remove_empty_folder(str(dest))  # made for a file of the release undone
             os.replace(backup, dest)
     store.journal.unlink()
     shutil.rmtree(store.root / "backup", ignore_errors=True)
