@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -204,3 +205,38 @@ def test_the_scan_takes_each_files_lstat_from_the_check(
     r = up.apply()
     assert r.outcome is Outcome.UPDATED
     assert tree_digest(install) == tree_digest(v2)
+
+
+_CHECKED = (
+    "import sys\n"
+    "from pathlib import Path\n"
+    "from core.engine.updater import Updater, UpdaterConfig\n"
+    "up = Updater(UpdaterConfig(url=sys.argv[1], install_dir=Path(sys.argv[2])))\n"
+    "r = up.check()\n"
+    "print(r.up_to_date, *sorted(m for m in ('core.engine.assemble', 'core.engine.deltasource')\n"
+    "                            if m in sys.modules))\n"
+)
+
+
+def test_the_checks_thread_loads_the_plans_modules_only_for_a_new_release(
+    tmp_path: Path, game: tuple[Path, Path], plain_server  # type: ignore[no-untyped-def]
+) -> None:
+    """A launcher's every start finds the release installed: its check loads nothing for a
+    plan; a check that finds a new release has them loaded (while its manifest came)."""
+    v1, v2 = game
+    repo = tmp_path / "repo"
+    publish(v1, repo, "1.0.0", product="quest")
+    install = tmp_path / "install"
+    assert _updater(install, memory_fetcher(repo)).update().outcome is Outcome.UPDATED
+    url = plain_server(repo)
+
+    def checked() -> list[str]:
+        done = subprocess.run([sys.executable, "-c", _CHECKED, url, str(install)],
+                              capture_output=True, text=True, timeout=120,
+                              cwd=Path(__file__).parent.parent)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    assert checked() == ["True"]
+    publish(v2, repo, "1.1.0")
+    assert checked() == ["False", "core.engine.assemble", "core.engine.deltasource"]

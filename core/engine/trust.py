@@ -11,6 +11,7 @@ are ``core.formats.signing``; what the files say once trusted is ``core.formats.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -59,7 +60,8 @@ class TrustedRelease:
 
 def verify_release(fetcher: Fetcher, cfg: UpdaterConfig, state: InstalledState,
                    cancel: CancelToken, meter: Meter,
-                   installed: tuple[bytes, bytes | None] | None = None) -> TrustedRelease:
+                   installed: tuple[bytes, bytes | None] | None = None,
+                   on_fetch: Callable[[], None] | None = None) -> TrustedRelease:
     """Fetch and check the channel's current release (see module doc). Raises
     ``DownloadError``, ``FormatError``, ``HashMismatchError``, ``SignatureError``,
     ``ExpiredError`` or ``DowngradeError``.
@@ -67,7 +69,9 @@ def verify_release(fetcher: Fetcher, cfg: UpdaterConfig, state: InstalledState,
     ``installed``: the manifest installed last and its signature. When the pointer names
     exactly that manifest (its SHA-256), the local copies are checked instead of fetching
     them again: a launcher's run that finds nothing new costs one request. Should they not
-    pass (the trusted keys changed, say), the server's copies are fetched and decide."""
+    pass (the trusted keys changed, say), the server's copies are fetched and decide.
+    ``on_fetch`` is called as the manifest is about to be fetched (another release than the
+    installed one: an update will follow)."""
     base = cfg.url
     pointer_url = join_url(base, cfg.channel, POINTER)
     # The pointer is the one file that changes under its URL: never a cache's stale copy.
@@ -102,6 +106,8 @@ def verify_release(fetcher: Fetcher, cfg: UpdaterConfig, state: InstalledState,
         return fetcher.fetch(manifest_url, MAX_MANIFEST_SIZE, cancel)
 
     # The manifest and its signature side by side: one round trip, not two.
+    if on_fetch is not None:
+        on_fetch()
     data, signature = each(lambda fetch: fetch(), [fetch_manifest, fetch_signature],
                            cfg.connections)
     assert data is not None

@@ -170,13 +170,21 @@ class Updater:
         self.cancel.check()
         local = self.store.installed_release() if state.version is not None else None
         fetcher = self.fetcher
-        warm = threading.Thread(target=self._warm, args=(state,), name="stitch-warm",
-                                daemon=True)
+        new = [False]  # another release than the installed one: its manifest is fetched
+        decided = threading.Event()
+        warm = threading.Thread(target=self._warm, args=(state, new, decided),
+                                name="stitch-warm", daemon=True)
         warm.start()
+
+        def fetching() -> None:
+            new[0] = True
+            decided.set()
+
         try:
             trusted: TrustedRelease = verify_release(fetcher, cfg, state, self.cancel, m,
-                                                     local)
+                                                     local, fetching)
         finally:
+            decided.set()
             join(warm)  # (before ``_vouches`` is read)
         manifest = trusted.manifest
         installed = state.files
@@ -200,23 +208,30 @@ class Updater:
         m.phase(Phase.CHECK, 3, 3)
         return _Checked(result, trusted, state, changed, removed, token)
 
-    def _warm(self, state: InstalledState) -> None:
-        """What the check does while it waits for the network (two round trips and more,
-        where the main thread has nothing to do): load the modules the steps after it use
-        (the plan's, the assembler's, the signature check's), and ask the state cache about
-        every installed file (``_vouched``, thousands of them: one stat each). Only
-        preparation: whatever fails here fails again, and is reported, where it is used."""
+    def _warm(self, state: InstalledState, new: list[bool], decided: threading.Event
+              ) -> None:
+        """What the check does while it waits for the network (where the main thread has
+        nothing to do): load the signature check's module, ask the state cache about every
+        installed file (``_vouched``, thousands of them: one stat each), and, once the
+        pointer names another release (``new[0]``, said before ``decided`` is set: its
+        manifest is on its way), load the modules the plan and the assembler use. A check
+        that finds the release installed (``decided`` alone: a launcher's every start) loads
+        none of those. Only preparation: whatever fails here fails again, and is reported,
+        where it is used."""
         try:
-            import core.engine.assemble
-            import core.engine.deltasource
-            import core.formats.signing  # noqa: F401
-            from core.formats import delta
+            import core.formats.signing
 
-            delta.available()  # (zstandard)
             for path, have in list(state.files.items()):
                 if self.cancel.cancelled:
                     return
                 self._vouched(path, have)
+            decided.wait()  # (set by the check when it returns, at the latest)
+            if new[0]:
+                import core.engine.assemble
+                import core.engine.deltasource  # noqa: F401
+                from core.formats import delta
+
+                delta.available()  # (zstandard)
         except Exception:  # (see the docstring)
             pass
 
