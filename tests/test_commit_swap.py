@@ -291,3 +291,35 @@ def test_a_journal_stuck_on_a_file_turned_into_a_folder_finishes(tmp_path: Path)
     assert recover(store)
     assert _tree(tmp_path) == {"data/x.bin": b"now in a folder", "keep": b"k",
                                "maps/e1": b"now a file"}
+
+
+@needs_swap
+def test_no_swap_on_a_file_system_without_inode_numbers(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An inode number of 0 (some FUSE file systems) could not tell a swapped op: files are
+    moved aside instead, and the journal's ops carry no ino."""
+    store, ops, state = _prepare(tmp_path)
+    real = os.stat
+
+    def no_inodes(path: str, *a: object, **k: object) -> os.stat_result:
+        st = real(path, *a, **k)  # type: ignore[arg-type]
+        if "staging" in str(path):
+            fields = list(st)
+            fields[1] = 0  # st_ino
+            return os.stat_result(fields)
+        return st
+
+    journals: list[bytes] = []
+    real_write = core.engine.commit.atomic_write
+
+    def keep(path: Path, data: bytes, *a: object, **k: object) -> None:
+        if path == store.journal:
+            journals.append(data)
+        real_write(path, data, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "stat", no_inodes)
+    monkeypatch.setattr(core.engine.commit, "atomic_write", keep)
+    commit(store, ops, state, b'{"m": 1}', None)
+    monkeypatch.setattr(os, "stat", real)
+    assert _tree(tmp_path) == NEW
+    assert journals and all(op[5] == 0 for op in json.loads(journals[0])["ops"])

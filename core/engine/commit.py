@@ -192,6 +192,8 @@ def commit(store: StateStore, ops: list[Op], state: InstalledState, manifest: by
     # fingerprint in the new state (a rename keeps the inode and mtime: no stat after).
     staged = {o.path: os.stat(base + o.staged.replace("/", os.sep)) for o in ops
               if o.staged is not None}
+    if any(st.st_ino == 0 for st in staged.values()):
+        pass
     ops = [Op(o.path, o.staged, o.executable, o.had_old, "", staged[o.path].st_ino)
            if o.staged is not None and swap is not None
            else Op(o.path, o.staged, o.executable, o.had_old,
