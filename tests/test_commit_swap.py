@@ -310,7 +310,7 @@ def test_no_swap_on_a_file_system_without_inode_numbers(tmp_path: Path,
         return st
 
     journals: list[bytes] = []
-    real_write = core.engine.commit.atomic_write
+    real_write = core.engine.commit.atomic_write  # type: ignore[attr-defined]
 
     def keep(path: Path, data: bytes, *a: object, **k: object) -> None:
         if path == store.journal:

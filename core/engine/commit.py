@@ -193,7 +193,7 @@ def commit(store: StateStore, ops: list[Op], state: InstalledState, manifest: by
     staged = {o.path: os.stat(base + o.staged.replace("/", os.sep)) for o in ops
               if o.staged is not None}
     if any(st.st_ino == 0 for st in staged.values()):
-        pass
+        swap = None  # (a file system without inode numbers: an op's ino could not tell)
     ops = [Op(o.path, o.staged, o.executable, o.had_old, "", staged[o.path].st_ino)
            if o.staged is not None and swap is not None
            else Op(o.path, o.staged, o.executable, o.had_old,
