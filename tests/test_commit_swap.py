@@ -323,3 +323,27 @@ def test_no_swap_on_a_file_system_without_inode_numbers(tmp_path: Path,
     monkeypatch.setattr(os, "stat", real)
     assert _tree(tmp_path) == NEW
     assert journals and all(op[5] == 0 for op in json.loads(journals[0])["ops"])
+
+
+@needs_swap
+def test_a_power_cut_before_the_old_files_are_deleted_leaves_the_journal(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed while the old files swapped out (at staged names) are being deleted: the
+    journal is still there, and the next run deletes the rest. Staging never keeps them
+    (they would look like files built for an update)."""
+    store, ops, state = _prepare(tmp_path)
+    monkeypatch.setattr(core.engine.commit, "_sweep", lambda backup, old: None)
+
+    def dying(thread: object) -> None:
+        raise Cut("power cut")
+
+    monkeypatch.setattr(core.engine.commit, "join", dying)
+    with pytest.raises(Cut):
+        commit(store, ops, state, b'{"m": 1}', None)
+    assert store.journal.exists()
+    assert _tree(tmp_path) == NEW
+    assert list(store.staging.glob("f*.part"))  # the old files, not deleted yet
+    monkeypatch.undo()
+    assert recover(store)
+    assert _tree(tmp_path) == NEW
+    assert not store.journal.exists() and not list(store.staging.iterdir())

@@ -46,6 +46,7 @@ from core.fsutil import (
     sync_filesystem,
     write_all_durably,
 )
+from core.parallel import join
 from core.system.exchange import Swap, exchanger
 
 if TYPE_CHECKING:
@@ -387,11 +388,14 @@ def _finish(store: StateStore, ops: list[Op], state: InstalledState, manifest: b
         state.files[op.path] = InstalledFile(was.sha256, st.st_size, st.st_mtime_ns,
                                              st.st_ino)
     store.save(state, manifest, signature)
+    # The old files gone before the journal: a run killed before then leaves the journal,
+    # and the next one finishes the sweep (old files left at staged names would otherwise
+    # stay in staging, looking like files built for an update).
+    join(sweeper)
     store.journal.unlink()
     for name in ("release.json", "release.json.minisig"):  # the journal's copy, now saved
         (store.root / "staging" / name).unlink(missing_ok=True)
     fsync_dir(store.root)
-    sweeper.join()
     _remove_empty_dirs(store.install_dir, [o.path for o in ops if o.staged is None])
 
 
