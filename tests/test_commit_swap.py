@@ -20,6 +20,7 @@ import core.engine.commit
 from core.engine.commit import Op, commit, recover
 from core.engine.state import InstalledFile, InstalledState, StateStore
 from core.system.exchange import Swap, exchanger
+from tests.conftest import tree_digest
 
 OLD = {"Game.exe": b"old exe", "data/a.pak": b"old a" * 100, "data/b.pak": b"old b",
        "gone.txt": b"removed in the new release", "maps/e1.map": b"old map"}
@@ -29,11 +30,6 @@ STAGED = [p for p in NEW]  # one op each, then the removal of gone.txt
 
 needs_swap = pytest.mark.skipif(exchanger(Path(os.getcwd())) is None,
                                 reason="no renameat2 here (the Windows suite moves files)")
-
-
-def _tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes()
-            for p in sorted(root.rglob("*")) if p.is_file() and ".stitch" not in p.parts}
 
 
 def _prepare(install: Path) -> tuple[StateStore, list[Op], InstalledState]:
@@ -51,6 +47,19 @@ def _prepare(install: Path) -> tuple[StateStore, list[Op], InstalledState]:
     state = InstalledState(product="p", channel="stable", version="2", files={
         rel: InstalledFile(hashlib.sha256(d).hexdigest(), 0, 0, 0) for rel, d in NEW.items()})
     return store, ops, state
+
+
+def _moves(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Where every ``os.replace`` from now on moves a file to (filled as they happen)."""
+    moved: list[str] = []
+    real = os.replace
+
+    def spy(a: str, b: str) -> None:
+        moved.append(str(b))
+        real(a, b)
+
+    monkeypatch.setattr(os, "replace", spy)
+    return moved
 
 
 class Cut(Exception):
@@ -79,16 +88,9 @@ def _dying(after: int, error: OSError | None = None) -> tuple[Swap, list[int]]:
 def test_a_commit_swaps_each_file_in_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                           ) -> None:
     store, ops, state = _prepare(tmp_path)
-    moved: list[str] = []
-    real = os.replace
-
-    def spy(a: str, b: str) -> None:
-        moved.append(str(b))
-        real(a, b)
-
-    monkeypatch.setattr(os, "replace", spy)
+    moved = _moves(monkeypatch)
     commit(store, ops, state, b'{"m": 1}', None)
-    assert _tree(tmp_path) == {k: v for k, v in NEW.items()}
+    assert tree_digest(tmp_path) == {k: v for k, v in NEW.items()}
     # Moves into the install only where there was nothing to swap with (the two new
     # files); a backup only of the removed file.
     inside = [Path(m).relative_to(tmp_path).as_posix() for m in moved]
@@ -122,7 +124,7 @@ def test_a_power_cut_after_any_swap_rolls_forward(tmp_path: Path, after: int,
         commit(store, ops, state, b'{"m": 1}', None)
     monkeypatch.setattr(core.engine.commit, "swapper", exchanger)
     recover(store)  # the next run
-    assert _tree(tmp_path) == NEW
+    assert tree_digest(tmp_path) == NEW
     assert not store.journal.exists() and not list(store.staging.iterdir())
 
 
@@ -150,7 +152,7 @@ def test_staged_files_gone_after_a_power_cut_roll_back(tmp_path: Path, after: in
             deleted += 1
     assert recover(store)
     # (nothing deleted: only an added file was still to come, and the commit finishes)
-    assert _tree(tmp_path) == (OLD if deleted else NEW)
+    assert tree_digest(tmp_path) == (OLD if deleted else NEW)
     assert deleted or (after, only_replacing) == (4, True)
     assert not store.journal.exists()
 
@@ -165,7 +167,7 @@ def test_a_file_refused_part_way_rolls_back_at_once(tmp_path: Path, after: int,
     monkeypatch.setattr(core.engine.commit, "swapper", lambda folder: swap)
     with pytest.raises(PermissionError):
         commit(store, ops, state, b'{"m": 1}', None)
-    assert _tree(tmp_path) == OLD
+    assert tree_digest(tmp_path) == OLD
     assert not store.journal.exists()
     # The new files are staged again for the next run.
     assert sorted(p.read_bytes() for p in store.staging.glob("f*.part")) == \
@@ -177,16 +179,9 @@ def test_without_the_swap_files_are_moved_aside(tmp_path: Path,
     """A system or file system without it (``swapper`` says None): backups, ``ino`` 0."""
     store, ops, state = _prepare(tmp_path)
     monkeypatch.setattr(core.engine.commit, "swapper", lambda folder: None)
-    seen: list[str] = []
-    real = os.replace
-
-    def spy(a: str, b: str) -> None:
-        seen.append(str(b))
-        real(a, b)
-
-    monkeypatch.setattr(os, "replace", spy)
+    seen = _moves(monkeypatch)
     commit(store, ops, state, b'{"m": 1}', None)
-    assert _tree(tmp_path) == NEW
+    assert tree_digest(tmp_path) == NEW
     backups = [Path(s).relative_to(tmp_path).as_posix() for s in seen]
     assert sum(b.startswith(".stitch/backup/") for b in backups) == 5  # 4 replaced, gone.txt
 
@@ -206,7 +201,7 @@ def test_a_journal_of_format_1_still_recovers(tmp_path: Path) -> None:
                                          "state": json.loads(state.to_json()),
                                          "signed": False}))
     assert recover(store)
-    assert _tree(tmp_path) == NEW
+    assert tree_digest(tmp_path) == NEW
     assert not store.journal.exists() and not (root / "backup").exists()
 
 
@@ -221,7 +216,7 @@ def test_a_swap_journal_finished_without_the_swap(tmp_path: Path,
         commit(store, ops, state, b'{"m": 1}', None)
     monkeypatch.setattr(core.engine.commit, "swapper", lambda folder: None)
     assert recover(store)
-    assert _tree(tmp_path) == NEW
+    assert tree_digest(tmp_path) == NEW
     assert not list(store.staging.iterdir())
 
 
@@ -254,7 +249,7 @@ def test_a_file_turned_into_a_folder_and_back(tmp_path: Path, swap: bool,
         monkeypatch.setattr(core.engine.commit, "swapper", lambda folder: None)
     store, ops, state = _turning(tmp_path)
     commit(store, ops, state, b'{"m": 1}', None)
-    assert _tree(tmp_path) == {"data/x.bin": b"now in a folder", "keep": b"k",
+    assert tree_digest(tmp_path) == {"data/x.bin": b"now in a folder", "keep": b"k",
                                "maps/e1": b"now a file"}
     assert not store.journal.exists() and not list(store.staging.iterdir())
 
@@ -262,7 +257,7 @@ def test_a_file_turned_into_a_folder_and_back(tmp_path: Path, swap: bool,
 def test_a_refusal_after_a_file_turned_into_a_folder_rolls_back(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store, ops, state = _turning(tmp_path)
-    before = _tree(tmp_path)
+    before = tree_digest(tmp_path)
     real = os.replace
 
     def refusing(a: str, b: str) -> None:
@@ -275,7 +270,7 @@ def test_a_refusal_after_a_file_turned_into_a_folder_rolls_back(
     with pytest.raises(PermissionError):
         commit(store, ops, state, b'{"m": 1}', None)
     monkeypatch.setattr(os, "replace", real)
-    assert _tree(tmp_path) == before and not store.journal.exists()
+    assert tree_digest(tmp_path) == before and not store.journal.exists()
 
 
 def test_a_journal_stuck_on_a_file_turned_into_a_folder_finishes(tmp_path: Path) -> None:
@@ -289,7 +284,7 @@ def test_a_journal_stuck_on_a_file_turned_into_a_folder_finishes(tmp_path: Path)
                                          "state": json.loads(state.to_json()),
                                          "signed": False}))
     assert recover(store)
-    assert _tree(tmp_path) == {"data/x.bin": b"now in a folder", "keep": b"k",
+    assert tree_digest(tmp_path) == {"data/x.bin": b"now in a folder", "keep": b"k",
                                "maps/e1": b"now a file"}
 
 
@@ -321,7 +316,7 @@ def test_no_swap_on_a_file_system_without_inode_numbers(tmp_path: Path,
     monkeypatch.setattr(core.engine.commit, "atomic_write", keep)
     commit(store, ops, state, b'{"m": 1}', None)
     monkeypatch.setattr(os, "stat", real)
-    assert _tree(tmp_path) == NEW
+    assert tree_digest(tmp_path) == NEW
     assert journals and all(op[5] == 0 for op in json.loads(journals[0])["ops"])
 
 
@@ -341,9 +336,9 @@ def test_a_power_cut_before_the_old_files_are_deleted_leaves_the_journal(
     with pytest.raises(Cut):
         commit(store, ops, state, b'{"m": 1}', None)
     assert store.journal.exists()
-    assert _tree(tmp_path) == NEW
+    assert tree_digest(tmp_path) == NEW
     assert list(store.staging.glob("f*.part"))  # the old files, not deleted yet
     monkeypatch.undo()
     assert recover(store)
-    assert _tree(tmp_path) == NEW
+    assert tree_digest(tmp_path) == NEW
     assert not store.journal.exists() and not list(store.staging.iterdir())

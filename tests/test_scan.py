@@ -122,14 +122,20 @@ def _updater(install: Path, fetcher: MemoryFetcher) -> Updater:
                    progress=progress)
 
 
+def _installed(tmp_path: Path, game: tuple[Path, Path]) -> tuple[Path, Path]:
+    """The game's first version published to ``repo`` and installed: (repo, install)."""
+    repo = tmp_path / "repo"
+    publish(game[0], repo, "1.0.0", product="quest")
+    install = tmp_path / "install"
+    assert _updater(install, memory_fetcher(repo)).update().outcome is Outcome.UPDATED
+    return repo, install
+
+
 def test_files_the_state_cache_vouches_for_are_never_opened(
     tmp_path: Path, game: tuple[Path, Path]
 ) -> None:
     v1, v2 = game
-    repo = tmp_path / "repo"
-    publish(v1, repo, "1.0.0", product="quest")
-    install = tmp_path / "install"
-    assert _updater(install, memory_fetcher(repo)).update().outcome is Outcome.UPDATED
+    repo, install = _installed(tmp_path, game)
     publish(v2, repo, "1.1.0")
     same = sorted(
         p.relative_to(v1).as_posix() for p in v1.rglob("*")
@@ -178,11 +184,8 @@ def test_the_scan_takes_each_files_lstat_from_the_check(
     """The check's thread asks about every installed file while it waits for the network
     (``Updater._warm``); the plan's scan finds those answers, asking no file again, and a
     file changed by hand since is still seen as changed (its size differs)."""
-    v1, v2 = game
-    repo = tmp_path / "repo"
-    publish(v1, repo, "1.0.0", product="quest")
-    install = tmp_path / "install"
-    assert _updater(install, memory_fetcher(repo)).update().outcome is Outcome.UPDATED
+    v2 = game[1]
+    repo, install = _installed(tmp_path, game)
     publish(v2, repo, "1.1.0")
     installed = sorted(p for p in install.rglob("*") if p.is_file()
                        and ".stitch" not in p.relative_to(install).parts)
@@ -218,16 +221,13 @@ _CHECKED = (
 )
 
 
-def test_the_checks_thread_loads_the_plans_modules_only_for_a_new_release(
-    tmp_path: Path, game: tuple[Path, Path], plain_server  # type: ignore[no-untyped-def]
+def test_the_checks_thread_loads_the_plans_modules_only_for_a_new_release(  # type: ignore[no-untyped-def]
+    tmp_path: Path, game: tuple[Path, Path], plain_server
 ) -> None:
     """A launcher's every start finds the release installed: its check loads nothing for a
     plan; a check that finds a new release has them loaded (while its manifest came)."""
-    v1, v2 = game
-    repo = tmp_path / "repo"
-    publish(v1, repo, "1.0.0", product="quest")
-    install = tmp_path / "install"
-    assert _updater(install, memory_fetcher(repo)).update().outcome is Outcome.UPDATED
+    v2 = game[1]
+    repo, install = _installed(tmp_path, game)
     url = plain_server(repo)
 
     def checked() -> list[str]:
