@@ -12,6 +12,7 @@ import errno
 import hashlib
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ NEW = {"Game.exe": b"new exe!", "data/a.pak": b"new a" * 120, "data/b.pak": b"ne
        "data/c.pak": b"added", "maps/e1.map": b"new map", "maps/new/e2.map": b"added 2"}
 STAGED = [p for p in NEW]  # one op each, then the removal of gone.txt
 
-needs_swap = pytest.mark.skipif(exchanger(Path(os.getcwd())) is None,
+needs_swap = pytest.mark.skipif(exchanger(Path(tempfile.gettempdir())) is None,
                                 reason="no renameat2 here (the Windows suite moves files)")
 
 
@@ -69,7 +70,7 @@ class Cut(Exception):
 def _dying(after: int, error: OSError | None = None) -> tuple[Swap, list[int]]:
     """The real swap, which fails once (``error``, or a power cut) when ``after`` swaps are
     done (a call that finds no file to swap with counts for none)."""
-    real = exchanger(Path(os.getcwd()))
+    real = exchanger(Path(tempfile.gettempdir()))
     assert real is not None
     done = [0]
     failed = [False]
