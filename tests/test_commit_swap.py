@@ -221,6 +221,44 @@ def test_a_swap_journal_finished_without_the_swap(tmp_path: Path,
     assert not list(store.staging.iterdir())
 
 
+@needs_swap
+@pytest.mark.parametrize("forward", [True, False])
+@pytest.mark.parametrize("moves_done", [1, 2])
+def test_a_power_cut_inside_the_three_moves(tmp_path: Path, moves_done: int, forward: bool,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recovery without the swap is cut after the first or second of a file's three
+    moves (the old file then at ``<staged>.old``). The next recovery finishes the release
+    with nothing left in staging, or, the staged files gone (``forward`` False), puts the
+    old release back, that file included."""
+    store, ops, state = _prepare(tmp_path)
+    swap, _ = _dying(2)  # Game.exe and data/a.pak swapped in; data/b.pak next
+    monkeypatch.setattr(core.engine.commit, "swapper", lambda folder: swap)
+    with pytest.raises(Cut):
+        commit(store, ops, state, b'{"m": 1}', None)
+    monkeypatch.setattr(core.engine.commit, "swapper", lambda folder: None)
+    staged_b = str(store.staging / "f2.part")
+    real = os.replace
+
+    def cut(a: str, b: str) -> None:  # the second move, or the third
+        if (moves_done == 1 and str(a) == staged_b) or str(a) == staged_b + ".old":
+            raise Cut("power cut")
+        real(a, b)
+
+    monkeypatch.setattr(os, "replace", cut)
+    with pytest.raises(Cut):
+        recover(store)
+    monkeypatch.setattr(os, "replace", real)
+    assert os.path.exists(staged_b + ".old")  # the cut came where it was meant to
+    if not forward:
+        for i in range(3, len(STAGED)):  # those not in place yet
+            (store.staging / f"f{i}.part").unlink()
+    assert recover(store)
+    assert tree_digest(tmp_path) == (NEW if forward else OLD)
+    assert not store.journal.exists()
+    left = sorted(p.name for p in store.staging.glob("f*"))  # (.old too)
+    assert left == ([] if forward else ["f0.part", "f1.part", "f2.part"])
+
+
 def _turning(install: Path) -> tuple[StateStore, list[Op], InstalledState]:
     """A release that turns the file "data" into a folder and the folder "maps/e1" into a
     file; ops as the updater lists them (files placed first, then the removals)."""

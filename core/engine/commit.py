@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
 JOURNAL_FORMAT = "stitch.journal/2"
 _JOURNAL_FORMATS = ("stitch.journal/1", JOURNAL_FORMAT)  # /1: ops without ``ino``
+ASIDE = ".old"  # where the swap done by three moves keeps the old file meanwhile
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,10 +269,12 @@ def _in_order(ops: list[Op]) -> list[Op]:
 
 def _swap_in(staged: str, dest: str, swap: Swap | None,
              on_locked: Callable[[LockReport], None] | None) -> None:
-    """Put ``staged`` at ``dest``, leaving the file that was there (if any) at ``staged``."""
+    """Put ``staged`` at ``dest``, leaving the file that was there (if any) at ``staged``.
+    Without the swap, three moves through ``<staged>.old`` (``ASIDE``), which
+    ``_settle_aside`` finishes or undoes after a power cut between them."""
     if swap is None:  # a journal of a system with the swap, finished on one without
         if os.path.lexists(dest):
-            aside = staged + ".old"
+            aside = staged + ASIDE
             _move(dest, aside, on_locked, dest)
             _move(staged, dest, on_locked, dest)
             os.replace(aside, staged)
@@ -284,6 +287,20 @@ def _swap_in(staged: str, dest: str, swap: Swap | None,
         if os.path.lexists(dest) or not os.path.lexists(staged):
             raise
         _move(staged, dest, on_locked, dest)  # nothing to swap with: a new file
+
+
+def _settle_aside(staged: str, dest: str, ino: int) -> None:
+    """Finish or undo ``_swap_in``'s three moves, cut part-way by a power cut: the old file,
+    found at ``<staged>.old``, goes where a swap leaves it (``staged``) once ``dest`` is the
+    staged file (inode ``ino``), or back to ``dest`` while nothing is there. The op is then
+    exactly swapped in or not at all, as the recovery expects."""
+    aside = staged + ASIDE
+    if not os.path.lexists(aside):
+        return
+    if _placed(dest, ino):
+        os.replace(aside, staged)
+    elif not os.path.lexists(dest):
+        os.replace(aside, dest)
 
 
 def _roll_forward(store: StateStore, ops: list[Op],
@@ -315,6 +332,8 @@ def _roll_forward(store: StateStore, ops: list[Op],
         staged = base + op.staged.replace("/", os.sep) if op.staged else None
         staged_mode = 0
         if staged is not None:
+            if op.ino and not fresh:
+                _settle_aside(staged, dest, op.ino)
             if op.ino and not fresh and _placed(dest, op.ino):
                 staged = None  # swapped in by an earlier, interrupted run
             else:
@@ -421,6 +440,7 @@ def _roll_back(store: StateStore, ops: list[Op], swap: Swap | None = None) -> No
         dest = root.joinpath(*op.path.split("/"))
         staged = store.root / op.staged if op.staged is not None else None
         if op.ino and staged is not None:
+            _settle_aside(str(staged), str(dest), op.ino)
             if _placed(str(dest), op.ino):
                 if os.path.lexists(staged):  # the old file: swapped back
                     _swap_in(str(staged), str(dest), swap, None)
