@@ -36,6 +36,12 @@ it. A request no rule matches is passed through unchanged. Faults (``Rule.fault`
     delay         forward unchanged, ``delay`` seconds after the request came in (a round
                   trip of a distant server, for the benchmarks)
 
+``line_rate`` (bytes a second) models the player's line rather than the server: every body
+byte of every connection (but those a ``throttle`` or ``trickle`` rule paces) goes through one
+shared pace, as on a DSL or cable line, where a
+second connection shares the bandwidth instead of adding to it (``throttle`` paces each
+response on its own, as a server's per-connection cap does).
+
 Bounded in time: the proxy stops by itself after ``lifetime`` seconds, an idle connection
 is closed after ``idle_timeout``, a stall or trickle lasts at most ``stall_max`` seconds,
 and ``close()`` (or leaving the ``with`` block) ends every connection at once. It listens on
@@ -146,6 +152,27 @@ def parse_ranges(value: str, size: int) -> list[tuple[int, int]]:
     return out
 
 
+class _Line:
+    """One line shared by every connection: a body piece is sent when the line has carried
+    everything before it at ``rate`` bytes a second (first come, first served)."""
+
+    PIECE = 16 * 1024
+
+    def __init__(self, rate: float) -> None:
+        if rate <= 0:
+            raise ValueError("line_rate must be positive")
+        self.rate = rate
+        self._lock = threading.Lock()
+        self._free_at = 0.0  # when the line has carried every piece booked so far
+
+    def book(self, n: int) -> float:
+        """Book ``n`` bytes on the line: the moment their sending may end."""
+        with self._lock:
+            start = max(time.monotonic(), self._free_at)
+            self._free_at = start + n / self.rate
+            return self._free_at
+
+
 class _Gone(Exception):
     """The client went away, or the proxy is stopping."""
 
@@ -154,7 +181,8 @@ class FaultProxy:
     """See the module docstring. ``upstream``: base URL of the real server (http only)."""
 
     def __init__(self, upstream: str, rules: Collection[Rule] = (), *, lifetime: float = 120.0,
-                 idle_timeout: float = 10.0, stall_max: float = 30.0, seed: int = 0) -> None:
+                 idle_timeout: float = 10.0, stall_max: float = 30.0, seed: int = 0,
+                 line_rate: float | None = None) -> None:
         parsed = urllib.parse.urlsplit(upstream)
         if parsed.scheme != "http" or parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("the fault proxy forwards to a loopback http:// server only")
@@ -166,6 +194,7 @@ class FaultProxy:
         self.idle_timeout = idle_timeout
         self.stall_max = stall_max
         self._rng = random.Random(seed)
+        self._line = _Line(line_rate) if line_rate is not None else None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._deadline = time.monotonic() + lifetime
@@ -529,10 +558,15 @@ class FaultProxy:
 
     def _write(self, conn: socket.socket, data: bytes, entry: Entry | None) -> None:
         view = memoryview(data)
-        step = 64 * 1024
+        line = self._line
+        step = 64 * 1024 if line is None else _Line.PIECE
         for i in range(0, len(view), step):
             if self._stopping():
                 raise _Gone
+            if line is not None:
+                wait = line.book(min(step, len(view) - i)) - time.monotonic()
+                if wait > 0 and self._stop.wait(wait):
+                    raise _Gone
             conn.sendall(view[i:i + step])
             self._count(entry, min(step, len(view) - i))
 
