@@ -37,6 +37,8 @@ from tests.bench.compare.harness import REPO_ROOT, Nginx, compare_pair, tables
 
 TOOLS = ["stitch", "stitch-cold", "stitch-raw", "stitch-2k", "stitch-z", "stitch-z2k",
          "stitch-zs", "stitch-d", "stitch-d1", "zsync", "casync", "zsync-tar", "zsync-tar-sync"]
+# Asked for by name only: ``floor`` (tests/bench/compare/floor.py) suits the many-file pair.
+EXTRA_TOOLS = ["floor"]
 
 
 def startup_time(cmd: list[str]) -> float:
@@ -69,6 +71,10 @@ def main() -> int:
     ap.add_argument("--delay", type=float, default=0.0,
                     help="ms every request waits before its answer (a proxy in front of "
                          "nginx: a distant server's round trip)")
+    ap.add_argument("--line", type=float, default=0.0,
+                    help="Mbit/s of the player's line: one pace that every connection's "
+                         "bodies share (the proxy's line_rate), as on a real DSL or cable "
+                         "line; 0: no limit")
     ap.add_argument("--profile", type=Path,
                     help="also run each stitch update once more under pyinstrument (pip "
                          "install pyinstrument) and write its text report into this folder")
@@ -76,7 +82,7 @@ def main() -> int:
     if (args.old is None) == (args.pairs is None):
         ap.error("give OLD NEW or --pairs")
     tools = [t for t in args.tools.split(",") if t]
-    if unknown := set(tools) - set(TOOLS):
+    if unknown := set(tools) - set(TOOLS) - set(EXTRA_TOOLS):
         ap.error(f"unknown tools: {sorted(unknown)}")
     for prog in ("nginx", "zsync", "zsyncmake", "casync", "zstd", "tar"):
         if not (shutil.which(prog) or Path(f"/usr/sbin/{prog}").exists()):
@@ -110,11 +116,12 @@ def main() -> int:
     pairs = [p for p in pairs if args.only.lower() in p.name.lower()]
     nginx = Nginx(web, args.work / "nginx")
     proxy = None
-    if args.delay:
+    if args.delay or args.line:
         from tests.faultproxy import FaultProxy, Rule
 
-        proxy = FaultProxy(nginx.url, [Rule("delay", delay=args.delay / 1000)],
-                           lifetime=24 * 3600, idle_timeout=60)
+        rules = [Rule("delay", delay=args.delay / 1000)] if args.delay else []
+        proxy = FaultProxy(nginx.url, rules, lifetime=24 * 3600, idle_timeout=60,
+                           line_rate=args.line * 1e6 / 8 if args.line else None)
     results: list = []
     ktable: list[str] = []
     try:

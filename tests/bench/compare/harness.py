@@ -284,14 +284,14 @@ def compare_pair(pair: Pair, work: Path, nginx: Nginx, web: Path, tools: list[st
                 ("stitch-d", ["--compress", "--delta"], "stitch --compress --delta"))
     # Signed, as a publisher should: every stitch update below checks the signature.
     key = work / "stitch.key"
-    if any(t.startswith("stitch") for t in tools) and not key.exists():
+    if any(t.startswith("stitch") or t == "floor" for t in tools) and not key.exists():
         subprocess.run([*STITCH, "keygen", str(key)], cwd=REPO_ROOT, check=True,
                        stdout=subprocess.DEVNULL)
     signed = ["--sign-key", str(key)]
     trust = ["--pubkey", f"{key}.pub"]
     for variant, opts, label in variants:
         wanted = [t for t in tools if t == variant or (variant, t) in (
-            ("stitch", "stitch-cold"), ("stitch-d", "stitch-d1"))]
+            ("stitch", "stitch-cold"), ("stitch", "floor"), ("stitch-d", "stitch-d1"))]
         if not wanted:
             continue
         opts = [*opts, *signed]
@@ -316,6 +316,19 @@ def compare_pair(pair: Pair, work: Path, nginx: Nginx, web: Path, tools: list[st
                                 str(inst), "--progress", "none", *trust], cwd=REPO_ROOT,
                                check=True, stderr=subprocess.DEVNULL)
             measure(run, [*STITCH, *update, "--dir", str(inst)], install_old, inst,
+                    cwd=REPO_ROOT)
+        if variant == "stitch" and "floor" in tools:  # the design's floor (floor.py)
+            inst = out / "floor"
+            run = Run("floor of the design (floor.py)", publish_s=stitch_publish,
+                      note="no plan, journal or state: see tests/bench/compare/floor.py")
+
+            def install_old_f(inst: Path = inst, variant: str = variant) -> None:
+                fresh(inst)
+                subprocess.run([*STITCH, "update", "--url", f"{base}/{variant}-old", "--dir",
+                                str(inst), "--progress", "none", *trust], cwd=REPO_ROOT,
+                               check=True, stderr=subprocess.DEVNULL)
+            measure(run, [sys.executable, "-m", "tests.bench.compare.floor",
+                          f"{base}/{variant}", str(inst), f"{key}.pub"], install_old_f, inst,
                     cwd=REPO_ROOT)
         if variant == "stitch-d" and "stitch-d1" in tools:  # files one after the other
             inst = out / "stitch-d1"
