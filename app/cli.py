@@ -412,7 +412,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _update(args: argparse.Namespace, reporter: Reporter, cancel: CancelToken) -> int:
-    from core.engine.updater import Outcome, Updater, UpdaterConfig
+    from core.engine.config import UpdaterConfig
 
     cfg_file = None
     install_dir: Path | None = None
@@ -452,8 +452,15 @@ def _update(args: argparse.Namespace, reporter: Reporter, cancel: CancelToken) -
         _check_writable(Path(install_dir), cfg_file)
         if args.wait_pid:
             _wait_pid(args.wait_pid, cancel)
+        # The pointer is asked for now, and the engine loads while it travels
+        # (core/engine/early.py): on a distant server most of a launcher's start-up is hidden.
+        from core.engine.early import EarlyPointer
+
+        early = EarlyPointer(config, cancel)
+        from core.engine.updater import Outcome, Updater
+
         updater = Updater(config, progress=reporter if args.progress != "none" else None,
-                          cancel=cancel, on_wait=say_waiting)
+                          cancel=cancel, on_wait=say_waiting, early=early)
         try:
             result = updater.update()
         finally:

@@ -299,7 +299,7 @@ def test_cli_update_verify_and_sync_exit_8_while_another_run_holds_the_install(
     fidx_url = stitch_server(served).url + "t.bin.fidx"
     install = tmp_path / "install"
     state = install / ".stitch"
-    nowhere = "http://127.0.0.1:9/"  # never asked: the lock comes before the check
+    nowhere = "http://127.0.0.1:9/"  # asked early (engine/early.py), unused: the lock first
     holder = _holder(state, "wait")
     try:
         r = _stitch("update", "--url", nowhere, "--dir", str(install), "--lock-wait", "0.3")

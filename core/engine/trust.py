@@ -27,10 +27,10 @@ from core.errors import (
     SignatureError,
 )
 from core.formats import manifest_delta
-from core.formats.layout import MANIFEST, POINTER, SIGNATURE, join_url
+from core.formats.layout import MANIFEST, MAX_POINTER_SIZE, SIGNATURE, join_url
+from core.formats.layout import pointer_url as layout_pointer_url
 from core.formats.manifest import (
     MAX_MANIFEST_SIZE,
-    MAX_POINTER_SIZE,
     Manifest,
     Pointer,
     parse_manifest,
@@ -61,7 +61,8 @@ class TrustedRelease:
 def verify_release(fetcher: Fetcher, cfg: UpdaterConfig, state: InstalledState,
                    cancel: CancelToken, meter: Meter,
                    installed: tuple[bytes, bytes | None] | None = None,
-                   on_fetch: Callable[[], None] | None = None) -> TrustedRelease:
+                   on_fetch: Callable[[], None] | None = None,
+                   fetch_pointer: Callable[[], bytes] | None = None) -> TrustedRelease:
     """Fetch and check the channel's current release (see module doc). Raises
     ``DownloadError``, ``FormatError``, ``HashMismatchError``, ``SignatureError``,
     ``ExpiredError`` or ``DowngradeError``.
@@ -71,11 +72,13 @@ def verify_release(fetcher: Fetcher, cfg: UpdaterConfig, state: InstalledState,
     them again: a launcher's run that finds nothing new costs one request. Should they not
     pass (the trusted keys changed, say), the server's copies are fetched and decide.
     ``on_fetch`` is called as the manifest is about to be fetched (another release than the
-    installed one: an update will follow)."""
+    installed one: an update will follow). ``fetch_pointer``: the pointer's bytes, asked for
+    already (``core.engine.early``), instead of fetching it here."""
     base = cfg.url
-    pointer_url = join_url(base, cfg.channel, POINTER)
+    pointer_url = layout_pointer_url(base, cfg.channel)
     # The pointer is the one file that changes under its URL: never a cache's stale copy.
-    pointer = parse_pointer(fetcher.fetch_fresh(pointer_url, MAX_POINTER_SIZE, cancel,
+    pointer = parse_pointer(fetch_pointer() if fetch_pointer is not None else
+                            fetcher.fetch_fresh(pointer_url, MAX_POINTER_SIZE, cancel,
                                                 bust=cfg.cache_bust))
     meter.phase(Phase.CHECK, 1, 3)
     manifest_url = join_url(base, cfg.channel, pointer.manifest)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from core.engine.commit import Op, commit, recover, set_executable_bits
 from core.engine.config import UpdaterConfig as UpdaterConfig  # front ends import it from here too
 from core.engine.deltapath import cheaper
+from core.engine.early import EarlyPointer, make_fetcher
 from core.engine.lock import InstallLock, acquire, acquire_existing
 from core.engine.meter import Meter
 from core.engine.packstep import PackStep, pack_step
@@ -60,7 +61,8 @@ if TYPE_CHECKING:
 class Updater:
     """Updates one install folder from one release repository.
 
-    Collaborators are passed in; ``fetcher`` defaults to an ``HttpFetcher``, ``progress`` to
+    Collaborators are passed in; ``fetcher`` defaults to an ``HttpFetcher`` (``early``'s,
+    when the front end asked for the pointer already: ``core.engine.early``), ``progress`` to
     a no-op and ``cancel`` to a fresh token. Raises ``StitchError`` subclasses for anything
     the release or the network did wrong (``InstallBusyError`` when another run held the
     install for longer than ``config.lock_wait``) and ``OSError`` for local disk problems; in
@@ -76,12 +78,16 @@ class Updater:
         cancel: CancelToken | None = None,
         options: PlanOptions | None = None,
         on_wait: Callable[[str], None] | None = None,
+        early: EarlyPointer | None = None,
     ) -> None:
+        if early is not None and (fetcher is not None or early.config != config):
+            raise ValueError("an early pointer brings the run's fetcher, for this config")
         self.config = config
         self._on_wait = on_wait
         self._lock: InstallLock | None = None
         self._own_fetcher = fetcher is None
-        self._fetcher = fetcher
+        self._fetcher = fetcher if early is None else early.fetcher
+        self._early = early  # the first check's pointer, asked for already
         self.cancel = cancel or CancelToken()
         self.meter = Meter(progress or no_progress)
         self._options = options
@@ -102,14 +108,8 @@ class Updater:
 
     @property
     def fetcher(self) -> Fetcher:
-        if self._fetcher is None:
-            from core.net.http import HttpFetcher  # only here: tests and tools pass their own
-
-            if self.config.timeout is None:
-                self._fetcher = HttpFetcher(connections=self.config.connections)
-            else:
-                self._fetcher = HttpFetcher(connections=self.config.connections,
-                                            read_timeout=self.config.timeout)
+        if self._fetcher is None:  # (tests and tools pass their own)
+            self._fetcher = make_fetcher(self.config)
         return self._fetcher
 
     def close(self) -> None:
@@ -130,9 +130,15 @@ class Updater:
         if self._lock is not None:
             yield
             return
+        say = self._on_wait or self.meter.log
+
+        def waiting(line: str) -> None:
+            self._early = None  # a pointer asked for before waiting for another run: ask again
+            say(line)
+
         lock = (acquire if create else acquire_existing)(
             self.store.root, wait=self.config.lock_wait, cancel=self.cancel,
-            on_wait=self._on_wait or self.meter.log)
+            on_wait=waiting)
         self._lock = lock
         try:
             self._revalidate()
@@ -180,9 +186,11 @@ class Updater:
             new[0] = True
             decided.set()
 
+        early, self._early = self._early, None  # (a check after this one asks again)
         try:
-            trusted: TrustedRelease = verify_release(fetcher, cfg, state, self.cancel, m,
-                                                     local, fetching)
+            trusted: TrustedRelease = verify_release(
+                fetcher, cfg, state, self.cancel, m, local, fetching,
+                early.take if early is not None else None)
         finally:
             decided.set()
             join(warm)  # (before ``_vouches`` is read)

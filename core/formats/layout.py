@@ -12,6 +12,7 @@ import re
 from urllib.parse import quote
 
 POINTER = "latest.json"
+MAX_POINTER_SIZE = 64 << 10  # bytes of latest.json a client will read
 MANIFEST = "release.json"
 SIGNATURE = "release.json.minisig"
 FILES = "files"
@@ -27,6 +28,11 @@ STATE_DIR = ".stitch"
 # What ``quote(p, safe="/")`` leaves as it is: a part of only these needs no quoting (an
 # update asks for thousands of files' URLs, and ``quote`` costs microseconds each).
 _UNQUOTED = re.compile(r"[A-Za-z0-9_.~/-]*")
+
+
+def pointer_url(base: str, channel: str) -> str:
+    """The URL of ``channel``'s pointer in the repository at ``base``."""
+    return join_url(base, channel, POINTER)
 
 
 def join_url(base: str, *parts: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 from core.errors import FormatError, UnsafePathError
 from core.formats import pack as _pack
+from core.formats.layout import MAX_POINTER_SIZE as MAX_POINTER_SIZE  # (defined beside POINTER)
 from core.formats.pack import PackedDelta, PackInfo, PackRef
 from core.formats.pep440 import version_key as version_key
 
@@ -23,7 +24,6 @@ MANIFEST_FORMAT = "stitch.release/1"
 POINTER_FORMAT = "stitch.pointer/1"
 
 MAX_MANIFEST_SIZE = 64 << 20  # bytes of release.json a client will read
-MAX_POINTER_SIZE = 64 << 10
 MAX_MANIFEST_DELTAS = 16  # earlier manifests a pointer may name deltas from
 _HEX16 = re.compile(r"[0-9a-f]{16}")
 MAX_FILES = 1_000_000
