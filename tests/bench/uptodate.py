@@ -5,7 +5,10 @@ Publishes a folder (``--src``, default: the demo game at ``--scale``) signed, se
 nginx on loopback, installs it, then times ``--runs`` more updates, each a process of its
 own (interpreter start-up included), and prints the median, the range and the requests.
 
-    .venv/bin/python tests/bench/uptodate.py [--src DIR | --scale 4] [--runs 9]
+    .venv/bin/python tests/bench/uptodate.py [--src DIR | --scale 4] [--runs 9] [--delay MS]
+
+``--delay``: every request waits that long before its answer (the test proxy in front of
+nginx, as ``tests/bench/compare --delay``): a distant server's round trip.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ def main() -> None:
     ap.add_argument("--src", type=Path, help="folder to publish (default: the demo game)")
     ap.add_argument("--scale", type=float, default=4.0, help="demo game scale")
     ap.add_argument("--runs", type=int, default=9)
+    ap.add_argument("--delay", type=float, default=0.0, help="ms per request (a proxy)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="stitch-uptodate-") as tmp:
         work = Path(tmp)
@@ -41,8 +45,15 @@ def main() -> None:
         subprocess.run([*STITCH, "publish", str(src), str(web / "repo"), "--version", "1.0.0",
                         "--sign-key", str(key)], check=True, capture_output=True)
         nginx = Nginx(web, work / "nginx")
+        proxy = None
+        if args.delay:
+            from tests.faultproxy import FaultProxy, Rule
+
+            proxy = FaultProxy(nginx.url, [Rule("delay", delay=args.delay / 1000)],
+                               lifetime=3600, idle_timeout=60)
+        front = proxy.url if proxy is not None else nginx.url
         try:
-            update = [*STITCH, "update", "--url", f"{nginx.url}/repo", "--dir",
+            update = [*STITCH, "update", "--url", f"{front}/repo", "--dir",
                       str(work / "install"), "--pubkey", f"{key}.pub", "--progress", "none"]
             subprocess.run(update, check=True, capture_output=True)
             walls, requests = [], []
@@ -53,6 +64,8 @@ def main() -> None:
                 walls.append(time.perf_counter() - t)
                 requests.append(nginx.since_mark()[1])
         finally:
+            if proxy is not None:
+                proxy.close()
             nginx.stop()
         files = sum(1 for p in src.rglob("*") if p.is_file())
         print(f"up to date, {files} files: median {statistics.median(walls):.3f} s "
