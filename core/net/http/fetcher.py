@@ -17,7 +17,6 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 
 from core.errors import DownloadError, RangeError
@@ -248,6 +247,9 @@ class HttpFetcher(HttpSession):
         no_ranges = False
         error: BaseException | None = None
         workers = min(self._connections, len(batches))
+        from concurrent.futures import ThreadPoolExecutor, as_completed  # (rarely needed: not
+        # loaded before the first request, which every run waits for)
+
         with ThreadPoolExecutor(workers, thread_name_prefix="stitch-http") as pool:
             futures = [
                 pool.submit(self._run_batch, url, b, size, sink, cancel, stop) for b in batches
