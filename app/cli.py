@@ -439,13 +439,11 @@ def _update(args: argparse.Namespace, reporter: Reporter, cancel: CancelToken) -
             raise ConfigError("no install folder: pass --dir (the config says 'ask' and no "
                               "install is remembered)")
         check_dir_arg(Path(install_dir), "--dir" if args.dir else f"{config_path}: install_dir")
-        pubkeys = tuple(pubkey_arg(k) for k in args.pubkey) or \
-            (cfg_file.pubkeys if cfg_file else ())
         config = UpdaterConfig(
             url=url, install_dir=Path(install_dir),
             channel=args.channel or (cfg_file.channel if cfg_file else "stable"),
             product=cfg_file.product if cfg_file else "",
-            pubkeys=pubkeys, allow_downgrade=args.allow_downgrade,
+            pubkeys=cfg_file.pubkeys if cfg_file else (), allow_downgrade=args.allow_downgrade,
             connections=args.connections, lock_wait=args.lock_wait, timeout=args.timeout,
             cache_bust=not args.no_cache_bust and (cfg_file.cache_bust if cfg_file else True),
         )
@@ -457,6 +455,9 @@ def _update(args: argparse.Namespace, reporter: Reporter, cancel: CancelToken) -
         from core.engine.early import EarlyPointer
 
         early = EarlyPointer(config, cancel)
+        if args.pubkey:  # (the signature module loads meanwhile too)
+            config = dataclasses.replace(config, pubkeys=tuple(pubkey_arg(k)
+                                                               for k in args.pubkey))
         from core.engine.updater import Outcome, Updater
 
         updater = Updater(config, progress=reporter if args.progress != "none" else None,

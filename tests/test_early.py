@@ -5,6 +5,7 @@ request."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 import time
@@ -19,6 +20,8 @@ from core.errors import HTTPStatusError
 from core.progress import CancelToken
 from core.publisher.publish import publish
 from tests.faultproxy import FaultProxy
+
+KEY = "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3"  # (any: never checked here)
 
 
 def _pointers(proxy: FaultProxy) -> int:
@@ -90,12 +93,15 @@ def test_after_waiting_for_another_run_the_pointer_is_asked_again(  # type: igno
         assert _pointers(proxy) == 3  # the first run's, the early one, the one after the wait
 
 
-def test_an_early_pointer_is_for_its_own_config(tmp_path: Path) -> None:
+def test_an_early_pointer_is_for_its_own_repository_and_channel(tmp_path: Path) -> None:
+    """The keys may come after it was asked for (the command line parses them meanwhile);
+    another channel may not."""
     config = UpdaterConfig(url="http://127.0.0.1:9", install_dir=tmp_path)
     early = EarlyPointer(config, CancelToken())
     try:
         with pytest.raises(ValueError):
-            Updater(UpdaterConfig(url="http://127.0.0.1:9", install_dir=tmp_path,
-                                  channel="beta"), early=early)
+            Updater(dataclasses.replace(config, channel="beta"), early=early)
+        keyed = dataclasses.replace(config, pubkeys=(KEY,))
+        assert Updater(keyed, early=early).config.pubkeys == (KEY,)
     finally:
         early.fetcher.close()

@@ -46,6 +46,11 @@ class EarlyPointer:
                                         name="stitch-pointer", daemon=True)
         self._thread.start()
 
+    def serves(self, config: UpdaterConfig) -> bool:
+        """Whether this is ``config``'s pointer, asked for as its run would: the same
+        repository, channel and network settings (the keys, say, may come later)."""
+        return _asked(config) == _asked(self.config)
+
     def _fetch(self, cancel: CancelToken) -> None:
         try:
             self._data = self.fetcher.fetch_fresh(
@@ -61,3 +66,8 @@ class EarlyPointer:
             raise self._error
         assert self._data is not None
         return self._data
+
+
+def _asked(config: UpdaterConfig) -> tuple[object, ...]:
+    """What the pointer's request depends on."""
+    return (config.url, config.channel, config.cache_bust, config.connections, config.timeout)

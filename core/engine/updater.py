@@ -80,7 +80,7 @@ class Updater:
         on_wait: Callable[[str], None] | None = None,
         early: EarlyPointer | None = None,
     ) -> None:
-        if early is not None and (fetcher is not None or early.config != config):
+        if early is not None and (fetcher is not None or not early.serves(config)):
             raise ValueError("an early pointer brings the run's fetcher, for this config")
         self.config = config
         self._on_wait = on_wait
