@@ -16,8 +16,13 @@ Tools: ``stitch`` (published with the defaults; the old release installed by sti
 state), ``stitch-raw`` (published ``--no-compress --no-delta``: raw ranges only, the
 defaults before issue 16), ``stitch-2k`` (that with ``--avg-chunk 2048``: what smaller
 chunks would buy), ``zsync``,
-``casync``. Needs nginx, zsync, casync, zstd, GNU time; the real pairs also npm and
-apt-get (fetched once into ``--cache``).
+``casync``; by name only, ``floor`` (``floor.py``: the least a Python client of stitch's design
+does, on the many-file pair). Needs nginx, zsync, casync, zstd, GNU time; the real pairs
+also npm and apt-get (fetched once into ``--cache``).
+
+``--delay MS`` puts the test proxy in front of nginx, every request waiting that long (a
+distant server); ``--line MBIT`` paces every connection's bodies through one shared line of
+that speed (a player's DSL or cable line).
 """
 
 from __future__ import annotations
