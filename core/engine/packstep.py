@@ -153,12 +153,7 @@ def _fetch_one_pack(url: str, jobs: Sequence[PackJob], fetcher: Fetcher, cancel:
     for j, job in enumerate(jobs):
         key = (job.step.offset, job.step.size)
         slots.setdefault(key, _Slot(*key)).jobs.append(j)
-    order = sorted(slots.values(), key=lambda s: s.offset)
-    # (the manifest's check keeps entries disjoint; a plan made otherwise takes the first)
-    spans: list[_Slot] = []
-    for s in order:
-        if not spans or s.offset >= spans[-1].offset + spans[-1].size:
-            spans.append(s)
+    spans = _disjoint(sorted(slots.values(), key=lambda s: s.offset))
     starts = [s.offset for s in spans]
     ranges = merge_spans([(s.offset, s.offset + s.size) for s in spans])
     got = 0
@@ -210,6 +205,27 @@ def _fetch_one_pack(url: str, jobs: Sequence[PackJob], fetcher: Fetcher, cancel:
     log(f"{len(jobs)} small files from the pack: {got} bytes ({need} needed) in "
         f"{len(ranges)} ranges")
     return ok
+
+
+def pack_ranges(steps: Sequence[PackStep]) -> dict[str, list[tuple[int, int]]]:
+    """The ranges ``fetch_packed`` asks for to run ``steps``, by pack URL (what
+    ``core.engine.packahead`` fetches ahead)."""
+    by_url: dict[str, set[tuple[int, int]]] = {}
+    for st in steps:
+        by_url.setdefault(st.url, set()).add((st.offset, st.size))
+    return {url: merge_spans([(s.offset, s.offset + s.size)
+                              for s in _disjoint([_Slot(*k) for k in sorted(keys)])])
+            for url, keys in by_url.items()}
+
+
+def _disjoint(order: list[_Slot]) -> list[_Slot]:
+    """``order`` (by offset) without the spans that overlap one before them (the manifest's
+    check keeps entries disjoint; a plan made otherwise takes the first)."""
+    spans: list[_Slot] = []
+    for s in order:
+        if not spans or s.offset >= spans[-1].offset + spans[-1].size:
+            spans.append(s)
+    return spans
 
 
 def _decode(job: PackJob, data: bytearray, decoder: Any) -> bytes | bytearray:

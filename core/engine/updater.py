@@ -34,7 +34,8 @@ from core.engine.deltapath import cheaper
 from core.engine.early import EarlyPointer, make_fetcher
 from core.engine.lock import InstallLock, acquire, acquire_existing
 from core.engine.meter import Meter
-from core.engine.packstep import PackStep, pack_step
+from core.engine.packahead import PackAhead
+from core.engine.packstep import PackStep, pack_ranges, pack_step
 from core.engine.plan import BuildPlan, ChunkStep, DeltaStep, FileSteps, IndexStep, WholeStep
 from core.engine.results import CheckResult as CheckResult  # front ends import them from here
 from core.engine.results import Outcome as Outcome
@@ -88,6 +89,8 @@ class Updater:
         self._own_fetcher = fetcher is None
         self._fetcher = fetcher if early is None else early.fetcher
         self._early = early  # the first check's pointer, asked for already
+        self._ahead_wanted = False  # _run_plan: the plan made now is run at once
+        self._ahead: PackAhead | None = None  # the pack's ranges, asked for while planning
         self.cancel = cancel or CancelToken()
         self.meter = Meter(progress or no_progress)
         self._options = options
@@ -312,6 +315,11 @@ class Updater:
                                  self._vouched)
         direct = {p: d for p, d in steps.items() if len(d.hops) == 1}
         packed = self._packed(c, direct)
+        if self._ahead is not None:  # (planned again: the install changed meanwhile)
+            self._ahead.stop()
+            self._ahead = None
+        if self._ahead_wanted:
+            self._ahead = _fetch_ahead(self.fetcher, packed, self.cancel)
         rest = [f for f in c.changed if f.path not in packed]
         by_chunks, scan = self._plan_by_chunks(
             man, c.state, [f for f in rest if f.path not in direct])
@@ -430,7 +438,22 @@ class Updater:
         return result
 
     def _run_plan(self) -> UpdateResult:
-        self.prepare()
+        # A plan made here is run at once: the pack's ranges may be asked for as soon as
+        # they are known (core.engine.packahead), not after the rest of the plan and the
+        # assembler's set-up. (A plan ``prepare()`` made for the player to see is not.)
+        self._ahead_wanted = self._plan is None
+        try:
+            self.prepare()
+        finally:
+            self._ahead_wanted = False
+        ahead, self._ahead = self._ahead, None
+        try:
+            return self._run_prepared(ahead)
+        finally:
+            if ahead is not None:
+                ahead.stop()
+
+    def _run_prepared(self, ahead: PackAhead | None) -> UpdateResult:
         assert self._check is not None and self._plan is not None
         c, p = self._check, self._plan
         cfg = self.config
@@ -444,7 +467,7 @@ class Updater:
         places = _Places(self, c)
         from core.engine.assemble import Assembler
 
-        ready = Assembler(p.work, places, self.fetcher, self.meter, self.cancel,
+        ready = Assembler(p.work, places, ahead or self.fetcher, self.meter, self.cancel,
                           cfg.connections).run()
         self._install(c, p, ready)
         self.meter.phase(Phase.DONE, 1, 1)
@@ -593,3 +616,15 @@ def _free_space(path: Path) -> int:
     while not p.exists() and p.parent != p:
         p = p.parent
     return shutil.disk_usage(p).free
+
+
+def _fetch_ahead(fetcher: Fetcher, packed: dict[str, FileSteps], cancel: CancelToken
+                 ) -> PackAhead | None:
+    """The pack's ranges for the files ``packed`` builds, asked for now (None: no pack, or
+    not one URL)."""
+    steps = [fs.steps[0] for fs in packed.values() if isinstance(fs.steps[0], PackStep)]
+    by_url = pack_ranges(steps)
+    if len(by_url) != 1:
+        return None
+    ((url, ranges),) = by_url.items()
+    return PackAhead(fetcher, url, ranges, cancel)
