@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import sys
 import threading
 from collections.abc import Callable
@@ -267,3 +268,22 @@ def file_fingerprint(st: os.stat_result) -> tuple[int, int, int]:
     """What the state cache compares to vouch that a file did not change: size, mtime in
     nanoseconds, and inode (the file id on Windows)."""
     return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def allocated_bytes(path: Path, cap: int) -> int:
+    """Bytes ``path`` holds on disk (its allocated blocks where the system says, else its
+    size), at most ``cap``; 0 when it does not exist."""
+    try:
+        st = path.stat()
+    except OSError:
+        return 0
+    blocks = getattr(st, "st_blocks", None)
+    return min(cap, st.st_size if blocks is None else blocks * 512)
+
+
+def free_space(path: Path) -> int:
+    """Free bytes on the disk that holds ``path`` (or would: its nearest existing parent)."""
+    p = path
+    while not p.exists() and p.parent != p:
+        p = p.parent
+    return shutil.disk_usage(p).free

@@ -319,7 +319,7 @@ def test_not_enough_space_is_checked_before_writing(tmp_path: Path,
     repo, install, before = _v1_installed_v2_published(tmp_path, releases)
     import core.engine.updater
 
-    monkeypatch.setattr(core.engine.updater, "_free_space", lambda p: 1000)
+    monkeypatch.setattr(core.engine.updater, "free_space", lambda p: 1000)
     with pytest.raises(NotEnoughSpaceError):
         _update(install, memory_fetcher(repo))
     assert tree_digest(install) == before

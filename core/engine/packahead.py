@@ -18,6 +18,8 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 
+from core.engine.packstep import PackStep, pack_ranges
+from core.engine.plan import Step
 from core.net.fetcher import Fetcher, RangeSink
 from core.parallel import WAKE
 from core.progress import CancelToken
@@ -123,3 +125,14 @@ class PackAhead(Fetcher):
     def close(self) -> None:
         """Stops the fetch ahead; the inner fetcher is its owner's to close."""
         self.stop()
+
+
+def fetch_ahead(fetcher: Fetcher, steps: Sequence[Step], cancel: CancelToken
+                ) -> PackAhead | None:
+    """The pack's ranges for ``steps`` (the first steps of the files the pack builds),
+    asked for now; None when there is no pack, or not one URL."""
+    by_url = pack_ranges([st for st in steps if isinstance(st, PackStep)])
+    if len(by_url) != 1:
+        return None
+    ((url, ranges),) = by_url.items()
+    return PackAhead(fetcher, url, ranges, cancel)

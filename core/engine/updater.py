@@ -34,8 +34,8 @@ from core.engine.deltapath import cheaper
 from core.engine.early import EarlyPointer, make_fetcher
 from core.engine.lock import InstallLock, acquire, acquire_existing
 from core.engine.meter import Meter
-from core.engine.packahead import PackAhead
-from core.engine.packstep import PackStep, pack_ranges, pack_step
+from core.engine.packahead import PackAhead, fetch_ahead
+from core.engine.packstep import PackStep, pack_step
 from core.engine.plan import BuildPlan, ChunkStep, DeltaStep, FileSteps, IndexStep, WholeStep
 from core.engine.results import CheckResult as CheckResult  # front ends import them from here
 from core.engine.results import Outcome as Outcome
@@ -47,7 +47,7 @@ from core.engine.trust import TrustedRelease, verify_release
 from core.errors import NotEnoughSpaceError
 from core.formats.layout import pack_url
 from core.formats.manifest import FileEntry, Manifest
-from core.fsutil import file_fingerprint
+from core.fsutil import allocated_bytes, file_fingerprint, free_space
 from core.net.fetcher import Fetcher
 from core.parallel import join
 from core.progress import CancelToken, Phase, ProgressCallback, no_progress
@@ -55,7 +55,6 @@ from core.progress import CancelToken, Phase, ProgressCallback, no_progress
 if TYPE_CHECKING:
     # The chunk machinery (numpy, the planner, indexes, compressed copies) is imported where
     # it is used: an update rebuilt from deltas, or one with nothing to do, starts without it.
-
     from core.chunks.planner import FilePlan, PlanOptions
 
 
@@ -319,7 +318,8 @@ class Updater:
             self._ahead.stop()
             self._ahead = None
         if self._ahead_wanted:
-            self._ahead = _fetch_ahead(self.fetcher, packed, self.cancel)
+            self._ahead = fetch_ahead(self.fetcher, [fs.steps[0] for fs in packed.values()],
+                                      self.cancel)
         rest = [f for f in c.changed if f.path not in packed]
         by_chunks, scan = self._plan_by_chunks(
             man, c.state, [f for f in rest if f.path not in direct])
@@ -363,7 +363,7 @@ class Updater:
             staged = set(os.listdir(self.store.staging))
         except OSError:
             staged = set()
-        part_bytes = sum(_allocated(self._part_path(f.entry), f.entry.size) for f in files
+        part_bytes = sum(allocated_bytes(self._part_path(f.entry), f.entry.size) for f in files
                          if staged and self._part_path(f.entry).name in staged)
         # (The planner's options only when something is built from chunks: its module
         # loads numpy, which an update by deltas alone never needs.)
@@ -384,7 +384,7 @@ class Updater:
             bytes_needed=sum(f.entry.size for f in files),
             disk_needed=max(0, sum(f.entry.size for f in files) - part_bytes - holes)
             + sum(f.scratch_bytes() for f in files),
-            disk_free=_free_space(self.config.install_dir),
+            disk_free=free_space(self.config.install_dir),
             requests_estimate=sum(f.requests(per_request) for f in files)
             + any(isinstance(f.first, PackStep) for f in files),  # the pack's (shared)
             bytes_resumed=sum(_copied_from(f.chunks.plan, parts) for f in files
@@ -589,17 +589,6 @@ class _Places:
         return first if isinstance(first, ChunkStep) else None
 
 
-def _allocated(path: Path, cap: int) -> int:
-    """Bytes ``path`` holds on disk (its allocated blocks where the system says, else its
-    size), at most ``cap``; 0 when it does not exist."""
-    try:
-        st = path.stat()
-    except OSError:
-        return 0
-    blocks = getattr(st, "st_blocks", None)
-    return min(cap, st.st_size if blocks is None else blocks * 512)
-
-
 def _copied_from(plan: FilePlan, names: set[str]) -> int:
     """Bytes ``plan`` copies from the local files named in ``names``."""
     seeds = [i for i, name in enumerate(plan.seed_names) if name in names]
@@ -609,22 +598,3 @@ def _copied_from(plan: FilePlan, names: set[str]) -> int:
 
     rows = np.isin(plan.copies[:, 1], seeds)
     return int(plan.copies[rows, 3].sum())
-
-
-def _free_space(path: Path) -> int:
-    p = path
-    while not p.exists() and p.parent != p:
-        p = p.parent
-    return shutil.disk_usage(p).free
-
-
-def _fetch_ahead(fetcher: Fetcher, packed: dict[str, FileSteps], cancel: CancelToken
-                 ) -> PackAhead | None:
-    """The pack's ranges for the files ``packed`` builds, asked for now (None: no pack, or
-    not one URL)."""
-    steps = [fs.steps[0] for fs in packed.values() if isinstance(fs.steps[0], PackStep)]
-    by_url = pack_ranges(steps)
-    if len(by_url) != 1:
-        return None
-    ((url, ranges),) = by_url.items()
-    return PackAhead(fetcher, url, ranges, cancel)
